@@ -1,0 +1,69 @@
+# billstate: `make help` lists the targets. Everything installs what it needs itself.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+UV_VERSION := 0.13.9
+TOOLS := .cache/tools
+UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
+RUN := $(UV) run --frozen
+KAFKA := $(RUN) python -m billstate_shared.localkafka
+
+.PHONY: help
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(TOOLS)/bin/uv:
+	@echo "installing uv $(UV_VERSION) into $(TOOLS) (no uv on PATH)"
+	@python3 -m venv $(TOOLS) && $(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.PHONY: install
+install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS)/bin/uv) ## install uv (if missing) and sync the locked workspace
+	@$(UV) sync --frozen --all-packages --quiet
+
+.PHONY: run
+run: install kafka-up topics ## the main job: local Kafka, topics (services and the simulated months arrive with issue 4)
+	@echo "kafka is up and the topics are applied; \`make kafka-down\` stops the broker"
+
+.PHONY: test
+test: install ## every test, real broker included (starts a local Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)
+	@$(RUN) pytest
+
+.PHONY: lint
+lint: install ## ruff (lint and format), mypy strict, import-linter contracts
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy shared/src cli/src services/*/src
+	$(RUN) lint-imports
+
+.PHONY: format
+format: install ## apply ruff's fixes and formatting
+	$(RUN) ruff check --fix .
+	$(RUN) ruff format .
+
+.PHONY: kafka-up
+kafka-up: install ## start the local single-node Kafka (KRaft) on loopback, fetching its jars once
+	@$(KAFKA) up
+
+.PHONY: kafka-down
+kafka-down: install ## stop the local Kafka this project started
+	@$(KAFKA) down
+
+.PHONY: kafka-status
+kafka-status: install ## say whether the local Kafka runs, and where
+	@$(KAFKA) status
+
+.PHONY: kafka-clean
+kafka-clean: install ## stop the local Kafka and delete its data (the jar cache stays)
+	@$(KAFKA) clean
+
+.PHONY: topics
+topics: install ## create missing catalog topics; report drift
+	@$(RUN) billstate topics apply
+
+.PHONY: schemas
+schemas: install ## regenerate the JSON Schema snapshot in tests/contracts
+	@$(RUN) billstate contracts schema --out tests/contracts
+
+.PHONY: clean
+clean: ## remove caches (not the Kafka jar cache)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis

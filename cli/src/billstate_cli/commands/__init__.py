@@ -1,0 +1,1 @@
+"""Subcommands of `billstate`, one module per group."""

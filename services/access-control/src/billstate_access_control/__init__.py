@@ -1,0 +1,1 @@
+"""Applies desired access state through provider adapters, with retries and drift reconciliation."""

@@ -1,0 +1,1 @@
+"""Message handlers of access-control: decode, call the pure core, collect outputs."""

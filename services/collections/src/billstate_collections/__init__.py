@@ -1,0 +1,1 @@
+"""Per-customer ledger and policy stage machine; publishes access commands and notice requests."""

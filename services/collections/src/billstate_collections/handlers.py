@@ -1,0 +1,1 @@
+"""Message handlers of collections: decode, call the pure core, collect outputs."""

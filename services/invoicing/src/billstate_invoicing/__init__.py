@@ -1,0 +1,1 @@
+"""Invoice register, validation, dedupe and DLQ; turns clock ticks into invoice.aged events."""

@@ -1,0 +1,1 @@
+"""Message handlers of invoicing: decode, call the pure core, collect outputs."""

@@ -1,0 +1,1 @@
+"""Renders notices per kind and locale and delivers them through channels."""

@@ -1,0 +1,1 @@
+"""Message handlers of notifications: decode, call the pure core, collect outputs."""

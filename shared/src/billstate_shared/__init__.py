@@ -1,0 +1,1 @@
+"""billstate's library: contracts, topic catalog, ledger, policy, logging, settings, fixtures."""

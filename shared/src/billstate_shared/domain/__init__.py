@@ -1,0 +1,1 @@
+"""Pure shared core: money, ledger and policy values; no I/O, no clock, no logging."""

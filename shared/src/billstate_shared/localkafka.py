@@ -1,0 +1,351 @@
+"""A real single-node Apache Kafka (KRaft) on loopback, fetched with Maven: `python -m billstate_shared.localkafka up|down|status`."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+KAFKA_VERSION = "4.1.1"
+LOG4J_VERSION = "2.25.3"
+DEFAULT_PORT = 39092
+STARTED_MARKER = "Kafka Server started"
+
+# Kafka 4 logs through log4j2 behind slf4j 1.7, so the slf4j 1.x binding is what it needs.
+POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>billstate.local</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>{KAFKA_VERSION}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>{KAFKA_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-core</artifactId>
+      <version>{LOG4J_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>{LOG4J_VERSION}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+LOG4J2 = """status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = {log}
+appender.file.append = true
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+"""
+
+
+class LocalKafkaError(RuntimeError):
+    """The local broker could not be fetched, started or reached; the message says what to do."""
+
+
+def _repo_root() -> Path:
+    start = Path.cwd().resolve()
+    for folder in (start, *start.parents):
+        pyproject = folder / "pyproject.toml"
+        if pyproject.is_file() and "[tool.uv.workspace]" in pyproject.read_text(encoding="utf-8"):
+            return folder
+    return start
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the broker's jars, config, data and log live (all under an ignored cache folder)."""
+
+    root: Path
+    port: int
+
+    @classmethod
+    def from_env(cls) -> Layout:
+        cache = os.environ.get("BILLSTATE_CACHE_DIR")
+        root = Path(cache) if cache else _repo_root() / ".cache"
+        port = int(os.environ.get("BILLSTATE_KAFKA_PORT", DEFAULT_PORT))
+        return cls(root=root / "kafka", port=port)
+
+    @property
+    def libs(self) -> Path:
+        return self.root / KAFKA_VERSION / "libs"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+    @property
+    def data(self) -> Path:
+        return self.run / "data"
+
+    @property
+    def log(self) -> Path:
+        return self.run / "broker.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run / "broker.pid"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def _need(tool: str, hint: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        raise LocalKafkaError(f"{tool} not found: {hint}")
+    return path
+
+
+def _check_java() -> str:
+    java = _need(
+        "java",
+        "the local Kafka broker needs Java 17 or newer (e.g. `apt-get install openjdk-17-jre-headless`),"
+        " or point KAFKA_BOOTSTRAP_SERVERS at an existing cluster",
+    )
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    match = re.search(r'version "(\d+)', out)
+    if match is None or int(match.group(1)) < 17:
+        raise LocalKafkaError(
+            f"Kafka {KAFKA_VERSION} needs Java 17 or newer; `java -version` says: {out.strip()}"
+        )
+    return java
+
+
+def fetch(layout: Layout) -> Path:
+    """Resolve the pinned broker jars into the cache once; later calls reuse them."""
+    if (layout.libs / ".complete").is_file():
+        return layout.libs
+    mvn = _need(
+        "mvn",
+        "the broker jars are fetched from Maven Central with Maven (e.g. `apt-get install maven`),"
+        " or point KAFKA_BOOTSTRAP_SERVERS at an existing cluster",
+    )
+    work = layout.root / KAFKA_VERSION
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "pom.xml").write_text(POM, encoding="utf-8")
+    partial = work / "libs.partial"
+    shutil.rmtree(partial, ignore_errors=True)
+    print(f"localkafka: fetching Apache Kafka {KAFKA_VERSION} jars with Maven ...", file=sys.stderr)
+    result = subprocess.run(
+        [mvn, "-B", "-q", "-f", str(work / "pom.xml"), "dependency:copy-dependencies",
+         f"-DoutputDirectory={partial}", "-DincludeScope=runtime"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise LocalKafkaError(
+            f"Maven could not fetch Kafka {KAFKA_VERSION}:\n{result.stdout[-3000:]}{result.stderr[-2000:]}"
+        )
+    shutil.rmtree(layout.libs, ignore_errors=True)
+    partial.rename(layout.libs)
+    (layout.libs / ".complete").write_text(KAFKA_VERSION, encoding="utf-8")
+    return layout.libs
+
+
+def _properties(layout: Layout) -> str:
+    controller = layout.port + 1
+    # Replication factor 1 for the internal topics: one node must be enough for transactions.
+    return "\n".join([
+        "process.roles=broker,controller",
+        "node.id=1",
+        f"controller.quorum.voters=1@127.0.0.1:{controller}",
+        f"listeners=PLAINTEXT://127.0.0.1:{layout.port},CONTROLLER://127.0.0.1:{controller}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{layout.port}",
+        "controller.listener.names=CONTROLLER",
+        "inter.broker.listener.name=PLAINTEXT",
+        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        f"log.dirs={layout.data}",
+        "num.partitions=1",
+        "auto.create.topics.enable=false",
+        "offsets.topic.replication.factor=1",
+        "offsets.topic.num.partitions=10",
+        "transaction.state.log.replication.factor=1",
+        "transaction.state.log.min.isr=1",
+        "transaction.state.log.num.partitions=10",
+        "share.coordinator.state.topic.replication.factor=1",
+        "share.coordinator.state.topic.min.isr=1",
+        "group.initial.rebalance.delay.ms=0",
+        "log.segment.bytes=67108864",
+        "",
+    ])  # fmt: skip
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still answers kill(0); /proc tells the truth.
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.is_file() and ") Z " in stat.read_text())
+
+
+def _our_pid(layout: Layout) -> int | None:
+    try:
+        pid = int(layout.pid_file.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if _alive(pid) and (not cmdline.exists() or b"kafka.Kafka" in cmdline.read_bytes()):
+        return pid
+    return None
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def status(layout: Layout) -> dict[str, str]:
+    pid = _our_pid(layout)
+    return {
+        "state": "running"
+        if pid and _port_open(layout.port)
+        else ("starting" if pid else "stopped"),
+        "pid": str(pid or "-"),
+        "bootstrap": layout.bootstrap,
+        "version": KAFKA_VERSION,
+        "log": str(layout.log),
+        "data": str(layout.data),
+    }
+
+
+def up(layout: Layout, timeout: float = 120.0) -> str:
+    """Start the broker unless ours is already running; return its bootstrap address."""
+    java = _check_java()
+    if (pid := _our_pid(layout)) is not None:
+        _wait_started(layout, pid, offset=0, timeout=timeout)
+        return layout.bootstrap
+    if _port_open(layout.port):
+        raise LocalKafkaError(
+            f"port {layout.port} is taken by another process; set BILLSTATE_KAFKA_PORT to a free port"
+            " or KAFKA_BOOTSTRAP_SERVERS to that cluster"
+        )
+    libs = fetch(layout)
+    layout.run.mkdir(parents=True, exist_ok=True)
+    props = layout.run / "server.properties"
+    props.write_text(_properties(layout), encoding="utf-8")
+    log4j = layout.run / "log4j2.properties"
+    log4j.write_text(LOG4J2.format(log=layout.log), encoding="utf-8")
+    classpath = f"{libs}/*"
+    if not (layout.data / "meta.properties").is_file():
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        fmt = subprocess.run(
+            [java, "-cp", classpath, f"-Dlog4j2.configurationFile={log4j}",
+             "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(props)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if fmt.returncode != 0:
+            raise LocalKafkaError(f"formatting KRaft storage failed:\n{fmt.stdout}{fmt.stderr}")
+    offset = layout.log.stat().st_size if layout.log.exists() else 0
+    with open(layout.run / "broker.out", "ab") as out:
+        proc = subprocess.Popen(
+            [java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+             f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath, "kafka.Kafka", str(props)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # fmt: skip
+    layout.pid_file.write_text(str(proc.pid), encoding="utf-8")
+    _wait_started(layout, proc.pid, offset=offset, timeout=timeout)
+    return layout.bootstrap
+
+
+def _wait_started(layout: Layout, pid: int, offset: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            tail = layout.log.read_text(errors="replace")[-3000:] if layout.log.exists() else ""
+            raise LocalKafkaError(f"the broker exited while starting; see {layout.log}\n{tail}")
+        if layout.log.exists():
+            with open(layout.log, "rb") as fh:
+                fh.seek(offset)
+                started = STARTED_MARKER.encode() in fh.read()
+            # A restarted `up` on a running broker passes offset 0 and finds the old marker.
+            if started and _port_open(layout.port):
+                return
+        time.sleep(0.1)
+    raise LocalKafkaError(f"the broker did not start within {timeout:.0f}s; see {layout.log}")
+
+
+def down(layout: Layout, timeout: float = 30.0) -> bool:
+    """Stop the broker this tooling started (by its pid); True when one was stopped."""
+    pid = _our_pid(layout)
+    if pid is None:
+        layout.pid_file.unlink(missing_ok=True)
+        return False
+    os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if _alive(pid):
+        os.killpg(pid, signal.SIGKILL)
+    layout.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def clean(layout: Layout) -> None:
+    """Stop the broker and delete its data and log (the jar cache stays)."""
+    down(layout)
+    shutil.rmtree(layout.run, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="localkafka", description=__doc__)
+    parser.add_argument("action", choices=["up", "down", "status", "clean", "fetch"])
+    args = parser.parse_args(argv)
+    layout = Layout.from_env()
+    try:
+        if args.action == "up":
+            started = time.monotonic()
+            bootstrap = up(layout)
+            print(
+                f"kafka {KAFKA_VERSION} is up at {bootstrap} ({time.monotonic() - started:.1f}s); log: {layout.log}"
+            )
+        elif args.action == "down":
+            print("kafka stopped" if down(layout) else "kafka was not running")
+        elif args.action == "clean":
+            clean(layout)
+            print(f"kafka stopped and {layout.run} removed")
+        elif args.action == "fetch":
+            print(f"kafka {KAFKA_VERSION} jars in {fetch(layout)}")
+        else:
+            for key, value in status(layout).items():
+                print(f"{key:>9}: {value}")
+            return 0 if status(layout)["state"] == "running" else 3
+    except LocalKafkaError as err:
+        print(f"localkafka: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

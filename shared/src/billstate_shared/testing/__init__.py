@@ -1,0 +1,1 @@
+"""Test tooling shipped with the library: the Kafka fixture plugin and local servers."""

@@ -1,0 +1,63 @@
+"""pytest plugin: the `kafka_bootstrap` fixture (env, then testcontainers, then the local broker) and a ban on skipped broker tests in CI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Iterator
+
+import pytest
+
+from billstate_shared import localkafka
+
+KAFKA_IMAGE = f"apache/kafka:{localkafka.KAFKA_VERSION}"
+
+
+def _docker_answers() -> bool:
+    """A ping, not `which docker`: the client alone is no engine."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """Bootstrap servers of a real Kafka broker for this test session."""
+    if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield bootstrap
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer(image=KAFKA_IMAGE).with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    layout = localkafka.Layout.from_env()
+    already_running = localkafka.status(layout)["state"] == "running"
+    try:
+        bootstrap = localkafka.up(layout)
+    except localkafka.LocalKafkaError as err:
+        pytest.fail(f"no Kafka broker for the broker tests: {err}", pytrace=False)
+    try:
+        yield bootstrap
+    finally:
+        if not already_running:
+            localkafka.down(layout)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """In CI a skipped broker test is a failure: the real-broker tests must run."""
+    report = yield
+    if report.skipped and os.environ.get("CI") and item.get_closest_marker("broker"):
+        report.outcome = "failed"
+        report.longrepr = f"{item.nodeid}: broker test skipped in CI ({report.longrepr})"
+    return report

@@ -1,0 +1,106 @@
+"""Make a cluster match the topic catalog: create what is missing, report drift, never alter silently."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import TopicAlreadyExistsError
+
+from billstate_shared.topics import CATALOG, Topic
+
+
+@dataclass(frozen=True)
+class Drift:
+    """One way an existing topic differs from the catalog."""
+
+    topic: str
+    setting: str
+    expected: str
+    actual: str
+
+    def __str__(self) -> str:
+        return f"{self.topic}: {self.setting} is {self.actual}, the catalog says {self.expected}"
+
+
+@dataclass
+class ApplyReport:
+    created: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    drift: list[Drift] = field(default_factory=list)
+    replication_factor: int = 1
+
+
+async def apply_topics(
+    bootstrap: str,
+    topics: Iterable[Topic] = CATALOG,
+    replication_factor: int | None = None,
+    dry_run: bool = False,
+) -> ApplyReport:
+    """Create missing catalog topics and compare the rest; idempotent."""
+    topics = list(topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="billstate-topics")
+    await admin.start()
+    try:
+        if replication_factor is None:
+            cluster = await admin.describe_cluster()
+            replication_factor = min(3, len(cluster["brokers"]))
+        report = ApplyReport(replication_factor=replication_factor)
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t.name not in existing]
+        present = [t for t in topics if t.name in existing]
+        if missing and not dry_run:
+            # Metadata can lag a fresh create; the broker's own "already exists" is the truth.
+            raced = await _create(admin, missing, replication_factor)
+            missing = [t for t in missing if t.name not in raced]
+            present += [t for t in topics if t.name in raced]
+        report.created = [t.name for t in missing]
+        if present:
+            report.drift = await _drift(admin, present)
+        drifted = {d.topic for d in report.drift}
+        report.unchanged = [t.name for t in present if t.name not in drifted]
+        return report
+    finally:
+        await admin.close()
+
+
+async def _create(
+    admin: AIOKafkaAdminClient, topics: list[Topic], replication_factor: int
+) -> set[str]:
+    """Create topics; return the names the broker says already exist."""
+    new = [
+        NewTopic(t.name, t.partitions, replication_factor, topic_configs=t.config) for t in topics
+    ]
+    response = await admin.create_topics(new)
+    existed: set[str] = set()
+    for name, code, message in (e[:3] for e in response.topic_errors):
+        if code == TopicAlreadyExistsError.errno:
+            existed.add(name)
+        elif code != 0:
+            raise RuntimeError(f"creating topic {name} failed: error {code}: {message}")
+    return existed
+
+
+async def _drift(admin: AIOKafkaAdminClient, topics: list[Topic]) -> list[Drift]:
+    found: list[Drift] = []
+    described = await admin.describe_topics([t.name for t in topics])
+    partitions = {d["topic"]: len(d["partitions"]) for d in described}
+    for topic in topics:
+        actual = partitions.get(topic.name)
+        if actual is not None and actual != topic.partitions:
+            found.append(Drift(topic.name, "partitions", str(topic.partitions), str(actual)))
+    resources = [ConfigResource(ConfigResourceType.TOPIC, t.name) for t in topics]
+    responses = await admin.describe_configs(resources)
+    configs: dict[str, dict[str, str]] = {}
+    for response in responses:
+        for resource in response.resources:
+            _error, _message, _type, name, entries = resource[:5]
+            configs[name] = {entry[0]: entry[1] for entry in entries}
+    for topic in topics:
+        actual_config = configs.get(topic.name, {})
+        for key, expected in topic.config.items():
+            if actual_config.get(key) != expected:
+                found.append(Drift(topic.name, key, expected, str(actual_config.get(key))))
+    return found

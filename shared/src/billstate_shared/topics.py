@@ -1,0 +1,183 @@
+"""The topic catalog: every topic of the wire contracts, with partitions, cleanup, retention and key rule."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+# One count for every customer-keyed topic, so they stay co-partitioned; changing it is a
+# deliberate repartitioning, never a per-topic tweak.
+CUSTOMER_PARTITIONS = 8
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+Cleanup = Literal["delete", "compact"]
+
+
+@dataclass(frozen=True)
+class Topic:
+    """One topic: its name, what it carries, who reads it, and how Kafka keeps it."""
+
+    name: str
+    event_types: tuple[str, ...]
+    doc: str
+    cleanup: Cleanup = "delete"
+    retention_days: int | None = 365  # None: keep forever (compacted topics)
+    key: str = "customer_id"  # the Kafka key rule; the clock writes "*" to every partition
+    partitions: int = CUSTOMER_PARTITIONS
+    readers: tuple[str, ...] = ()
+    writers: tuple[str, ...] = ()
+    is_dlq: bool = False
+    extra_config: tuple[tuple[str, str], ...] = field(default=())
+
+    @property
+    def config(self) -> dict[str, str]:
+        """The topic-level Kafka configs billstate owns; anything else is left to the cluster."""
+        retention = "-1" if self.retention_days is None else str(self.retention_days * DAY_MS)
+        return {
+            "cleanup.policy": self.cleanup,
+            "retention.ms": retention,
+            **dict(self.extra_config),
+        }
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.name}.dlq"
+
+
+CUSTOMERS = Topic(
+    "billing.customers.v1",
+    ("customer.upserted",),
+    "Customer master data from the partner's billing bus; latest record per customer wins.",
+    cleanup="compact",
+    retention_days=None,
+    readers=("invoicing", "collections"),
+    writers=("billing bus",),
+)
+INVOICES = Topic(
+    "billing.invoices.v1",
+    ("invoice.issued", "invoice.adjusted", "invoice.voided"),
+    "Invoices, adjustments (credit notes) and voids from the partner's billing bus.",
+    readers=("invoicing", "collections"),
+    writers=("billing bus",),
+)
+PAYMENTS = Topic(
+    "billing.payments.v1",
+    ("payment.received", "payment.reversed", "payment.failed"),
+    "Payments, reversals (chargebacks) and failed payment attempts.",
+    readers=("invoicing", "collections"),
+    writers=("billing bus",),
+)
+CLOCK = Topic(
+    "billing.clock.v1",
+    ("clock.tick",),
+    "Business time: a tick on every partition; occurred_at is 'now'.",
+    retention_days=7,
+    key="*",
+    readers=("invoicing",),
+    writers=("billstate clock",),
+)
+DUE_DATES = Topic(
+    "billing.due-dates.v1",
+    ("invoice.aged",),
+    "Due-date events produced by invoicing from the clock and its invoice register.",
+    retention_days=30,
+    readers=("collections",),
+    writers=("invoicing",),
+)
+CONTROL = Topic(
+    "collections.control.v1",
+    ("hold.placed", "hold.released"),
+    "Operator actions: disputes, promises to pay, manual holds.",
+    readers=("collections",),
+    writers=("billstate CLI", "operator API"),
+)
+STATE = Topic(
+    "collections.state.v1",
+    ("collections.state",),
+    "Collections state per customer after every change; latest record per customer wins.",
+    cleanup="compact",
+    retention_days=None,
+    writers=("collections",),
+)
+EVENTS = Topic(
+    "collections.events.v1",
+    ("collections.stage_entered",),
+    "Every stage a customer enters, with why.",
+    writers=("collections",),
+)
+ACCESS_COMMANDS = Topic(
+    "access.commands.v1",
+    ("access.suspend", "access.restore"),
+    "Suspend and restore commands; only collections writes, only access-control reads.",
+    retention_days=90,
+    readers=("access-control",),
+    writers=("collections",),
+)
+ACCESS_EVENTS = Topic(
+    "access.events.v1",
+    ("access.suspended", "access.restored", "access.failed", "access.drift"),
+    "What access-control applied, failed to apply, or found changed by hand.",
+    retention_days=90,
+    readers=("notifications",),
+    writers=("access-control",),
+)
+NOTICE_REQUESTS = Topic(
+    "notifications.requests.v1",
+    ("notice.requested",),
+    "Notices to send to customers and partner staff.",
+    retention_days=90,
+    readers=("notifications",),
+    writers=("collections",),
+)
+NOTICE_DELIVERIES = Topic(
+    "notifications.deliveries.v1",
+    ("notice.delivered", "notice.failed"),
+    "Delivery results (no addresses).",
+    retention_days=90,
+    writers=("notifications",),
+)
+
+EVENT_TOPICS: tuple[Topic, ...] = (
+    CUSTOMERS,
+    INVOICES,
+    PAYMENTS,
+    CLOCK,
+    DUE_DATES,
+    CONTROL,
+    STATE,
+    EVENTS,
+    ACCESS_COMMANDS,
+    ACCESS_EVENTS,
+    NOTICE_REQUESTS,
+    NOTICE_DELIVERIES,
+)
+
+
+def _dlq_of(topic: Topic) -> Topic:
+    return Topic(
+        topic.dlq,
+        (),
+        f"What readers of {topic.name} could not accept: original bytes, reason in headers.",
+        retention_days=90,
+        key=topic.key,
+        partitions=topic.partitions,
+        writers=topic.readers,
+        is_dlq=True,
+    )
+
+
+# Every topic somebody reads gets a dead-letter topic; nothing is dropped silently.
+DLQ_TOPICS: tuple[Topic, ...] = tuple(_dlq_of(t) for t in EVENT_TOPICS if t.readers)
+
+CATALOG: tuple[Topic, ...] = EVENT_TOPICS + DLQ_TOPICS
+BY_NAME: dict[str, Topic] = {t.name: t for t in CATALOG}
+TOPIC_OF_EVENT: dict[str, Topic] = {et: t for t in EVENT_TOPICS for et in t.event_types}
+
+
+def topic_for(event_type: str) -> Topic:
+    """The catalog topic an event type is written to."""
+    try:
+        return TOPIC_OF_EVENT[event_type]
+    except KeyError:
+        raise KeyError(f"no topic carries event type {event_type!r}") from None
