@@ -1,4 +1,4 @@
-"""A real single-node Apache Kafka (KRaft) on loopback, fetched with Maven: `python -m billstate_shared.localkafka up|down|status`."""
+"""A real single-node Kafka (KRaft) on loopback, fetched with Maven: `up|down|status|clean`."""
 
 from __future__ import annotations
 
@@ -126,7 +126,8 @@ def _need(tool: str, hint: str) -> str:
 def _check_java() -> str:
     java = _need(
         "java",
-        "the local Kafka broker needs Java 17 or newer (e.g. `apt-get install openjdk-17-jre-headless`),"
+        "the local Kafka broker needs Java 17 or newer"
+        " (e.g. `apt-get install openjdk-17-jre-headless`),"
         " or point KAFKA_BOOTSTRAP_SERVERS at an existing cluster",
     )
     out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
@@ -160,7 +161,8 @@ def fetch(layout: Layout) -> Path:
     )  # fmt: skip
     if result.returncode != 0:
         raise LocalKafkaError(
-            f"Maven could not fetch Kafka {KAFKA_VERSION}:\n{result.stdout[-3000:]}{result.stderr[-2000:]}"
+            f"Maven could not fetch Kafka {KAFKA_VERSION}:\n"
+            f"{result.stdout[-3000:]}{result.stderr[-2000:]}"
         )
     shutil.rmtree(layout.libs, ignore_errors=True)
     partial.rename(layout.libs)
@@ -247,7 +249,8 @@ def up(layout: Layout, timeout: float = 120.0) -> str:
         return layout.bootstrap
     if _port_open(layout.port):
         raise LocalKafkaError(
-            f"port {layout.port} is taken by another process; set BILLSTATE_KAFKA_PORT to a free port"
+            f"port {layout.port} is taken by another process;"
+            " set BILLSTATE_KAFKA_PORT to a free port"
             " or KAFKA_BOOTSTRAP_SERVERS to that cluster"
         )
     libs = fetch(layout)
@@ -328,7 +331,8 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             bootstrap = up(layout)
             print(
-                f"kafka {KAFKA_VERSION} is up at {bootstrap} ({time.monotonic() - started:.1f}s); log: {layout.log}"
+                f"kafka {KAFKA_VERSION} is up at {bootstrap}"
+                f" ({time.monotonic() - started:.1f}s); log: {layout.log}"
             )
         elif args.action == "down":
             print("kafka stopped" if down(layout) else "kafka was not running")

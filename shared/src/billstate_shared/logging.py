@@ -1,4 +1,4 @@
-"""structlog set up once: JSON off a TTY, context from contextvars, stdlib logs routed through it, secrets and addresses redacted."""
+"""structlog set up once: JSON off a TTY, contextvars, stdlib routed through, secrets redacted."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Make a cluster match the topic catalog: create what is missing, report drift, never alter silently."""
+"""Make a cluster match the topic catalog: create what is missing, report drift, alter nothing."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The topic catalog: every topic of the wire contracts, with partitions, cleanup, retention and key rule."""
+"""The topic catalog: every contract topic with partitions, cleanup, retention and key rule."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Logging: one JSON object per line, context bound, stdlib routed through, secrets and addresses gone."""
+"""Logging: JSON lines, bound context, stdlib routed through, secrets and addresses gone."""
 
 from __future__ import annotations
 
@@ -49,7 +49,13 @@ def test_secrets_and_email_addresses_are_redacted_at_any_depth() -> None:
         recipients=["a@b.example"],
     )
     text = out.getvalue()
-    for secret in ("s3cr3t-value", "hunter22", "billing@fabrikam.example", "a@b.example", "eyJhbGci"):
+    for secret in (
+        "s3cr3t-value",
+        "hunter22",
+        "billing@fabrikam.example",
+        "a@b.example",
+        "eyJhbGci",
+    ):
         assert secret not in text
     (line,) = _lines(out)
     assert line["smtp"] == {"password": "[redacted]", "host": "127.0.0.1"}

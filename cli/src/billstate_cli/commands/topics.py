@@ -1,4 +1,4 @@
-"""`billstate topics list|apply|strimzi`: the topic catalog, applied to a cluster or rendered for Strimzi."""
+"""`billstate topics list|apply|strimzi`: the catalog, applied to a cluster or rendered."""
 
 from __future__ import annotations
 
@@ -39,7 +39,9 @@ def _list(args: argparse.Namespace) -> int:
     for t in CATALOG:
         retention = "forever" if t.retention_days is None else f"{t.retention_days}d"
         carries = ", ".join(t.event_types) or "dead letters"
-        print(f"{t.name:<36} {t.partitions:>5} {t.cleanup:<8} {retention:>9}  {t.key:<12} {carries}")
+        print(
+            f"{t.name:<36} {t.partitions:>5} {t.cleanup:<8} {retention:>9}  {t.key:<12} {carries}"
+        )
     return 0
 
 
@@ -53,7 +55,8 @@ def _apply(args: argparse.Namespace) -> int:
         print(f"{verb}: {name}")
     print(
         f"topics on {bootstrap}: {len(report.created)} {verb}, {len(report.unchanged)} unchanged,"
-        f" {len({d.topic for d in report.drift})} drifted (replication factor {report.replication_factor})"
+        f" {len({d.topic for d in report.drift})} drifted"
+        f" (replication factor {report.replication_factor})"
     )
     for drift in report.drift:
         print(f"drift: {drift}", file=sys.stderr)

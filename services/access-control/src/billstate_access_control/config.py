@@ -1,4 +1,4 @@
-"""Typed, frozen settings of the access-control service, read once from `BILLSTATE_ACCESS_CONTROL_*`."""
+"""Settings of access-control, read once from `BILLSTATE_ACCESS_CONTROL_*`."""
 
 from pydantic_settings import SettingsConfigDict
 
@@ -6,6 +6,8 @@ from billstate_shared.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="BILLSTATE_ACCESS_CONTROL_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BILLSTATE_ACCESS_CONTROL_", frozen=True, extra="ignore"
+    )
 
     service: str = "access-control"

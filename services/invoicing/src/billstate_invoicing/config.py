@@ -6,6 +6,8 @@ from billstate_shared.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="BILLSTATE_INVOICING_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BILLSTATE_INVOICING_", frozen=True, extra="ignore"
+    )
 
     service: str = "invoicing"

@@ -1,4 +1,4 @@
-"""Typed, frozen settings of the notifications service, read once from `BILLSTATE_NOTIFICATIONS_*`."""
+"""Settings of notifications, read once from `BILLSTATE_NOTIFICATIONS_*`."""
 
 from pydantic_settings import SettingsConfigDict
 
@@ -6,6 +6,8 @@ from billstate_shared.settings import ServiceSettings
 
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(env_prefix="BILLSTATE_NOTIFICATIONS_", frozen=True, extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="BILLSTATE_NOTIFICATIONS_", frozen=True, extra="ignore"
+    )
 
     service: str = "notifications"

@@ -1,4 +1,4 @@
-"""Helpers for real-broker tests: mark where a topic ends now, then read what arrives after, with a timeout."""
+"""Real-broker test helpers: mark where topics end, read what arrives after, with timeouts."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pytest plugin: the `kafka_bootstrap` fixture (env, then testcontainers, then the local broker) and a ban on skipped broker tests in CI."""
+"""pytest plugin: `kafka_bootstrap` (env, testcontainers, local broker); broker tests run in CI."""
 
 from __future__ import annotations
 

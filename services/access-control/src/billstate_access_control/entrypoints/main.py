@@ -5,4 +5,4 @@ from billstate_access_control.config import Settings
 
 def main() -> None:
     settings = Settings()
-    raise SystemExit(f"access-control: service loop arrives with the services issue (settings: {settings.service})")
+    raise SystemExit(f"{settings.service}: the stream service is not built yet")

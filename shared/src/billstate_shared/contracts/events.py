@@ -1,0 +1,644 @@
+"""The v1 wire events as frozen pydantic models and their discriminated union `Event`."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Literal, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
+from pydantic.config import JsonDict
+from pydantic_core import PydanticCustomError
+
+from billstate_shared.contracts.types import (
+    Amount,
+    Currency,
+    CustomerId,
+    Date,
+    Email,
+    EventId,
+    Id,
+    Locale,
+    NonEmptyStr,
+    PositiveAmount,
+    PositiveInt,
+    SchemaVersion,
+    SignedAmount,
+    Timestamp,
+)
+
+__all__ = [
+    "EVENT_TYPES",
+    "INBOUND_TYPES",
+    "AccessCommandData",
+    "AccessDrift",
+    "AccessDriftData",
+    "AccessFailed",
+    "AccessFailedData",
+    "AccessRestore",
+    "AccessRestoreData",
+    "AccessRestored",
+    "AccessRestoredData",
+    "AccessSuspend",
+    "AccessSuspendData",
+    "AccessSuspended",
+    "AccessSuspendedData",
+    "ClockTick",
+    "ClockTickData",
+    "CollectionsState",
+    "CollectionsStateData",
+    "ContractModel",
+    "CustomerUpserted",
+    "CustomerUpsertedData",
+    "Event",
+    "EventBase",
+    "Hold",
+    "HoldKind",
+    "HoldPlaced",
+    "HoldPlacedData",
+    "HoldReleased",
+    "HoldReleasedData",
+    "InvoiceAdjusted",
+    "InvoiceAdjustedData",
+    "InvoiceAged",
+    "InvoiceAgedData",
+    "InvoiceIssued",
+    "InvoiceIssuedData",
+    "InvoiceVoided",
+    "InvoiceVoidedData",
+    "Money",
+    "NextStage",
+    "NoticeDelivered",
+    "NoticeDeliveredData",
+    "NoticeFailed",
+    "NoticeFailedData",
+    "NoticeRequested",
+    "NoticeRequestedData",
+    "PaymentFailed",
+    "PaymentFailedData",
+    "PaymentReceived",
+    "PaymentReceivedData",
+    "PaymentReversed",
+    "PaymentReversedData",
+    "PolicyRef",
+    "StageEntered",
+    "StageEnteredData",
+    "Why",
+]
+
+
+class ContractModel(BaseModel):
+    """Base of every contract model: immutable, strict, and closed to unknown fields."""
+
+    # strict: a JSON number is never coerced into a string, a decimal or a bool, so a
+    # producer's type mistake is refused at the border instead of changing a balance.
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Shared values
+# ---------------------------------------------------------------------------------------
+
+
+class Money(ContractModel):
+    """An exact amount in one currency."""
+
+    amount: Amount
+    currency: Currency
+
+
+class PolicyRef(ContractModel):
+    """The collections policy (name and version) that made a decision."""
+
+    name: NonEmptyStr
+    version: PositiveInt
+
+
+HoldKind = Literal["dispute", "promise_to_pay", "manual"]
+
+# The hold rules, restated for the published schema so that producers validating with it
+# get the same verdict as `decode`.
+_HOLD_RULES: JsonDict = {
+    "allOf": [
+        {
+            "if": {"properties": {"kind": {"const": "dispute"}}, "required": ["kind"]},
+            "then": {"required": ["invoice_id"], "properties": {"invoice_id": {"type": "string"}}},
+        },
+        {
+            "if": {"properties": {"kind": {"const": "promise_to_pay"}}, "required": ["kind"]},
+            "then": {"required": ["until"], "properties": {"until": {"type": "string"}}},
+        },
+        {
+            "if": {
+                "properties": {"kind": {"enum": ["promise_to_pay", "manual"]}},
+                "required": ["kind"],
+            },
+            "then": {"properties": {"amount": {"type": "null"}}},
+        },
+    ]
+}
+
+
+class _HoldFields(ContractModel):
+    """Fields and rules common to a placed hold and a hold held in collections state."""
+
+    model_config = ConfigDict(json_schema_extra=_HOLD_RULES)
+
+    hold_id: Id
+    kind: HoldKind
+    # validate_default: the "dispute needs an invoice" rule must also fire when it is absent.
+    invoice_id: Id | None = Field(default=None, validate_default=True)
+    amount: PositiveAmount | None = None
+    until: Date | None = Field(default=None, validate_default=True)
+    reason: str
+    by: str
+
+    @field_validator("invoice_id")
+    @classmethod
+    def _dispute_names_invoice(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("kind") == "dispute":
+            raise PydanticCustomError("hold_rule", "is required on a dispute hold")
+        return value
+
+    @field_validator("amount")
+    @classmethod
+    def _amount_only_on_dispute(cls, value: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        kind = info.data.get("kind")
+        if value is not None and kind is not None and kind != "dispute":
+            raise PydanticCustomError(
+                "hold_rule",
+                "is only allowed on a dispute hold, not on a {kind} hold",
+                {"kind": kind},
+            )
+        return value
+
+    @field_validator("until")
+    @classmethod
+    def _promise_has_date(cls, value: date | None, info: ValidationInfo) -> date | None:
+        if value is None and info.data.get("kind") == "promise_to_pay":
+            raise PydanticCustomError("hold_rule", "is required on a promise_to_pay hold")
+        return value
+
+
+class Hold(_HoldFields):
+    """A hold in force, as collections state reports it."""
+
+    placed_on: Date | None
+
+
+class NextStage(ContractModel):
+    """The next stage the customer would enter, and the first date it can happen."""
+
+    stage: str
+    earliest_on: Date
+
+
+class Why(ContractModel):
+    """Which rule and which inputs decided a stage change."""
+
+    rule: str
+    text: str
+    trigger_event_id: EventId | None
+    anchor_invoice_id: Id | None
+    anchor_due_on: Date | None
+    days_past_due: int | None
+    overdue: list[Money]
+    policy: PolicyRef
+
+
+# ---------------------------------------------------------------------------------------
+# Envelope
+# ---------------------------------------------------------------------------------------
+
+
+class EventBase(ContractModel):
+    """The envelope every event shares; subclasses pin `event_type` and `data`."""
+
+    event_id: EventId
+    event_type: str
+    schema_version: SchemaVersion = 1
+    occurred_at: Timestamp
+    customer_id: CustomerId
+    data: ContractModel
+
+
+# ---------------------------------------------------------------------------------------
+# Inbound: billing.customers.v1, billing.invoices.v1, billing.payments.v1, billing.clock.v1
+# ---------------------------------------------------------------------------------------
+
+
+class CustomerUpsertedData(ContractModel):
+    """A customer's current master data; the latest record wins."""
+
+    name: NonEmptyStr
+    locale: Locale
+    billing_email: Email
+    partner_contact_email: Email
+    tags: list[str]
+    subscription_ids: list[Id]
+
+
+class CustomerUpserted(EventBase):
+    """`customer.upserted` on billing.customers.v1 (compacted)."""
+
+    event_type: Literal["customer.upserted"]
+    data: CustomerUpsertedData
+
+
+class InvoiceIssuedData(ContractModel):
+    """An invoice and the subscriptions it bills."""
+
+    invoice_id: Id
+    currency: Currency
+    amount: PositiveAmount
+    issued_on: Date
+    due_on: Annotated[Date, Field(description="On or after issued_on.")]
+    subscription_ids: list[Id]
+
+    @field_validator("due_on")
+    @classmethod
+    def _due_after_issue(cls, value: date, info: ValidationInfo) -> date:
+        # Field validators run in declaration order, so issued_on is already parsed here
+        # (and absent from info.data when it was itself invalid).
+        issued_on = info.data.get("issued_on")
+        if isinstance(issued_on, date) and value < issued_on:
+            raise PydanticCustomError("invoice_rule", "must not be before issued_on")
+        return value
+
+
+class InvoiceIssued(EventBase):
+    """`invoice.issued` on billing.invoices.v1."""
+
+    event_type: Literal["invoice.issued"]
+    data: InvoiceIssuedData
+
+
+class InvoiceAdjustedData(ContractModel):
+    """A change to an invoice's amount; negative is a credit note."""
+
+    invoice_id: Id
+    amount_delta: SignedAmount
+    reason: str
+
+
+class InvoiceAdjusted(EventBase):
+    """`invoice.adjusted` on billing.invoices.v1."""
+
+    event_type: Literal["invoice.adjusted"]
+    data: InvoiceAdjustedData
+
+
+class InvoiceVoidedData(ContractModel):
+    """An invoice that no longer counts."""
+
+    invoice_id: Id
+    reason: str
+
+
+class InvoiceVoided(EventBase):
+    """`invoice.voided` on billing.invoices.v1."""
+
+    event_type: Literal["invoice.voided"]
+    data: InvoiceVoidedData
+
+
+class PaymentReceivedData(ContractModel):
+    """Money received; with invoice_id it pays that invoice first."""
+
+    payment_id: Id
+    currency: Currency
+    amount: PositiveAmount
+    invoice_id: Id | None = None
+
+
+class PaymentReceived(EventBase):
+    """`payment.received` on billing.payments.v1."""
+
+    event_type: Literal["payment.received"]
+    data: PaymentReceivedData
+
+
+class PaymentReversedData(ContractModel):
+    """A whole payment undone (chargeback, returned transfer)."""
+
+    payment_id: Id
+    reason: str
+
+
+class PaymentReversed(EventBase):
+    """`payment.reversed` on billing.payments.v1."""
+
+    event_type: Literal["payment.reversed"]
+    data: PaymentReversedData
+
+
+class PaymentFailedData(ContractModel):
+    """A failed collection attempt; informational, changes no balance."""
+
+    invoice_id: Id | None = None
+    reason: str
+    will_retry: bool
+
+
+class PaymentFailed(EventBase):
+    """`payment.failed` on billing.payments.v1."""
+
+    event_type: Literal["payment.failed"]
+    data: PaymentFailedData
+
+
+class ClockTickData(ContractModel):
+    """No fields: the tick's `occurred_at` is the business "now"."""
+
+
+class ClockTick(EventBase):
+    """`clock.tick` on billing.clock.v1; customer_id is always "*"."""
+
+    event_type: Literal["clock.tick"]
+    customer_id: Literal["*"]
+    data: ClockTickData
+
+
+# ---------------------------------------------------------------------------------------
+# Internal and outbound
+# ---------------------------------------------------------------------------------------
+
+
+class InvoiceAgedData(ContractModel):
+    """An open invoice's age on one business date."""
+
+    invoice_id: Id
+    due_on: Date
+    as_of: Date
+    days_past_due: int
+    outstanding: Money
+    subscription_ids: list[Id]
+
+
+class InvoiceAged(EventBase):
+    """`invoice.aged` on billing.due-dates.v1."""
+
+    event_type: Literal["invoice.aged"]
+    data: InvoiceAgedData
+
+
+class HoldPlacedData(_HoldFields):
+    """An operator's hold: a dispute, a promise to pay, or a manual pause."""
+
+
+class HoldPlaced(EventBase):
+    """`hold.placed` on collections.control.v1."""
+
+    event_type: Literal["hold.placed"]
+    data: HoldPlacedData
+
+
+class HoldReleasedData(ContractModel):
+    """An operator ends a hold."""
+
+    hold_id: Id
+    reason: str
+    by: str
+
+
+class HoldReleased(EventBase):
+    """`hold.released` on collections.control.v1."""
+
+    event_type: Literal["hold.released"]
+    data: HoldReleasedData
+
+
+class CollectionsStateData(ContractModel):
+    """A customer's whole collections state after a change."""
+
+    stage: str
+    delinquent: bool
+    overdue: list[Money]
+    anchor_due_on: Date | None
+    days_past_due: int | None
+    as_of: Date | None
+    holds: list[Hold]
+    suspended_subscription_ids: list[Id]
+    next: NextStage | None
+    policy: PolicyRef
+
+
+class CollectionsState(EventBase):
+    """`collections.state` on collections.state.v1 (compacted)."""
+
+    event_type: Literal["collections.state"]
+    data: CollectionsStateData
+
+
+class StageEnteredData(ContractModel):
+    """A stage change and why it happened."""
+
+    stage: str
+    previous: str
+    as_of: Date
+    days_past_due: int | None
+    overdue: list[Money]
+    why: Why
+
+
+class StageEntered(EventBase):
+    """`collections.stage_entered` on collections.events.v1."""
+
+    event_type: Literal["collections.stage_entered"]
+    data: StageEnteredData
+
+
+class AccessCommandData(ContractModel):
+    """The desired access state for some subscriptions; command_id is deterministic."""
+
+    command_id: Id
+    subscription_ids: Annotated[list[Id], Field(min_length=1)]
+    reason: str
+    stage: str
+    policy: PolicyRef
+
+
+# Both commands carry the same data; the aliases keep the "<Event>Data" naming rule.
+AccessSuspendData = AccessCommandData
+AccessRestoreData = AccessCommandData
+
+
+class AccessSuspend(EventBase):
+    """`access.suspend` on access.commands.v1."""
+
+    event_type: Literal["access.suspend"]
+    data: AccessCommandData
+
+
+class AccessRestore(EventBase):
+    """`access.restore` on access.commands.v1."""
+
+    event_type: Literal["access.restore"]
+    data: AccessCommandData
+
+
+class _AccessAppliedFields(ContractModel):
+    command_id: Id
+    subscription_id: Id
+    provider: str
+
+
+class AccessSuspendedData(_AccessAppliedFields):
+    """A provider confirmed a subscription is suspended."""
+
+
+class AccessSuspended(EventBase):
+    """`access.suspended` on access.events.v1."""
+
+    event_type: Literal["access.suspended"]
+    data: AccessSuspendedData
+
+
+class AccessRestoredData(_AccessAppliedFields):
+    """A provider confirmed a subscription is active again."""
+
+
+class AccessRestored(EventBase):
+    """`access.restored` on access.events.v1."""
+
+    event_type: Literal["access.restored"]
+    data: AccessRestoredData
+
+
+class AccessFailedData(ContractModel):
+    """A command that could not be applied to one subscription."""
+
+    command_id: Id
+    subscription_id: Id
+    provider: str
+    attempts: PositiveInt
+    error: str
+
+
+class AccessFailed(EventBase):
+    """`access.failed` on access.events.v1."""
+
+    event_type: Literal["access.failed"]
+    data: AccessFailedData
+
+
+class AccessDriftData(ContractModel):
+    """Access changed outside billstate; the reconciler re-applies the desired state."""
+
+    subscription_id: Id
+    provider: str
+    desired: Literal["active", "suspended"]
+    observed: str
+
+
+class AccessDrift(EventBase):
+    """`access.drift` on access.events.v1."""
+
+    event_type: Literal["access.drift"]
+    data: AccessDriftData
+
+
+class NoticeRequestedData(ContractModel):
+    """A notice to send; facts carry what its text needs."""
+
+    notice_id: Id
+    kind: NonEmptyStr
+    audience: Literal["customer", "partner"]
+    locale: Locale
+    facts: dict[str, JsonValue]
+
+
+class NoticeRequested(EventBase):
+    """`notice.requested` on notifications.requests.v1."""
+
+    event_type: Literal["notice.requested"]
+    data: NoticeRequestedData
+
+
+class NoticeDeliveredData(ContractModel):
+    """A notice handed to its channel (no addresses)."""
+
+    notice_id: Id
+    channel: str
+    attempts: PositiveInt
+    error: str | None = None
+
+
+class NoticeDelivered(EventBase):
+    """`notice.delivered` on notifications.deliveries.v1."""
+
+    event_type: Literal["notice.delivered"]
+    data: NoticeDeliveredData
+
+
+class NoticeFailedData(ContractModel):
+    """A notice given up on after its retries (no addresses)."""
+
+    notice_id: Id
+    channel: str
+    attempts: PositiveInt
+    error: NonEmptyStr
+
+
+class NoticeFailed(EventBase):
+    """`notice.failed` on notifications.deliveries.v1."""
+
+    event_type: Literal["notice.failed"]
+    data: NoticeFailedData
+
+
+# ---------------------------------------------------------------------------------------
+# The union
+# ---------------------------------------------------------------------------------------
+
+Event = Annotated[
+    CustomerUpserted
+    | InvoiceIssued
+    | InvoiceAdjusted
+    | InvoiceVoided
+    | PaymentReceived
+    | PaymentReversed
+    | PaymentFailed
+    | ClockTick
+    | InvoiceAged
+    | HoldPlaced
+    | HoldReleased
+    | CollectionsState
+    | StageEntered
+    | AccessSuspend
+    | AccessRestore
+    | AccessSuspended
+    | AccessRestored
+    | AccessFailed
+    | AccessDrift
+    | NoticeRequested
+    | NoticeDelivered
+    | NoticeFailed,
+    Field(discriminator="event_type"),
+]
+
+
+def _event_type_of(cls: type[EventBase]) -> str:
+    (literal,) = get_args(cls.model_fields["event_type"].annotation)
+    assert isinstance(literal, str)
+    return literal
+
+
+EVENT_TYPES: dict[str, type[EventBase]] = {
+    _event_type_of(cls): cls for cls in get_args(get_args(Event)[0])
+}
+
+INBOUND_TYPES: frozenset[str] = frozenset(
+    {
+        "customer.upserted",
+        "invoice.issued",
+        "invoice.adjusted",
+        "invoice.voided",
+        "payment.received",
+        "payment.reversed",
+        "payment.failed",
+        "clock.tick",
+        "hold.placed",
+        "hold.released",
+    }
+)

@@ -1,0 +1,361 @@
+"""One canonical, valid example of every event type, for tests, docs and broker checks."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+from billstate_shared.contracts.events import (
+    EVENT_TYPES,
+    AccessCommandData,
+    AccessDrift,
+    AccessDriftData,
+    AccessFailed,
+    AccessFailedData,
+    AccessRestore,
+    AccessRestored,
+    AccessRestoredData,
+    AccessSuspend,
+    AccessSuspended,
+    AccessSuspendedData,
+    ClockTick,
+    ClockTickData,
+    CollectionsState,
+    CollectionsStateData,
+    CustomerUpserted,
+    CustomerUpsertedData,
+    Event,
+    Hold,
+    HoldPlaced,
+    HoldPlacedData,
+    HoldReleased,
+    HoldReleasedData,
+    InvoiceAdjusted,
+    InvoiceAdjustedData,
+    InvoiceAged,
+    InvoiceAgedData,
+    InvoiceIssued,
+    InvoiceIssuedData,
+    InvoiceVoided,
+    InvoiceVoidedData,
+    Money,
+    NextStage,
+    NoticeDelivered,
+    NoticeDeliveredData,
+    NoticeFailed,
+    NoticeFailedData,
+    NoticeRequested,
+    NoticeRequestedData,
+    PaymentFailed,
+    PaymentFailedData,
+    PaymentReceived,
+    PaymentReceivedData,
+    PaymentReversed,
+    PaymentReversedData,
+    PolicyRef,
+    StageEntered,
+    StageEnteredData,
+    Why,
+)
+
+__all__ = ["EXAMPLES"]
+
+# One story runs through the examples: Contoso's November invoice goes unpaid, a reminder
+# goes out, a promise to pay is broken, access is suspended, the customer pays and access is
+# restored. Docs quote these verbatim.
+_CUSTOMER = "contoso"
+_INVOICE = "INV-2026-0001"
+_SUBSCRIPTIONS = ["sub-7c1e9a", "sub-55d0f2"]
+_POLICY = PolicyRef(name="standard", version=3)
+_OVERDUE = [Money(amount=Decimal("1250.00"), currency="USD")]
+
+
+def _at(day: date, hour: int = 9, minute: int = 0) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=UTC)
+
+
+_EXAMPLES: list[Event] = [
+    CustomerUpserted(
+        event_id="cust-contoso-v12",
+        event_type="customer.upserted",
+        occurred_at=_at(date(2026, 10, 2), 14, 5),
+        customer_id=_CUSTOMER,
+        data=CustomerUpsertedData(
+            name="Contoso Ltd.",
+            locale="en",
+            billing_email="ap@contoso.example",
+            partner_contact_email="am@partner.example",
+            tags=["enterprise"],
+            subscription_ids=list(_SUBSCRIPTIONS),
+        ),
+    ),
+    InvoiceIssued(
+        event_id="inv-2026-0001-issued",
+        event_type="invoice.issued",
+        occurred_at=_at(date(2026, 11, 1), 9, 30),
+        customer_id=_CUSTOMER,
+        data=InvoiceIssuedData(
+            invoice_id=_INVOICE,
+            currency="USD",
+            amount=Decimal("1450.00"),
+            issued_on=date(2026, 11, 1),
+            due_on=date(2026, 12, 1),
+            subscription_ids=list(_SUBSCRIPTIONS),
+        ),
+    ),
+    InvoiceAdjusted(
+        event_id="inv-2026-0001-credit-1",
+        event_type="invoice.adjusted",
+        occurred_at=_at(date(2026, 11, 5)),
+        customer_id=_CUSTOMER,
+        data=InvoiceAdjustedData(
+            invoice_id=_INVOICE,
+            amount_delta=Decimal("-200.00"),
+            reason="Credit note CN-88: seats removed mid-term",
+        ),
+    ),
+    InvoiceVoided(
+        event_id="inv-2026-0002-voided",
+        event_type="invoice.voided",
+        occurred_at=_at(date(2026, 11, 6)),
+        customer_id=_CUSTOMER,
+        data=InvoiceVoidedData(invoice_id="INV-2026-0002", reason="Issued twice"),
+    ),
+    PaymentReceived(
+        event_id="pay-5521-received",
+        event_type="payment.received",
+        occurred_at=_at(date(2027, 1, 13), 16, 45),
+        customer_id=_CUSTOMER,
+        data=PaymentReceivedData(
+            payment_id="PAY-5521",
+            currency="USD",
+            amount=Decimal("1250.00"),
+            invoice_id=_INVOICE,
+        ),
+    ),
+    PaymentReversed(
+        event_id="pay-5480-reversed",
+        event_type="payment.reversed",
+        occurred_at=_at(date(2026, 12, 3)),
+        customer_id=_CUSTOMER,
+        data=PaymentReversedData(payment_id="PAY-5480", reason="Chargeback"),
+    ),
+    PaymentFailed(
+        event_id="pay-attempt-77-failed",
+        event_type="payment.failed",
+        occurred_at=_at(date(2026, 12, 1), 6),
+        customer_id=_CUSTOMER,
+        data=PaymentFailedData(invoice_id=_INVOICE, reason="Card declined", will_retry=True),
+    ),
+    ClockTick(
+        event_id="tick-2026-12-16T09:00Z",
+        event_type="clock.tick",
+        occurred_at=_at(date(2026, 12, 16)),
+        customer_id="*",
+        data=ClockTickData(),
+    ),
+    InvoiceAged(
+        event_id="aged-INV-2026-0001-2026-12-16",
+        event_type="invoice.aged",
+        occurred_at=_at(date(2026, 12, 16)),
+        customer_id=_CUSTOMER,
+        data=InvoiceAgedData(
+            invoice_id=_INVOICE,
+            due_on=date(2026, 12, 1),
+            as_of=date(2026, 12, 16),
+            days_past_due=15,
+            outstanding=Money(amount=Decimal("1250.00"), currency="USD"),
+            subscription_ids=list(_SUBSCRIPTIONS),
+        ),
+    ),
+    HoldPlaced(
+        event_id="hold-ptp-19-placed",
+        event_type="hold.placed",
+        occurred_at=_at(date(2026, 12, 18), 11),
+        customer_id=_CUSTOMER,
+        data=HoldPlacedData(
+            hold_id="HOLD-19",
+            kind="promise_to_pay",
+            until=date(2027, 1, 10),
+            reason="Customer promised payment after year-end close",
+            by="ops.alice",
+        ),
+    ),
+    HoldReleased(
+        event_id="hold-ptp-19-released",
+        event_type="hold.released",
+        occurred_at=_at(date(2027, 1, 13), 17),
+        customer_id=_CUSTOMER,
+        data=HoldReleasedData(hold_id="HOLD-19", reason="Paid", by="ops.alice"),
+    ),
+    CollectionsState(
+        event_id="state-contoso-2026-12-18-1",
+        event_type="collections.state",
+        occurred_at=_at(date(2026, 12, 18), 11),
+        customer_id=_CUSTOMER,
+        data=CollectionsStateData(
+            stage="reminder",
+            delinquent=True,
+            overdue=list(_OVERDUE),
+            anchor_due_on=date(2026, 12, 1),
+            days_past_due=17,
+            as_of=date(2026, 12, 18),
+            holds=[
+                Hold(
+                    hold_id="HOLD-19",
+                    kind="promise_to_pay",
+                    until=date(2027, 1, 10),
+                    reason="Customer promised payment after year-end close",
+                    by="ops.alice",
+                    placed_on=date(2026, 12, 18),
+                )
+            ],
+            suspended_subscription_ids=[],
+            next=NextStage(stage="final_notice", earliest_on=date(2027, 1, 11)),
+            policy=_POLICY,
+        ),
+    ),
+    StageEntered(
+        event_id="stage-contoso-reminder-2026-12-16",
+        event_type="collections.stage_entered",
+        occurred_at=_at(date(2026, 12, 16)),
+        customer_id=_CUSTOMER,
+        data=StageEnteredData(
+            stage="reminder",
+            previous="current",
+            as_of=date(2026, 12, 16),
+            days_past_due=15,
+            overdue=list(_OVERDUE),
+            why=Why(
+                rule="stages.reminder.after_days",
+                text="USD 1250.00 overdue for 15 days (reminder after 14 days)",
+                trigger_event_id="aged-INV-2026-0001-2026-12-16",
+                anchor_invoice_id=_INVOICE,
+                anchor_due_on=date(2026, 12, 1),
+                days_past_due=15,
+                overdue=list(_OVERDUE),
+                policy=_POLICY,
+            ),
+        ),
+    ),
+    AccessSuspend(
+        event_id="cmd-contoso-suspend-3f9a",
+        event_type="access.suspend",
+        occurred_at=_at(date(2027, 1, 11)),
+        customer_id=_CUSTOMER,
+        data=AccessCommandData(
+            command_id="cmd-contoso-suspend-3f9a",
+            subscription_ids=list(_SUBSCRIPTIONS),
+            reason="USD 1250.00 overdue for 41 days",
+            stage="suspended",
+            policy=_POLICY,
+        ),
+    ),
+    AccessRestore(
+        event_id="cmd-contoso-restore-8b21",
+        event_type="access.restore",
+        occurred_at=_at(date(2027, 1, 13), 16, 45),
+        customer_id=_CUSTOMER,
+        data=AccessCommandData(
+            command_id="cmd-contoso-restore-8b21",
+            subscription_ids=list(_SUBSCRIPTIONS),
+            reason="Nothing overdue",
+            stage="current",
+            policy=_POLICY,
+        ),
+    ),
+    AccessSuspended(
+        event_id="cmd-contoso-suspend-3f9a-sub-7c1e9a-suspended",
+        event_type="access.suspended",
+        occurred_at=_at(date(2027, 1, 11), 9, 1),
+        customer_id=_CUSTOMER,
+        data=AccessSuspendedData(
+            command_id="cmd-contoso-suspend-3f9a",
+            subscription_id="sub-7c1e9a",
+            provider="partner_center",
+        ),
+    ),
+    AccessRestored(
+        event_id="cmd-contoso-restore-8b21-sub-7c1e9a-restored",
+        event_type="access.restored",
+        occurred_at=_at(date(2027, 1, 13), 16, 46),
+        customer_id=_CUSTOMER,
+        data=AccessRestoredData(
+            command_id="cmd-contoso-restore-8b21",
+            subscription_id="sub-7c1e9a",
+            provider="partner_center",
+        ),
+    ),
+    AccessFailed(
+        event_id="cmd-contoso-suspend-3f9a-sub-55d0f2-failed",
+        event_type="access.failed",
+        occurred_at=_at(date(2027, 1, 11), 9, 20),
+        customer_id=_CUSTOMER,
+        data=AccessFailedData(
+            command_id="cmd-contoso-suspend-3f9a",
+            subscription_id="sub-55d0f2",
+            provider="partner_center",
+            attempts=5,
+            error="HTTP 412 Precondition Failed: etag changed",
+        ),
+    ),
+    AccessDrift(
+        event_id="drift-sub-7c1e9a-2027-01-12T03:00Z",
+        event_type="access.drift",
+        occurred_at=_at(date(2027, 1, 12), 3),
+        customer_id=_CUSTOMER,
+        data=AccessDriftData(
+            subscription_id="sub-7c1e9a",
+            provider="partner_center",
+            desired="suspended",
+            observed="active",
+        ),
+    ),
+    NoticeRequested(
+        event_id="notice-contoso-final_notice-2027-01-04",
+        event_type="notice.requested",
+        occurred_at=_at(date(2027, 1, 4)),
+        customer_id=_CUSTOMER,
+        data=NoticeRequestedData(
+            notice_id="notice-contoso-final_notice-2027-01-04",
+            kind="final_notice",
+            audience="customer",
+            locale="en",
+            facts={
+                "overdue": [{"amount": "1250.00", "currency": "USD"}],
+                "due_on": "2026-12-01",
+                "days_past_due": 34,
+                "suspension_on": "2027-01-11",
+            },
+        ),
+    ),
+    NoticeDelivered(
+        event_id="notice-contoso-final_notice-2027-01-04-delivered",
+        event_type="notice.delivered",
+        occurred_at=_at(date(2027, 1, 4), 9, 1),
+        customer_id=_CUSTOMER,
+        data=NoticeDeliveredData(
+            notice_id="notice-contoso-final_notice-2027-01-04",
+            channel="email",
+            attempts=1,
+        ),
+    ),
+    NoticeFailed(
+        event_id="notice-contoso-final_notice-2027-01-04-webhook-failed",
+        event_type="notice.failed",
+        occurred_at=_at(date(2027, 1, 4), 10, 30),
+        customer_id=_CUSTOMER,
+        data=NoticeFailedData(
+            notice_id="notice-contoso-final_notice-2027-01-04",
+            channel="webhook",
+            attempts=6,
+            error="HTTP 503 from receiver",
+        ),
+    ),
+]
+
+# Keyed and ordered like EVENT_TYPES, so iteration order is the documentation order.
+EXAMPLES: dict[str, Event] = {
+    event_type: next(e for e in _EXAMPLES if e.event_type == event_type)
+    for event_type in EVENT_TYPES
+}
