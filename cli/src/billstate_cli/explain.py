@@ -1,0 +1,382 @@
+"""Render a policy as the customer-facing collections policy, in Markdown (en, zh-TW)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Final
+
+from babel import Locale
+from babel.numbers import format_decimal, get_currency_precision
+
+from billstate_shared.domain.policy import DEFAULT_KEY, Policy, Stage
+
+__all__ = ["LOCALES", "explain", "stage_title"]
+
+LOCALES: Final = ("en", "zh-TW")
+
+
+@dataclass(frozen=True)
+class _Words:
+    """Everything locale-specific: fixed sentences, templates and the few grammar rules."""
+
+    tag: str
+    babel_locale: str
+    sentence_gap: str  # between sentences: a space in English, nothing in Chinese
+    stage_titles: dict[str, str]
+    # How a gate refers to time spent in a known previous stage ("the final notice").
+    stage_events: dict[str, str]
+    days: Callable[[str, int], str]  # (formatted number, count) -> "7 days"
+    join: Callable[[Sequence[str]], str]
+    title: str
+    intro: str
+    dates_heading: str
+    dates: str
+    reminders_heading: str
+    reminders: str
+    no_reminders: str
+    minimum_heading: str
+    minimum: str
+    minimum_other: str
+    stages_heading: str
+    stages_intro: str
+    stages_suspension_date: str
+    table_header: tuple[str, str, str, str]
+    starts: str
+    starts_gated: str
+    gate_event_unknown: str
+    gate_after_current: str
+    notify: dict[tuple[str, ...], str]
+    suspend: dict[str, str]
+    access_unaffected: str
+    access_restored: str
+    avoid_heading: str
+    pay: str
+    dispute: str
+    promise: str
+    footer: str
+
+
+def _en_days(number: str, count: int) -> str:
+    return f"{number} day" if count == 1 else f"{number} days"
+
+
+def _en_join(items: Sequence[str]) -> str:
+    if len(items) <= 2:
+        return " and ".join(items)
+    return f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+_EN: Final = _Words(
+    tag="en",
+    babel_locale="en",
+    sentence_gap=" ",
+    stage_titles={"overdue": "Overdue", "final_notice": "Final notice", "suspended": "Suspended"},
+    stage_events={
+        "overdue": "the overdue notice",
+        "final_notice": "the final notice",
+        "suspended": "the suspension",
+    },
+    days=_en_days,
+    join=_en_join,
+    title="Collections policy: {name} (version {version})",
+    intro=(
+        "This is how we handle invoices that are not paid on time, and exactly when access to "
+        "your subscriptions can be affected."
+    ),
+    dates_heading="Dates",
+    dates=(
+        "All dates are business dates in the {zone} time zone, that is, calendar dates there; "
+        "days are counted as calendar days, weekends and holidays included. A due date ends at "
+        "midnight in that time zone: an invoice that still has an unpaid "
+        "amount when its due date ends is overdue from the next day."
+    ),
+    reminders_heading="Reminders",
+    reminders=(
+        "For each invoice that is not yet paid, we send you a reminder {when} before its due date."
+    ),
+    no_reminders="We do not send reminders before the due date.",
+    minimum_heading="Minimum overdue amounts",
+    minimum=(
+        "Collections start only when your overdue balance in a currency reaches the minimum for "
+        "that currency; a smaller overdue balance never escalates."
+    ),
+    minimum_other="Any other currency: {amount}",
+    stages_heading="Stages",
+    stages_intro=(
+        "Days are counted from the due date of your oldest overdue invoice. The stages below come "
+        "one at a time, in this order, and none is ever skipped; the notices of a stage go out "
+        "when it starts."
+    ),
+    stages_suspension_date=(
+        "Every notice before suspension gives the date from which your subscriptions can be "
+        "suspended if nothing is paid."
+    ),
+    table_header=("Stage", "Starts", "What happens", "Access to your subscriptions"),
+    starts="{days} after the due date",
+    starts_gated="At the earliest {days} after the due date, and at least {gate} after {event}",
+    gate_event_unknown="the “{title}” stage began",
+    gate_after_current="your account was last up to date",
+    notify={
+        (): "No notice.",
+        ("customer",): "A notice to you.",
+        ("partner",): "A notice to your partner.",
+        ("customer", "partner"): "Notices to you and to your partner.",
+    },
+    suspend={
+        "overdue_subscriptions": "The subscriptions billed on your overdue invoices are suspended.",
+        "all_subscriptions": "All your subscriptions are suspended.",
+    },
+    access_unaffected="Not affected.",
+    access_restored=(
+        "Restored automatically as soon as the overdue balance is paid, falls below the minimum, "
+        "or is disputed; a notice tells you so."
+    ),
+    avoid_heading="How to avoid or end collections",
+    pay=(
+        "**Pay.** A payment for a specific invoice pays that invoice; the rest pays your invoices "
+        "in the same currency, oldest due date first, and anything left is credit for your next "
+        "invoice in that currency. As soon as your overdue balance is paid or falls below the "
+        "minimum, collections stop at once. If a payment settles your oldest overdue invoice, "
+        "days are counted from the next oldest one and you move back to the matching stage at "
+        "once."
+    ),
+    dispute=(
+        "**Dispute an invoice.** Amounts in dispute do not count toward your overdue balance."
+    ),
+    promise=(
+        "**Promise to pay.** You can promise to pay by a date up to {max_days} ahead. Until that "
+        "date, inclusive, collections do not move to a later stage. If your balance is still "
+        "overdue on the day after it, the promise is broken: we send you a notice and collections "
+        "resume."
+    ),
+    footer=(
+        "_Generated from policy “{name}” version {version}; our collections system follows the "
+        "same file._"
+    ),
+)
+
+
+def _zh_days(number: str, count: int) -> str:
+    return f"{number} 天"
+
+
+def _zh_join(items: Sequence[str]) -> str:
+    if len(items) == 1:
+        return items[0]
+    # Taiwanese typesetting puts a space between a Chinese character and a digit; "、" is
+    # full-width punctuation and carries its own spacing.
+    return f"{'、'.join(items[:-1])}及 {items[-1]}"
+
+
+_ZH_TW: Final = _Words(
+    tag="zh-TW",
+    babel_locale="zh_Hant_TW",
+    sentence_gap="",
+    stage_titles={"overdue": "逾期", "final_notice": "最後通知", "suspended": "已暫停"},
+    stage_events={"overdue": "逾期通知", "final_notice": "最後通知", "suspended": "暫停"},
+    days=_zh_days,
+    join=_zh_join,
+    title="催收政策：{name}（第 {version} 版）",
+    intro="本文說明帳單未按時付款時我們的處理方式，以及您的訂閱服務在何時可能受到影響。",
+    dates_heading="日期",
+    dates=(
+        "所有日期皆為 {zone} 時區的營業日期，即該時區的日曆日期；"
+        "天數以日曆天計算，週末及假日亦計入。"
+        "到期日於該時區的午夜結束：到期日結束時仍有未付金額的帳單，自隔天起即為逾期。"
+    ),
+    reminders_heading="付款提醒",
+    reminders="對於尚未付清的帳單，我們會在到期日前 {when}寄送提醒通知。",
+    no_reminders="到期日前不另行寄送提醒。",
+    minimum_heading="最低逾期金額",
+    minimum=(
+        "只有當某一幣別的逾期餘額達到該幣別的最低金額時，才會開始催收；"
+        "低於最低金額的逾期餘額不會進入下一步處理。"
+    ),
+    minimum_other="其他幣別：{amount}",
+    stages_heading="催收階段",
+    stages_intro=(
+        "逾期天數自您最早一張逾期帳單的到期日起算。"
+        "以下各階段依序逐一進行，不會跳過任何階段；每個階段開始時即寄出該階段的通知。"
+    ),
+    stages_suspension_date="暫停前的每一則通知都會載明：若仍未付款，您的訂閱最早可能被暫停的日期。",
+    table_header=("階段", "開始時間", "處理方式", "訂閱服務"),
+    starts="到期日後 {days}",
+    starts_gated="最早於到期日後 {days}，且在{event}後至少 {gate}",
+    gate_event_unknown="「{title}」階段開始",
+    gate_after_current="帳戶恢復正常",
+    notify={
+        (): "不寄送通知。",
+        ("customer",): "通知您。",
+        ("partner",): "通知您的合作夥伴。",
+        ("customer", "partner"): "通知您及您的合作夥伴。",
+    },
+    suspend={
+        "overdue_subscriptions": "暫停逾期帳單所計費的訂閱。",
+        "all_subscriptions": "暫停您所有的訂閱。",
+    },
+    access_unaffected="不受影響。",
+    access_restored="逾期餘額一經付清、低於最低金額或提出爭議，即自動恢復，並寄送通知告知您。",
+    avoid_heading="如何避免或結束催收",
+    pay=(
+        "**付款。** 指定帳單的付款會支付該帳單；其餘金額依到期日由早至晚支付同一幣別的帳單，"
+        "剩餘款項則作為抵用額，支付該幣別的下一張帳單。逾期餘額一經付清或低於最低金額，"
+        "催收即刻停止。若付款付清了最早的逾期帳單，逾期天數改由下一張最早的逾期帳單起算，"
+        "並立即退回對應的階段。"
+    ),
+    dispute="**對帳單提出爭議。** 爭議中的金額不計入逾期餘額。",
+    promise=(
+        "**承諾付款。** 您可以承諾在 {max_days}內的某一日期前付款。在該日期（含當日）之前，"
+        "催收不會進入下一階段。若承諾日期隔天仍有逾期餘額，即視為未履行承諾："
+        "我們會寄送通知，並恢復催收。"
+    ),
+    footer="_本文件由政策「{name}」第 {version} 版產生；我們的催收系統依據同一份檔案執行。_",
+)
+
+_WORDS: Final = {words.tag: words for words in (_EN, _ZH_TW)}
+
+
+def explain(policy: Policy, locale: str) -> str:
+    """The customer-facing collections policy for `policy` in `locale` (one of LOCALES)."""
+    return _Renderer(policy, _words(locale)).render()
+
+
+def stage_title(name: str, locale: str) -> str:
+    """A stage identifier as customers read it; unknown names are humanised identifiers."""
+    return _title(name, _words(locale))
+
+
+def _words(locale: str) -> _Words:
+    try:
+        return _WORDS[locale]
+    except KeyError:
+        raise ValueError(f"unsupported locale {locale!r}; expected one of {LOCALES}") from None
+
+
+def _title(name: str, words: _Words) -> str:
+    return words.stage_titles.get(name) or name.replace("_", " ").capitalize()
+
+
+class _Renderer:
+    def __init__(self, policy: Policy, words: _Words) -> None:
+        self.policy = policy
+        self.words = words
+        self.locale = Locale.parse(words.babel_locale)
+
+    def render(self) -> str:
+        w, p = self.words, self.policy
+        lines = [
+            f"# {w.title.format(name=p.name, version=self._number(p.version))}",
+            "",
+            w.intro,
+            "",
+            f"## {w.dates_heading}",
+            "",
+            w.dates.format(zone=p.timezone),
+            "",
+            f"## {w.reminders_heading}",
+            "",
+            self._reminders(),
+            "",
+            f"## {w.minimum_heading}",
+            "",
+            w.minimum,
+            "",
+            *self._minimums(),
+            "",
+            f"## {w.stages_heading}",
+            "",
+            self._stages_intro(),
+            "",
+            *self._table(),
+            "",
+            f"## {w.avoid_heading}",
+            "",
+            f"- {w.pay}",
+            f"- {w.dispute}",
+            f"- {w.promise.format(max_days=self._days(p.promise_to_pay.max_days))}",
+            "",
+            w.footer.format(name=p.name, version=self._number(p.version)),
+        ]
+        return "\n".join(lines) + "\n"
+
+    def _number(self, value: int | Decimal, pattern: str = "#,##0") -> str:
+        return format_decimal(value, format=pattern, locale=self.locale, decimal_quantization=False)
+
+    def _days(self, count: int) -> str:
+        return self.words.days(self._number(count), count)
+
+    def _reminders(self) -> str:
+        days = self.policy.reminders.days_before_due
+        if not days:
+            return self.words.no_reminders
+        return self.words.reminders.format(when=self.words.join([self._days(d) for d in days]))
+
+    def _money(self, currency: str, amount: Decimal) -> str:
+        # The currency's usual minor units at least ("USD 5.00" for "5"), more when written.
+        digits = get_currency_precision(currency)
+        pattern = "#,##0" + ("." + "0" * digits if digits else "")
+        return f"{currency} {self._number(amount, pattern)}"
+
+    def _minimums(self) -> list[str]:
+        minimums = self.policy.minimum_overdue
+        items = [
+            f"- {self._money(code, amount)}"
+            for code, amount in sorted(minimums.items())
+            if code != DEFAULT_KEY
+        ]
+        other = self._number(minimums[DEFAULT_KEY], "#,##0.##")
+        items.append(f"- {self.words.minimum_other.format(amount=other)}")
+        return items
+
+    def _stages_intro(self) -> str:
+        w, suspend_at = self.words, self.policy.suspend_stage_index
+        # Only notices that come before the suspension carry its date.
+        if suspend_at is None or suspend_at == 0:
+            return w.stages_intro
+        return w.stages_intro + w.sentence_gap + w.stages_suspension_date
+
+    def _table(self) -> list[str]:
+        w, p = self.words, self.policy
+        header = "| " + " | ".join(w.table_header) + " |"
+        rows = [header, "|" + "---|" * len(w.table_header)]
+        suspended_from = p.suspend_stage_index
+        for index, stage in enumerate(p.stages):
+            access = (
+                w.access_restored
+                if suspended_from is not None and index >= suspended_from
+                else w.access_unaffected
+            )
+            cells = (
+                _title(stage.name, w),
+                self._starts(index, stage),
+                self._does(stage),
+                access,
+            )
+            rows.append("| " + " | ".join(cells) + " |")
+        return rows
+
+    def _starts(self, index: int, stage: Stage) -> str:
+        w = self.words
+        days = self._days(stage.days_past_due)
+        if stage.min_days_in_previous == 0:
+            return w.starts.format(days=days)
+        if index == 0:
+            event = w.gate_after_current
+        else:
+            previous = self.policy.stages[index - 1].name
+            event = w.stage_events.get(previous) or w.gate_event_unknown.format(
+                title=_title(previous, w)
+            )
+        return w.starts_gated.format(
+            days=days, gate=self._days(stage.min_days_in_previous), event=event
+        )
+
+    def _does(self, stage: Stage) -> str:
+        w = self.words
+        targets = tuple(t for t in ("customer", "partner") if t in stage.notify)
+        parts = [w.notify[targets]]
+        if stage.scope is not None:
+            parts.append(w.suspend[stage.scope])
+        return w.sentence_gap.join(parts)

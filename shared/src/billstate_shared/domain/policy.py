@@ -1,0 +1,361 @@
+"""The collections policy (v1) as frozen, validated values: stages, minimums, reminders."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Annotated, Any, Final, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    PrivateAttr,
+    Strict,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from billstate_shared.contracts.currencies import ISO_4217_CODES
+
+__all__ = [
+    "CURRENT",
+    "DEFAULT_KEY",
+    "DEFAULT_MINIMUM",
+    "ERROR_LOC_KEY",
+    "MAX_MONEY_DECIMALS",
+    "MAX_MONEY_INTEGER_DIGITS",
+    "Action",
+    "NotifyTarget",
+    "Policy",
+    "PromiseToPay",
+    "Reminders",
+    "Scope",
+    "Stage",
+]
+
+CURRENT: Final = "current"
+"""The state of a customer in no stage; `Policy.stage_index(CURRENT)` is -1."""
+
+DEFAULT_KEY: Final = "default"
+"""The `minimum_overdue` key for every currency not listed; always present after validation."""
+DEFAULT_MINIMUM: Final = Decimal("0.01")
+MAX_MONEY_DECIMALS: Final = 4
+
+Action = Literal["suspend"]
+Scope = Literal["overdue_subscriptions", "all_subscriptions"]
+NotifyTarget = Literal["customer", "partner"]
+
+# Validators below that check one field against its siblings can only fail at the location of
+# the field they are attached to. They put the path of the value actually at fault, relative to
+# that location, in the error context under this key, so that the file loader can point at the
+# right line. pydantic keeps the context as given.
+ERROR_LOC_KEY: Final = "loc"
+
+_STAGE_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}")
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+# As in the wire contracts: sums of amounts stay exact in the default 28-digit decimal context.
+MAX_MONEY_INTEGER_DIGITS: Final = 18
+_MONEY_HINT = (
+    f'money must be a quoted decimal string like "5.00" '
+    f"(at most {MAX_MONEY_DECIMALS} fractional digits)"
+)
+
+
+def _check_stage_name(name: str) -> str:
+    if _STAGE_NAME.fullmatch(name) is None:
+        raise PydanticCustomError(
+            "stage_name",
+            "stage name '{name}' is not an identifier: lower-case letters, digits and _, "
+            "starting with a letter, at most 32 characters",
+            {"name": name},
+        )
+    if name == CURRENT:
+        raise PydanticCustomError(
+            "stage_name_reserved",
+            "stage name 'current' is reserved for a customer who is in no stage",
+        )
+    return name
+
+
+def _check_currency_key(key: str) -> str:
+    if key != DEFAULT_KEY and key not in ISO_4217_CODES:
+        raise PydanticCustomError(
+            "currency_code",
+            "unknown currency '{key}': expected an ISO 4217 code such as USD, or 'default'",
+            {"key": key},
+        )
+    return key
+
+
+def _parse_money(value: Any) -> Decimal:
+    # YAML turns unquoted 5.00 into the float 5.0 and 5 into an int: both lose the written
+    # precision (and floats are binary), so amounts must arrive as text or as a Decimal.
+    if isinstance(value, int | float):  # bool is an int too
+        kind = "a boolean" if isinstance(value, bool) else f"the number {value!r}"
+        raise PydanticCustomError(
+            "money_type", "{hint}, not {kind}; quote it", {"hint": _MONEY_HINT, "kind": kind}
+        )
+    if isinstance(value, str):
+        if _DECIMAL_TEXT.fullmatch(value) is None:
+            raise PydanticCustomError(
+                "money_text",
+                "'{text}' is not a decimal amount: {hint}",
+                {"text": value, "hint": _MONEY_HINT},
+            )
+        try:
+            amount = Decimal(value)
+        except InvalidOperation as exc:  # pragma: no cover - the pattern admits only decimals
+            raise PydanticCustomError("money_text", "not a decimal amount") from exc
+    elif isinstance(value, Decimal):
+        amount = value
+        if not amount.is_finite():
+            raise PydanticCustomError("money_text", "amount must be finite")
+    else:
+        raise PydanticCustomError("money_type", "{hint}", {"hint": _MONEY_HINT})
+    if amount.is_signed():
+        raise PydanticCustomError(
+            "money_negative",
+            "amount {amount} is negative; it must be 0 or more",
+            {"amount": str(amount)},
+        )
+    if amount.adjusted() >= MAX_MONEY_INTEGER_DIGITS:
+        raise PydanticCustomError(
+            "money_size",
+            "amount {amount} has more than {max} integer digits",
+            {"amount": str(amount), "max": MAX_MONEY_INTEGER_DIGITS},
+        )
+    exponent = amount.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -MAX_MONEY_DECIMALS:
+        raise PydanticCustomError(
+            "money_precision",
+            "amount {amount} has more than {max} fractional digits; {hint}",
+            {"amount": str(amount), "max": MAX_MONEY_DECIMALS, "hint": _MONEY_HINT},
+        )
+    return amount
+
+
+def _freeze_minimums(minimums: Mapping[str, Decimal]) -> Mapping[str, Decimal]:
+    merged = dict(minimums)
+    merged.setdefault(DEFAULT_KEY, DEFAULT_MINIMUM)
+    # Read-only, so the thresholds precomputed at construction cannot drift from the field.
+    return MappingProxyType(merged)
+
+
+StageName = Annotated[str, Strict(), AfterValidator(_check_stage_name)]
+CurrencyKey = Annotated[str, Strict(), AfterValidator(_check_currency_key)]
+Money = Annotated[Decimal, BeforeValidator(_parse_money)]
+Days = Annotated[int, Strict(), Field(ge=1)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Stage(_Frozen):
+    """One rung of the ladder: entered `days_past_due` days after the anchor due date."""
+
+    name: StageName
+    days_past_due: Days
+    min_days_in_previous: Annotated[int, Strict(), Field(ge=0)] = 0
+    action: Action | None = None
+    scope: Scope | None = None
+    notify: tuple[NotifyTarget, ...] = ()
+
+    @field_validator("notify")
+    @classmethod
+    def _notify_once(cls, notify: tuple[NotifyTarget, ...]) -> tuple[NotifyTarget, ...]:
+        for index, target in enumerate(notify):
+            if target in notify[:index]:
+                raise PydanticCustomError(
+                    "notify_duplicate",
+                    "'{target}' is listed twice",
+                    {"target": target, ERROR_LOC_KEY: (index,)},
+                )
+        return notify
+
+    @model_validator(mode="after")
+    def _suspend_has_scope(self) -> Stage:
+        if self.action == "suspend" and self.scope is None:
+            raise PydanticCustomError(
+                "suspend_without_scope",
+                "stage '{name}' has action: suspend but no scope; "
+                "add scope: overdue_subscriptions or scope: all_subscriptions",
+                {"name": self.name, ERROR_LOC_KEY: ("scope",)},
+            )
+        if self.scope is not None and self.action != "suspend":
+            raise PydanticCustomError(
+                "scope_without_suspend",
+                "stage '{name}' has a scope but no action: suspend; "
+                "scope says which subscriptions a suspend stage suspends",
+                {"name": self.name, ERROR_LOC_KEY: ("scope",)},
+            )
+        return self
+
+    @property
+    def suspends(self) -> bool:
+        """Whether entering this stage suspends subscriptions."""
+        return self.action == "suspend"
+
+
+class Reminders(_Frozen):
+    """Reminder notices before an invoice falls due."""
+
+    days_before_due: tuple[Days, ...] = ()
+
+    @field_validator("days_before_due")
+    @classmethod
+    def _unique_descending(cls, days: tuple[int, ...]) -> tuple[int, ...]:
+        for index, day in enumerate(days):
+            if day in days[:index]:
+                raise PydanticCustomError(
+                    "reminder_duplicate",
+                    "reminder day {day} is listed twice",
+                    {"day": day, ERROR_LOC_KEY: (index,)},
+                )
+        # Descending is chronological: the reminder furthest from the due date goes first.
+        return tuple(sorted(days, reverse=True))
+
+
+class PromiseToPay(_Frozen):
+    """How long a customer's promise to pay may pause the climb."""
+
+    max_days: Days = 30
+
+
+class Policy(BaseModel):
+    """A validated collections policy; the helpers are precomputed for the engine's hot path.
+
+    Build it with `Policy.model_validate(...)` or the constructor (not `model_copy(update=...)`,
+    which skips validation and would leave the precomputed lookups stale).
+    """
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+    )
+
+    name: Annotated[str, Strict(), Field(alias="policy", min_length=1)]
+    version: Days
+    timezone: Annotated[str, Strict()]
+    minimum_overdue: Annotated[
+        Mapping[CurrencyKey, Money],
+        AfterValidator(_freeze_minimums),
+        PlainSerializer(dict, return_type=dict[str, Decimal]),
+    ]
+    reminders: Reminders = Reminders()
+    stages: Annotated[tuple[Stage, ...], Field(min_length=1)]
+    exempt_tags: tuple[Annotated[str, Strict()], ...] = ()
+    promise_to_pay: PromiseToPay = PromiseToPay()
+
+    _zone: ZoneInfo = PrivateAttr()
+    _default_minimum: Decimal = PrivateAttr()
+    _thresholds: dict[str, Decimal] = PrivateAttr()
+    _stage_indexes: dict[str, int] = PrivateAttr()
+    _suspend_index: int | None = PrivateAttr()
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
+        # "localtime" resolves to whatever zone the host is set to, so the same file would
+        # mean different dates on different machines.
+        try:
+            if name and name != "localtime":
+                ZoneInfo(name)
+                return name
+        except (ZoneInfoNotFoundError, ValueError):
+            pass
+        raise PydanticCustomError(
+            "timezone",
+            "unknown time zone '{name}': expected an IANA zone name such as Asia/Taipei",
+            {"name": name},
+        )
+
+    @field_validator("stages")
+    @classmethod
+    def _ladder(cls, stages: tuple[Stage, ...]) -> tuple[Stage, ...]:
+        seen: dict[str, int] = {}
+        suspend_at: int | None = None
+        for index, stage in enumerate(stages):
+            if stage.name in seen:
+                raise PydanticCustomError(
+                    "stage_duplicate",
+                    "stage name '{name}' is used twice (first at stages[{first}])",
+                    {"name": stage.name, "first": seen[stage.name], ERROR_LOC_KEY: (index, "name")},
+                )
+            seen[stage.name] = index
+            if index > 0 and stage.days_past_due <= stages[index - 1].days_past_due:
+                previous = stages[index - 1]
+                raise PydanticCustomError(
+                    "stage_order",
+                    "stage '{name}' has days_past_due {days}, which must be greater than "
+                    "{previous_days} of the previous stage '{previous}' "
+                    "(days_past_due must strictly increase)",
+                    {
+                        "name": stage.name,
+                        "days": stage.days_past_due,
+                        "previous": previous.name,
+                        "previous_days": previous.days_past_due,
+                        ERROR_LOC_KEY: (index, "days_past_due"),
+                    },
+                )
+            if stage.suspends:
+                if suspend_at is not None:
+                    raise PydanticCustomError(
+                        "suspend_twice",
+                        "stage '{name}' is a second suspend stage after '{first}'; "
+                        "policy v1 supports zero or one stage with action: suspend",
+                        {
+                            "name": stage.name,
+                            "first": stages[suspend_at].name,
+                            ERROR_LOC_KEY: (index, "action"),
+                        },
+                    )
+                suspend_at = index
+        return stages
+
+    def model_post_init(self, context: Any, /) -> None:
+        self._zone = ZoneInfo(self.timezone)
+        self._default_minimum = self.minimum_overdue[DEFAULT_KEY]
+        self._thresholds = {k: v for k, v in self.minimum_overdue.items() if k != DEFAULT_KEY}
+        self._stage_indexes = {stage.name: index for index, stage in enumerate(self.stages)}
+        self._stage_indexes[CURRENT] = -1
+        self._suspend_index = next(
+            (index for index, stage in enumerate(self.stages) if stage.suspends), None
+        )
+
+    def threshold(self, currency: str) -> Decimal:
+        """The overdue amount from which `currency` escalates: its own minimum, else `default`."""
+        return self._thresholds.get(currency, self._default_minimum)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The time zone whose dates are the business dates."""
+        return self._zone
+
+    def stage_index(self, name: str) -> int:
+        """Position of stage `name` (0 = first stage, -1 = `current`); KeyError if unknown."""
+        try:
+            return self._stage_indexes[name]
+        except KeyError:
+            raise KeyError(f"policy {self.name!r} v{self.version} has no stage {name!r}") from None
+
+    @property
+    def suspend_stage_index(self) -> int | None:
+        """Index of the stage with `action: suspend`, or None when the policy never suspends."""
+        return self._suspend_index
+
+    @property
+    def ref(self) -> tuple[str, int]:
+        """(name, version): what every decision carries to say which policy made it."""
+        return (self.name, self.version)
