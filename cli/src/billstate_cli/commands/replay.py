@@ -1,0 +1,65 @@
+"""`billstate replay --policy P EVENTS.jsonl`: every outbound event the system would produce."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from billstate_shared.contracts import EVENT_TYPES, ContractError, decode, encode
+from billstate_shared.policy_file import PolicyError, load_policy
+
+from billstate_cli.replay import Replay
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "replay",
+        help="run the engine over a JSONL file of inbound events; print what it decides",
+        description="Reads inbound events (one envelope per line, in order) and writes every "
+        "outbound event the running system would produce, one per line, deterministically.",
+    )
+    parser.add_argument("events", type=Path, help="JSONL file of inbound events ('-' for stdin)")
+    parser.add_argument("--policy", type=Path, required=True, help="the policy YAML file")
+    parser.add_argument(
+        "--only",
+        type=lambda s: [t.strip() for t in s.split(",") if t.strip()],
+        help="print only these event types, comma-separated",
+    )
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        policy = load_policy(args.policy)
+    except PolicyError as err:
+        print(f"refused policy: {err}", file=sys.stderr)
+        return 2
+    only = set(args.only or ())
+    unknown = only - set(EVENT_TYPES)
+    if unknown:
+        print(f"--only: unknown event types: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    replay = Replay(policy)
+    source = sys.stdin.buffer if str(args.events) == "-" else open(args.events, "rb")  # noqa: SIM115
+    out = sys.stdout.buffer
+    bad = 0
+    with source:
+        for number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            try:
+                event = decode(line)
+                decided = replay.feed(event)
+            except (ContractError, ValueError) as err:
+                bad += 1
+                print(f"{args.events}:{number}: {err}", file=sys.stderr)
+                continue
+            for produced in decided:
+                if not only or produced.event_type in only:
+                    out.write(encode(produced))
+                    out.write(b"\n")
+    out.flush()
+    if bad:
+        print(f"{bad} bad line(s) skipped", file=sys.stderr)
+    return 0

@@ -1,0 +1,54 @@
+"""The embedded mode: invoicing's aging and collections' engine composed in-process, no Kafka."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from billstate_collections.domain.book import Book
+from billstate_collections.domain.engine import step
+from billstate_invoicing.domain.aging import Aging, Register, record
+from billstate_shared.contracts import INBOUND_TYPES, ClockTick, Event, EventBase
+from billstate_shared.domain.policy import Policy
+
+
+@dataclass
+class Replay:
+    """What the running system would produce for a stream of inbound events, in order.
+
+    Invoicing and collections each keep a ledger per customer in production; here they share
+    one (the second application is a no-op duplicate), so memory grows with customers.
+    """
+
+    policy: Policy
+    books: dict[str, Book] = field(default_factory=dict)
+    registers: dict[str, Register] = field(default_factory=dict)
+    aging: Aging = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.aging = Aging(self.policy)
+
+    def book(self, customer_id: str) -> Book:
+        book = self.books.get(customer_id)
+        if book is None:
+            book = self.books[customer_id] = Book(customer_id)
+            self.registers[customer_id] = Register(customer_id, ledger=book.ledger)
+        return book
+
+    def feed(self, event: Event) -> list[EventBase]:
+        if event.event_type not in INBOUND_TYPES:
+            raise ValueError(f"{event.event_type} is not an inbound event type")
+        if isinstance(event, ClockTick):
+            out: list[EventBase] = []
+            for aged in self.aging.tick(event.occurred_at, self.registers.get):
+                out.append(aged)
+                out.extend(step(self.books[aged.customer_id], aged, self.policy))
+            return out
+        book = self.book(event.customer_id)
+        decided: list[EventBase] = list(step(book, event, self.policy))
+        record(self.aging, self.registers[event.customer_id], event)
+        return decided
+
+    def run(self, events: Iterable[Event]) -> Iterator[EventBase]:
+        for event in events:
+            yield from self.feed(event)

@@ -1,0 +1,118 @@
+"""Rules 2-5 and 8 on a business date: overdue, delinquent, anchor and age, target, scope."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from billstate_collections.domain.book import CURRENT, Book
+from billstate_shared.domain.ledger import ZERO, Invoice
+from billstate_shared.domain.policy import Policy
+
+
+@dataclass(frozen=True, slots=True)
+class Assessment:
+    as_of: date
+    overdue: tuple[tuple[str, Decimal], ...]  # (currency, amount) with amount > 0, by currency
+    delinquent_currencies: tuple[str, ...]
+    anchor: Invoice | None
+    days_past_due: int | None
+    target: int
+    blocked_by: str | None  # "exempt tag x" / "manual hold h": why there is no target
+    scope: tuple[str, ...]  # subscriptions a suspension would cover now (rule 8)
+    overdue_invoices: tuple[
+        tuple[Invoice, Decimal], ...
+    ]  # counted invoices of delinquent currencies
+
+    @property
+    def delinquent(self) -> bool:
+        return bool(self.delinquent_currencies)
+
+
+def disputed(book: Book) -> dict[str, Decimal | None]:
+    """Disputed amount per invoice; None means the whole open amount (rule 2)."""
+    found: dict[str, Decimal | None] = {}
+    for hold in book.holds.values():
+        if hold.kind == "dispute" and hold.invoice_id is not None:
+            if hold.amount is None or found.get(hold.invoice_id, ZERO) is None:
+                found[hold.invoice_id] = None
+            else:
+                found[hold.invoice_id] = (found.get(hold.invoice_id) or ZERO) + hold.amount
+    return found
+
+
+def countable(invoice: Invoice, disputes: dict[str, Decimal | None]) -> Decimal:
+    """The open amount that counts toward collections: open minus what is disputed."""
+    if invoice.invoice_id not in disputes:
+        return invoice.open
+    held = disputes[invoice.invoice_id]
+    if held is None:
+        return ZERO
+    rest = invoice.open - held
+    return rest if rest > ZERO else ZERO
+
+
+def target_stage(policy: Policy, days_past_due: int) -> int:
+    """The last stage whose day the customer has reached (rule 5), or CURRENT."""
+    target = CURRENT
+    for index, stage in enumerate(policy.stages):
+        if days_past_due >= stage.days_past_due:
+            target = index
+        else:
+            break
+    return target
+
+
+def assess(book: Book, as_of: date, policy: Policy) -> Assessment:
+    disputes = disputed(book)
+    totals: dict[str, Decimal] = {}
+    counted: list[tuple[Invoice, Decimal]] = []
+    for invoice in book.ledger.open_invoices():
+        # Rule 2: a due date ends at midnight, so an invoice due today is not overdue yet.
+        if invoice.due_on < as_of:
+            amount = countable(invoice, disputes)
+            if amount > ZERO:
+                counted.append((invoice, amount))
+                totals[invoice.currency] = totals.get(invoice.currency, ZERO) + amount
+    delinquent = tuple(c for c in sorted(totals) if totals[c] >= policy.threshold(c))
+    in_scope = [(inv, amt) for inv, amt in counted if inv.currency in delinquent]
+    anchor = min((inv for inv, _ in in_scope), key=lambda i: i.order, default=None)
+    dpd = (as_of - anchor.due_on).days if anchor is not None else None
+    blocked_by = _blocked_by(book, policy)
+    target = CURRENT if dpd is None or blocked_by is not None else target_stage(policy, dpd)
+    return Assessment(
+        as_of=as_of,
+        overdue=tuple((c, totals[c]) for c in sorted(totals)),
+        delinquent_currencies=delinquent,
+        anchor=anchor,
+        days_past_due=dpd,
+        target=target,
+        blocked_by=blocked_by,
+        scope=_scope(book, policy, in_scope),
+        overdue_invoices=tuple(in_scope),
+    )
+
+
+def _blocked_by(book: Book, policy: Policy) -> str | None:
+    if book.profile is not None and policy.exempt_tags:
+        tags = sorted(book.profile.tags.intersection(policy.exempt_tags))
+        if tags:
+            return f"exempt tag {tags[0]}"
+    for hold in sorted(book.holds.values(), key=lambda h: h.hold_id):
+        if hold.kind == "manual":
+            return f"manual hold {hold.hold_id}"
+    return None
+
+
+def _scope(book: Book, policy: Policy, in_scope: list[tuple[Invoice, Decimal]]) -> tuple[str, ...]:
+    index = policy.suspend_stage_index
+    if index is None:
+        return ()
+    if policy.stages[index].scope == "all_subscriptions":
+        subs = set(book.profile.subscription_ids) if book.profile else set()
+        for invoice in book.ledger.invoices.values():
+            subs.update(invoice.subscription_ids)
+        return tuple(sorted(subs))
+    # Rule 8: only what the overdue invoices bill; a paid-up annual subscription stays on.
+    return tuple(sorted({s for inv, _ in in_scope for s in inv.subscription_ids}))

@@ -1,0 +1,435 @@
+"""The stage machine: one event in, the book updated, the decided events out (rules 1 to 12)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Literal
+
+from billstate_collections.domain.assess import Assessment, assess
+from billstate_collections.domain.book import CURRENT, Book, HoldRecord, Profile
+from billstate_collections.domain.schedule import suspension_on
+from billstate_shared.contracts import (
+    AccessCommandData,
+    AccessRestore,
+    AccessSuspend,
+    CustomerUpserted,
+    Event,
+    HoldPlaced,
+    HoldReleased,
+    InvoiceAged,
+    Money,
+    NoticeRequested,
+    NoticeRequestedData,
+    PaymentFailed,
+    PolicyRef,
+    StageEntered,
+    StageEnteredData,
+    Why,
+)
+from billstate_shared.domain.ids import make_id
+from billstate_shared.domain.ledger import LEDGER_EVENTS, Outcome, apply_event
+from billstate_shared.domain.policy import Policy
+
+DEFAULT_LOCALE = "en"
+
+Output = StageEntered | AccessSuspend | AccessRestore | NoticeRequested
+
+
+def stage_name(policy: Policy, index: int) -> str:
+    return "current" if index == CURRENT else policy.stages[index].name
+
+
+def step(book: Book, event: Event, policy: Policy) -> list[Output]:
+    """Apply one inbound or due-date event to a customer's book; return what it decided."""
+    if isinstance(event, InvoiceAged):
+        return _on_time(book, event, policy)
+    if event.event_type in LEDGER_EVENTS:
+        outcome = apply_event(book.ledger, event)
+    elif isinstance(event, CustomerUpserted):
+        d = event.data
+        book.profile = Profile(d.locale, frozenset(d.tags), tuple(sorted(d.subscription_ids)))
+        book.version += 1
+        outcome = Outcome.APPLIED
+    elif isinstance(event, HoldPlaced):
+        outcome = _place_hold(book, event, policy)
+    elif isinstance(event, HoldReleased):
+        hold_id = event.data.hold_id
+        if hold_id in book.released:
+            return []
+        book.released.add(hold_id)
+        book.holds.pop(hold_id, None)
+        book.version += 1
+        outcome = Outcome.APPLIED
+    elif isinstance(event, PaymentFailed):
+        return _payment_failed(book, event, policy)
+    else:
+        return []  # clock ticks and outbound types are not collections' input
+    if outcome is not Outcome.APPLIED:
+        return []
+    return _settle(book, event, policy)
+
+
+def _place_hold(book: Book, event: HoldPlaced, policy: Policy) -> Outcome:
+    d = event.data
+    if d.hold_id in book.holds or d.hold_id in book.released:
+        return Outcome.DUPLICATE
+    placed_on = book.as_of or event.occurred_at.astimezone(policy.zone).date()
+    until = d.until
+    if d.kind == "promise_to_pay" and until is not None:
+        # A promise longer than the policy allows is held to the policy's maximum.
+        latest = date.fromordinal(placed_on.toordinal() + policy.promise_to_pay.max_days)
+        until = min(until, latest)
+    book.holds[d.hold_id] = HoldRecord(
+        d.hold_id, d.kind, d.invoice_id, d.amount, until, d.reason, d.by, placed_on
+    )
+    book.version += 1
+    return Outcome.APPLIED
+
+
+# ---- backward: at once, on any change (rule 7) ---------------------------------------------
+
+
+def _settle(book: Book, trigger: Any, policy: Policy) -> list[Output]:
+    if book.as_of is None:
+        return []  # nothing has aged yet, so no stage can have been entered
+    a = assess(book, book.as_of, policy)
+    out: list[Output] = []
+    if a.target < book.stage:
+        _drop(book, a, trigger, policy, out)
+    elif book.suspended:
+        _release_paid(book, a, trigger, policy, out)
+    return out
+
+
+def _drop(book: Book, a: Assessment, trigger: Any, policy: Policy, out: list[Output]) -> None:
+    previous = book.stage
+    target = a.target if a.delinquent else CURRENT
+    book.stage = target
+    book.entered_on = a.as_of
+    book.transitions += 1
+    cause = _cause(a, trigger)
+    text = (
+        f"Moved down from {stage_name(policy, previous)} to {stage_name(policy, target)} at once:"
+        f" {cause}."
+    )
+    out.append(_stage_entered(book, a, trigger, policy, previous, "rule 7: backward at once", text))
+    suspend_index = policy.suspend_stage_index
+    if suspend_index is not None and previous >= suspend_index > target and book.suspended:
+        restored = book.suspended
+        book.suspended = ()
+        out.append(_command(AccessRestore, book, a, trigger, policy, restored, cause))
+        due = suspension_on(book, policy, a.as_of) if a.delinquent else None
+        facts = _facts(book, a, policy, due)
+        facts["subscription_ids"] = list(restored)
+        facts["still_delinquent"] = a.delinquent
+        out.append(_notice(book, a, trigger, "restored", "customer", facts))
+
+
+def _release_paid(
+    book: Book, a: Assessment, trigger: Any, policy: Policy, out: list[Output]
+) -> None:
+    """Per-subscription enforcement: what is no longer overdue comes back on at once."""
+    suspend_index = policy.suspend_stage_index
+    if suspend_index is None or book.stage < suspend_index:
+        return
+    free = tuple(s for s in book.suspended if s not in a.scope)
+    if free:
+        book.suspended = tuple(s for s in book.suspended if s in a.scope)
+        book.transitions += 1
+        reason = f"{', '.join(free)} no longer billed by an overdue invoice"
+        out.append(_command(AccessRestore, book, a, trigger, policy, free, reason))
+
+
+# ---- forward: only on time (rule 6) ---------------------------------------------------------
+
+
+def _on_time(book: Book, event: InvoiceAged, policy: Policy) -> list[Output]:
+    d = event.data
+    out: list[Output] = []
+    if book.as_of is None or d.as_of > book.as_of:
+        book.as_of = d.as_of
+    _remind(book, event, policy, out)
+    if book.key() == book.evaluated:
+        return out  # same ledger, holds and date as the last climb: nothing new to decide
+    as_of = book.as_of
+    a = assess(book, as_of, policy)
+    if a.target < book.stage:
+        _drop(book, a, event, policy, out)
+    elif book.suspended:
+        _release_paid(book, a, event, policy, out)
+    if _promise_blocks(book, a, event, policy, out):
+        book.evaluated = book.key()
+        return out
+    while a.target > book.stage:
+        index = book.stage + 1
+        gate = policy.stages[index].min_days_in_previous
+        if gate and book.entered_on is not None and (as_of - book.entered_on).days < gate:
+            break
+        _enter(book, index, a, event, policy, out)
+    _extend_suspension(book, a, event, policy, out)
+    book.evaluated = book.key()
+    return out
+
+
+def _promise_blocks(
+    book: Book, a: Assessment, trigger: Any, policy: Policy, out: list[Output]
+) -> bool:
+    blocked = False
+    for hold in sorted(book.holds.values(), key=lambda h: h.hold_id):
+        if hold.kind != "promise_to_pay" or hold.until is None:
+            continue
+        if hold.until >= a.as_of:
+            blocked = True
+        else:
+            # The day after the promise: kept if no longer delinquent, else broken, once.
+            del book.holds[hold.hold_id]
+            book.released.add(hold.hold_id)
+            book.version += 1
+            if a.delinquent:
+                facts = _facts(book, a, policy, suspension_on(book, policy, a.as_of))
+                facts["hold_id"] = hold.hold_id
+                facts["promised_until"] = hold.until.isoformat()
+                out.append(_notice(book, a, trigger, "promise_broken", "customer", facts))
+    return blocked
+
+
+def _enter(
+    book: Book, index: int, a: Assessment, trigger: Any, policy: Policy, out: list[Output]
+) -> None:
+    stage = policy.stages[index]
+    previous = book.stage
+    book.stage = index
+    gate_text = ""
+    if stage.min_days_in_previous and book.entered_on is not None:
+        days_in = (a.as_of - book.entered_on).days
+        gate_text = (
+            f"; {_days(days_in)} in {stage_name(policy, previous)}"
+            f" (at least {stage.min_days_in_previous})"
+        )
+    book.entered_on = a.as_of
+    book.transitions += 1
+    anchor = a.anchor
+    assert anchor is not None
+    assert a.days_past_due is not None
+    text = (
+        f"Entered {stage.name}: invoice {anchor.invoice_id} due {anchor.due_on.isoformat()} is"
+        f" {_days(a.days_past_due)} past due (stage starts at day {stage.days_past_due}); overdue"
+        f" {_amounts(a)} at or above the minimum{gate_text}."
+    )
+    out.append(_stage_entered(book, a, trigger, policy, previous, "rule 6: forward on time", text))
+    if stage.action == "suspend":
+        subs = tuple(s for s in a.scope if s not in book.suspended)
+        if subs:
+            book.suspended = tuple(sorted(set(book.suspended).union(subs)))
+            out.append(_command(AccessSuspend, book, a, trigger, policy, subs, text))
+    suspend_index = policy.suspend_stage_index
+    due = None
+    if suspend_index is not None and index < suspend_index:
+        due = suspension_on(book, policy, a.as_of)
+    for audience in stage.notify:
+        facts = _facts(book, a, policy, due)
+        if stage.action == "suspend":
+            facts["subscription_ids"] = list(book.suspended)
+        out.append(_notice(book, a, trigger, stage.name, audience, facts))
+
+
+def _extend_suspension(
+    book: Book, a: Assessment, trigger: Any, policy: Policy, out: list[Output]
+) -> None:
+    """While suspended, a newly overdue subscription is suspended too (rule 8's scope)."""
+    suspend_index = policy.suspend_stage_index
+    if suspend_index is None or book.stage < suspend_index:
+        return
+    subs = tuple(s for s in a.scope if s not in book.suspended)
+    if subs:
+        book.suspended = tuple(sorted(set(book.suspended).union(subs)))
+        book.transitions += 1
+        reason = f"{', '.join(subs)} billed by an overdue invoice while suspended"
+        out.append(_command(AccessSuspend, book, a, trigger, policy, subs, reason))
+
+
+# ---- reminders (rule 10) and informational notices -----------------------------------------
+
+
+def _remind(book: Book, event: InvoiceAged, policy: Policy, out: list[Output]) -> None:
+    d = event.data
+    days_before = -d.days_past_due
+    if days_before <= 0 or not policy.reminders.days_before_due:
+        return
+    invoice = book.ledger.invoices.get(d.invoice_id)
+    if invoice is None or invoice.open <= 0:
+        return  # rule 10: none for an invoice already paid
+    # After a gap in ticks, the reminders skipped over become one reminder now.
+    due = [
+        n
+        for n in policy.reminders.days_before_due
+        if n >= days_before and (d.invoice_id, n) not in book.reminded
+    ]
+    if not due:
+        return
+    book.reminded.update((d.invoice_id, n) for n in due)
+    a = assess(book, d.as_of, policy)
+    facts = _facts(book, a, policy, suspension_on(book, policy, d.as_of))
+    facts["invoice"] = {
+        "invoice_id": invoice.invoice_id,
+        "due_on": invoice.due_on.isoformat(),
+        "open": str(invoice.open),
+        "currency": invoice.currency,
+    }
+    facts["days_before_due"] = days_before
+    out.append(_notice(book, a, event, "reminder", "customer", facts, key=(d.invoice_id, min(due))))
+
+
+def _payment_failed(book: Book, event: PaymentFailed, policy: Policy) -> list[Output]:
+    as_of = book.as_of or event.occurred_at.astimezone(policy.zone).date()
+    a = assess(book, as_of, policy)
+    facts = _facts(book, a, policy, suspension_on(book, policy, as_of))
+    facts["invoice_id"] = event.data.invoice_id
+    facts["will_retry"] = event.data.will_retry
+    return [_notice(book, a, event, "payment_failed", "customer", facts, key=(event.event_id,))]
+
+
+# ---- building outputs -----------------------------------------------------------------------
+
+
+def _days(n: int) -> str:
+    return f"{n} day" if n == 1 else f"{n} days"
+
+
+def _amounts(a: Assessment) -> str:
+    return ", ".join(f"{c} {amt}" for c, amt in a.overdue) or "nothing"
+
+
+def _cause(a: Assessment, trigger: Any) -> str:
+    what = f"{trigger.event_type} {trigger.event_id}"
+    if a.blocked_by is not None:
+        return f"{what}; {a.blocked_by} stops collections"
+    if not a.delinquent:
+        if not a.overdue:
+            return f"{what} left no overdue balance"
+        return f"{what} left overdue {_amounts(a)}, below the minimum"
+    anchor = a.anchor.invoice_id if a.anchor else "?"
+    return f"{what} left invoice {anchor} {_days(a.days_past_due or 0)} past due"
+
+
+def _money(a: Assessment) -> list[Money]:
+    return [Money(amount=amount, currency=currency) for currency, amount in a.overdue]
+
+
+def _ref(policy: Policy) -> PolicyRef:
+    return PolicyRef(name=policy.name, version=policy.version)
+
+
+def _stamp(trigger: Any) -> datetime:
+    occurred: datetime = trigger.occurred_at
+    return occurred
+
+
+def _stage_entered(
+    book: Book, a: Assessment, trigger: Any, policy: Policy, previous: int, rule: str, text: str
+) -> StageEntered:
+    stage = stage_name(policy, book.stage)
+    anchor = a.anchor
+    why = Why(
+        rule=rule,
+        text=text,
+        trigger_event_id=trigger.event_id,
+        anchor_invoice_id=anchor.invoice_id if anchor else None,
+        anchor_due_on=anchor.due_on if anchor else None,
+        days_past_due=a.days_past_due,
+        overdue=_money(a),
+        policy=_ref(policy),
+    )
+    return StageEntered(
+        event_id=make_id("stg", book.customer_id, book.transitions, stage, a.as_of),
+        event_type="collections.stage_entered",
+        occurred_at=_stamp(trigger),
+        customer_id=book.customer_id,
+        data=StageEnteredData(
+            stage=stage,
+            previous=stage_name(policy, previous),
+            as_of=a.as_of,
+            days_past_due=a.days_past_due,
+            overdue=_money(a),
+            why=why,
+        ),
+    )
+
+
+def _command(
+    cls: type[AccessSuspend] | type[AccessRestore],
+    book: Book,
+    a: Assessment,
+    trigger: Any,
+    policy: Policy,
+    subs: tuple[str, ...],
+    reason: str,
+) -> AccessSuspend | AccessRestore:
+    verb = "suspend" if cls is AccessSuspend else "restore"
+    command_id = make_id(verb, book.customer_id, book.transitions, a.as_of, *subs)
+    data = AccessCommandData(
+        command_id=command_id,
+        subscription_ids=list(subs),
+        reason=reason,
+        stage=stage_name(policy, book.stage),
+        policy=_ref(policy),
+    )
+    if cls is AccessSuspend:
+        return AccessSuspend(
+            event_id=f"evt-{command_id}",
+            event_type="access.suspend",
+            occurred_at=_stamp(trigger),
+            customer_id=book.customer_id,
+            data=data,
+        )
+    return AccessRestore(
+        event_id=f"evt-{command_id}",
+        event_type="access.restore",
+        occurred_at=_stamp(trigger),
+        customer_id=book.customer_id,
+        data=data,
+    )
+
+
+def _facts(book: Book, a: Assessment, policy: Policy, due: date | None) -> dict[str, Any]:
+    return {
+        "customer_id": book.customer_id,
+        "stage": stage_name(policy, book.stage),
+        "as_of": a.as_of.isoformat(),
+        "days_past_due": a.days_past_due,
+        "overdue": [{"amount": str(amt), "currency": c} for c, amt in a.overdue],
+        "invoices": [
+            {
+                "invoice_id": inv.invoice_id,
+                "due_on": inv.due_on.isoformat(),
+                "open": str(amount),
+                "currency": inv.currency,
+            }
+            for inv, amount in a.overdue_invoices
+        ],
+        "suspension_on": due.isoformat() if due else None,
+        "policy": {"name": policy.name, "version": policy.version},
+    }
+
+
+def _notice(
+    book: Book,
+    a: Assessment,
+    trigger: Any,
+    kind: str,
+    audience: Literal["customer", "partner"],
+    facts: dict[str, Any],
+    key: tuple[object, ...] | None = None,
+) -> NoticeRequested:
+    parts = key if key is not None else (book.transitions, a.as_of)
+    notice_id = make_id("ntc", book.customer_id, kind, audience, *parts)
+    locale = book.profile.locale if book.profile and audience == "customer" else DEFAULT_LOCALE
+    return NoticeRequested(
+        event_id=f"evt-{notice_id}",
+        event_type="notice.requested",
+        occurred_at=_stamp(trigger),
+        customer_id=book.customer_id,
+        data=NoticeRequestedData(
+            notice_id=notice_id, kind=kind, audience=audience, locale=locale, facts=facts
+        ),
+    )

@@ -1,0 +1,92 @@
+"""Rule 9: the first business date each later stage can be entered if nothing is paid."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from billstate_collections.domain.assess import _blocked_by, countable, disputed
+from billstate_collections.domain.book import Book
+from billstate_shared.domain.ledger import ZERO
+from billstate_shared.domain.policy import Policy
+
+FAR = date.max
+
+
+def _delinquency_timeline(book: Book, policy: Policy) -> list[tuple[date, date]]:
+    """(date a currency becomes delinquent, its anchor due date) if nothing is paid, by date.
+
+    With no payments, a currency's overdue sum only grows as its open invoices fall due, so it
+    turns delinquent the day after the invoice whose due date lifts the sum to the minimum,
+    and from then on its anchor is its oldest open invoice.
+    """
+    disputes = disputed(book)
+    timeline: list[tuple[date, date]] = []
+    for currency in book.ledger.currencies():
+        total = ZERO
+        oldest: date | None = None
+        threshold = policy.threshold(currency)
+        for invoice in book.ledger.ordered(currency):
+            if invoice.open <= ZERO:
+                continue
+            amount = countable(invoice, disputes)
+            if amount <= ZERO:
+                continue
+            oldest = oldest or invoice.due_on
+            total += amount
+            if total >= threshold:
+                timeline.append((invoice.due_on + timedelta(days=1), oldest))
+                break
+    return sorted(timeline)
+
+
+def _reach(timeline: list[tuple[date, date]], days: int, lower: date) -> date:
+    """The first date >= lower on which the age of the debt reaches `days`."""
+    anchor = FAR
+    for i, (delinquent_on, oldest) in enumerate(timeline):
+        anchor = min(anchor, oldest)
+        candidate = max(lower, delinquent_on, anchor + timedelta(days=days))
+        next_change = timeline[i + 1][0] if i + 1 < len(timeline) else FAR
+        if candidate < next_change:
+            return candidate
+    return FAR
+
+
+def projected_entries(book: Book, policy: Policy, today: date) -> list[tuple[int, date]]:
+    """(stage index, date) for every stage above the current one, up to the suspend stage or
+    the last stage, that the engine will enter if nothing is paid, ticking daily from today."""
+    if _blocked_by(book, policy) is not None:
+        return []
+    timeline = _delinquency_timeline(book, policy)
+    if not timeline:
+        return []
+    promise_until = max(
+        (h.until for h in book.holds.values() if h.kind == "promise_to_pay" and h.until),
+        default=None,
+    )
+    lower = today
+    if promise_until is not None and promise_until >= today:
+        lower = promise_until + timedelta(days=1)
+    entries: list[tuple[int, date]] = []
+    previous = book.entered_on
+    for index in range(book.stage + 1, len(policy.stages)):
+        stage = policy.stages[index]
+        earliest = lower
+        if previous is not None and stage.min_days_in_previous:
+            earliest = max(earliest, previous + timedelta(days=stage.min_days_in_previous))
+        entered = _reach(timeline, stage.days_past_due, earliest)
+        if entered == FAR:
+            break
+        entries.append((index, entered))
+        previous = entered
+    return entries
+
+
+def suspension_on(book: Book, policy: Policy, today: date) -> date | None:
+    """The first date access can be suspended if nothing is paid; None if it cannot be."""
+    index = policy.suspend_stage_index
+    if index is None or book.stage >= index:
+        return None
+    for stage, entered in projected_entries(book, policy, today):
+        if stage == index:
+            return entered
+    return None

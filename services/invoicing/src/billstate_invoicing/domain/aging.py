@@ -1,0 +1,119 @@
+"""Aging: from the invoice register and a clock tick, the `invoice.aged` events of that business date."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from billstate_shared.contracts import Event, InvoiceAged, InvoiceAgedData, Money
+from billstate_shared.domain.ids import make_id
+from billstate_shared.domain.ledger import ZERO, Invoice, Ledger, Outcome, apply_event
+from billstate_shared.domain.policy import Policy
+
+
+@dataclass(slots=True)
+class Register:
+    """One customer's invoices as invoicing keeps them: the ledger and what has been aged."""
+
+    customer_id: str
+    ledger: Ledger = field(default_factory=Ledger)
+    aged_on: dict[str, date] = field(default_factory=dict)  # invoice_id -> last business date
+
+
+@dataclass(slots=True)
+class Aging:
+    """Which open invoices are inside their aging window, so a tick touches only those.
+
+    One per worker (or per replay): invoices wait in a heap until their window opens
+    (`due_on - reminder window`), then stay active while open. A tick costs what it emits.
+    """
+
+    policy: Policy
+    window: timedelta = timedelta(0)
+    today: date | None = None
+    _waiting: list[tuple[date, str, str]] = field(default_factory=list)  # (opens, customer, inv)
+    _active: dict[str, dict[str, None]] = field(default_factory=dict)  # customer -> invoice ids
+    _tracked: set[tuple[str, str]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        days = self.policy.reminders.days_before_due
+        self.window = timedelta(days=max(days, default=0))
+
+    def business_date(self, occurred_at: datetime) -> date:
+        """Rule 2's calendar: the date in the policy's time zone."""
+        return occurred_at.astimezone(self.policy.zone).date()
+
+    def watch(self, register: Register) -> None:
+        """Track every open invoice of a customer; call after any change to its ledger."""
+        customer = register.customer_id
+        for invoice in register.ledger.invoices.values():
+            if invoice.open > ZERO and (customer, invoice.invoice_id) not in self._tracked:
+                self._tracked.add((customer, invoice.invoice_id))
+                opens = invoice.due_on - self.window
+                heapq.heappush(self._waiting, (opens, customer, invoice.invoice_id))
+
+    def tick(
+        self,
+        occurred_at: datetime,
+        registers: Callable[[str], Register | None],
+    ) -> list[InvoiceAged]:
+        """The aged events for the tick's business date: one per open invoice in its window,
+        at most one per invoice and date; an older tick changes nothing."""
+        as_of = self.business_date(occurred_at)
+        if self.today is not None and as_of < self.today:
+            return []
+        self.today = as_of
+        while self._waiting and self._waiting[0][0] <= as_of:
+            _opens, customer, invoice_id = heapq.heappop(self._waiting)
+            self._active.setdefault(customer, {})[invoice_id] = None
+        out: list[InvoiceAged] = []
+        for customer in list(self._active):
+            register = registers(customer)
+            invoices = self._active[customer]
+            if register is None:
+                continue
+            open_now: list[Invoice] = []
+            for invoice_id in list(invoices):
+                invoice = register.ledger.invoices[invoice_id]
+                if invoice.open > ZERO:
+                    open_now.append(invoice)
+                else:
+                    del invoices[invoice_id]  # closed; watch() picks it up again if reopened
+                    self._tracked.discard((customer, invoice_id))
+            if not invoices:
+                del self._active[customer]
+            open_now.sort(key=lambda i: i.order)
+            for invoice in open_now:
+                if register.aged_on.get(invoice.invoice_id, date.min) < as_of:
+                    register.aged_on[invoice.invoice_id] = as_of
+                    out.append(aged_event(customer, invoice, as_of, occurred_at))
+        return out
+
+
+def aged_event(
+    customer_id: str, invoice: Invoice, as_of: date, occurred_at: datetime
+) -> InvoiceAged:
+    return InvoiceAged(
+        event_id=make_id("aged", customer_id, invoice.invoice_id, as_of),
+        event_type="invoice.aged",
+        occurred_at=occurred_at,
+        customer_id=customer_id,
+        data=InvoiceAgedData(
+            invoice_id=invoice.invoice_id,
+            due_on=invoice.due_on,
+            as_of=as_of,
+            days_past_due=(as_of - invoice.due_on).days,
+            outstanding=Money(amount=invoice.open, currency=invoice.currency),
+            subscription_ids=list(invoice.subscription_ids),
+        ),
+    )
+
+
+def record(aging: Aging, register: Register, event: Event) -> Outcome:
+    """Invoicing's handling of a ledger event: update the register, track what may age."""
+    outcome = apply_event(register.ledger, event)
+    if outcome is not Outcome.IGNORED:
+        aging.watch(register)
+    return outcome
