@@ -6,10 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from billstate_cli.replay import Replay
 from billstate_shared.contracts import EVENT_TYPES, ContractError, decode, encode
 from billstate_shared.policy_file import PolicyError, load_policy
-
-from billstate_cli.replay import Replay
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -4,7 +4,13 @@ import importlib
 
 
 def test_package_imports() -> None:
-    for name in ("billstate_access_control", "billstate_access_control.domain", "billstate_access_control.config", "billstate_access_control.handlers", "billstate_access_control.entrypoints.main"):
+    for name in (
+        "billstate_access_control",
+        "billstate_access_control.domain",
+        "billstate_access_control.config",
+        "billstate_access_control.handlers",
+        "billstate_access_control.entrypoints.main",
+    ):
         importlib.import_module(name)
 
 

@@ -4,7 +4,13 @@ import importlib
 
 
 def test_package_imports() -> None:
-    for name in ("billstate_collections", "billstate_collections.domain", "billstate_collections.config", "billstate_collections.handlers", "billstate_collections.entrypoints.main"):
+    for name in (
+        "billstate_collections",
+        "billstate_collections.domain",
+        "billstate_collections.config",
+        "billstate_collections.handlers",
+        "billstate_collections.entrypoints.main",
+    ):
         importlib.import_module(name)
 
 

@@ -4,7 +4,13 @@ import importlib
 
 
 def test_package_imports() -> None:
-    for name in ("billstate_invoicing", "billstate_invoicing.domain", "billstate_invoicing.config", "billstate_invoicing.handlers", "billstate_invoicing.entrypoints.main"):
+    for name in (
+        "billstate_invoicing",
+        "billstate_invoicing.domain",
+        "billstate_invoicing.config",
+        "billstate_invoicing.handlers",
+        "billstate_invoicing.entrypoints.main",
+    ):
         importlib.import_module(name)
 
 

@@ -4,7 +4,13 @@ import importlib
 
 
 def test_package_imports() -> None:
-    for name in ("billstate_notifications", "billstate_notifications.domain", "billstate_notifications.config", "billstate_notifications.handlers", "billstate_notifications.entrypoints.main"):
+    for name in (
+        "billstate_notifications",
+        "billstate_notifications.domain",
+        "billstate_notifications.config",
+        "billstate_notifications.handlers",
+        "billstate_notifications.entrypoints.main",
+    ):
         importlib.import_module(name)
 
 
