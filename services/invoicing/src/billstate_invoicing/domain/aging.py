@@ -1,4 +1,4 @@
-"""Aging: from the invoice register and a clock tick, the `invoice.aged` events of that business date."""
+"""Aging: from the invoice register and a clock tick, the day's `invoice.aged` events."""
 
 from __future__ import annotations
 
