@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from billstate_collections.domain.book import Book
 from billstate_collections.domain.engine import step
@@ -24,6 +25,7 @@ class Replay:
     books: dict[str, Book] = field(default_factory=dict)
     registers: dict[str, Register] = field(default_factory=dict)
     aging: Aging = field(init=False)
+    last_tick: datetime | None = None
 
     def __post_init__(self) -> None:
         self.aging = Aging(self.policy)
@@ -39,6 +41,8 @@ class Replay:
         if event.event_type not in INBOUND_TYPES:
             raise ValueError(f"{event.event_type} is not an inbound event type")
         if isinstance(event, ClockTick):
+            if self.last_tick is None or event.occurred_at > self.last_tick:
+                self.last_tick = event.occurred_at
             out: list[EventBase] = []
             for aged in self.aging.tick(event.occurred_at, self.registers.get):
                 out.append(aged)

@@ -1,0 +1,74 @@
+"""`billstate plan --policy P --customer C EVENTS.jsonl`: one customer's future if unpaid."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from billstate_cli.plan import plan
+from billstate_cli.replay import Replay
+from billstate_shared.contracts import ContractError, decode
+from billstate_shared.policy_file import PolicyError, load_policy
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "plan",
+        help="dated schedule of every notice and action for one customer if nothing is paid",
+    )
+    parser.add_argument("events", type=Path, help="JSONL file of inbound events")
+    parser.add_argument("--policy", type=Path, required=True)
+    parser.add_argument("--customer", required=True, help="customer_id")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        policy = load_policy(args.policy)
+    except PolicyError as err:
+        print(f"refused policy: {err}", file=sys.stderr)
+        return 2
+    replay = Replay(policy)
+    with open(args.events, "rb") as source:
+        for number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            try:
+                replay.feed(decode(line))
+            except (ContractError, ValueError) as err:
+                print(f"{args.events}:{number}: {err}", file=sys.stderr)
+    try:
+        result = plan(replay, args.customer, replay.last_tick)
+    except KeyError as err:
+        print(f"plan: {err.args[0]}", file=sys.stderr)
+        return 1
+    items = result.items()
+    if args.json:
+        doc = {
+            "customer_id": result.customer_id,
+            "state": result.state.model_dump(mode="json"),
+            "schedule": items,
+        }
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
+        return 0
+    s = result.state
+    overdue = ", ".join(f"{m.currency} {m.amount}" for m in s.overdue) or "none"
+    print(f"customer {result.customer_id}: stage {s.stage} as of {s.as_of}; overdue {overdue};"
+          f" {s.days_past_due if s.days_past_due is not None else '-'} days past due;"
+          f" suspended: {', '.join(s.suspended_subscription_ids) or 'none'}")  # fmt: skip
+    if not items:
+        print("nothing further happens if nothing is paid")
+        return 0
+    print(f"if nothing is paid ({policy.name} v{policy.version}, dates in {policy.timezone}):")
+    print(f"{'date':<11} {'what':<22} {'for':<9} detail")
+    for row in items:
+        detail = row.get("detail") or ""
+        if "subscriptions" in row:
+            detail = ", ".join(row["subscriptions"])
+        elif row.get("suspension_on"):
+            detail = f"says access can be suspended from {row['suspension_on']}"
+        print(f"{row['date'] or '':<11} {row['what']:<22} {row.get('audience', ''):<9} {detail}")
+    return 0
