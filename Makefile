@@ -10,7 +10,7 @@ KAFKA := $(RUN) python -m billstate_shared.localkafka
 
 .PHONY: help
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 $(TOOLS)/bin/uv:
 	@echo "installing uv $(UV_VERSION) into $(TOOLS) (no uv on PATH)"
@@ -67,3 +67,14 @@ schemas: install ## regenerate the JSON Schema snapshot in tests/contracts
 .PHONY: clean
 clean: ## remove caches (not the Kafka jar cache)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+.PHONY: deploy-manifests
+deploy-manifests: install ## regenerate Strimzi topics from the catalog
+	@$(RUN) billstate topics strimzi --out deploy/k8s/base/topics.yaml
+
+.PHONY: bench-replay
+bench-replay: install ## replay throughput and peak memory for a realistic year of 10,000 customers
+	@$(RUN) python bench/bench_replay.py
+
+.PHONY: bench
+bench: bench-replay ## all benchmarks

@@ -26,7 +26,9 @@ async def test_apply_reports_partition_and_config_drift(kafka_bootstrap: str) ->
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(name, 2, 1, topic_configs={"cleanup.policy": "delete"})])
+        await admin.create_topics(
+            [NewTopic(name, 2, 1, topic_configs={"cleanup.policy": "delete"})]
+        )
     finally:
         await admin.close()
     wanted = Topic(name, (), "drift probe", cleanup="compact", retention_days=None, partitions=3)

@@ -29,7 +29,9 @@ def test_compacted_topics_are_the_latest_wins_ones() -> None:
     compacted = {t.name for t in CATALOG if t.cleanup == "compact"}
     assert compacted == {"billing.customers.v1", "collections.state.v1"}
     for t in CATALOG:
-        assert t.config["retention.ms"] == ("-1" if t.cleanup == "compact" else t.config["retention.ms"])
+        assert t.config["retention.ms"] == (
+            "-1" if t.cleanup == "compact" else t.config["retention.ms"]
+        )
 
 
 def test_every_read_topic_has_a_dead_letter_topic() -> None:

@@ -1,0 +1,318 @@
+"""deploy/ stays consistent with the code: workloads, probes, settings, topics and ACLs.
+
+No cluster and no broker: every YAML document under deploy/k8s is parsed with PyYAML and
+compared with the topic catalog, the services' settings and the Names table.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import shutil
+import subprocess
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from billstate_cli.commands.topics import strimzi_manifest
+from billstate_shared.policy_file import load_policy
+from billstate_shared.topics import BY_NAME, CATALOG
+
+ROOT = Path(__file__).resolve().parents[1]
+K8S = ROOT / "deploy" / "k8s"
+BASE = K8S / "base"
+REGENERATE = "regenerate it with `make deploy-manifests` and commit the result"
+
+# ARCHITECTURE.md, Names: k8s name and consumer group -> import name.
+SERVICES = {
+    "invoicing": "billstate_invoicing",
+    "collections": "billstate_collections",
+    "access-control": "billstate_access_control",
+    "notifications": "billstate_notifications",
+}
+FAUST_WORKERS = {"invoicing", "collections"}  # StatefulSets, one RocksDB data dir each
+READS_POLICY = {"invoicing", "collections"}
+NEEDS_SECRETS = {"access-control", "notifications"}  # provider, SMTP and signing secrets
+HTTP_PORT = 8080
+POLICY_DIR = "/etc/billstate"
+POLICY_PATH = f"{POLICY_DIR}/policy.yaml"
+
+
+Doc = dict[str, Any]
+
+
+def _documents(folder: Path) -> Iterator[tuple[Path, Doc]]:
+    for path in sorted(folder.rglob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if doc is not None:
+                yield path, doc
+
+
+ALL = list(_documents(K8S))
+BASE_DOCS = [doc for path, doc in ALL if path.parent == BASE]
+
+
+def _of_kind(*kinds: str) -> list[Doc]:
+    return [doc for doc in BASE_DOCS if doc.get("kind") in kinds]
+
+
+def _workload(service: str) -> Doc:
+    found = [d for d in _of_kind("Deployment", "StatefulSet") if d["metadata"]["name"] == service]
+    assert len(found) == 1, f"{service}: expected one Deployment or StatefulSet, found {len(found)}"
+    return found[0]
+
+
+def _container(service: str) -> Doc:
+    containers = _workload(service)["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1, f"{service}: one container expected"
+    container: Doc = containers[0]
+    return container
+
+
+def _env(service: str) -> dict[str, Doc]:
+    return {e["name"]: e for e in _container(service).get("env", [])}
+
+
+def _port(container: Doc, port: int | str) -> int:
+    if isinstance(port, int):
+        return port
+    named = {p["name"]: p["containerPort"] for p in container["ports"]}
+    return int(named[port])
+
+
+def _kustomization(folder: Path) -> Doc:
+    doc: Doc = yaml.safe_load((folder / "kustomization.yaml").read_text(encoding="utf-8"))
+    return doc
+
+
+def test_every_yaml_document_parses_and_has_a_kind() -> None:
+    assert ALL, "no YAML under deploy/k8s"
+    for path, doc in ALL:
+        if path.name == "policy.yaml":
+            continue
+        assert "kind" in doc, f"{path.relative_to(ROOT)}: a document without kind"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_has_a_workload_running_its_module(service: str) -> None:
+    workload = _workload(service)
+    expected_kind = "StatefulSet" if service in FAUST_WORKERS else "Deployment"
+    assert workload["kind"] == expected_kind, service
+    module = SERVICES[service]
+    assert _container(service)["args"] == ["python", "-m", module]
+    assert importlib.util.find_spec(f"{module}.__main__") is not None, module
+    selector = workload["spec"]["selector"]["matchLabels"]
+    assert selector == {"app.kubernetes.io/name": service}
+    assert workload["spec"]["template"]["metadata"]["labels"].items() >= selector.items()
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_probes_point_at_readyz_and_healthz_on_the_http_port(service: str) -> None:
+    container = _container(service)
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
+        check = container[probe]["httpGet"]
+        assert check["path"] == path, f"{service} {probe}"
+        assert _port(container, check["port"]) == HTTP_PORT, f"{service} {probe}"
+    assert _env(service)[f"{_prefix(service)}HTTP_PORT"]["value"] == str(HTTP_PORT)
+
+
+def _prefix(service: str) -> str:
+    return f"BILLSTATE_{service.replace('-', '_').upper()}_"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_env_uses_the_service_prefix_and_real_settings(service: str) -> None:
+    settings = importlib.import_module(f"{SERVICES[service]}.config").Settings
+    assert settings.model_config["env_prefix"] == _prefix(service)
+    fields = {name.upper() for name in settings.model_fields}
+    env = _env(service)
+    assert "KAFKA_BOOTSTRAP_SERVERS" in env, service
+    for name in env:
+        if name == "KAFKA_BOOTSTRAP_SERVERS":
+            continue
+        assert name.startswith(_prefix(service)), f"{service}: {name} lacks {_prefix(service)}"
+        assert name.removeprefix(_prefix(service)) in fields, f"{service}: {name} is no setting"
+    assert env[f"{_prefix(service)}HTTP_HOST"]["value"] == "0.0.0.0"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_resources_have_requests_and_limits(service: str) -> None:
+    resources = _container(service)["resources"]
+    for part in ("requests", "limits"):
+        assert {"cpu", "memory"} <= resources[part].keys(), f"{service} {part}"
+    if service == "collections":
+        assert resources["limits"]["memory"] == "2Gi"
+
+
+@pytest.mark.parametrize("service", sorted(FAUST_WORKERS))
+def test_faust_workers_get_their_own_data_volume(service: str) -> None:
+    spec = _workload(service)["spec"]
+    claims = {t["metadata"]["name"] for t in spec["volumeClaimTemplates"]}
+    mounts = {m["name"]: m["mountPath"] for m in _container(service)["volumeMounts"]}
+    assert "data" in claims
+    assert _env(service)[f"{_prefix(service)}DATA_DIR"]["value"] == mounts["data"]
+    assert spec["serviceName"] in {s["metadata"]["name"] for s in _of_kind("Service")}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_pods_are_scraped_and_run_as_the_service_account(service: str) -> None:
+    template = _workload(service)["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/path"] == "/metrics"
+    assert annotations["prometheus.io/port"] == str(HTTP_PORT)
+    accounts = {d["metadata"]["name"] for d in _of_kind("ServiceAccount")}
+    assert template["spec"]["serviceAccountName"] in accounts
+
+
+def test_policy_configmap_is_mounted_where_the_settings_look() -> None:
+    generators = {g["name"]: g for g in _kustomization(BASE)["configMapGenerator"]}
+    assert generators["billstate-policy"]["files"] == ["policy.yaml"]
+    for service in SERVICES:
+        env = _env(service)
+        setting = f"{_prefix(service)}POLICY_FILE"
+        if service not in READS_POLICY:
+            assert setting not in env
+            continue
+        assert env[setting]["value"] == POLICY_PATH
+        volumes = {v["name"]: v for v in _workload(service)["spec"]["template"]["spec"]["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in _container(service)["volumeMounts"]}
+        config_map = volumes[mounts[POLICY_DIR]]["configMap"]
+        assert config_map["name"] == "billstate-policy"
+        assert {"key": "policy.yaml", "path": "policy.yaml"} in config_map["items"]
+
+
+def test_the_deployed_policy_is_the_example_policy_and_valid() -> None:
+    deployed = load_policy(BASE / "policy.yaml")
+    assert deployed == load_policy(ROOT / "policies" / "standard.yaml"), (
+        "deploy/k8s/base/policy.yaml is a copy of policies/standard.yaml; copy it again"
+    )
+
+
+def test_secrets_are_referenced_never_committed() -> None:
+    committed = [path.relative_to(ROOT) for path, doc in ALL if doc.get("kind") == "Secret"]
+    assert not committed, f"Secret values do not belong in the repository: {committed}"
+    for service in NEEDS_SECRETS:
+        refs = [e["secretRef"]["name"] for e in _container(service).get("envFrom", [])]
+        assert refs, f"{service} references no Secret for its credentials"
+
+
+def test_topics_yaml_is_what_the_catalog_generates_today() -> None:
+    committed = (BASE / "topics.yaml").read_text(encoding="utf-8")
+    assert committed == strimzi_manifest(CATALOG, "billstate", 3), (
+        f"deploy/k8s/base/topics.yaml differs from the topic catalog; {REGENERATE}"
+    )
+
+
+def _users() -> dict[str, Doc]:
+    users = {d["metadata"]["name"]: d for d in _of_kind("KafkaUser")}
+    assert set(users) == set(SERVICES), "one KafkaUser per service, named as the service"
+    return users
+
+
+def _acls(user: Doc) -> list[tuple[str, str, str, frozenset[str]]]:
+    return [
+        (
+            acl["resource"]["type"],
+            acl["resource"]["name"],
+            acl["resource"].get("patternType", "literal"),
+            frozenset(acl["operations"]),
+        )
+        for acl in user["spec"]["authorization"]["acls"]
+    ]
+
+
+def test_every_kafka_user_acl_topic_is_in_the_catalog() -> None:
+    for service, user in _users().items():
+        for kind, name, pattern, _ops in _acls(user):
+            if kind != "topic":
+                continue
+            if pattern == "literal":
+                assert name in BY_NAME, f"{service}: ACL on {name}, which the catalog lacks"
+            else:
+                # faust's own changelog topics; must not reach into the catalog.
+                assert service in FAUST_WORKERS, f"{service}: prefix ACL {name}"
+                assert name == f"{service}-", f"{service}: prefix ACL {name}"
+                assert not [t.name for t in CATALOG if t.name.startswith(name)]
+
+
+def test_kafka_user_acls_are_what_the_catalog_says() -> None:
+    for service, user in _users().items():
+        assert user["metadata"]["labels"]["strimzi.io/cluster"] == "billstate"
+        acls = _acls(user)
+        literal_topics = {
+            (name, ops)
+            for kind, name, pattern, ops in acls
+            if kind == "topic" and pattern == "literal"
+        }
+        expected = {
+            (t.name, frozenset({"Read", "Describe"})) for t in CATALOG if service in t.readers
+        } | {(t.name, frozenset({"Write", "Describe"})) for t in CATALOG if service in t.writers}
+        assert literal_topics == expected, (
+            f"{service}: ACLs differ from the catalog's readers and writers in "
+            f"deploy/k8s/base/kafka-users.yaml; missing {sorted(expected - literal_topics)}, "
+            f"extra {sorted(literal_topics - expected)}"
+        )
+        dlqs = {t.dlq for t in CATALOG if service in t.readers}
+        assert dlqs <= {name for name, ops in literal_topics if "Write" in ops}
+        groups = {(name, ops) for kind, name, _p, ops in acls if kind == "group"}
+        assert groups == {(service, frozenset({"Read"}))}, f"{service}: consumer group ACL"
+
+
+def test_every_kustomization_reference_exists() -> None:
+    for kustomization in K8S.rglob("kustomization.yaml"):
+        folder = kustomization.parent
+        doc = _kustomization(folder)
+        paths = list(doc.get("resources", []))
+        paths += [p["path"] for p in doc.get("patches", []) if "path" in p]
+        paths += [f for g in doc.get("configMapGenerator", []) for f in g.get("files", [])]
+        for ref in paths:
+            assert (folder / ref).exists(), f"{kustomization.relative_to(ROOT)}: {ref} is missing"
+
+
+def test_overlays_scale_the_stateless_services_in_prod() -> None:
+    def counts(overlay: str) -> dict[str, int]:
+        doc = _kustomization(K8S / "overlays" / overlay)
+        return {r["name"]: r["count"] for r in doc.get("replicas", [])}
+
+    assert set(counts("dev").values()) == {1}
+    assert set(counts("dev")) == set(SERVICES)
+    prod = counts("prod")
+    for service in set(SERVICES) - FAUST_WORKERS:
+        assert prod.get(service, 1) > 1, f"prod runs one {service}"
+
+
+def test_dockerfile_copies_every_workspace_member_manifest() -> None:
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    workspace = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    members = [
+        path.parent.relative_to(ROOT).as_posix()
+        for pattern in workspace["tool"]["uv"]["workspace"]["members"]
+        for path in sorted(ROOT.glob(f"{pattern}/pyproject.toml"))
+    ]
+    assert len(members) >= len(SERVICES) + 2
+    for member in members:
+        assert f"COPY {member}/pyproject.toml" in dockerfile, f"Dockerfile misses {member}"
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    assert {".venv", ".cache"} <= set(ignored)
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+@pytest.mark.parametrize("overlay", ["dev", "prod"])
+def test_overlays_render_with_kustomize(overlay: str) -> None:
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    names = {d["metadata"]["name"] for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
+    assert names == set(SERVICES)
+    assert sum(d["kind"] == "KafkaTopic" for d in docs) == len(CATALOG)
