@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,7 +17,6 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
-    PrivateAttr,
     Strict,
     field_validator,
     model_validator,
@@ -258,12 +258,6 @@ class Policy(BaseModel):
     exempt_tags: tuple[Annotated[str, Strict()], ...] = ()
     promise_to_pay: PromiseToPay = PromiseToPay()
 
-    _zone: ZoneInfo = PrivateAttr()
-    _default_minimum: Decimal = PrivateAttr()
-    _thresholds: dict[str, Decimal] = PrivateAttr()
-    _stage_indexes: dict[str, int] = PrivateAttr()
-    _suspend_index: int | None = PrivateAttr()
-
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, name: str) -> str:
@@ -324,24 +318,30 @@ class Policy(BaseModel):
                 suspend_at = index
         return stages
 
-    def model_post_init(self, context: Any, /) -> None:
-        self._zone = ZoneInfo(self.timezone)
-        self._default_minimum = self.minimum_overdue[DEFAULT_KEY]
-        self._thresholds = {k: v for k, v in self.minimum_overdue.items() if k != DEFAULT_KEY}
-        self._stage_indexes = {stage.name: index for index, stage in enumerate(self.stages)}
-        self._stage_indexes[CURRENT] = -1
-        self._suspend_index = next(
-            (index for index, stage in enumerate(self.stages) if stage.suspends), None
-        )
+    # cached_property values live in the instance __dict__, so the engine's hot path reads
+    # them as plain attributes (pydantic private attributes go through a slow __getattr__).
+    @cached_property
+    def _thresholds(self) -> dict[str, Decimal]:
+        return {k: v for k, v in self.minimum_overdue.items() if k != DEFAULT_KEY}
+
+    @cached_property
+    def _default_minimum(self) -> Decimal:
+        return self.minimum_overdue[DEFAULT_KEY]
+
+    @cached_property
+    def _stage_indexes(self) -> dict[str, int]:
+        indexes = {stage.name: index for index, stage in enumerate(self.stages)}
+        indexes[CURRENT] = -1
+        return indexes
 
     def threshold(self, currency: str) -> Decimal:
         """The overdue amount from which `currency` escalates: its own minimum, else `default`."""
         return self._thresholds.get(currency, self._default_minimum)
 
-    @property
+    @cached_property
     def zone(self) -> ZoneInfo:
         """The time zone whose dates are the business dates."""
-        return self._zone
+        return ZoneInfo(self.timezone)
 
     def stage_index(self, name: str) -> int:
         """Position of stage `name` (0 = first stage, -1 = `current`); KeyError if unknown."""
@@ -350,10 +350,15 @@ class Policy(BaseModel):
         except KeyError:
             raise KeyError(f"policy {self.name!r} v{self.version} has no stage {name!r}") from None
 
-    @property
+    @cached_property
     def suspend_stage_index(self) -> int | None:
         """Index of the stage with `action: suspend`, or None when the policy never suspends."""
-        return self._suspend_index
+        return next((i for i, stage in enumerate(self.stages) if stage.suspends), None)
+
+    @cached_property
+    def reminder_days(self) -> frozenset[int]:
+        """The reminder offsets as a set, for the per-event membership test."""
+        return frozenset(self.reminders.days_before_due)
 
     @property
     def ref(self) -> tuple[str, int]:

@@ -1,0 +1,1 @@
+"""What every service process shares: HTTP health and metrics, dead letters, per-message context."""

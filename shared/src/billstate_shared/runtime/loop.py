@@ -1,0 +1,196 @@
+"""A plain aiokafka consume-handle-produce loop: at-least-once, dead letters, a log line each."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+
+from billstate_shared.contracts import ContractError
+from billstate_shared.runtime.dlq import DeadLetter, Headers, dead_letter
+from billstate_shared.runtime.health import Progress
+from billstate_shared.runtime.metrics import Metrics
+
+log = structlog.get_logger("billstate.loop")
+
+
+@dataclass(frozen=True)
+class Produce:
+    """One record a handler wants written."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class Refused(Exception):
+    """A handler refuses a record for a reason that is the record's fault: it goes to the DLQ."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field, self.reason = field, reason
+
+
+Handler = Callable[[ConsumerRecord], Awaitable[Sequence[Produce]]]
+
+
+class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        self.progress.on_revoked()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        self.progress.on_assigned()
+
+
+class Loop:
+    """Consume `topics` as `group`, hand each record to `handler`, produce what it returns,
+    then commit: outputs are flushed before the offsets that caused them are committed.
+
+    A record the handler refuses (a ContractError or Refused) goes to `<topic>.dlq` with
+    its reason; an unexpected error is retried `attempts` times and then dead-lettered too,
+    so one poison message never stops a partition and nothing is dropped silently.
+    """
+
+    def __init__(
+        self,
+        *,
+        service: str,
+        bootstrap: str,
+        topics: Sequence[str],
+        group: str,
+        handler: Handler,
+        progress: Progress,
+        metrics: Metrics,
+        attempts: int = 3,
+        max_records: int = 500,
+    ) -> None:
+        self.service, self.topics, self.handler = service, list(topics), handler
+        self.progress, self.metrics, self.attempts = progress, metrics, attempts
+        self.max_records = max_records
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            client_id=f"billstate-{service}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+        )
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id=f"billstate-{service}",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+        )
+        self._stop = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.producer.start()
+        await self.consumer.start()
+        self.consumer.subscribe(self.topics, listener=_Listener(self.progress))
+
+    async def stop(self) -> None:
+        self._stop.set()
+
+    async def close(self) -> None:
+        await self.consumer.stop()
+        await self.producer.stop()
+
+    async def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
+    ) -> None:
+        await self.producer.send(topic, value=value, key=key, headers=headers)
+        self.metrics.produced.labels(self.service, topic).inc()
+
+    async def run(self) -> None:
+        """Run until `stop()`; the caller owns start/close."""
+        while not self._stop.is_set():
+            batches = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
+            if not batches:
+                await self._update_lag()
+                continue
+            commits: dict[TopicPartition, int] = {}
+            for tp, records in batches.items():
+                for record in records:
+                    await self._one(record)
+                    commits[tp] = record.offset + 1
+            await self.producer.flush()
+            await self.consumer.commit(commits)
+            await self._update_lag()
+
+    async def _update_lag(self) -> None:
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            if end is not None:
+                position = await self.consumer.position(tp)
+                self.progress.set_lag(tp.topic, tp.partition, max(end - position, 0))
+
+    async def _one(self, record: ConsumerRecord) -> None:
+        started = time.perf_counter()
+        structlog.contextvars.bind_contextvars(
+            topic=record.topic, partition=record.partition, offset=record.offset
+        )
+        try:
+            outputs = await self._handle(record)
+            if outputs is None:
+                return
+            for out in outputs:
+                await self.send(out.topic, out.key, out.value, list(out.headers))
+            self.metrics.processed.labels(self.service, record.topic).inc()
+            log.info("processed", produced=len(outputs))
+        finally:
+            self.metrics.seconds.labels(self.service).observe(time.perf_counter() - started)
+            end = self.consumer.highwater(TopicPartition(record.topic, record.partition))
+            lag = None if end is None else max(end - record.offset - 1, 0)
+            self.progress.on_processed(record.topic, record.partition, lag)
+            structlog.contextvars.unbind_contextvars(
+                "topic", "partition", "offset", "customer_id", "event_id"
+            )
+
+    async def _handle(self, record: ConsumerRecord) -> Sequence[Produce] | None:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return await self.handler(record)
+            except ContractError as err:
+                await self._dead(record, err.field, err.reason, err.event_type)
+                return None
+            except Refused as err:
+                await self._dead(record, err.field, err.reason, None)
+                return None
+            except Exception as err:
+                self.metrics.failed.labels(self.service, record.topic).inc()
+                log.warning("handler failed", attempt=attempt, error=repr(err))
+                if attempt == self.attempts:
+                    await self._dead(
+                        record, "$", f"unexpected error after {attempt} attempts: {err!r}", None
+                    )
+                    return None
+                await asyncio.sleep(0.05 * 2**attempt)
+        return None
+
+    async def _dead(
+        self, record: ConsumerRecord, field: str, reason: str, event_type: str | None
+    ) -> None:
+        letter = DeadLetter(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            reason=reason,
+            field=field,
+            service=self.service,
+            event_type=event_type,
+        )
+        await dead_letter(self.send, letter)
+        self.metrics.dead_lettered.labels(self.service, record.topic).inc()
+        log.warning("dead-lettered", field=field, reason=reason)
