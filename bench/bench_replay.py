@@ -1,0 +1,22 @@
+"""Replay throughput and peak memory for a realistic year of 10,000 customers (`make bench-replay`).
+
+Generates (or reuses, under .cache/bench/) the history of `billstate simulate --customers 10000
+--days 365 --seed 7`, then replays it on one core in a fresh process exactly as `billstate replay`
+does (decode each line, `Replay(policy).feed`, encode every output and write it to a file),
+timing only the replay, and prints the counts, the seconds, the throughput
+((inbound + invoice.aged events) / seconds, target 100,000 events/s) and the peak RSS.
+`--profile` adds a cProfile run (top 25 by cumulative time). See `--help` for the options.
+The implementation is `billstate_cli.simulation.main_bench`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from billstate_cli.simulation import main_bench
+
+if __name__ == "__main__":
+    os.chdir(Path(__file__).resolve().parents[1])  # defaults are relative to the workspace root
+    sys.exit(main_bench(sys.argv[1:]))

@@ -1,0 +1,776 @@
+"""A realistic, deterministic billing history, and the replay benchmark that runs on it.
+
+`history()` yields the inbound envelopes a CSP reseller's billing bus would carry for N
+customers over D days, clock ticks included, in time order, as plain JSON-ready dicts:
+customers, monthly (and some annual) invoices, payments on time, late, in parts or never,
+write-offs, chargebacks, failed collection attempts, credit notes, disputes and promises.
+
+Determinism: every random draw comes from `random.Random(seed)`, which hands each customer
+its own `random.Random` (seeded from the master in customer order). A customer's draws happen
+day by day whether or not the resulting events fall inside the horizon, so a customer's
+history does not depend on how many other customers there are, and a shorter history is a
+prefix of a longer one. Ids are readable and deterministic: `INV-cust-00042-3`,
+`PAY-cust-00042-7`, `HOLD-cust-00042-1`.
+
+The clock: one `clock.tick` per business date (every calendar day in `timezone`; partners
+bill and collect on weekends too) at 09:00 local time. Other events happen at varied times
+of day, so some of a day's events come before its tick and some after.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import heapq
+import json
+import os
+import pstats
+import random
+import resource
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from hashlib import blake2b
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from billstate_cli.replay import Replay
+from billstate_shared.contracts import ContractError, decode, encode
+from billstate_shared.policy_file import PolicyError, load_policy
+
+__all__ = [
+    "PROFILES",
+    "CustomerPlan",
+    "Subscription",
+    "history",
+    "main_bench",
+    "plan_customers",
+    "write_jsonl",
+]
+
+Envelope = dict[str, Any]
+
+DEFAULT_START = date(2026, 1, 1)
+DEFAULT_TIMEZONE = "Asia/Taipei"
+TICK_SECOND = 9 * 3600  # 09:00 local
+
+# Payment behaviour, relative weights (about 75/15/5/3 percent of customers).
+PROFILES: dict[str, float] = {"on_time": 75, "late": 15, "partial": 5, "never": 3}
+
+EUR_SHARE = 0.10  # customers billed in EUR rather than USD
+BOTH_CURRENCIES_SHARE = 0.03  # of customers with 2+ subscriptions: one in the other currency
+ANNUAL_SHARE = 0.15  # customers with one annual subscription, invoiced once a year in full
+STRATEGIC_SHARE = 0.05
+ZH_TW_SHARE = 0.30
+MIN_CENTS, MAX_CENTS = 20_00, 5_000_00  # a monthly invoice's range
+
+# The sprinkling, per invoice (dispute, credit note) or per payment (chargeback).
+DISPUTE_RATE = 0.012
+CREDIT_NOTE_RATE = 0.02
+CHARGEBACK_RATE = 0.008
+SLIP_RATE = 0.04  # an on-time customer paying a few days late once in a while
+FAILED_BEFORE_ON_TIME_RATE = 0.01
+LATE_ON_TIME_RATE = 0.20  # a late customer paying on time once in a while
+FAILED_BEFORE_LATE_RATE = 0.25
+PROMISE_RATE = 0.25  # of late payments, preceded by a promise to pay
+PROMISE_KEPT_RATE = 0.65
+
+_EN_NAMES = (
+    [
+        "Contoso",
+        "Fabrikam",
+        "Northwind",
+        "Tailspin",
+        "Wingtip",
+        "Litware",
+        "Proseware",
+        "Woodgrove",
+        "Coho",
+        "Lucerne",
+        "Trey",
+        "Relecloud",
+        "VanArsdel",
+        "Southridge",
+        "Adventure Works",
+        "Alpine Ski",
+        "Wide World",
+        "Fourth Coffee",
+        "Blue Yonder",
+    ],
+    ["Trading", "Logistics", "Labs", "Systems", "Foods", "Studio", "Partners", "Health", "Media"],
+    ["Ltd.", "Inc.", "LLC", "Co.", "GmbH", "Pte. Ltd."],
+)
+_ZH_NAMES = (
+    (
+        "台灣",
+        "新竹",
+        "高雄",
+        "台中",
+        "宏遠",
+        "永豐",
+        "大同",
+        "光華",
+        "長青",
+        "東方",
+        "信達",
+        "嘉南",
+    ),
+    ("科技", "貿易", "物流", "資訊", "餐飲", "設計", "醫療", "工程", "顧問", "電子"),
+    ("股份有限公司", "有限公司"),
+)
+_SIZE_TAGS = ("smb", "smb", "smb", "mid-market", "enterprise")
+_FAILURES = ("card declined", "insufficient funds", "expired card", "bank transfer returned")
+_CHARGEBACKS = ("chargeback", "returned transfer", "card dispute")
+_CREDIT_NOTES = ("credit note: service outage", "credit note: seat reduction", "price correction")
+_DISPUTES = ("customer disputes seat count", "customer disputes usage charges", "duplicate charge")
+
+
+# ---- the customers ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    subscription_id: str
+    currency: str
+    annual: bool
+    price_cents: int  # a month's price, or a whole year's for an annual subscription
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerPlan:
+    """Who a customer is and how it pays; drawn once, at the start."""
+
+    customer_id: str
+    profile: str  # a key of PROFILES
+    name: str
+    locale: str
+    tags: tuple[str, ...]
+    partner_contact_email: str
+    billing_day: int  # 1..28: monthly invoices are issued on this day
+    annual_month: int  # the month the annual subscription is invoiced; 0 when none
+    subscriptions: tuple[Subscription, ...]
+
+    @property
+    def currencies(self) -> frozenset[str]:
+        return frozenset(s.currency for s in self.subscriptions)
+
+    @property
+    def billing_email(self) -> str:
+        return f"ap@{self.customer_id}.example"
+
+
+def _customers(customers: int, seed: int) -> Iterator[tuple[CustomerPlan, random.Random]]:
+    master = random.Random(seed)
+    for index in range(1, customers + 1):
+        rng = random.Random(master.getrandbits(64))
+        yield _draw_plan(index, rng), rng
+
+
+def plan_customers(customers: int, seed: int) -> list[CustomerPlan]:
+    """The customers `history(customers, ..., seed)` simulates, in order."""
+    return [plan for plan, _rng in _customers(customers, seed)]
+
+
+def _draw_plan(index: int, rng: random.Random) -> CustomerPlan:
+    customer_id = f"cust-{index:05d}"
+    profile = rng.choices(tuple(PROFILES), weights=tuple(PROFILES.values()))[0]
+    locale = "zh-TW" if rng.random() < ZH_TW_SHARE else "en"
+    if locale == "zh-TW":
+        name = "".join(rng.choice(part) for part in _ZH_NAMES)
+    else:
+        name = " ".join(rng.choice(part) for part in _EN_NAMES)
+    tags = [rng.choice(_SIZE_TAGS)]
+    if rng.random() < STRATEGIC_SHARE:
+        tags.append("strategic")
+    currency = "EUR" if rng.random() < EUR_SHARE else "USD"
+    count = rng.randint(1, 4)
+    currencies = [currency] * count
+    if count >= 2 and rng.random() < BOTH_CURRENCIES_SHARE:
+        currencies[-1] = "USD" if currency == "EUR" else "EUR"
+    annual = rng.random() < ANNUAL_SHARE
+    # The customer's monthly spend, log-uniform over the invoice range, split by weights.
+    total = MIN_CENTS * (MAX_CENTS / MIN_CENTS) ** rng.random()
+    weights = [rng.uniform(0.2, 1.0) for _ in range(count)]
+    subscriptions = []
+    for n, (cur, weight) in enumerate(zip(currencies, weights, strict=True), start=1):
+        monthly = max(MIN_CENTS // count, round(total * weight / sum(weights)))
+        is_annual = annual and n == 1
+        price = round(monthly * 12 * 0.9) if is_annual else monthly  # a year up front, 10% off
+        subscriptions.append(Subscription(f"SUB-{customer_id}-{n}", cur, is_annual, price))
+    return CustomerPlan(
+        customer_id=customer_id,
+        profile=profile,
+        name=name,
+        locale=locale,
+        tags=tuple(tags),
+        partner_contact_email=f"am{rng.randint(1, 12):02d}@partner.example",
+        billing_day=rng.randint(1, 28),
+        annual_month=rng.randint(1, 12) if annual else 0,
+        subscriptions=tuple(subscriptions),
+    )
+
+
+# ---- the history --------------------------------------------------------------------------
+
+
+def money(cents: int) -> str:
+    """Integer cents as a contract amount: 123456 -> "1234.56"."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{part:02d}"
+
+
+@dataclass(slots=True)
+class _Invoice:
+    invoice_id: str
+    currency: str
+    cents: int
+    issued_on: date
+    due_on: date
+
+
+@dataclass(slots=True)
+class _Customer:
+    plan: CustomerPlan
+    rng: random.Random
+    invoices: int = 0
+    payments: int = 0
+    holds: int = 0
+    notes: int = 0  # adjustments and failures: numbered for their event ids
+    write_off_on: date | None = None  # never-paying customers: when the debt is written off
+    promised: bool = False
+
+
+class _Timeline:
+    """Events scheduled ahead, released day by day in time order; beyond the horizon dropped."""
+
+    def __init__(self, start: date, days: int, zone: ZoneInfo) -> None:
+        self.start = start
+        self.end = start + timedelta(days=days)
+        self.zone = zone
+        self.today = start
+        self._heap: list[tuple[float, int, Envelope]] = []
+        self._seq = 0
+
+    def at(self, day: date, second: int) -> datetime:
+        hour, rest = divmod(second, 3600)
+        minute, sec = divmod(rest, 60)
+        return datetime(day.year, day.month, day.day, hour, minute, sec, tzinfo=self.zone)
+
+    def emit(
+        self,
+        c: _Customer | None,
+        day: date,
+        event_type: str,
+        event_id: str,
+        data: Envelope,
+        hours: tuple[int, int] = (0, 24),
+    ) -> None:
+        # The time of day is drawn first, so the draws do not depend on the horizon.
+        second = TICK_SECOND if c is None else c.rng.randrange(hours[0] * 3600, hours[1] * 3600)
+        if day >= self.end:
+            return
+        if day < self.today:
+            raise AssertionError(f"{event_id} scheduled on {day}, in the past of {self.today}")
+        at = self.at(day, second)
+        envelope: Envelope = {
+            "event_id": event_id,
+            "event_type": event_type,
+            "schema_version": 1,
+            "occurred_at": at.isoformat(),
+            "customer_id": "*" if c is None else c.plan.customer_id,
+            "data": data,
+        }
+        self._seq += 1
+        heapq.heappush(self._heap, (at.timestamp(), self._seq, envelope))
+
+    def release(self, before: float) -> Iterator[Envelope]:
+        while self._heap and self._heap[0][0] < before:
+            yield heapq.heappop(self._heap)[2]
+
+
+def history(
+    customers: int,
+    days: int,
+    seed: int,
+    start: date = DEFAULT_START,
+    timezone: str = DEFAULT_TIMEZONE,
+) -> Iterator[Envelope]:
+    """Inbound envelopes for `customers` customers over `days` days, in occurred_at order.
+
+    Arguments are checked at the call (an unknown zone raises ZoneInfoNotFoundError, a
+    negative count ValueError); the events are generated lazily, one day at a time.
+    """
+    if customers < 0 or days < 0:
+        raise ValueError("customers and days must not be negative")
+    return _generate(customers, days, seed, start, ZoneInfo(timezone))
+
+
+def _generate(
+    customers: int, days: int, seed: int, start: date, zone: ZoneInfo
+) -> Iterator[Envelope]:
+    timeline = _Timeline(start, days, zone)
+    sims = [_Customer(plan, rng) for plan, rng in _customers(customers, seed)]
+    by_billing_day: dict[int, list[_Customer]] = {}
+    for c in sims:
+        by_billing_day.setdefault(c.plan.billing_day, []).append(c)
+    for offset in range(days):
+        day = start + timedelta(days=offset)
+        timeline.today = day
+        if offset == 0:
+            for c in sims:
+                _upsert(timeline, c)
+        for c in by_billing_day.get(day.day, ()):
+            _bill(timeline, c, day)
+        timeline.emit(None, day, "clock.tick", f"tick-{day.isoformat()}", {})
+        yield from timeline.release(timeline.at(day + timedelta(days=1), 0).timestamp())
+
+
+def _upsert(t: _Timeline, c: _Customer) -> None:
+    p = c.plan
+    data = {
+        "name": p.name,
+        "locale": p.locale,
+        "billing_email": p.billing_email,
+        "partner_contact_email": p.partner_contact_email,
+        "tags": list(p.tags),
+        "subscription_ids": [s.subscription_id for s in p.subscriptions],
+    }
+    # In the first hour of the first day: the customer exists before its first invoice.
+    t.emit(c, t.start, "customer.upserted", f"{p.customer_id}-upserted-1", data, hours=(0, 1))
+
+
+def _bill(t: _Timeline, c: _Customer, day: date) -> None:
+    if c.write_off_on is not None and day >= c.write_off_on:
+        return  # written off: the account is closed
+    rng = c.rng
+    monthly: dict[str, list[Subscription]] = {}
+    for s in c.plan.subscriptions:
+        if not s.annual:
+            monthly.setdefault(s.currency, []).append(s)
+        elif day.month == c.plan.annual_month:
+            _invoice(t, c, day, s.currency, s.price_cents, [s])
+    for currency, subs in monthly.items():
+        # Seats and usage move a little from month to month.
+        cents = sum(round(s.price_cents * rng.uniform(0.9, 1.1)) for s in subs)
+        _invoice(t, c, day, currency, min(max(cents, MIN_CENTS), MAX_CENTS), subs)
+
+
+def _invoice(
+    t: _Timeline, c: _Customer, day: date, currency: str, cents: int, subs: list[Subscription]
+) -> None:
+    rng = c.rng
+    c.invoices += 1
+    inv = _Invoice(
+        f"INV-{c.plan.customer_id}-{c.invoices}", currency, cents, day, day + timedelta(days=30)
+    )
+    data = {
+        "invoice_id": inv.invoice_id,
+        "currency": currency,
+        "amount": money(cents),
+        "issued_on": day.isoformat(),
+        "due_on": inv.due_on.isoformat(),
+        "subscription_ids": [s.subscription_id for s in subs],
+    }
+    t.emit(c, day, "invoice.issued", f"{inv.invoice_id}-issued", data, hours=(1, 24))
+    if c.plan.profile == "never":
+        _never_pays(t, c, inv)
+        return
+    roll = rng.random()
+    if roll < DISPUTE_RATE:
+        _dispute(t, c, inv)
+        return
+    payable, credited_on = cents, None
+    if roll < DISPUTE_RATE + CREDIT_NOTE_RATE:
+        credited_on = day + timedelta(days=rng.randint(2, 25))
+        credit = min(cents - 1, max(1, round(cents * rng.uniform(0.05, 0.3))))
+        _adjust(t, c, inv, credited_on, -credit, rng.choice(_CREDIT_NOTES))
+        payable = cents - credit
+    _pay_by_profile(t, c, inv, payable, cents, credited_on)
+
+
+def _pay_by_profile(
+    t: _Timeline, c: _Customer, inv: _Invoice, payable: int, full: int, credited_on: date | None
+) -> None:
+    """Pay `payable` as the customer's profile does; `full` if paid before a credit note."""
+    rng = c.rng
+    due = inv.due_on
+
+    def amount(on: date) -> int:
+        return payable if credited_on is not None and credited_on < on else full
+
+    profile = c.plan.profile
+    if profile == "partial":
+        parts = rng.randint(2, 3)
+        on = due + timedelta(days=rng.randint(-5, 3))
+        for part in _split(rng, amount(on), parts):
+            _pay(t, c, inv, on, part, targeted=True)
+            on += timedelta(days=rng.randint(7, 20))
+        return
+    if profile == "on_time" or rng.random() < LATE_ON_TIME_RATE:
+        if profile == "on_time" and rng.random() < SLIP_RATE:
+            on = due + timedelta(days=rng.randint(1, 10))
+        else:
+            on = due - timedelta(days=rng.randint(0, 6))  # a few days before the due date
+        if rng.random() < FAILED_BEFORE_ON_TIME_RATE:
+            _fail(t, c, inv, on - timedelta(days=1), will_retry=True)
+        _pay(t, c, inv, on, amount(on), targeted=rng.random() < 0.6)
+        return
+    # Late: 5 to 40 days after the due date, perhaps after a failed attempt or a promise.
+    on = due + timedelta(days=rng.randint(5, 40))
+    if rng.random() < FAILED_BEFORE_LATE_RATE:
+        _fail(t, c, inv, due + timedelta(days=rng.randint(-1, 1)), will_retry=rng.random() < 0.5)
+    if rng.random() < PROMISE_RATE:
+        placed = due + timedelta(days=rng.randint(2, 8))
+        until = placed + timedelta(days=rng.randint(10, 20))
+        hold_id = _promise(t, c, placed, until)
+        if rng.random() < PROMISE_KEPT_RATE:
+            on = placed + timedelta(days=rng.randint(1, (until - placed).days))
+            if rng.random() < 0.5:  # the collector closes the kept promise
+                _release(t, c, hold_id, on + timedelta(days=1), "promise kept")
+        else:
+            on = until + timedelta(days=rng.randint(3, 25))
+    _pay(t, c, inv, on, amount(on), targeted=rng.random() < 0.5)
+
+
+def _never_pays(t: _Timeline, c: _Customer, inv: _Invoice) -> None:
+    rng = c.rng
+    if c.write_off_on is None:
+        c.write_off_on = inv.due_on + timedelta(days=rng.randint(90, 150))  # 3 to 5 months
+    if rng.random() < 0.3:
+        _fail(t, c, inv, inv.due_on + timedelta(days=rng.randint(0, 10)), will_retry=False)
+    if not c.promised and rng.random() < 0.4:  # one promise, broken
+        c.promised = True
+        placed = inv.due_on + timedelta(days=rng.randint(5, 20))
+        _promise(t, c, placed, placed + timedelta(days=rng.randint(10, 20)))
+    data = {"invoice_id": inv.invoice_id, "reason": "written off"}
+    t.emit(c, c.write_off_on, "invoice.voided", f"{inv.invoice_id}-voided", data)
+
+
+def _dispute(t: _Timeline, c: _Customer, inv: _Invoice) -> None:
+    """A dispute on an invoice (whole or part), released later; the rest paid as usual."""
+    rng = c.rng
+    placed = inv.due_on + timedelta(days=rng.randint(-7, 7))
+    whole = rng.random() < 0.5
+    disputed = inv.cents if whole else max(1, round(inv.cents * rng.uniform(0.1, 0.6)))
+    c.holds += 1
+    hold_id = f"HOLD-{c.plan.customer_id}-{c.holds}"
+    data: Envelope = {"hold_id": hold_id, "kind": "dispute", "invoice_id": inv.invoice_id}
+    if not whole:
+        data["amount"] = money(disputed)
+    data["reason"] = rng.choice(_DISPUTES)
+    data["by"] = _collector(rng)
+    t.emit(c, placed, "hold.placed", f"{hold_id}-placed", data)
+    released = placed + timedelta(days=rng.randint(10, 40))
+    upheld = rng.random() < 0.45
+    _release(t, c, hold_id, released, "dispute upheld" if upheld else "dispute rejected")
+    if upheld and whole:
+        data = {"invoice_id": inv.invoice_id, "reason": "dispute upheld"}
+        t.emit(c, released, "invoice.voided", f"{inv.invoice_id}-voided", data)
+    elif upheld:
+        _adjust(t, c, inv, released, -disputed, "credit note: dispute upheld")
+    else:
+        _pay(t, c, inv, released + timedelta(days=rng.randint(2, 15)), disputed, targeted=True)
+    if not whole:
+        _pay_by_profile(t, c, inv, inv.cents - disputed, inv.cents - disputed, None)
+
+
+def _pay(
+    t: _Timeline,
+    c: _Customer,
+    inv: _Invoice,
+    on: date,
+    cents: int,
+    *,
+    targeted: bool,
+    reversible: bool = True,
+) -> None:
+    rng = c.rng
+    c.payments += 1
+    payment_id = f"PAY-{c.plan.customer_id}-{c.payments}"
+    data: Envelope = {"payment_id": payment_id, "currency": inv.currency, "amount": money(cents)}
+    if targeted:
+        data["invoice_id"] = inv.invoice_id
+    t.emit(c, on, "payment.received", f"{payment_id}-received", data)
+    if reversible and rng.random() < CHARGEBACK_RATE:
+        reversed_on = on + timedelta(days=rng.randint(14, 35))
+        data = {"payment_id": payment_id, "reason": rng.choice(_CHARGEBACKS)}
+        t.emit(c, reversed_on, "payment.reversed", f"{payment_id}-reversed", data)
+        if rng.random() < 0.7:  # paid again, some weeks later
+            again = reversed_on + timedelta(days=rng.randint(5, 30))
+            _pay(t, c, inv, again, cents, targeted=targeted, reversible=False)
+
+
+def _fail(t: _Timeline, c: _Customer, inv: _Invoice, on: date, *, will_retry: bool) -> None:
+    c.notes += 1
+    data = {
+        "invoice_id": inv.invoice_id,
+        "reason": c.rng.choice(_FAILURES),
+        "will_retry": will_retry,
+    }
+    t.emit(c, on, "payment.failed", f"{inv.invoice_id}-failed-{c.notes}", data)
+
+
+def _adjust(t: _Timeline, c: _Customer, inv: _Invoice, on: date, delta: int, reason: str) -> None:
+    c.notes += 1
+    data = {"invoice_id": inv.invoice_id, "amount_delta": money(delta), "reason": reason}
+    t.emit(c, on, "invoice.adjusted", f"{inv.invoice_id}-adjusted-{c.notes}", data)
+
+
+def _promise(t: _Timeline, c: _Customer, placed: date, until: date) -> str:
+    c.holds += 1
+    hold_id = f"HOLD-{c.plan.customer_id}-{c.holds}"
+    data = {
+        "hold_id": hold_id,
+        "kind": "promise_to_pay",
+        "until": until.isoformat(),
+        "reason": "customer promised to pay",
+        "by": _collector(c.rng),
+    }
+    t.emit(c, placed, "hold.placed", f"{hold_id}-placed", data)
+    return hold_id
+
+
+def _release(t: _Timeline, c: _Customer, hold_id: str, on: date, reason: str) -> None:
+    data = {"hold_id": hold_id, "reason": reason, "by": _collector(c.rng)}
+    t.emit(c, on, "hold.released", f"{hold_id}-released", data)
+
+
+def _collector(rng: random.Random) -> str:
+    return f"collector-{rng.randint(1, 6)}"
+
+
+def _split(rng: random.Random, cents: int, parts: int) -> list[int]:
+    """`cents` in `parts` positive parts (fewer when there are too few cents)."""
+    parts = max(1, min(parts, cents))
+    cuts = sorted(rng.sample(range(1, cents), parts - 1))
+    return [b - a for a, b in zip([0, *cuts], [*cuts, cents], strict=True)]
+
+
+def write_jsonl(path: str | os.PathLike[str], events: Iterable[Envelope]) -> int:
+    """Write one compact JSON object per line (UTF-8, keys in order); return the count."""
+    count = 0
+    with open(path, "wb") as out:
+        for event in events:
+            out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode())
+            out.write(b"\n")
+            count += 1
+    return count
+
+
+# ---- the replay benchmark -----------------------------------------------------------------
+
+TARGET_EVENTS_PER_SECOND = 100_000
+_CLI = "import sys; from billstate_cli.main import main; sys.exit(main())"
+_MIB = 1024 * 1024
+
+
+def _maxrss_mib() -> float:
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / _MIB if sys.platform == "darwin" else peak / 1024  # bytes there, KiB here
+
+
+def _vm_hwm_mib() -> float | None:
+    """Linux's own peak RSS of this process image (not inherited across exec), or None."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _generator_fingerprint() -> str:
+    """Changes when this module changes, so a cached history is never stale."""
+    return blake2b(Path(__file__).read_bytes(), digest_size=4).hexdigest()
+
+
+def main_bench(argv: Sequence[str] | None = None) -> int:
+    """`python bench/bench_replay.py`: replay throughput and peak memory on one core."""
+    parser = argparse.ArgumentParser(
+        prog="bench_replay.py",
+        description="Generate (or reuse) a realistic billing history, replay it on one core "
+        "exactly as `billstate replay` does (outputs encoded and written to a file), and report "
+        "throughput and peak memory. Generation is neither timed nor counted in memory.",
+    )
+    parser.add_argument("--customers", type=int, default=10_000)
+    parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--start", type=date.fromisoformat, default=DEFAULT_START)
+    parser.add_argument("--policy", type=Path, default=Path("policies/standard.yaml"))
+    parser.add_argument("--cache-dir", type=Path, default=Path(".cache/bench"))
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the timed run, replay once more under cProfile; print the top 25 "
+        "functions by cumulative time and save the stats next to the history",
+    )
+    args = parser.parse_args(argv)
+
+    try:
+        timezone = load_policy(args.policy).timezone
+    except PolicyError as err:
+        print(f"refused policy: {err}", file=sys.stderr)
+        return 2
+    args.cache_dir.mkdir(parents=True, exist_ok=True)
+    stem = (
+        f"history-c{args.customers}-d{args.days}-s{args.seed}-{args.start.isoformat()}"
+        f"-{timezone.replace('/', '_')}"
+    )
+    events = args.cache_dir / f"{stem}-{_generator_fingerprint()}.jsonl"
+    if events.exists():
+        print(f"history: reusing {events}")
+    else:
+        for stale in [
+            *args.cache_dir.glob(f"{stem}-*.jsonl"),
+            *args.cache_dir.glob(f"{stem}-*.partial"),
+        ]:
+            stale.unlink()  # made by an earlier version of the generator
+        partial = events.with_suffix(".partial")
+        # `billstate simulate` in its own process, as the replay below: this process stays
+        # small, which matters because Linux hands a parent's peak RSS on to every child
+        # (ru_maxrss survives fork and exec), and the replay's peak is what is measured.
+        command = [sys.executable, "-c", _CLI, "simulate", "--out", str(partial)]
+        command += ["--customers", str(args.customers), "--days", str(args.days)]
+        command += ["--seed", str(args.seed), "--start", args.start.isoformat()]
+        command += ["--timezone", timezone]
+        began = time.perf_counter()
+        if subprocess.run(command, check=False).returncode != 0:
+            print("history: generation failed", file=sys.stderr)
+            return 1
+        partial.replace(events)
+        print(f"history: generated in {time.perf_counter() - began:.1f} s into {events}")
+    print(f"         {events.stat().st_size / _MIB:,.1f} MiB")
+
+    output = args.cache_dir / "replay-output.jsonl"
+    result = _run_child(events, args.policy, output, profile=None)
+    if result is None:
+        return 1
+    _report(result, output)
+    if args.profile:
+        stats = args.cache_dir / "replay.prof"
+        print(f"\nprofiled run (cProfile; times inflated by the profiler), stats in {stats}:")
+        if _run_child(events, args.policy, output, profile=stats) is None:
+            return 1
+    return 0
+
+
+def _run_child(
+    events: Path, policy: Path, output: Path, profile: Path | None
+) -> dict[str, Any] | None:
+    """Replay in a fresh interpreter, so its peak memory is the replay's alone."""
+    result = output.with_suffix(".result.json")
+    result.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "billstate_cli.simulation", str(events)]
+    command += ["--policy", str(policy), "--out", str(output), "--result", str(result)]
+    if profile is not None:
+        command += ["--profile", str(profile)]
+    completed = subprocess.run(command, check=False)
+    if completed.returncode != 0 or not result.exists():
+        print(f"replay subprocess failed (exit {completed.returncode})", file=sys.stderr)
+        return None
+    loaded: dict[str, Any] = json.loads(result.read_text(encoding="utf-8"))
+    return loaded
+
+
+def _report(r: dict[str, Any], output: Path) -> None:
+    counts: dict[str, int] = r["outputs"]
+    aged = counts.get("invoice.aged", 0)
+    seconds = r["seconds"]
+    throughput = (r["inbound"] + aged) / seconds if seconds > 0 else float("inf")
+    print(f"replay: pinned to {r['cpus']}; output written to {output}")
+    print(
+        f"  inbound events        {r['inbound']:>12,}" + (f"  ({r['bad']} bad)" if r["bad"] else "")
+    )
+    print(f"  invoice.aged events   {aged:>12,}")
+    print("  outputs by type:")
+    for event_type, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        print(f"    {event_type:<26}{count:>12,}")
+    print(f"    {'total':<26}{sum(counts.values()):>12,}  ({r['output_mib']:,.1f} MiB written)")
+    print(f"  customers             {r['customers']:>12,}")
+    print(f"  seconds               {seconds:>12.2f}  (cpu {r['cpu_seconds']:.2f})")
+    print(f"  throughput            {throughput:>12,.0f}  events/s (inbound + invoice.aged)")
+    hwm = "" if r["vm_hwm_mib"] is None else f", VmHWM {r['vm_hwm_mib']:,.1f} MiB"
+    print(
+        f"  peak memory           {r['peak_mib']:>12,.1f}  MiB ru_maxrss "
+        f"({r['baseline_mib']:,.1f} MiB before the first event{hwm})"
+    )
+    print(f"replay throughput: {throughput:,.0f} events/s (target {TARGET_EVENTS_PER_SECOND:,})")
+
+
+def _replay_child(argv: Sequence[str]) -> int:
+    """The measured process: nothing but the replay, as `billstate replay` runs it."""
+    parser = argparse.ArgumentParser(prog="python -m billstate_cli.simulation")
+    parser.add_argument("events", type=Path)
+    parser.add_argument("--policy", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument("--profile", type=Path)
+    args = parser.parse_args(argv)
+
+    cpus = "all CPUs"
+    if hasattr(os, "sched_setaffinity"):
+        cpu = min(os.sched_getaffinity(0))
+        os.sched_setaffinity(0, {cpu})
+        cpus = f"CPU {cpu}"
+    replay = Replay(load_policy(args.policy))
+    counts: Counter[str] = Counter()
+    inbound = bad = 0
+    profiler = None
+    if args.profile is not None:
+        profiler = cProfile.Profile()
+    baseline = _maxrss_mib()
+    with open(args.events, "rb") as source, open(args.out, "wb") as out:
+        began, cpu_began = time.perf_counter(), time.process_time()
+        if profiler is not None:
+            profiler.enable()
+        # The loop of billstate_cli.commands.replay, plus counting.
+        for number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            try:
+                event = decode(line)
+                decided = replay.feed(event)
+            except (ContractError, ValueError) as err:
+                bad += 1
+                print(f"{args.events}:{number}: {err}", file=sys.stderr)
+                continue
+            inbound += 1
+            for produced in decided:
+                counts[produced.event_type] += 1
+                out.write(encode(produced))
+                out.write(b"\n")
+        out.flush()
+        if profiler is not None:
+            profiler.disable()
+        seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu_began
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
+    result = {
+        "inbound": inbound,
+        "bad": bad,
+        "outputs": dict(counts),
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "peak_mib": _maxrss_mib(),
+        "vm_hwm_mib": _vm_hwm_mib(),
+        "baseline_mib": baseline,
+        "output_mib": args.out.stat().st_size / _MIB,
+        "customers": len(replay.books),
+        "cpus": cpus,
+    }
+    args.result.write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_replay_child(sys.argv[1:]))
