@@ -1,4 +1,6 @@
-"""Typed, frozen settings of the collections service, read once from `BILLSTATE_COLLECTIONS_*`."""
+"""Settings of collections, read once from `BILLSTATE_COLLECTIONS_*`."""
+
+from pathlib import Path
 
 from pydantic_settings import SettingsConfigDict
 
@@ -11,3 +13,7 @@ class Settings(ServiceSettings):
     )
 
     service: str = "collections"
+    http_port: int = 8080
+    data_dir: Path = Path(".cache/data/collections")
+    replication_factor: int = 1
+    cache_size: int = 50_000  # live books kept parsed in memory; the table holds them all

@@ -1,4 +1,6 @@
-"""Typed, frozen settings of the invoicing service, read once from `BILLSTATE_INVOICING_*`."""
+"""Settings of invoicing, read once from `BILLSTATE_INVOICING_*`."""
+
+from pathlib import Path
 
 from pydantic_settings import SettingsConfigDict
 
@@ -11,3 +13,6 @@ class Settings(ServiceSettings):
     )
 
     service: str = "invoicing"
+    http_port: int = 8080
+    data_dir: Path = Path(".cache/data/invoicing")
+    replication_factor: int = 1

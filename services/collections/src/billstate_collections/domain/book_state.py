@@ -1,0 +1,64 @@
+"""A collections book as JSON-ready data and back, for the state table and its changelog."""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from billstate_collections.domain.book import Book, HoldRecord, Profile
+from billstate_shared.domain.ledger_state import dump_ledger, load_ledger
+
+
+def _day(value: str | None) -> date | None:
+    return date.fromisoformat(value) if value else None
+
+
+def dump_book(book: Book) -> dict[str, Any]:
+    profile = book.profile
+    return {
+        "customer_id": book.customer_id,
+        "ledger": dump_ledger(book.ledger),
+        "profile": None if profile is None else
+        [profile.locale, sorted(profile.tags), list(profile.subscription_ids)],
+        "stage": book.stage,
+        "entered_on": book.entered_on.isoformat() if book.entered_on else None,
+        "as_of": book.as_of.isoformat() if book.as_of else None,
+        "suspended": list(book.suspended),
+        "holds": [
+            [h.hold_id, h.kind, h.invoice_id, None if h.amount is None else str(h.amount),
+             h.until.isoformat() if h.until else None, h.reason, h.by,
+             h.placed_on.isoformat() if h.placed_on else None]
+            for h in book.holds.values()
+        ],
+        "released": sorted(book.released),
+        "reminded": sorted([inv, days] for inv, days in book.reminded),
+        "seen": sorted(book.seen),
+        "transitions": book.transitions,
+        "version": book.version,
+    }  # fmt: skip
+
+
+def load_book(data: dict[str, Any]) -> Book:
+    profile = data["profile"]
+    book = Book(
+        data["customer_id"],
+        ledger=load_ledger(data["ledger"]),
+        profile=None if profile is None else
+        Profile(profile[0], frozenset(profile[1]), tuple(profile[2])),
+        stage=data["stage"],
+        entered_on=_day(data["entered_on"]),
+        as_of=_day(data["as_of"]),
+        suspended=tuple(data["suspended"]),
+        released=set(data["released"]),
+        reminded={(inv, days) for inv, days in data["reminded"]},
+        seen=set(data["seen"]),
+        transitions=data["transitions"],
+        version=data["version"],
+    )  # fmt: skip
+    for hold_id, kind, invoice_id, amount, until, reason, by, placed_on in data["holds"]:
+        book.holds[hold_id] = HoldRecord(
+            hold_id, kind, invoice_id, None if amount is None else Decimal(amount),
+            _day(until), reason, by, _day(placed_on),
+        )  # fmt: skip
+    return book

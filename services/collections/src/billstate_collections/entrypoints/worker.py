@@ -1,0 +1,130 @@
+"""The collections faust worker: books in a RocksDB table with a changelog, the engine between."""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from typing import Any
+
+import orjson
+import structlog
+
+from billstate_collections.config import Settings
+from billstate_collections.domain.book import Book
+from billstate_collections.domain.book_state import dump_book, load_book
+from billstate_collections.domain.engine import step
+from billstate_collections.domain.snapshot import state_event
+from billstate_shared.domain.policy import Policy
+from billstate_shared.runtime.faustkit import Intake, make_app, raw_topic, watch_progress
+from billstate_shared.runtime.health import Progress
+from billstate_shared.runtime.metrics import Metrics
+from billstate_shared.topics import (
+    ACCESS_COMMANDS,
+    CONTROL,
+    CUSTOMERS,
+    DUE_DATES,
+    EVENTS,
+    INVOICES,
+    NOTICE_REQUESTS,
+    PAYMENTS,
+    STATE,
+)
+
+log = structlog.get_logger("billstate.collections")
+
+INPUTS = (INVOICES, PAYMENTS, CUSTOMERS, DUE_DATES, CONTROL)
+ROUTE = {
+    "collections.stage_entered": EVENTS.name,
+    "access.suspend": ACCESS_COMMANDS.name,
+    "access.restore": ACCESS_COMMANDS.name,
+    "notice.requested": NOTICE_REQUESTS.name,
+}
+
+
+def encoded(output: Any) -> bytes:
+    """Engine outputs know their own bytes (`Outbound.encode`); models go through the codec."""
+    if hasattr(output, "encode") and not hasattr(output, "model_dump_json"):
+        data: bytes = output.encode()
+        return data
+    from billstate_shared.contracts import encode
+
+    return encode(output)
+
+
+class Books:
+    """The table plus a bounded cache of live books, so a hot customer is not re-read and
+    re-parsed from RocksDB for every event; the table stays the source of truth."""
+
+    def __init__(self, table: Any, size: int) -> None:
+        self.table, self.size = table, size
+        self.cache: OrderedDict[str, tuple[Book, bytes]] = OrderedDict()
+
+    def get(self, customer_id: str) -> tuple[Book, bytes]:
+        hit = self.cache.get(customer_id)
+        if hit is not None:
+            self.cache.move_to_end(customer_id)
+            return hit
+        raw = self.table.get(customer_id.encode())
+        book = load_book(orjson.loads(raw)) if raw else Book(customer_id)
+        return book, raw or b""
+
+    def put(self, book: Book, raw: bytes) -> None:
+        self.table[book.customer_id.encode()] = raw
+        self.cache[book.customer_id] = (book, raw)
+        self.cache.move_to_end(book.customer_id)
+        while len(self.cache) > self.size:
+            self.cache.popitem(last=False)
+
+    def forget(self) -> None:
+        """On rebalance: the books may now belong to another worker."""
+        self.cache.clear()
+
+
+def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metrics) -> Any:
+    app = make_app(
+        "collections",
+        settings.kafka_bootstrap_servers,
+        settings.data_dir,
+        replication_factor=settings.replication_factor,
+    )
+    inbound = raw_topic(app, *(t.name for t in INPUTS))
+    outbound = {name: raw_topic(app, name) for name in {*ROUTE.values(), STATE.name}}
+    table = app.Table("books", partitions=INPUTS[0].partitions, key_type=bytes, value_type=bytes)
+    books = Books(table, settings.cache_size)
+    intake = Intake(app, "collections", metrics, progress, [t.dlq for t in INPUTS])
+    watch_progress(app, progress)
+
+    @app.on_partitions_revoked.connect
+    async def _forget(app: Any, revoked: Any, **kwargs: Any) -> None:
+        books.forget()
+
+    @app.agent(inbound, concurrency=1)
+    async def collect(stream: Any) -> None:
+        async for event in stream.events():
+            message = event.message
+            started = time.perf_counter()
+            try:
+                decoded = await intake.decode(message)
+                if decoded is None:
+                    continue
+                book, before = books.get(decoded.customer_id)
+                outputs = step(book, decoded, policy)
+                raw = orjson.dumps(dump_book(book))
+                if raw != before:
+                    books.put(book, raw)
+                    state = state_event(book, policy, decoded.occurred_at)
+                    await outbound[STATE.name].send(key=message.key, value=encoded(state))
+                for output in outputs:
+                    await outbound[ROUTE[output.event_type]].send(
+                        key=message.key, value=encoded(output)
+                    )
+                log.info("processed", event_type=decoded.event_type, outputs=len(outputs))
+            except Exception as err:
+                metrics.failed.labels("collections", message.topic).inc()
+                log.exception("failed")
+                books.forget()  # the book may be half-updated; reload it from the table
+                await intake.dead(message, "$", f"unexpected error: {err!r}", None)
+            finally:
+                intake.done(message, started)
+
+    return app

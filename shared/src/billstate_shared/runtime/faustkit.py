@@ -1,0 +1,140 @@
+"""What the faust workers share: app settings that avoid faust's pitfalls, dead letters, probes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import faust
+import structlog
+
+from billstate_shared.contracts import ContractError, Event, decode
+from billstate_shared.runtime.dlq import DeadLetter
+from billstate_shared.runtime.health import Progress
+from billstate_shared.runtime.metrics import Metrics
+from billstate_shared.topics import CUSTOMER_PARTITIONS
+
+log = structlog.get_logger("billstate.worker")
+
+
+def make_app(
+    name: str,
+    bootstrap: str,
+    data_dir: Path,
+    replication_factor: int = 1,
+    store: str = "rocksdb://",
+) -> Any:
+    """A faust app configured for ordered, at-least-once work that decides nothing by clock."""
+    return faust.App(
+        name,
+        broker=[f"kafka://{host}" for host in bootstrap.split(",")],
+        store=store,
+        datadir=str(data_dir),  # one per worker: RocksDB takes a lock on it
+        topic_partitions=CUSTOMER_PARTITIONS,
+        topic_replication_factor=replication_factor,
+        topic_allow_declare=True,
+        topic_disable_leader=True,
+        web_enabled=False,  # our own /healthz, /readyz, /metrics look at progress, not the loop
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        broker_commit_every=500,
+        broker_commit_interval=1.0,
+        stream_buffer_maxsize=4096,
+        table_standby_replicas=0,
+        key_serializer="raw",
+        value_serializer="raw",
+        loghandlers=[],
+    )
+
+
+def raw_topic(app: Any, *names: str) -> Any:
+    return app.topic(*names, key_type=bytes, value_type=bytes)
+
+
+class Intake:
+    """Decode a record or dead-letter it, with metrics and the log context bound."""
+
+    def __init__(
+        self,
+        app: Any,
+        service: str,
+        metrics: Metrics,
+        progress: Progress,
+        dlq_names: Iterable[str],
+    ) -> None:
+        self.app, self.service, self.metrics, self.progress = app, service, metrics, progress
+        self.dlq = {name: raw_topic(app, name) for name in dlq_names}
+
+    async def decode(self, message: Any) -> Event | None:
+        structlog.contextvars.bind_contextvars(
+            topic=message.topic, partition=message.partition, offset=message.offset
+        )
+        try:
+            event = decode(message.value)
+        except ContractError as err:
+            await self.dead(message, err.field, err.reason, err.event_type)
+            return None
+        key = message.key.decode("utf-8", "replace") if message.key is not None else None
+        if event.customer_id != "*" and key != event.customer_id:
+            # A record keyed otherwise sits on another customer's partition, next to state
+            # that is not its own; it must be re-sent with the right key.
+            await self.dead(
+                message, "key", f"Kafka key {key!r} is not the customer_id", event.event_type
+            )
+            return None
+        structlog.contextvars.bind_contextvars(
+            customer_id=event.customer_id, event_id=event.event_id
+        )
+        return event
+
+    async def dead(self, message: Any, field: str, reason: str, event_type: str | None) -> None:
+        letter = DeadLetter(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            reason=reason,
+            field=field,
+            service=self.service,
+            event_type=event_type,
+        )
+        await self.dlq[letter.dlq_topic].send(
+            key=letter.key, value=letter.value, headers=letter.headers()
+        )
+        self.metrics.dead_lettered.labels(self.service, message.topic).inc()
+        log.warning("dead-lettered", field=field, reason=reason)
+
+    def done(self, message: Any, started: float) -> None:
+        self.metrics.processed.labels(self.service, message.topic).inc()
+        self.metrics.seconds.labels(self.service).observe(time.perf_counter() - started)
+        self.progress.on_processed(message.topic, message.partition)
+        structlog.contextvars.unbind_contextvars(
+            "topic", "partition", "offset", "customer_id", "event_id"
+        )
+
+
+def watch_progress(app: Any, progress: Progress) -> None:
+    """Feed the probes from faust's own signals and lag."""
+
+    @app.on_partitions_assigned.connect
+    async def _assigned(app: Any, assigned: Any, **kwargs: Any) -> None:
+        progress.on_assigned()
+
+    @app.on_partitions_revoked.connect
+    async def _revoked(app: Any, revoked: Any, **kwargs: Any) -> None:
+        progress.on_revoked()
+
+    @app.timer(1.0)
+    async def _lag() -> None:
+        progress.recovering = bool(app.tables.recovery.in_recovery)
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            committed = consumer._committed_offset.get(tp)
+            if end is not None:
+                position = committed if committed is not None else 0
+                progress.set_lag(tp.topic, tp.partition, max(end - position, 0))
