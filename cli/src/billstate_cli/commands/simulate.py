@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from datetime import date
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from billstate_cli.drive import Driver, drive
 from billstate_cli.simulation import DEFAULT_START, DEFAULT_TIMEZONE, history, write_jsonl
 
 
@@ -38,12 +40,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="the business time zone of the ticks and dates; match the policy's "
         f"(default {DEFAULT_TIMEZONE})",
     )
-    parser.add_argument(
-        "--out",
-        type=Path,
-        required=True,
-        metavar="FILE.jsonl",
-        help="the JSONL file to write (required: only file output for now; Kafka comes later)",
+    target = parser.add_mutually_exclusive_group(required=True)
+    target.add_argument("--out", type=Path, metavar="FILE.jsonl", help="write a JSONL file")
+    target.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help="write to the inbound topics of this Kafka cluster, paced so the services have "
+        "caught up before each tick (the run then equals `billstate replay` of the file)",
     )
     parser.set_defaults(func=_run)
 
@@ -66,6 +69,8 @@ def _zone(text: str) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.bootstrap:
+        return _to_kafka(args)
     try:
         events = history(args.customers, args.days, args.seed, args.start, args.timezone)
         count = write_jsonl(args.out, events)
@@ -77,4 +82,19 @@ def _run(args: argparse.Namespace) -> int:
         f"{args.start.isoformat()}, seed {args.seed}) to {args.out}",
         file=sys.stderr,
     )
+    return 0
+
+
+def _to_kafka(args: argparse.Namespace) -> int:
+    events = history(args.customers, args.days, args.seed, args.start, args.timezone)
+
+    def report(driver: Driver, event: dict[str, object]) -> None:
+        if event["event_type"] == "clock.tick":
+            day = str(event["occurred_at"])[:10]
+            print(
+                f"day {driver.ticks:>4}/{args.days} {day}: {driver.sent:,} events sent", flush=True
+            )
+
+    driver = asyncio.run(drive(args.bootstrap, events, report))
+    print(f"sent {driver.sent:,} events and {driver.ticks} ticks to {args.bootstrap}")
     return 0

@@ -16,4 +16,5 @@ class Settings(ServiceSettings):
     http_port: int = 8080
     data_dir: Path = Path(".cache/data/collections")
     replication_factor: int = 1
+    commit_interval: float = 0.5  # seconds between offset commits (outputs are flushed first)
     cache_size: int = 50_000  # live books kept parsed in memory; the table holds them all

@@ -16,3 +16,4 @@ class Settings(ServiceSettings):
     http_port: int = 8080
     data_dir: Path = Path(".cache/data/invoicing")
     replication_factor: int = 1
+    commit_interval: float = 0.5  # seconds between offset commits (outputs are flushed first)

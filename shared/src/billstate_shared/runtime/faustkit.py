@@ -25,6 +25,7 @@ def make_app(
     data_dir: Path,
     replication_factor: int = 1,
     store: str = "rocksdb://",
+    commit_interval: float = 0.5,
 ) -> Any:
     """A faust app configured for ordered, at-least-once work that decides nothing by clock."""
     return faust.App(
@@ -41,7 +42,7 @@ def make_app(
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_every=500,
-        broker_commit_interval=1.0,
+        broker_commit_interval=commit_interval,
         stream_buffer_maxsize=4096,
         table_standby_replicas=0,
         key_serializer="raw",

@@ -86,6 +86,7 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
         settings.kafka_bootstrap_servers,
         settings.data_dir,
         replication_factor=settings.replication_factor,
+        commit_interval=settings.commit_interval,
     )
     inbound = raw_topic(app, *(t.name for t in INPUTS))
     outbound = {name: raw_topic(app, name) for name in {*ROUTE.values(), STATE.name}}

@@ -83,6 +83,7 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
         settings.kafka_bootstrap_servers,
         settings.data_dir,
         replication_factor=settings.replication_factor,
+        commit_interval=settings.commit_interval,
     )
     inbound = raw_topic(app, *(t.name for t in INPUTS))
     due_dates = raw_topic(app, DUE_DATES.name)

@@ -1,0 +1,72 @@
+"""`billstate clock tick|run`: business time for the services, written to every clock partition."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+
+from billstate_cli.drive import Driver, tick_event
+from billstate_shared.settings import ServiceSettings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    clock = sub.add_parser("clock", help="send clock ticks (business time) to billing.clock.v1")
+    actions = clock.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tick = actions.add_parser("tick", help="one tick on every partition")
+    tick.add_argument("--at", type=_timestamp, help="RFC 3339 time with offset (default: now)")
+    tick.add_argument("--bootstrap", help="default: KAFKA_BOOTSTRAP_SERVERS")
+    tick.set_defaults(func=_tick)
+    run = actions.add_parser("run", help="tick on a schedule until stopped")
+    run.add_argument("--every", type=_interval, default=timedelta(minutes=15), help="e.g. 15m, 1h")
+    run.add_argument("--bootstrap", help="default: KAFKA_BOOTSTRAP_SERVERS")
+    run.set_defaults(func=_run)
+
+
+def _timestamp(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; write e.g. {text}+08:00")
+    return value
+
+
+def _interval(text: str) -> timedelta:
+    match = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an interval like 30s, 15m, 1h or 1d")
+    unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
+    return timedelta(**{unit: int(match.group(1))})
+
+
+async def _send(bootstrap: str, at: datetime) -> None:
+    async with Driver(bootstrap, groups=()) as driver:
+        await driver.send(tick_event(at))
+
+
+def _tick(args: argparse.Namespace) -> int:
+    bootstrap = args.bootstrap or ServiceSettings().kafka_bootstrap_servers
+    # The scheduler is the one place that reads the wall clock: it is what "now" means.
+    at = args.at or datetime.now(UTC)
+    asyncio.run(_send(bootstrap, at))
+    print(f"tick {at.isoformat()} sent to every partition of billing.clock.v1 on {bootstrap}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    bootstrap = args.bootstrap or ServiceSettings().kafka_bootstrap_servers
+
+    async def loop() -> None:
+        async with Driver(bootstrap, groups=()) as driver:
+            while True:
+                at = datetime.now(UTC)
+                await driver.send(tick_event(at))
+                print(f"tick {at.isoformat()}", flush=True)
+                await asyncio.sleep(args.every.total_seconds())
+
+    try:
+        asyncio.run(loop())
+    except KeyboardInterrupt:
+        print("clock stopped", file=sys.stderr)
+    return 0
