@@ -12,9 +12,9 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from billstate_shared.topics import (
-    BY_NAME,
     ACCESS_COMMANDS,
     ACCESS_EVENTS,
+    BY_NAME,
     DLQ_TOPICS,
     EVENTS,
     NOTICE_DELIVERIES,
