@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from billstate_shared.contracts import ContractError
 from billstate_shared.runtime.dlq import DeadLetter, Headers, dead_letter
@@ -41,11 +42,19 @@ Handler = Callable[[ConsumerRecord], Awaitable[Sequence[Produce]]]
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, progress: Progress) -> None:
-        self.progress = progress
+    """Lets a rebalance wait for the batch in hand, so its outputs are flushed and its offsets
+    committed by this member before another member is given the partitions."""
+
+    def __init__(self, progress: Progress, batch: asyncio.Lock) -> None:
+        self.progress, self.batch = progress, batch
 
     async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        self.progress.on_revoked()
+        async with self.batch:
+            self.progress.on_revoked()
+            # A revoked partition's lag is another member's now; kept here, it would look
+            # like lag that never moves and fail liveness on a healthy worker.
+            for tp in revoked:
+                self.progress.lag.pop((tp.topic, tp.partition), None)
 
     async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
         self.progress.on_assigned()
@@ -58,6 +67,11 @@ class Loop:
     A record the handler refuses (a ContractError or Refused) goes to `<topic>.dlq` with
     its reason; an unexpected error is retried `attempts` times and then dead-lettered too,
     so one poison message never stops a partition and nothing is dropped silently.
+
+    Every record produced for a batch must be acknowledged by the broker before the batch's
+    offsets are committed; a delivery that fails ends `run()` with the error and commits
+    nothing, so the batch is consumed again after a restart. A rebalance waits for the batch
+    in hand (see `_Listener`), and `stop()` takes effect between records.
     """
 
     def __init__(
@@ -92,11 +106,13 @@ class Loop:
             linger_ms=2,
         )
         self._stop = asyncio.Event()
+        self._batch = asyncio.Lock()
+        self._pending: list[asyncio.Future[object]] = []
 
     async def start(self) -> None:
         await self.producer.start()
         await self.consumer.start()
-        self.consumer.subscribe(self.topics, listener=_Listener(self.progress))
+        self.consumer.subscribe(self.topics, listener=_Listener(self.progress, self._batch))
 
     async def stop(self) -> None:
         self._stop.set()
@@ -108,30 +124,61 @@ class Loop:
     async def send(
         self, topic: str, key: bytes | None, value: bytes | None, headers: Headers
     ) -> None:
-        await self.producer.send(topic, value=value, key=key, headers=headers)
+        delivery = await self.producer.send(topic, value=value, key=key, headers=headers)
+        self._pending.append(delivery)
         self.metrics.produced.labels(self.service, topic).inc()
 
     async def run(self) -> None:
         """Run until `stop()`; the caller owns start/close."""
         while not self._stop.is_set():
             batches = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
-            if not batches:
-                await self._update_lag()
-                continue
-            commits: dict[TopicPartition, int] = {}
-            for tp, records in batches.items():
-                for record in records:
-                    await self._one(record)
-                    commits[tp] = record.offset + 1
-            await self.producer.flush()
-            await self.consumer.commit(commits)
+            if batches:
+                async with self._batch:
+                    await self._batch_of(batches)
             await self._update_lag()
+
+    async def _batch_of(self, batches: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        commits: dict[TopicPartition, int] = {}
+        for tp, records in batches.items():
+            for record in records:
+                if self._stop.is_set():
+                    break
+                await self._one(record)
+                commits[tp] = record.offset + 1
+        await self._delivered()
+        await self._commit(commits)
+
+    async def _delivered(self) -> None:
+        """Wait for the broker to acknowledge every record sent so far; raise if one failed.
+
+        `producer.flush()` alone waits but never raises: a failed delivery would be
+        committed past and lost.
+        """
+        pending, self._pending = self._pending, []
+        await self.producer.flush()
+        for delivery in pending:
+            await delivery  # raises the delivery error, if any
+
+    async def _commit(self, commits: dict[TopicPartition, int]) -> None:
+        assigned = self.consumer.assignment()
+        owned = {tp: offset for tp, offset in commits.items() if tp in assigned}
+        if not owned:
+            return
+        try:
+            await self.consumer.commit(owned)
+        except (CommitFailedError, IllegalStateError) as err:
+            # The group moved on while this batch ran: its outputs are delivered and the new
+            # owner reads these records again; idempotent handlers make that harmless.
+            log.warning("commit skipped after a rebalance", error=repr(err))
 
     async def _update_lag(self) -> None:
         for tp in self.consumer.assignment():
             end = self.consumer.highwater(tp)
             if end is not None:
-                position = await self.consumer.position(tp)
+                try:
+                    position = await self.consumer.position(tp)
+                except IllegalStateError:  # revoked between assignment() and position()
+                    continue
                 self.progress.set_lag(tp.topic, tp.partition, max(end - position, 0))
 
     async def _one(self, record: ConsumerRecord) -> None:

@@ -1,0 +1,161 @@
+"""Desired versus applied access per subscription, and the provider calls that close the gap.
+
+A command (`access.suspend` / `access.restore`) sets the *desired* state of its subscriptions;
+a provider call is needed only where the *applied* state differs. So suspending twice is
+suspending once, a duplicate command causes no second provider call, and a restore touches
+only what is actually suspended.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+Status = Literal["active", "suspended"]
+CommandType = Literal["access.suspend", "access.restore"]
+
+DESIRED_BY_COMMAND: Mapping[CommandType, Status] = {
+    "access.suspend": "suspended",
+    "access.restore": "active",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One suspend or restore command, as the core needs it."""
+
+    customer_id: str
+    command_type: CommandType
+    command_id: str
+    subscription_ids: tuple[str, ...]
+
+    @property
+    def desired(self) -> Status:
+        return DESIRED_BY_COMMAND[self.command_type]
+
+    def targets(self) -> tuple[str, ...]:
+        """The command's subscriptions, each once, in the order given."""
+        return tuple(dict.fromkeys(self.subscription_ids))
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """Bring `subscription_id` to `desired` through the provider, on behalf of `command_id`."""
+
+    subscription_id: str
+    desired: Status
+    command_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionAccess:
+    """What billstate wants for one subscription and what a provider last confirmed.
+
+    A subscription billstate has never touched is active, wanted and applied.
+    `command_id` is the command that set `desired`; `applied_by` the one whose provider
+    call set `applied`.
+    """
+
+    subscription_id: str
+    desired: Status = "active"
+    applied: Status = "active"
+    command_id: str | None = None
+    applied_by: str | None = None
+    provider: str | None = None
+
+    @property
+    def in_sync(self) -> bool:
+        return self.desired == self.applied
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerAccess:
+    """One customer's subscriptions and the command ids already accepted.
+
+    `seen` only has to hold the ids of the commands being decided: a store may load just those.
+    """
+
+    customer_id: str
+    subscriptions: Mapping[str, SubscriptionAccess] = field(default_factory=dict)
+    seen: frozenset[str] = frozenset()
+
+    def subscription(self, subscription_id: str) -> SubscriptionAccess:
+        found = self.subscriptions.get(subscription_id)
+        return found if found is not None else SubscriptionAccess(subscription_id)
+
+    def with_subscriptions(self, changed: Iterable[SubscriptionAccess]) -> CustomerAccess:
+        merged = dict(self.subscriptions)
+        merged.update((s.subscription_id, s) for s in changed)
+        return replace(self, subscriptions=merged)
+
+
+def _owned(state: CustomerAccess, command: Command) -> list[SubscriptionAccess]:
+    """The command's subscriptions whose desired state still comes from this command."""
+    subs = (state.subscription(sid) for sid in command.targets())
+    return [s for s in subs if s.command_id == command.command_id]
+
+
+def decide(state: CustomerAccess, command: Command) -> list[Action]:
+    """The provider calls `command` needs: one per subscription whose applied state differs
+    from the desired state the command asks for.
+
+    A command already seen changes nothing: it asks for no new desired state, so a duplicate
+    of an applied command needs no call. Only work that the first delivery left unfinished
+    (a crash, or a provider that gave up) is asked for again, and only while no later command
+    has set another desired state for that subscription.
+    """
+    if command.command_id in state.seen:
+        return [
+            Action(s.subscription_id, s.desired, command.command_id)
+            for s in _owned(state, command)
+            if not s.in_sync
+        ]
+    return [
+        Action(sid, command.desired, command.command_id)
+        for sid in command.targets()
+        if state.subscription(sid).applied != command.desired
+    ]
+
+
+def accept(state: CustomerAccess, command: Command) -> CustomerAccess:
+    """Record the command's desired state and its id; a command already seen changes nothing."""
+    if command.command_id in state.seen:
+        return state
+    changed = (
+        replace(state.subscription(sid), desired=command.desired, command_id=command.command_id)
+        for sid in command.targets()
+    )
+    updated = state.with_subscriptions(changed)
+    return replace(updated, seen=state.seen | {command.command_id})
+
+
+def applied(
+    state: CustomerAccess,
+    subscription_id: str,
+    status: Status,
+    command_id: str,
+    provider: str | None = None,
+) -> CustomerAccess:
+    """Record that a provider confirmed `status` for the subscription on behalf of `command_id`."""
+    current = state.subscription(subscription_id)
+    done = replace(
+        current,
+        applied=status,
+        applied_by=command_id,
+        provider=provider if provider is not None else current.provider,
+    )
+    return state.with_subscriptions([done])
+
+
+def settled(state: CustomerAccess, command: Command) -> list[Action]:
+    """What a command already seen has applied: the subscriptions it brought to their desired
+    state. Announcing these again (same event ids, no provider call) covers a crash between
+    storing the result and publishing it."""
+    if command.command_id not in state.seen:
+        return []
+    return [
+        Action(s.subscription_id, s.desired, command.command_id)
+        for s in _owned(state, command)
+        if s.in_sync and s.applied_by == command.command_id
+    ]

@@ -1,0 +1,100 @@
+"""The access-control process, in one object: consumer loop, store, provider, HTTP.
+
+`AccessControl(settings, provider=...)` is what `python -m billstate_access_control` runs and
+what the integration tests run in-process (with a provider of their own when they need one).
+"""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from billstate_access_control.config import Settings
+from billstate_access_control.handlers import AccessHandler, Retry
+from billstate_access_control.providers import Provider, build_provider
+from billstate_access_control.store import Store
+from billstate_shared.runtime.health import Progress
+from billstate_shared.runtime.http import HttpServer, build_app
+from billstate_shared.runtime.loop import Loop
+from billstate_shared.runtime.metrics import Metrics
+from billstate_shared.topics import ACCESS_COMMANDS
+
+_CUSTOMER_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+
+
+class AccessControl:
+    """start() → run() until stop() → close(); or serve(), which does all three."""
+
+    def __init__(self, settings: Settings, provider: Provider | None = None) -> None:
+        self.settings = settings
+        self.progress = Progress()
+        self.metrics = Metrics(settings.service)
+        self.store = Store(settings.data_dir)
+        self.provider = (
+            provider if provider is not None else build_provider(settings.provider, self.store)
+        )
+        self.handler = AccessHandler(
+            store=self.store,
+            provider=self.provider,
+            retry=Retry(
+                settings.retry_attempts, settings.retry_base_delay, settings.retry_max_delay
+            ),
+            service=settings.service,
+            metrics=self.metrics,
+        )
+        self.loop = Loop(
+            service=settings.service,
+            bootstrap=settings.kafka_bootstrap_servers,
+            topics=[ACCESS_COMMANDS.name],
+            group=settings.consumer_group,
+            handler=self.handler,
+            progress=self.progress,
+            metrics=self.metrics,
+        )
+        app = build_app(
+            self.progress,
+            self.metrics,
+            routes=[web.get("/customers/{customer_id}/access", self._access)],
+        )
+        self.http = HttpServer(app, settings.http_host, settings.http_port)
+
+    @property
+    def port(self) -> int:
+        """The HTTP port (the real one once started, when the settings ask for port 0)."""
+        return self.http.port
+
+    async def start(self) -> None:
+        await self.loop.start()
+        await self.http.start()
+
+    async def run(self) -> None:
+        await self.loop.run()
+
+    async def stop(self) -> None:
+        """Ask run() to return after the record in hand; its batch is flushed and committed."""
+        await self.loop.stop()
+
+    async def close(self) -> None:
+        try:
+            await self.loop.close()
+        finally:
+            await self.http.stop()
+            self.store.close()
+
+    async def serve(self) -> None:
+        await self.start()
+        try:
+            await self.run()
+        finally:
+            await self.close()
+
+    async def _access(self, request: web.Request) -> web.Response:
+        customer_id = request.match_info["customer_id"]
+        if not _CUSTOMER_ID.fullmatch(customer_id):
+            return web.json_response(
+                {"error": "customer_id must be 1..64 of A-Z a-z 0-9 . _ : -"}, status=400
+            )
+        return web.json_response(
+            {"customer_id": customer_id, "subscriptions": self.store.view(customer_id)}
+        )

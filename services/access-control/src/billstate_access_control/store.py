@@ -1,0 +1,175 @@
+"""SQLite (WAL) store: desired and applied access, accepted command ids, and the ledger.
+
+Synchronous and short: each call is one small transaction on one connection, used from the
+event loop's thread only. Everything survives a restart, so a redelivered command is still
+recognised and a subscription's applied state is still known.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, cast
+
+from billstate_access_control.domain import CustomerAccess, Status, SubscriptionAccess
+
+FILENAME = "access-control.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS subscriptions (
+    customer_id     TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    desired         TEXT NOT NULL CHECK (desired IN ('active', 'suspended')),
+    applied         TEXT NOT NULL CHECK (applied IN ('active', 'suspended')),
+    command_id      TEXT,
+    applied_by      TEXT,
+    provider        TEXT,
+    PRIMARY KEY (customer_id, subscription_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commands (
+    customer_id TEXT NOT NULL,
+    command_id  TEXT NOT NULL,
+    PRIMARY KEY (customer_id, command_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger (
+    customer_id     TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    calls           INTEGER NOT NULL,
+    PRIMARY KEY (customer_id, subscription_id)
+) WITHOUT ROWID;
+"""
+
+_STATUSES: frozenset[str] = frozenset({"active", "suspended"})
+
+
+def _status(value: object) -> Status:
+    if value not in _STATUSES:
+        raise ValueError(f"corrupt access store: status {value!r}")
+    return cast(Status, value)
+
+
+class Store:
+    """The service's state in one SQLite file under `data_dir`."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / FILENAME
+        self._db = sqlite3.connect(self.path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA busy_timeout=5000")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        return list(self._db.execute(sql, params).fetchall())
+
+    # -- access state -------------------------------------------------------------------
+
+    def load(self, customer_id: str, command_ids: Iterable[str] = ()) -> CustomerAccess:
+        """The customer's subscriptions, and which of `command_ids` were accepted before."""
+        subs = {
+            sid: SubscriptionAccess(
+                subscription_id=sid,
+                desired=_status(desired),
+                applied=_status(applied),
+                command_id=command_id,
+                applied_by=applied_by,
+                provider=provider,
+            )
+            for sid, desired, applied, command_id, applied_by, provider in self._rows(
+                "SELECT subscription_id, desired, applied, command_id, applied_by, provider"
+                " FROM subscriptions WHERE customer_id = ?",
+                customer_id,
+            )
+        }
+        seen = frozenset(
+            cid
+            for cid in dict.fromkeys(command_ids)
+            if self._rows(
+                "SELECT 1 FROM commands WHERE customer_id = ? AND command_id = ?",
+                customer_id,
+                cid,
+            )
+        )
+        return CustomerAccess(customer_id, subs, seen)
+
+    def save(self, state: CustomerAccess) -> None:
+        """Write the customer's subscriptions and accepted command ids (never forgets an id)."""
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO subscriptions (customer_id, subscription_id,"
+                " desired, applied, command_id, applied_by, provider)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (customer_id, subscription_id) DO UPDATE SET"
+                " desired = excluded.desired, applied = excluded.applied,"
+                " command_id = excluded.command_id, applied_by = excluded.applied_by,"
+                " provider = excluded.provider",
+                [
+                    (
+                        state.customer_id,
+                        s.subscription_id,
+                        s.desired,
+                        s.applied,
+                        s.command_id,
+                        s.applied_by,
+                        s.provider,
+                    )
+                    for s in state.subscriptions.values()
+                ],
+            )
+            db.executemany(
+                "INSERT OR IGNORE INTO commands (customer_id, command_id) VALUES (?, ?)",
+                [(state.customer_id, cid) for cid in sorted(state.seen)],
+            )
+
+    # -- the ledger provider's records --------------------------------------------------
+
+    def ledger_apply(self, customer_id: str, subscription_id: str, status: str) -> None:
+        """Set the ledger's status of a subscription and count the call."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO ledger (customer_id, subscription_id, status, calls)"
+                " VALUES (?, ?, ?, 1)"
+                " ON CONFLICT (customer_id, subscription_id) DO UPDATE SET"
+                " status = excluded.status, calls = calls + 1",
+                (customer_id, subscription_id, status),
+            )
+
+    def ledger_status(self, customer_id: str, subscription_id: str) -> str | None:
+        rows = self._rows(
+            "SELECT status FROM ledger WHERE customer_id = ? AND subscription_id = ?",
+            customer_id,
+            subscription_id,
+        )
+        return str(rows[0][0]) if rows else None
+
+    # -- what GET /customers/{id}/access serves -----------------------------------------
+
+    def view(self, customer_id: str) -> list[dict[str, Any]]:
+        """Each subscription's desired and applied state, by whom, and the ledger's call count."""
+        rows = self._rows(
+            "SELECT s.subscription_id, s.desired, s.applied, s.command_id, s.provider,"
+            " COALESCE(l.calls, 0)"
+            " FROM subscriptions s LEFT JOIN ledger l"
+            " ON l.customer_id = s.customer_id AND l.subscription_id = s.subscription_id"
+            " WHERE s.customer_id = ? ORDER BY s.subscription_id",
+            customer_id,
+        )
+        keys = ("subscription_id", "desired", "applied", "command_id", "provider", "calls")
+        return [dict(zip(keys, row, strict=True)) for row in rows]
