@@ -1,1 +1,325 @@
-"""Message handlers of notifications: decode, call the pure core, collect outputs."""
+"""Message handlers of notifications: decode, route, render, deliver, report.
+
+One handler for the three topics the service reads:
+- notifications.requests.v1 `notice.requested`: render and deliver the notice;
+- access.events.v1 `access.failed` / `access.drift`: a staff notice (audience partner);
+  `access.suspended` / `access.restored`: recorded in the access log, nothing sent;
+- billing.customers.v1 `customer.upserted`: the customer directory (a tombstone deletes).
+
+Every notice ends in exactly one outcome in the delivery log and on
+notifications.deliveries.v1: `notice.delivered`, or `notice.failed` plus the original
+record in `<topic>.dlq` with the reason. Nothing here raises for a bad notice: a
+ContractError or Refused is the record's fault and the Loop dead-letters it; anything else
+is the Loop's retry-then-DLQ path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Protocol
+
+import structlog
+from prometheus_client import Counter
+
+from billstate_notifications.channels.base import Channel, ChannelError
+from billstate_notifications.domain import Rendered, RenderError, backoff, render, staff_notice
+from billstate_notifications.store import Customer, Delivery, Store
+from billstate_shared.contracts import (
+    AccessDrift,
+    AccessFailed,
+    AccessRestored,
+    AccessSuspended,
+    CustomerUpserted,
+    NoticeDelivered,
+    NoticeDeliveredData,
+    NoticeFailed,
+    NoticeFailedData,
+    NoticeRequested,
+    NoticeRequestedData,
+    decode,
+    encode,
+)
+from billstate_shared.domain.ids import make_id
+from billstate_shared.logging import EMAIL
+from billstate_shared.runtime.dlq import DeadLetter
+from billstate_shared.runtime.loop import Produce, Refused
+from billstate_shared.runtime.metrics import Metrics
+from billstate_shared.topics import ACCESS_EVENTS, CUSTOMERS, NOTICE_DELIVERIES, NOTICE_REQUESTS
+
+log = structlog.get_logger("billstate.notifications")
+
+TOPICS = (NOTICE_REQUESTS.name, ACCESS_EVENTS.name, CUSTOMERS.name)
+# Bound per message for the Loop's one log line; cleared at the start of the next message.
+_BOUND = ("notice_id", "kind", "outcome", "channel", "attempts")
+MAX_ERROR = 500
+
+Clock = Callable[[], datetime]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Record(Protocol):
+    """What the handler reads of a consumer record (aiokafka's ConsumerRecord fits)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def clean_error(message: str) -> str:
+    """An error fit for the delivery log, events and DLQ headers: no addresses, bounded."""
+    text = " ".join(EMAIL.sub("[email]", message).split()) or "unknown error"
+    return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
+
+
+class NotificationsHandler:
+    """The Loop's handler. `clock` stamps delivery outcomes (when they happened: a record,
+    never a decision); `sleep` is the backoff wait (tests pass a fast one)."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        channel: Channel,
+        default_locale: str = "en",
+        retry_attempts: int = 3,
+        retry_base_delay: float = 0.5,
+        service: str = "notifications",
+        metrics: Metrics | None = None,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        self.store, self.channel = store, channel
+        self.default_locale = default_locale
+        self.retry_attempts, self.retry_base_delay = max(1, retry_attempts), retry_base_delay
+        self.service, self.metrics = service, metrics
+        self.clock: Clock = clock or _utc_now
+        self.sleep: Sleep = sleep or asyncio.sleep
+        self._notices = (
+            None
+            if metrics is None
+            else Counter(
+                "billstate_notices",
+                "Notice outcomes: delivered, failed, duplicate, re-emitted",
+                ["service", "channel", "status"],
+                registry=metrics.registry,
+            )
+        )
+
+    async def __call__(self, record: Record) -> list[Produce]:
+        structlog.contextvars.unbind_contextvars(*_BOUND)
+        if record.value is None:
+            return self._tombstone(record)
+        event = decode(record.value)
+        structlog.contextvars.bind_contextvars(
+            customer_id=event.customer_id, event_id=event.event_id
+        )
+        topic = record.topic
+        if topic == NOTICE_REQUESTS.name and isinstance(event, NoticeRequested):
+            return await self._notify(
+                record, event.customer_id, event.data, event.event_type, event.event_id
+            )
+        if topic == ACCESS_EVENTS.name and isinstance(event, AccessFailed | AccessDrift):
+            notice = staff_notice(event, self.default_locale)
+            return await self._notify(
+                record, event.customer_id, notice, event.event_type, event.event_id
+            )
+        if topic == ACCESS_EVENTS.name and isinstance(event, AccessSuspended | AccessRestored):
+            self._log_access(record, event)
+            return []
+        if topic == CUSTOMERS.name and isinstance(event, CustomerUpserted):
+            self._upsert_customer(event)
+            return []
+        if topic not in TOPICS:
+            raise Refused("$", f"notifications does not read {topic}")
+        raise Refused("event_type", f"{event.event_type} is not an event of {topic}")
+
+    # ---- notices ------------------------------------------------------------------------
+
+    async def _notify(
+        self,
+        record: Record,
+        customer_id: str,
+        notice: NoticeRequestedData,
+        event_type: str,
+        event_id: str,
+    ) -> list[Produce]:
+        source = f"{record.topic}:{record.partition}:{record.offset}"
+        structlog.contextvars.bind_contextvars(notice_id=notice.notice_id, kind=notice.kind)
+        prior = self.store.delivery(notice.notice_id)
+        if prior is not None:
+            if prior.source == source:
+                # This very record again: its offset was not committed after the outcome
+                # was stored, so the outcome may not have been written. Write it again
+                # (same event id, same bytes); consumers dedupe by event id.
+                self._count(prior.channel, "re-emitted")
+                structlog.contextvars.bind_contextvars(outcome="re-emitted")
+                return self._outputs(prior, record, event_type)
+            if prior.status == "delivered":
+                self._count(prior.channel, "duplicate")
+                structlog.contextvars.bind_contextvars(outcome="duplicate")
+                return []
+            # Failed before, requested again (a re-drive from the DLQ): try once more.
+
+        customer = self.store.customer(customer_id)
+
+        def outcome(
+            locale: str, attempts: int, error: str | None, field: str | None, ok: bool
+        ) -> Delivery:
+            return Delivery(
+                notice_id=notice.notice_id,
+                customer_id=customer_id,
+                kind=notice.kind,
+                audience=notice.audience,
+                locale=locale,
+                channel=self.channel.name,
+                attempts=attempts,
+                status="delivered" if ok else "failed",
+                error=error,
+                error_field=field,
+                event_id=event_id,
+                source=source,
+                finished_at=self.clock().isoformat(),
+            )
+
+        try:
+            rendered = render(notice, customer.name if customer else None, customer_id=customer_id)
+        except RenderError as err:
+            delivery = outcome(notice.locale, 1, clean_error(f"render: {err}"), err.field, False)
+        else:
+            attempts, error, ok = await self._deliver(notice, customer, rendered)
+            delivery = outcome(rendered.locale, attempts, error, None if ok else "$", ok)
+        self.store.record(delivery)
+        self._count(delivery.channel, delivery.status)
+        structlog.contextvars.bind_contextvars(
+            outcome=delivery.status, channel=delivery.channel, attempts=delivery.attempts
+        )
+        return self._outputs(delivery, record, event_type)
+
+    async def _deliver(
+        self, notice: NoticeRequestedData, customer: Customer | None, rendered: Rendered
+    ) -> tuple[int, str | None, bool]:
+        """(attempts, last error, delivered?) after at most `retry_attempts` tries."""
+        address = customer.address_for(notice.audience) if customer else None
+        error: str | None = None
+        for attempt in range(1, self.retry_attempts + 1):
+            try:
+                await self.channel.deliver(notice.notice_id, notice.audience, address, rendered)
+                return attempt, error, True
+            except ChannelError as err:
+                error, retryable = clean_error(err.message), err.retryable
+            except Exception as err:  # a channel bug or unforeseen I/O error: may pass
+                error, retryable = clean_error(f"{type(err).__name__}: {err}"), True
+            log.warning(
+                "delivery attempt failed", attempt=attempt, retryable=retryable, error=error
+            )
+            if not retryable:
+                return attempt, error, False
+            if attempt < self.retry_attempts:
+                await self.sleep(backoff(attempt, self.retry_base_delay))
+        return self.retry_attempts, error, False
+
+    def _outputs(self, delivery: Delivery, record: Record, event_type: str) -> list[Produce]:
+        """The outcome event, and for a failure the original record to the topic's DLQ."""
+        key = delivery.customer_id.encode()
+        out = [Produce(NOTICE_DELIVERIES.name, key, encode(outcome_event(delivery)))]
+        if delivery.status == "failed":
+            letter = DeadLetter(
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                reason=f"notice {delivery.notice_id} failed: {delivery.error}",
+                field=delivery.error_field or "$",
+                service=self.service,
+                event_type=event_type,
+            )
+            out.append(
+                Produce(letter.dlq_topic, letter.key, letter.value or b"", tuple(letter.headers()))
+            )
+            if self.metrics is not None:
+                self.metrics.dead_lettered.labels(self.service, record.topic).inc()
+            log.warning("notice failed; request dead-lettered", reason=letter.reason)
+        return out
+
+    def _count(self, channel: str, status: str) -> None:
+        if self._notices is not None:
+            self._notices.labels(self.service, channel, status).inc()
+
+    # ---- directory and access log ------------------------------------------------------
+
+    def _upsert_customer(self, event: CustomerUpserted) -> None:
+        d = event.data
+        customer = Customer(
+            customer_id=event.customer_id,
+            name=d.name,
+            locale=d.locale or self.default_locale,
+            billing_email=d.billing_email,
+            partner_contact_email=d.partner_contact_email,
+        )
+        self.store.upsert_customer(customer, event.event_id)
+
+    def _log_access(self, record: Record, event: AccessSuspended | AccessRestored) -> None:
+        d = event.data
+        self.store.log_access(
+            event_id=event.event_id,
+            customer_id=event.customer_id,
+            event_type=event.event_type,
+            subscription_id=d.subscription_id,
+            provider=d.provider,
+            command_id=d.command_id,
+            occurred_at=event.occurred_at.isoformat(),
+            source=f"{record.topic}:{record.partition}:{record.offset}",
+        )
+
+    def _tombstone(self, record: Record) -> list[Produce]:
+        if record.topic == CUSTOMERS.name and record.key:
+            customer_id = record.key.decode("utf-8", errors="replace")
+            structlog.contextvars.bind_contextvars(customer_id=customer_id)
+            self.store.forget_customer(customer_id)
+            return []
+        raise Refused("$", "an empty value (tombstone) is not an event here")
+
+
+def outcome_event(delivery: Delivery) -> NoticeDelivered | NoticeFailed:
+    """The contract event for a stored outcome; its id depends only on notice and status."""
+    event_id = make_id("dlv", delivery.notice_id, delivery.status)
+    occurred_at = datetime.fromisoformat(delivery.finished_at)
+    if delivery.status == "delivered":
+        return NoticeDelivered(
+            event_id=event_id,
+            event_type="notice.delivered",
+            occurred_at=occurred_at,
+            customer_id=delivery.customer_id,
+            data=NoticeDeliveredData(
+                notice_id=delivery.notice_id,
+                channel=delivery.channel,
+                attempts=delivery.attempts,
+                error=delivery.error,
+            ),
+        )
+    return NoticeFailed(
+        event_id=event_id,
+        event_type="notice.failed",
+        occurred_at=occurred_at,
+        customer_id=delivery.customer_id,
+        data=NoticeFailedData(
+            notice_id=delivery.notice_id,
+            channel=delivery.channel,
+            attempts=delivery.attempts,
+            error=delivery.error or "unknown error",
+        ),
+    )

@@ -1,0 +1,45 @@
+"""Staff notices from access.events.v1: what partner staff must act on, as notice requests."""
+
+from __future__ import annotations
+
+from pydantic import JsonValue
+
+from billstate_shared.contracts import AccessDrift, AccessFailed, NoticeRequestedData
+from billstate_shared.domain.ids import make_id
+
+STAFF_KINDS = ("access_failed", "access_drift")
+
+
+def staff_notice(event: AccessFailed | AccessDrift, locale: str) -> NoticeRequestedData:
+    """The partner notice for a failed access change or access drift.
+
+    The notice id is deterministic: a redelivered access.failed (same command and
+    subscription) or access.drift (same event id) dedupes like any other notice.
+    """
+    facts: dict[str, JsonValue]
+    if isinstance(event, AccessFailed):
+        d = event.data
+        kind = "access_failed"
+        notice_id = make_id("ntc", event.customer_id, kind, d.command_id, d.subscription_id)
+        facts = {
+            "customer_id": event.customer_id,
+            "subscription_id": d.subscription_id,
+            "provider": d.provider,
+            "command_id": d.command_id,
+            "attempts": d.attempts,
+            "error": d.error,
+        }
+    else:
+        dd = event.data
+        kind = "access_drift"
+        notice_id = make_id("ntc", event.customer_id, kind, event.event_id)
+        facts = {
+            "customer_id": event.customer_id,
+            "subscription_id": dd.subscription_id,
+            "provider": dd.provider,
+            "desired": dd.desired,
+            "observed": dd.observed,
+        }
+    return NoticeRequestedData(
+        notice_id=notice_id, kind=kind, audience="partner", locale=locale, facts=facts
+    )

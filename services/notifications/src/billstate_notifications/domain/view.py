@@ -1,0 +1,179 @@
+"""Facts to template context: every value checked and formatted for one locale, up front.
+
+`facts` is producer input (`dict[str, JsonValue]`); templates only ever see strings, ints,
+bools, lists and None, already formatted with Babel, so a template cannot format money or
+dates by hand and a fact of the wrong shape fails here, with its path, not mid-template.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from babel.dates import format_date
+from babel.lists import format_list
+from babel.numbers import format_currency
+from pydantic import JsonValue
+
+from billstate_notifications.domain.errors import RenderError
+
+_CURRENCY = re.compile(r"[A-Z]{3}")
+_AMOUNT = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,4})?")
+_FACTS = "data.facts"
+
+Context = dict[str, Any]
+
+
+class Formatter:
+    """Money, dates and lists in one Babel locale."""
+
+    def __init__(self, babel_locale: str) -> None:
+        self.locale = babel_locale
+
+    def money(self, amount: Decimal, currency: str) -> str:
+        # No quantization: amounts are exact to 4 places and a notice must not round them.
+        return format_currency(amount, currency, locale=self.locale, decimal_quantization=False)
+
+    def date(self, value: date) -> str:
+        return format_date(value, format="long", locale=self.locale)
+
+    def join(self, items: list[str]) -> str:
+        return format_list(items, locale=self.locale) if items else ""
+
+
+def _missing(value: JsonValue | None) -> bool:
+    return value is None
+
+
+def _str(obj: Mapping[str, JsonValue], key: str, path: str) -> str | None:
+    value = obj.get(key)
+    if _missing(value):
+        return None
+    if not isinstance(value, str):
+        raise RenderError(f"{path}.{key}", "must be a string")
+    return value
+
+
+def _int(obj: Mapping[str, JsonValue], key: str, path: str) -> int | None:
+    value = obj.get(key)
+    if _missing(value):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise RenderError(f"{path}.{key}", "must be an integer")
+    return value
+
+
+def _bool(obj: Mapping[str, JsonValue], key: str, path: str) -> bool | None:
+    value = obj.get(key)
+    if _missing(value):
+        return None
+    if not isinstance(value, bool):
+        raise RenderError(f"{path}.{key}", "must be true or false")
+    return value
+
+
+def _date(obj: Mapping[str, JsonValue], key: str, path: str, fmt: Formatter) -> str | None:
+    text = _str(obj, key, path)
+    if text is None:
+        return None
+    try:
+        return fmt.date(date.fromisoformat(text))
+    except ValueError:
+        raise RenderError(f"{path}.{key}", "must be a date YYYY-MM-DD") from None
+
+
+def _obj(value: JsonValue | None, path: str) -> dict[str, JsonValue] | None:
+    if _missing(value):
+        return None
+    if not isinstance(value, dict):
+        raise RenderError(path, "must be an object")
+    return value
+
+
+def _list(obj: Mapping[str, JsonValue], key: str, path: str) -> list[JsonValue]:
+    value = obj.get(key)
+    if _missing(value):
+        return []
+    if not isinstance(value, list):
+        raise RenderError(f"{path}.{key}", "must be a list")
+    return value
+
+
+def _money(obj: Mapping[str, JsonValue], amount_key: str, path: str, fmt: Formatter) -> str | None:
+    amount, currency = obj.get(amount_key), obj.get("currency")
+    if _missing(amount) and _missing(currency):
+        return None
+    if not isinstance(amount, str) or not _AMOUNT.fullmatch(amount):
+        raise RenderError(f"{path}.{amount_key}", 'must be a decimal string such as "123.45"')
+    if not isinstance(currency, str) or not _CURRENCY.fullmatch(currency):
+        raise RenderError(f"{path}.currency", "must be an ISO 4217 code such as USD")
+    try:
+        return fmt.money(Decimal(amount), currency)
+    except (InvalidOperation, ValueError):
+        raise RenderError(f"{path}.{amount_key}", "is not a formattable amount") from None
+
+
+def _invoice(value: JsonValue, path: str, fmt: Formatter) -> dict[str, str | None]:
+    obj = _obj(value, path)
+    if obj is None:
+        raise RenderError(path, "must be an object")
+    return {
+        "invoice_id": _str(obj, "invoice_id", path),
+        "due_on": _date(obj, "due_on", path, fmt),
+        "open": _money(obj, "open", path, fmt),
+    }
+
+
+def _str_list(obj: Mapping[str, JsonValue], key: str, path: str) -> list[str]:
+    items = _list(obj, key, path)
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise RenderError(f"{path}.{key}.{i}", "must be a string")
+    return [str(item) for item in items]
+
+
+def build_context(facts: Mapping[str, JsonValue], fmt: Formatter) -> Context:
+    """Every name a template may use, present even when the fact is absent (as None or [])."""
+    p = _FACTS
+    overdue: list[str] = []
+    for i, item in enumerate(_list(facts, "overdue", p)):
+        entry = _obj(item, f"{p}.overdue.{i}")
+        money = None if entry is None else _money(entry, "amount", f"{p}.overdue.{i}", fmt)
+        if money is None:
+            raise RenderError(f"{p}.overdue.{i}", "must be an object with amount and currency")
+        overdue.append(money)
+    invoices = [
+        _invoice(item, f"{p}.invoices.{i}", fmt)
+        for i, item in enumerate(_list(facts, "invoices", p))
+    ]
+    single = facts.get("invoice")
+    policy = _obj(facts.get("policy"), f"{p}.policy") or {}
+    return {
+        "stage": _str(facts, "stage", p),
+        "as_of": _date(facts, "as_of", p, fmt),
+        "days_past_due": _int(facts, "days_past_due", p),
+        "overdue": overdue,
+        "overdue_text": fmt.join(overdue) or None,
+        "invoices": invoices,
+        "suspension_on": _date(facts, "suspension_on", p, fmt),
+        "subscription_ids": _str_list(facts, "subscription_ids", p),
+        "still_delinquent": _bool(facts, "still_delinquent", p),
+        "invoice": None if _missing(single) else _invoice(single, f"{p}.invoice", fmt),
+        "days_before_due": _int(facts, "days_before_due", p),
+        "hold_id": _str(facts, "hold_id", p),
+        "promised_until": _date(facts, "promised_until", p, fmt),
+        "invoice_id": _str(facts, "invoice_id", p),
+        "will_retry": _bool(facts, "will_retry", p),
+        "policy_name": _str(policy, "name", f"{p}.policy"),
+        # Staff notices about access (built from access.events.v1).
+        "subscription_id": _str(facts, "subscription_id", p),
+        "provider": _str(facts, "provider", p),
+        "command_id": _str(facts, "command_id", p),
+        "attempts": _int(facts, "attempts", p),
+        "error": _str(facts, "error", p),
+        "desired": _str(facts, "desired", p),
+        "observed": _str(facts, "observed", p),
+    }

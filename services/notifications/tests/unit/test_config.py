@@ -1,0 +1,32 @@
+"""Settings: the service prefix, defaults, and a default locale that must be supported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from billstate_notifications.config import Settings
+
+
+def test_defaults() -> None:
+    s = Settings()
+    assert (s.service, s.consumer_group, s.http_port) == ("notifications", "notifications", 8080)
+    assert s.default_locale == "en"
+    assert (s.retry_attempts, s.retry_base_delay) == (3, 0.5)
+    assert s.outbox == s.data_dir / "outbox"
+    assert s.store_path.parent == s.data_dir
+
+
+def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BILLSTATE_NOTIFICATIONS_DEFAULT_LOCALE", "zh-TW")
+    monkeypatch.setenv("BILLSTATE_NOTIFICATIONS_OUTBOX_DIR", str(tmp_path / "out"))
+    monkeypatch.setenv("BILLSTATE_NOTIFICATIONS_RETRY_ATTEMPTS", "5")
+    s = Settings()
+    assert (s.default_locale, s.outbox, s.retry_attempts) == ("zh-TW", tmp_path / "out", 5)
+
+
+def test_unsupported_default_locale_is_refused_at_start() -> None:
+    with pytest.raises(ValidationError):
+        Settings(default_locale="fr")
