@@ -21,8 +21,11 @@ install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS)/bin/uv) ## install uv
 	@$(UV) sync --frozen --all-packages --quiet
 
 .PHONY: run
-run: install kafka-up topics ## the main job: local Kafka, topics (services and the simulated months arrive with issue 4)
-	@echo "kafka is up and the topics are applied; \`make kafka-down\` stops the broker"
+run: install ## the main job: fresh local Kafka, the four services, two simulated months, a summary
+	@$(KAFKA) clean >/dev/null
+	@$(KAFKA) up
+	@$(RUN) billstate topics apply
+	@$(RUN) billstate demo --customers 200 --days 61 --seed 2026; status=$$?; $(KAFKA) down; exit $$status
 
 .PHONY: test
 test: install ## every test, real broker included (starts a local Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)

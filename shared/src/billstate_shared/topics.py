@@ -51,7 +51,7 @@ CUSTOMERS = Topic(
     "Customer master data from the partner's billing bus; latest record per customer wins.",
     cleanup="compact",
     retention_days=None,
-    readers=("invoicing", "collections"),
+    readers=("invoicing", "collections", "notifications"),
     writers=("billing bus",),
 )
 INVOICES = Topic(
