@@ -34,12 +34,17 @@ SERVICES = {
     "access-control": "billstate_access_control",
     "notifications": "billstate_notifications",
 }
-FAUST_WORKERS = {"invoicing", "collections"}  # StatefulSets, one RocksDB data dir each
+FAUST_WORKERS = {"invoicing", "collections"}  # RocksDB tables; scale by partitions
+# SQLite state on the pod's own volume, not shared between pods: one replica everywhere.
+SINGLE_REPLICA = {"access-control", "notifications"}
 READS_POLICY = {"invoicing", "collections"}
 NEEDS_SECRETS = {"access-control", "notifications"}  # provider, SMTP and signing secrets
 HTTP_PORT = 8080
 POLICY_DIR = "/etc/billstate"
 POLICY_PATH = f"{POLICY_DIR}/policy.yaml"
+DATA_DIR = "/var/lib/billstate/data"
+OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
+WORKLOADS = ("Deployment", "StatefulSet")
 
 
 Doc = dict[str, Any]
@@ -61,7 +66,7 @@ def _of_kind(*kinds: str) -> list[Doc]:
 
 
 def _workload(service: str) -> Doc:
-    found = [d for d in _of_kind("Deployment", "StatefulSet") if d["metadata"]["name"] == service]
+    found = [d for d in _of_kind(*WORKLOADS) if d["metadata"]["name"] == service]
     assert len(found) == 1, f"{service}: expected one Deployment or StatefulSet, found {len(found)}"
     return found[0]
 
@@ -100,8 +105,7 @@ def test_every_yaml_document_parses_and_has_a_kind() -> None:
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_service_has_a_workload_running_its_module(service: str) -> None:
     workload = _workload(service)
-    expected_kind = "StatefulSet" if service in FAUST_WORKERS else "Deployment"
-    assert workload["kind"] == expected_kind, service
+    assert workload["kind"] == "StatefulSet", f"{service}: keeps state, so a StatefulSet"
     module = SERVICES[service]
     assert _container(service)["args"] == ["python", "-m", module]
     assert importlib.util.find_spec(f"{module}.__main__") is not None, module
@@ -148,14 +152,39 @@ def test_resources_have_requests_and_limits(service: str) -> None:
         assert resources["limits"]["memory"] == "2Gi"
 
 
-@pytest.mark.parametrize("service", sorted(FAUST_WORKERS))
-def test_faust_workers_get_their_own_data_volume(service: str) -> None:
-    spec = _workload(service)["spec"]
-    claims = {t["metadata"]["name"] for t in spec["volumeClaimTemplates"]}
-    mounts = {m["name"]: m["mountPath"] for m in _container(service)["volumeMounts"]}
-    assert "data" in claims
-    assert _env(service)[f"{_prefix(service)}DATA_DIR"]["value"] == mounts["data"]
-    assert spec["serviceName"] in {s["metadata"]["name"] for s in _of_kind("Service")}
+def _check_data_volume(service: str, workload: Doc) -> None:
+    """A `data` claim template mounted where the service's DATA_DIR setting points."""
+    spec = workload["spec"]
+    assert workload["kind"] == "StatefulSet", f"{service}: {workload['kind']}, not a StatefulSet"
+    claims = {t["metadata"]["name"] for t in spec.get("volumeClaimTemplates", [])}
+    assert "data" in claims, f"{service}: no `data` volumeClaimTemplate"
+    (container,) = spec["template"]["spec"]["containers"]
+    mounts = {m["name"]: m["mountPath"] for m in container.get("volumeMounts", [])}
+    assert mounts.get("data") == DATA_DIR, f"{service}: data volume not mounted at {DATA_DIR}"
+    env = {e["name"]: e for e in container.get("env", [])}
+    assert env[f"{_prefix(service)}DATA_DIR"]["value"] == mounts["data"], service
+    # Any other directory the service writes to (the notifications outbox) is on that volume.
+    for name, entry in env.items():
+        if name.endswith("_DIR") and name != f"{_prefix(service)}DATA_DIR":
+            assert Path(entry["value"]).is_relative_to(mounts["data"]), f"{service}: {name}"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_keeps_its_data_dir_on_its_own_volume(service: str) -> None:
+    workload = _workload(service)
+    _check_data_volume(service, workload)
+    services = {s["metadata"]["name"]: s for s in _of_kind("Service")}
+    headless = services[workload["spec"]["serviceName"]]
+    assert headless["spec"].get("clusterIP") == "None", f"{service}: serviceName not headless"
+
+
+def test_the_outbox_of_notifications_is_on_its_data_volume() -> None:
+    settings = importlib.import_module("billstate_notifications.config").Settings
+    assert "outbox_dir" in settings.model_fields
+    env = _env("notifications")
+    outbox = env.get("BILLSTATE_NOTIFICATIONS_OUTBOX_DIR", {}).get("value")
+    if outbox is not None:
+        assert Path(outbox).is_relative_to(DATA_DIR)
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -274,16 +303,122 @@ def test_every_kustomization_reference_exists() -> None:
             assert (folder / ref).exists(), f"{kustomization.relative_to(ROOT)}: {ref} is missing"
 
 
-def test_overlays_scale_the_stateless_services_in_prod() -> None:
-    def counts(overlay: str) -> dict[str, int]:
-        doc = _kustomization(K8S / "overlays" / overlay)
-        return {r["name"]: r["count"] for r in doc.get("replicas", [])}
+def _target_matches(target: Doc, doc: Doc) -> bool:
+    meta = doc.get("metadata", {})
+    if "kind" in target and target["kind"] != doc.get("kind"):
+        return False
+    return "name" not in target or target["name"] == meta.get("name")
 
-    assert set(counts("dev").values()) == {1}
-    assert set(counts("dev")) == set(SERVICES)
-    prod = counts("prod")
-    for service in set(SERVICES) - FAUST_WORKERS:
-        assert prod.get(service, 1) > 1, f"prod runs one {service}"
+
+def _read_replicas(folder: Path) -> dict[tuple[str, str], int | None]:
+    """Workload replicas an overlay ends up with, from its files alone (no kustomize).
+
+    Follows `resources` (folders and files), `patches` (files and inline; strategic merge
+    and JSON 6902 ops on /spec/replicas), `patchesStrategicMerge` and `replicas`: the ways a
+    kustomization can change a replica count.
+    """
+    doc = _kustomization(folder)
+    replicas: dict[tuple[str, str], int | None] = {}
+    for ref in doc.get("resources", []):
+        path = folder / ref
+        if path.is_dir():
+            replicas.update(_read_replicas(path))
+            continue
+        for item in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+            if item and item.get("kind") in WORKLOADS:
+                replicas[(item["kind"], item["metadata"]["name"])] = item["spec"].get("replicas")
+
+    def strategic(patch: Doc, target: Doc) -> None:
+        if not isinstance(patch, dict) or "replicas" not in patch.get("spec", {}):
+            return
+        for kind, name in replicas:
+            candidate = {"kind": kind, "metadata": {"name": name}}
+            if _target_matches(target, candidate) and _target_matches(
+                {"kind": patch.get("kind"), "name": patch["metadata"]["name"]}, candidate
+            ):
+                replicas[(kind, name)] = patch["spec"]["replicas"]
+
+    entries = list(doc.get("patches", []))
+    entries += [{"path": p} for p in doc.get("patchesStrategicMerge", [])]
+    for entry in entries:
+        text = entry["patch"] if "patch" in entry else (folder / entry["path"]).read_text("utf-8")
+        target = entry.get("target", {})
+        for patch in yaml.safe_load_all(text):
+            if isinstance(patch, list):  # JSON 6902
+                for op in patch:
+                    if op["path"] != "/spec/replicas":
+                        continue
+                    for kind, name in replicas:
+                        if _target_matches(target, {"kind": kind, "metadata": {"name": name}}):
+                            replicas[(kind, name)] = op.get("value")
+            elif patch:
+                strategic(patch, target)
+    for entry in doc.get("replicas", []):
+        for kind, name in replicas:
+            if name == entry["name"]:
+                replicas[(kind, name)] = entry["count"]
+    return replicas
+
+
+def _render(overlay: str) -> list[Doc]:
+    rendered = subprocess.run(
+        ["kubectl", "kustomize", str(K8S / "overlays" / overlay)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    return [d for d in yaml.safe_load_all(rendered.stdout) if d]
+
+
+def test_there_are_dev_and_prod_overlays() -> None:
+    assert {"dev", "prod"} <= set(OVERLAYS)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_stateful_services_run_one_replica_in_every_overlay(overlay: str) -> None:
+    """access-control and notifications: one replica, in the base and in every overlay.
+
+    Their state (a SQLite file) is not shared: a partition that moves to a second replica
+    arrives without its history. Rendered with kustomize when kubectl is installed; the
+    overlay's own files are read either way, and the two must agree.
+    """
+    for service in SINGLE_REPLICA:
+        assert _workload(service)["spec"]["replicas"] == 1, f"base: {service}"
+    found = _read_replicas(K8S / "overlays" / overlay)
+    read = {name: count for (_kind, name), count in found.items()}
+    assert set(read) == set(SERVICES), overlay
+    for service in SINGLE_REPLICA:
+        assert read[service] == 1, f"{overlay}: {service} runs {read[service]} replicas"
+    if overlay == "dev":
+        assert set(read.values()) == {1}, "dev runs one of everything"
+    if shutil.which("kubectl") is not None:
+        rendered = {
+            d["metadata"]["name"]: d["spec"].get("replicas", 1)
+            for d in _render(overlay)
+            if d["kind"] in WORKLOADS
+        }
+        assert rendered == {name: 1 if count is None else count for name, count in read.items()}
+        for service in SINGLE_REPLICA:
+            assert rendered[service] == 1, f"{overlay}: {service} renders {rendered[service]}"
+
+
+def test_nothing_autoscales_or_blocks_the_single_replica_services() -> None:
+    for path, doc in ALL:
+        where = path.relative_to(ROOT)
+        if doc.get("kind") == "HorizontalPodAutoscaler":
+            scaled = doc["spec"]["scaleTargetRef"]["name"]
+            assert scaled not in SINGLE_REPLICA, f"{where}: autoscales {scaled}"
+        if doc.get("kind") != "PodDisruptionBudget":
+            continue
+        selects = set(doc["spec"]["selector"].get("matchLabels", {}).values())
+        if not selects & SINGLE_REPLICA:
+            continue
+        # With one replica, minAvailable >= 1 or maxUnavailable 0 blocks every node drain.
+        spec = doc["spec"]
+        assert "minAvailable" not in spec, f"{where}: minAvailable on a single replica"
+        assert str(spec.get("maxUnavailable", 1)) not in {"0", "0%"}, f"{where}: maxUnavailable 0"
 
 
 def test_dockerfile_copies_every_workspace_member_manifest() -> None:
@@ -302,17 +437,11 @@ def test_dockerfile_copies_every_workspace_member_manifest() -> None:
 
 
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
-@pytest.mark.parametrize("overlay", ["dev", "prod"])
+@pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlays_render_with_kustomize(overlay: str) -> None:
-    rendered = subprocess.run(
-        ["kubectl", "kustomize", str(K8S / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert rendered.returncode == 0, rendered.stderr
-    docs = [d for d in yaml.safe_load_all(rendered.stdout) if d]
-    names = {d["metadata"]["name"] for d in docs if d["kind"] in ("Deployment", "StatefulSet")}
-    assert names == set(SERVICES)
+    docs = _render(overlay)
+    workloads = {d["metadata"]["name"]: d for d in docs if d["kind"] in WORKLOADS}
+    assert set(workloads) == set(SERVICES)
+    for service, workload in workloads.items():
+        _check_data_volume(service, workload)
     assert sum(d["kind"] == "KafkaTopic" for d in docs) == len(CATALOG)

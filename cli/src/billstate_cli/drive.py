@@ -17,6 +17,30 @@ from billstate_shared.topics import CATALOG, CLOCK, topic_for
 # The services whose consumer groups must catch up before business time moves on.
 PIPELINE = ("invoicing", "collections")
 
+Groups = Iterable[str] | dict[str, str]
+
+
+async def start_at_end(bootstrap: str, groups: dict[str, str]) -> None:
+    """Commit each new group's offsets at the current end of the topics its service reads,
+    so a service started under a fresh group sees only what is produced from now on."""
+    for service, group in groups.items():
+        tps = [
+            TopicPartition(t.name, p)
+            for t in CATALOG
+            if service in t.readers
+            for p in range(t.partitions)
+        ]
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            consumer.assign(tps)
+            ends = await consumer.end_offsets(tps)
+            await consumer.commit({tp: end for tp, end in ends.items()})
+        finally:
+            await consumer.stop()
+
 
 def tick_event(at: datetime) -> dict[str, Any]:
     return {
@@ -38,9 +62,10 @@ class Driver:
     event on a second topic within one window.
     """
 
-    def __init__(self, bootstrap: str, groups: Iterable[str] = PIPELINE) -> None:
+    def __init__(self, bootstrap: str, groups: Groups = PIPELINE) -> None:
         self.bootstrap = bootstrap
-        self.groups = tuple(groups)
+        # service -> consumer group id; a bare name is both
+        self.groups = dict(groups) if isinstance(groups, dict) else {g: g for g in groups}
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
         )
@@ -78,16 +103,16 @@ class Driver:
         await self.producer.send(topic, value, key=customer.encode())
         self.sent += 1
 
-    async def settle(self, groups: Iterable[str] | None = None, timeout: float = 120.0) -> None:
+    async def settle(self, timeout: float = 120.0) -> None:
         """Wait until every group has committed past the end of every topic it reads."""
         await self.producer.flush()
         self._window.clear()
         deadline = time.monotonic() + timeout
-        for group in groups or self.groups:
+        for service, group in self.groups.items():
             tps = [
                 TopicPartition(t.name, p)
                 for t in CATALOG
-                if group in t.readers
+                if service in t.readers
                 for p in range(t.partitions)
             ]
             ends = await self.offsets.end_offsets(tps)
@@ -108,7 +133,7 @@ async def drive(
     bootstrap: str,
     events: Iterable[dict[str, Any]],
     progress: Callable[[Driver, dict[str, Any]], None] | None = None,
-    groups: Iterable[str] = PIPELINE,
+    groups: Groups = PIPELINE,
 ) -> Driver:
     async with Driver(bootstrap, groups) as driver:
         for event in events:

@@ -23,10 +23,25 @@ from billstate_shared.topics import (
 )
 
 DECISIONS = (EVENTS.name, ACCESS_COMMANDS.name, NOTICE_REQUESTS.name)
+OUTPUTS = (*DECISIONS, STATE.name, ACCESS_EVENTS.name, NOTICE_DELIVERIES.name)
 
 
-async def read_all(bootstrap: str, topics: list[str]) -> dict[str, list[dict[str, Any]]]:
-    """Every record of the topics, in partition order, decoded as JSON (DLQs as counts)."""
+async def ends_now(bootstrap: str, topics: tuple[str, ...] = OUTPUTS) -> dict[TopicPartition, int]:
+    """Where the topics end now: read after this to see only what a run produces."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in range(BY_NAME[t].partitions)]
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
+        return ends
+    finally:
+        await consumer.stop()
+
+
+async def read_all(
+    bootstrap: str, topics: list[str], since: dict[TopicPartition, int] | None = None
+) -> dict[str, list[dict[str, Any]]]:
+    """Every record of the topics (after `since`, when given), in partition order, as JSON."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     found: dict[str, list[dict[str, Any]]] = {t: [] for t in topics}
@@ -35,7 +50,11 @@ async def read_all(bootstrap: str, topics: list[str]) -> dict[str, list[dict[str
         ends = await consumer.end_offsets(tps)
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
-        remaining = {tp for tp, end in ends.items() if end > 0}
+        starts = dict(since or {})
+        for tp, offset in starts.items():
+            if tp in ends:
+                consumer.seek(tp, offset)
+        remaining = {tp for tp, end in ends.items() if end > starts.get(tp, 0)}
         while remaining:
             batch = await consumer.getmany(timeout_ms=1000)
             for tp, records in batch.items():
@@ -79,9 +98,12 @@ class Outcome:
 
     @classmethod
     def read(cls, bootstrap: str) -> Outcome:
-        names = [*DECISIONS, STATE.name, ACCESS_EVENTS.name, NOTICE_DELIVERIES.name]
-        topics = asyncio.run(read_all(bootstrap, names))
+        topics = asyncio.run(read_all(bootstrap, list(OUTPUTS)))
         return cls(topics, asyncio.run(dlq_counts(bootstrap)))
+
+    @classmethod
+    async def read_since(cls, bootstrap: str, since: dict[TopicPartition, int]) -> Outcome:
+        return cls(await read_all(bootstrap, list(OUTPUTS), since), {})
 
     def decisions(self) -> list[dict[str, Any]]:
         return [e for name in DECISIONS for e in self.topics[name]]

@@ -13,6 +13,9 @@ class Settings(ServiceSettings):
     )
 
     service: str = "collections"
+    consumer_group: str = (
+        "collections"  # also the faust app id, which prefixes its changelog topics
+    )
     http_port: int = 8080
     data_dir: Path = Path(".cache/data/collections")
     replication_factor: int = 1

@@ -13,6 +13,7 @@ class Settings(ServiceSettings):
     )
 
     service: str = "invoicing"
+    consumer_group: str = "invoicing"  # also the faust app id, which prefixes its changelog topics
     http_port: int = 8080
     data_dir: Path = Path(".cache/data/invoicing")
     replication_factor: int = 1

@@ -8,6 +8,7 @@ from typing import Any
 
 import orjson
 import structlog
+from faust.types import TP
 
 from billstate_collections.config import Settings
 from billstate_collections.domain.book import Book
@@ -51,38 +52,50 @@ def encoded(output: Any) -> bytes:
     return encode(output)
 
 
+Sent = list[list[Any]]  # [source topic, partition, offset, [[topic, value], ...]]
+
+
 class Books:
     """The table plus a bounded cache of live books, so a hot customer is not re-read and
-    re-parsed from RocksDB for every event; the table stays the source of truth."""
+    re-parsed from RocksDB for every event; the table stays the source of truth.
+
+    Each table value also keeps what the book's recent records produced ("sent"), until
+    their offsets are committed. After a hard kill the changelog can be ahead of the
+    committed offsets (a faust pitfall): the re-read record then finds its effect already
+    in the book, and its outputs are sent again from here (same ids) instead of lost.
+    """
 
     def __init__(self, table: Any, size: int) -> None:
         self.table, self.size = table, size
-        self.cache: OrderedDict[str, tuple[Book, bytes]] = OrderedDict()
+        self.cache: OrderedDict[str, tuple[Book, bytes, Sent]] = OrderedDict()
 
-    def get(self, customer_id: str) -> tuple[Book, bytes]:
+    def get(self, customer_id: str) -> tuple[Book, bytes, Sent]:
         hit = self.cache.get(customer_id)
         if hit is not None:
             self.cache.move_to_end(customer_id)
             return hit
         raw = self.table.get(customer_id.encode())
-        book = load_book(orjson.loads(raw)) if raw else Book(customer_id)
-        return book, raw or b""
+        if not raw:
+            return Book(customer_id), b"", []
+        value = orjson.loads(raw)
+        return load_book(value["book"]), orjson.dumps(value["book"]), value["sent"]
 
-    def put(self, book: Book, raw: bytes) -> None:
-        self.table[book.customer_id.encode()] = raw
-        self.cache[book.customer_id] = (book, raw)
+    def put(self, book: Book, raw_book: bytes, sent: Sent) -> None:
+        value = b'{"book":' + raw_book + b',"sent":' + orjson.dumps(sent) + b"}"
+        self.table[book.customer_id.encode()] = value
+        self.cache[book.customer_id] = (book, raw_book, sent)
         self.cache.move_to_end(book.customer_id)
         while len(self.cache) > self.size:
             self.cache.popitem(last=False)
 
     def forget(self) -> None:
-        """On rebalance: the books may now belong to another worker."""
+        """On rebalance or failure: reload from the table, the truth."""
         self.cache.clear()
 
 
 def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metrics) -> Any:
     app = make_app(
-        "collections",
+        settings.consumer_group,
         settings.kafka_bootstrap_servers,
         settings.data_dir,
         replication_factor=settings.replication_factor,
@@ -108,17 +121,28 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
                 decoded = await intake.decode(message)
                 if decoded is None:
                     continue
-                book, before = books.get(decoded.customer_id)
+                book, before, sent = books.get(decoded.customer_id)
+                source = [message.topic, message.partition, message.offset]
+                again = next((entry[3] for entry in sent if entry[:3] == source), None)
+                if again is not None:
+                    for topic, value in again:
+                        await outbound[topic].send(key=message.key, value=value.encode())
+                    log.info("re-sent", outputs=len(again))
+                    continue
                 outputs = step(book, decoded, policy)
                 raw = orjson.dumps(dump_book(book))
+                produced = [[ROUTE[o.event_type], encoded(o).decode()] for o in outputs]
                 if raw != before:
-                    books.put(book, raw)
                     state = state_event(book, policy, decoded.occurred_at)
-                    await outbound[STATE.name].send(key=message.key, value=encoded(state))
-                for output in outputs:
-                    await outbound[ROUTE[output.event_type]].send(
-                        key=message.key, value=encoded(output)
-                    )
+                    produced.append([STATE.name, encoded(state).decode()])
+                committed = app.consumer._committed_offset
+                kept = [e for e in sent if e[2] >= committed.get(TP(e[0], e[1]), 0)]
+                if produced:
+                    kept.append([*source, produced])
+                if raw != before or kept != sent:
+                    books.put(book, raw, kept)
+                for topic, value in produced:
+                    await outbound[topic].send(key=message.key, value=value.encode())
                 log.info("processed", event_type=decoded.event_type, outputs=len(outputs))
             except Exception as err:
                 metrics.failed.labels("collections", message.topic).inc()

@@ -79,7 +79,7 @@ class Registers:
 
 def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metrics) -> Any:
     app = make_app(
-        "invoicing",
+        settings.consumer_group,
         settings.kafka_bootstrap_servers,
         settings.data_dir,
         replication_factor=settings.replication_factor,

@@ -1,0 +1,168 @@
+"""The four services on a real broker: lifecycle, equivalence with replay, DLQs, duplicates."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from datetime import datetime
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from billstate_cli.drive import tick_event
+from billstate_cli.simulation import history
+from billstate_shared.runtime.dlq import read_headers
+from billstate_shared.testing.kafka import end_offsets, read_after
+from billstate_shared.topics import CLOCK, CONTROL, CUSTOMERS, INVOICES, PAYMENTS
+
+from .conftest import ROOT, Pipeline, load_jsonl, replayed
+
+pytestmark = pytest.mark.broker
+
+DECIDED = ("collections.stage_entered", "access.suspend", "access.restore", "notice.requested")
+
+
+def ids_by_customer(events: list[dict[str, Any]]) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for event in events:
+        if event["event_type"] in DECIDED:
+            found.setdefault(event["customer_id"], []).append(event["event_id"])
+    return {c: sorted(ids) for c, ids in found.items()}
+
+
+async def test_one_customer_lifecycle_end_to_end(pipeline: Pipeline) -> None:
+    events = load_jsonl(ROOT / "docs" / "examples" / "lifecycle.jsonl", "-e2e")
+    customer = "contoso-e2e"
+    await pipeline.start()
+    payment = next(i for i, e in enumerate(events) if e["event_type"] == "payment.received")
+
+    await pipeline.drive(events[:payment])
+    await pipeline.settle()
+    suspended = pipeline.access(customer)["subscriptions"]
+    assert suspended, "access-control knows the customer's subscriptions"
+    assert {s["applied"] for s in suspended} == {"suspended"}
+
+    await pipeline.drive(events[payment:])
+    await pipeline.settle()
+    restored = pipeline.access(customer)["subscriptions"]
+    assert {s["applied"] for s in restored} == {"active"}
+    assert {s["subscription_id"] for s in restored} == {s["subscription_id"] for s in suspended}
+
+    outcome = await pipeline.outcome()
+    stages = [
+        e["data"]["stage"]
+        for e in outcome.topics["collections.events.v1"]
+        if e["customer_id"] == customer
+    ]
+    assert stages == ["overdue", "final_notice", "suspended", "current"]
+    notices = [
+        e for e in outcome.topics["notifications.requests.v1"] if e["customer_id"] == customer
+    ]
+    kinds = Counter(n["data"]["kind"] for n in notices)
+    assert kinds["reminder"] == 2
+    assert kinds["restored"] == 1
+    delivered = {
+        d["data"]["notice_id"]
+        for d in outcome.topics["notifications.deliveries.v1"]
+        if d["event_type"] == "notice.delivered"
+    }
+    assert {n["data"]["notice_id"] for n in notices} <= delivered
+    applied = Counter(
+        e["event_type"] for e in outcome.topics["access.events.v1"] if e["customer_id"] == customer
+    )
+    assert applied["access.suspended"] == len(suspended)
+    assert applied["access.restored"] == len(suspended)
+
+
+async def test_services_decide_exactly_what_replay_decides(pipeline: Pipeline) -> None:
+    events = list(history(200, 75, seed=11))
+    await pipeline.start(("invoicing", "collections"))
+    await pipeline.drive(events)
+    outcome = await pipeline.outcome()
+    ours = ids_by_customer(outcome.decisions())
+    theirs = ids_by_customer(replayed(events))
+    assert sum(len(v) for v in theirs.values()) > 500
+    assert any(e["event_type"] == "access.suspend" for e in outcome.decisions())
+    assert ours == theirs
+
+
+async def test_bad_messages_on_every_inbound_topic_go_to_the_dlq(pipeline: Pipeline) -> None:
+    await pipeline.start(("invoicing", "collections"))
+    bad = {
+        b"{not json": ("$", "invalid JSON"),
+        json.dumps({"event_id": "x1", "event_type": "invoice.paid", "schema_version": 1,
+                    "occurred_at": "2026-01-01T00:00:00Z", "customer_id": "dlq-e2e",
+                    "data": {}}).encode():
+            ("event_type", "unknown"),
+        json.dumps({"event_id": "x2", "event_type": "payment.received", "schema_version": 1,
+                    "occurred_at": "2026-01-01T00:00:00Z", "customer_id": "dlq-e2e",
+                    "data": {"payment_id": "P", "currency": "USD", "amount": 10.5}}).encode():
+            ("data.amount", "decimal string"),
+    }  # fmt: skip
+    topics = [INVOICES, PAYMENTS, CUSTOMERS, CLOCK, CONTROL]
+    starts = {t.name: await end_offsets(pipeline.bootstrap, t.dlq) for t in topics}
+    producer = AIOKafkaProducer(bootstrap_servers=pipeline.bootstrap)
+    await producer.start()
+    try:
+        for topic in topics:
+            for value in bad:
+                await producer.send_and_wait(topic.name, value, key=b"dlq-e2e")
+    finally:
+        await producer.stop()
+    # Valid traffic keeps flowing behind the bad records.
+    events = load_jsonl(ROOT / "docs" / "examples" / "lifecycle.jsonl", "-dlq")
+    await pipeline.drive(events)
+    outcome = await pipeline.outcome()
+    assert any(
+        e["customer_id"] == "contoso-dlq" and e["data"]["stage"] == "suspended"
+        for e in outcome.topics["collections.events.v1"]
+    )
+    for topic in topics:
+        readers = {"invoicing", "collections"} & set(topic.readers)
+        expected = len(bad) * len(readers)
+        records = await read_after(
+            pipeline.bootstrap, starts[topic.name], lambda rs, n=expected: len(rs) >= n, timeout=60
+        )
+        reasons = [read_headers(r.headers) for r in records]
+        assert {r["service"] for r in reasons} == readers, topic.name
+        assert {r["field"] for r in reasons} == {f for f, _ in bad.values()}, topic.name
+        for header in reasons:
+            assert header["topic"] == topic.name
+            assert header["reason"]
+            assert int(header["offset"]) >= 0
+        assert {r.value for r in records} == set(bad)
+
+
+async def test_every_inbound_event_twice_changes_nothing(pipeline: Pipeline) -> None:
+    events = list(history(40, 75, seed=5))
+    await pipeline.start()
+    await pipeline.drive(events, twice=True)
+    await pipeline.settle()
+    outcome = await pipeline.outcome()
+    decisions = outcome.decisions()
+    assert ids_by_customer(decisions) == ids_by_customer(replayed(events))
+    # one provider call per change: one applied event per (command, subscription)
+    applied = Counter(
+        (e["data"]["command_id"], e["data"]["subscription_id"])
+        for e in outcome.topics["access.events.v1"]
+    )
+    assert applied
+    assert max(applied.values()) == 1
+    for customer in {e["customer_id"] for e in decisions if e["event_type"] == "access.suspend"}:
+        for sub in pipeline.access(customer)["subscriptions"]:
+            assert sub["calls"] == len([1 for (cmd, s) in applied if s == sub["subscription_id"]])
+    delivered = Counter(
+        d["data"]["notice_id"] for d in outcome.topics["notifications.deliveries.v1"]
+    )
+    assert max(delivered.values()) == 1
+
+
+async def test_a_tick_from_the_past_changes_nothing(pipeline: Pipeline) -> None:
+    events = load_jsonl(ROOT / "docs" / "examples" / "lifecycle.jsonl", "-past")
+    await pipeline.start(("invoicing", "collections"))
+    await pipeline.drive(events)
+    before = ids_by_customer((await pipeline.outcome()).decisions())
+    await pipeline.drive([tick_event(datetime.fromisoformat("2026-11-25T01:00:00+00:00"))])
+    after = ids_by_customer((await pipeline.outcome()).decisions())
+    assert after == before
