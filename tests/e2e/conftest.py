@@ -6,7 +6,7 @@ import asyncio
 import json
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from billstate_cli.drive import Driver, start_at_end
 from billstate_cli.local import SERVICES, Fleet
 from billstate_cli.outcome import Outcome, ends_now
 from billstate_cli.replay import Replay
+from billstate_collections.domain.snapshot import state_data
 from billstate_collections.entrypoints.worker import encoded
 from billstate_shared.contracts import decode
 from billstate_shared.policy_file import load_policy
@@ -54,8 +55,14 @@ class Pipeline:
     def pipeline_groups(self) -> dict[str, str]:
         return {s: self.groups[s] for s in ("invoicing", "collections")}
 
-    async def drive(self, events: Iterable[dict[str, Any]], twice: bool = False) -> None:
+    async def drive(
+        self,
+        events: Iterable[dict[str, Any]],
+        twice: bool = False,
+        after_tick: Callable[[Driver], None] | None = None,
+    ) -> None:
         async with Driver(self.bootstrap, self.pipeline_groups()) as driver:
+            driver.after_tick = after_tick
             for event in events:
                 await driver.send(event)
                 if twice and event["event_type"] != "clock.tick":
@@ -84,6 +91,19 @@ def replayed(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         for produced in replay.feed(decode(json.dumps(event).encode())):
             out.append(json.loads(encoded(produced)))
     return out
+
+
+def final_states(events: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Replay's collections state per customer after the input, as the state topic shows it."""
+    policy = load_policy(POLICY)
+    replay = Replay(policy)
+    for event in events:
+        replay.feed(decode(json.dumps(event).encode()))
+    return {
+        customer: json.loads(state_data(book, policy).model_dump_json())
+        for customer, book in replay.books.items()
+        if book.as_of is not None or book.ledger.invoices
+    }
 
 
 def load_jsonl(path: Path, customer_suffix: str = "") -> list[dict[str, Any]]:

@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from billstate_cli.drive import tick_event
+from billstate_cli.drive import Driver, tick_event
 from billstate_cli.simulation import history
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.testing.kafka import end_offsets, read_after
 from billstate_shared.topics import CLOCK, CONTROL, CUSTOMERS, INVOICES, PAYMENTS
 
-from .conftest import ROOT, Pipeline, load_jsonl, replayed
+from .conftest import ROOT, Pipeline, final_states, load_jsonl, replayed
 
 pytestmark = pytest.mark.broker
 
@@ -166,3 +166,41 @@ async def test_a_tick_from_the_past_changes_nothing(pipeline: Pipeline) -> None:
     await pipeline.drive([tick_event(datetime.fromisoformat("2026-11-25T01:00:00+00:00"))])
     after = ids_by_customer((await pipeline.outcome()).decisions())
     assert after == before
+
+
+async def test_collections_killed_mid_run_ends_as_an_undisturbed_run(pipeline: Pipeline) -> None:
+    events = list(history(120, 75, seed=23))
+    await pipeline.start()
+    kills: list[int] = []
+
+    def pull_the_plug(driver: Driver) -> None:
+        # Right after a tick is written, while collections works through its aged events.
+        if driver.ticks in (35, 55):
+            pipeline.fleet.kill("collections")
+            pipeline.fleet.start(("collections",))
+            kills.append(driver.ticks)
+
+    await pipeline.drive(events, after_tick=pull_the_plug)
+    await pipeline.settle()
+    assert kills == [35, 55]
+    outcome = await pipeline.outcome()
+    expected = replayed(events)
+    # Nothing lost: every decision replay makes was made (a redelivery may repeat one, same id).
+    ours = {c: sorted(set(ids)) for c, ids in ids_by_customer(outcome.decisions()).items()}
+    assert ours == ids_by_customer(expected)
+    # Nothing applied twice: the provider saw each change once.
+    applied = Counter(
+        (e["data"]["command_id"], e["data"]["subscription_id"])
+        for e in outcome.topics["access.events.v1"]
+        if e["event_type"] in ("access.suspended", "access.restored")
+    )
+    commands = [e for e in expected if e["event_type"] in ("access.suspend", "access.restore")]
+    assert set(applied) == {
+        (c["data"]["command_id"], s) for c in commands for s in c["data"]["subscription_ids"]
+    }
+    for customer in {c["customer_id"] for c in commands}:
+        for sub in pipeline.access(customer)["subscriptions"]:
+            assert sub["calls"] == sum(1 for (_, s) in applied if s == sub["subscription_id"])
+    # Same state: the last state record of every customer equals replay's final book.
+    final = final_states(events)
+    assert {c: s for c, s in outcome.latest_states().items() if c in final} == final

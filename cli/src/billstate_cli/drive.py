@@ -74,6 +74,9 @@ class Driver:
         self._window: dict[str, str] = {}  # customer -> topic written in this window
         self.sent = 0
         self.ticks = 0
+        # Called after a tick is written and before the pipeline has caught up with it:
+        # where a crash test pulls the plug.
+        self.after_tick: Callable[[Driver], None] | None = None
 
     async def __aenter__(self) -> Driver:
         await self.producer.start()
@@ -93,6 +96,8 @@ class Driver:
             for partition in range(CLOCK.partitions):
                 await self.producer.send(CLOCK.name, value, key=b"*", partition=partition)
             self.ticks += 1
+            if self.after_tick is not None:
+                self.after_tick(self)
             await self.settle()
             return
         topic = topic_for(event["event_type"]).name

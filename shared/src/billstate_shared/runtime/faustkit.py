@@ -42,6 +42,9 @@ def make_app(
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         broker_commit_every=500,
+        # A SIGKILLed worker is out of the group after this, not after the 60 s default.
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=2.0,
         broker_commit_interval=commit_interval,
         stream_buffer_maxsize=4096,
         table_standby_replicas=0,
