@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from billstate_cli.replay import Replay
@@ -12,14 +12,8 @@ from billstate_collections.domain.book import Book
 from billstate_collections.domain.engine import step
 from billstate_collections.domain.snapshot import state_data
 from billstate_invoicing.domain.aging import Aging
-from billstate_shared.contracts import (
-    AccessRestore,
-    AccessSuspend,
-    CollectionsStateData,
-    EventBase,
-    NoticeRequested,
-    StageEntered,
-)
+from billstate_shared.contracts import CollectionsStateData
+from billstate_shared.contracts.outbound import Outbound
 from billstate_shared.domain.ledger import ZERO
 
 HORIZON_DAYS = 400
@@ -29,49 +23,32 @@ HORIZON_DAYS = 400
 class Plan:
     customer_id: str
     state: CollectionsStateData
-    events: list[EventBase]  # what the system would produce, in order, ticking daily
+    events: list[tuple[date, Outbound]]  # (business date, what the system would produce)
 
     def items(self) -> list[dict[str, Any]]:
         """The schedule as plain rows: date, what, for whom, details."""
         rows: list[dict[str, Any]] = []
-        for event in self.events:
-            if isinstance(event, StageEntered):
-                d = event.data
-                rows.append(
-                    {"date": d.as_of.isoformat(), "what": f"stage {d.stage}",
-                     "detail": d.why.text, "id": event.event_id}
-                )  # fmt: skip
-            elif isinstance(event, NoticeRequested):
-                n = event.data
-                rows.append(
-                    {"date": n.facts.get("as_of"), "what": f"notice {n.kind}",
-                     "audience": n.audience, "locale": n.locale,
-                     "suspension_on": n.facts.get("suspension_on"), "id": n.notice_id}
-                )  # fmt: skip
-            elif isinstance(event, AccessSuspend | AccessRestore):
-                c = event.data
-                verb = "suspend" if isinstance(event, AccessSuspend) else "restore"
-                rows.append(
-                    {"date": _date_of(self.events, event), "what": f"access {verb}",
-                     "subscriptions": c.subscription_ids, "id": c.command_id}
-                )  # fmt: skip
+        for day, event in self.events:
+            d = event.data
+            row: dict[str, Any] = {"date": day.isoformat(), "id": event.event_id}
+            if event.event_type == "collections.stage_entered":
+                row.update(what=f"stage {d['stage']}", detail=d["why"]["text"])
+            elif event.event_type == "notice.requested":
+                row.update(
+                    what=f"notice {d['kind']}",
+                    audience=d["audience"],
+                    locale=d["locale"],
+                    suspension_on=d["facts"].get("suspension_on"),
+                )
+            else:
+                verb = event.event_type.split(".")[1]
+                row.update(what=f"access {verb}", subscriptions=d["subscription_ids"])
+            rows.append(row)
         return rows
 
 
-def _date_of(events: list[EventBase], command: EventBase) -> str | None:
-    """Commands carry no date of their own: they happen with the stage change before them."""
-    found: str | None = None
-    for event in events:
-        if isinstance(event, StageEntered):
-            found = event.data.as_of.isoformat()
-        if event is command:
-            return found
-    return found
-
-
-def _done(book: Book, policy_stages: int) -> bool:
-    no_debt = all(inv.open <= ZERO for inv in book.ledger.invoices.values())
-    return no_debt or book.stage == policy_stages - 1
+def _no_debt(book: Book) -> bool:
+    return all(inv.open <= ZERO for inv in book.ledger.invoices.values())
 
 
 def plan(replay: Replay, customer_id: str, last_tick: datetime | None) -> Plan:
@@ -88,6 +65,7 @@ def plan(replay: Replay, customer_id: str, last_tick: datetime | None) -> Plan:
     register.ledger = book.ledger
     aging = Aging(policy)
     aging.today = replay.aging.today
+    aging.latest = replay.aging.latest
     aging.watch(register)
     state = state_data(book, policy)
     when = last_tick or datetime.combine(
@@ -95,12 +73,19 @@ def plan(replay: Replay, customer_id: str, last_tick: datetime | None) -> Plan:
         datetime.min.time().replace(hour=9),
         tzinfo=policy.zone,
     )
-    events: list[EventBase] = []
+    events: list[tuple[date, Outbound]] = []
     lookup = {customer_id: register}.get
+    quiet = 0
+    last = len(policy.stages) - 1
     for _ in range(HORIZON_DAYS):
-        if _done(book, len(policy.stages)):
+        # At the last stage nothing moves up any more; a newly overdue invoice can still
+        # widen a suspension, so stop only after a quiet month and a half.
+        if _no_debt(book) or (book.stage == last and quiet > 45):
             break
         when = when + timedelta(days=1)
+        produced = []
         for aged in aging.tick(when, lookup):
-            events.extend(step(book, aged, policy))
+            produced.extend(step(book, aged, policy))
+        events.extend((aging.business_date(when), p) for p in produced)
+        quiet = 0 if produced else quiet + 1
     return Plan(customer_id, state, events)

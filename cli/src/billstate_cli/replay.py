@@ -9,7 +9,8 @@ from datetime import datetime
 from billstate_collections.domain.book import Book
 from billstate_collections.domain.engine import step
 from billstate_invoicing.domain.aging import Aging, Register, record
-from billstate_shared.contracts import INBOUND_TYPES, ClockTick, Event, EventBase
+from billstate_shared.contracts import INBOUND_TYPES, ClockTick, Event
+from billstate_shared.contracts.outbound import Produced
 from billstate_shared.domain.policy import Policy
 
 
@@ -37,22 +38,22 @@ class Replay:
             self.registers[customer_id] = Register(customer_id, ledger=book.ledger)
         return book
 
-    def feed(self, event: Event) -> list[EventBase]:
+    def feed(self, event: Event) -> list[Produced]:
         if event.event_type not in INBOUND_TYPES:
             raise ValueError(f"{event.event_type} is not an inbound event type")
         if isinstance(event, ClockTick):
             if self.last_tick is None or event.occurred_at > self.last_tick:
                 self.last_tick = event.occurred_at
-            out: list[EventBase] = []
+            out: list[Produced] = []
             for aged in self.aging.tick(event.occurred_at, self.registers.get):
                 out.append(aged)
                 out.extend(step(self.books[aged.customer_id], aged, self.policy))
             return out
         book = self.book(event.customer_id)
-        decided: list[EventBase] = list(step(book, event, self.policy))
+        decided: list[Produced] = list(step(book, event, self.policy))
         record(self.aging, self.registers[event.customer_id], event)
         return decided
 
-    def run(self, events: Iterable[Event]) -> Iterator[EventBase]:
+    def run(self, events: Iterable[Event]) -> Iterator[Produced]:
         for event in events:
             yield from self.feed(event)

@@ -40,7 +40,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from billstate_cli.replay import Replay
-from billstate_shared.contracts import ContractError, decode, encode
+from billstate_shared.contracts import ContractError, decode
+from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.policy_file import PolicyError, load_policy
 
 __all__ = [
@@ -746,7 +747,7 @@ def _replay_child(argv: Sequence[str]) -> int:
             inbound += 1
             for produced in decided:
                 counts[produced.event_type] += 1
-                out.write(encode(produced))
+                out.write(to_bytes(produced))
                 out.write(b"\n")
         out.flush()
         if profiler is not None:

@@ -14,7 +14,8 @@ import pytest
 from billstate_cli.main import main
 from billstate_cli.replay import Replay
 from billstate_cli.simulation import CustomerPlan, history, plan_customers, write_jsonl
-from billstate_shared.contracts import INBOUND_TYPES, decode, encode
+from billstate_shared.contracts import INBOUND_TYPES, decode
+from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.policy_file import load_policy
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -216,7 +217,7 @@ def test_a_small_history_replays_with_suspensions_and_restores() -> None:
     for envelope in history(50, 120, seed=1):
         event = decode(json.dumps(envelope, ensure_ascii=False).encode())
         for produced in replay.feed(event):
-            encode(produced)
+            to_bytes(produced)
             out[produced.event_type] += 1
 
     assert out["invoice.aged"] > 0

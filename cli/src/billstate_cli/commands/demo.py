@@ -16,6 +16,7 @@ from billstate_cli.outcome import Outcome, summary
 from billstate_cli.replay import Replay
 from billstate_cli.simulation import DEFAULT_START, history
 from billstate_shared.contracts import decode
+from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.policy_file import PolicyError, load_policy
 from billstate_shared.settings import ServiceSettings
 
@@ -115,6 +116,6 @@ def decode_event(event: dict[str, Any]) -> Any:
 def _data(output: Any) -> dict[str, Any]:
     import json
 
-    raw = output.encode() if not hasattr(output, "model_dump_json") else output.model_dump_json()
+    raw = to_bytes(output)
     data: dict[str, Any] = json.loads(raw)["data"]
     return data

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from billstate_cli.replay import Replay
-from billstate_shared.contracts import EVENT_TYPES, ContractError, decode, encode
+from billstate_shared.contracts import EVENT_TYPES, ContractError, decode
+from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.policy_file import PolicyError, load_policy
 
 
@@ -56,7 +57,7 @@ def _run(args: argparse.Namespace) -> int:
                 continue
             for produced in decided:
                 if not only or produced.event_type in only:
-                    out.write(encode(produced))
+                    out.write(to_bytes(produced))
                     out.write(b"\n")
     out.flush()
     if bad:

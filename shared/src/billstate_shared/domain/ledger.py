@@ -74,6 +74,9 @@ class Ledger:
     )  # event_id -> (invoice, delta)
     _voided: set[str] = field(default_factory=set)
     _reversed: set[str] = field(default_factory=set)
+    # invoice id -> currencies of the payments naming it: a payment parked for an invoice not
+    # seen yet may be in another currency, whose allocation changes when the invoice arrives.
+    _targeted: dict[str, set[str]] = field(default_factory=dict)
     version: int = 0  # bumped on every change; lets callers cache what they derive
 
     # ---- events -------------------------------------------------------------------------
@@ -104,7 +107,8 @@ class Ledger:
         )
         self.invoices[invoice_id] = invoice
         insort(self._invoice_order.setdefault(currency, []), invoice.order)
-        self._recompute(currency)
+        for touched in sorted(self._targeted.get(invoice_id, set()) | {currency}):
+            self._recompute(touched)
         return Outcome.APPLIED
 
     def adjust(self, event_id: str, invoice_id: str, delta: Decimal) -> Outcome:
@@ -149,6 +153,8 @@ class Ledger:
         )
         self.payments[payment_id] = payment
         insort(self._payment_order.setdefault(currency, []), payment.order)
+        if invoice_id is not None:
+            self._targeted.setdefault(invoice_id, set()).add(currency)
         self._recompute(currency)
         return Outcome.PARKED if self.is_parked(payment) else Outcome.APPLIED
 

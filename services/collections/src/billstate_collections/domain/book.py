@@ -49,6 +49,9 @@ class Book:
     holds: dict[str, HoldRecord] = field(default_factory=dict)
     released: set[str] = field(default_factory=set)  # hold ids released, perhaps before placed
     reminded: set[tuple[str, int]] = field(default_factory=set)  # (invoice_id, days before due)
+    # Event ids of applied events that carry no id of their own to dedupe by (profile
+    # upserts, failed payments): a redelivered old upsert must not undo a newer one.
+    seen: set[str] = field(default_factory=set)
     transitions: int = 0  # decisions made so far; part of every output id
     version: int = 0  # bumped when profile or holds change
     evaluated: tuple[int, int, date | None] = (-1, -1, None)  # what the last climb looked at

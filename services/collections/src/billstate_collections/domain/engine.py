@@ -9,43 +9,37 @@ from billstate_collections.domain.assess import Assessment, assess
 from billstate_collections.domain.book import CURRENT, Book, HoldRecord, Profile
 from billstate_collections.domain.schedule import suspension_on
 from billstate_shared.contracts import (
-    AccessCommandData,
-    AccessRestore,
-    AccessSuspend,
     CustomerUpserted,
     Event,
     HoldPlaced,
     HoldReleased,
     InvoiceAged,
-    Money,
-    NoticeRequested,
-    NoticeRequestedData,
     PaymentFailed,
-    PolicyRef,
-    StageEntered,
-    StageEnteredData,
-    Why,
 )
+from billstate_shared.contracts.outbound import Aged, Outbound
 from billstate_shared.domain.ids import make_id
 from billstate_shared.domain.ledger import LEDGER_EVENTS, Outcome, apply_event
 from billstate_shared.domain.policy import Policy
 
 DEFAULT_LOCALE = "en"
 
-Output = StageEntered | AccessSuspend | AccessRestore | NoticeRequested
+Output = Outbound
 
 
 def stage_name(policy: Policy, index: int) -> str:
     return "current" if index == CURRENT else policy.stages[index].name
 
 
-def step(book: Book, event: Event, policy: Policy) -> list[Output]:
+def step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:
     """Apply one inbound or due-date event to a customer's book; return what it decided."""
-    if isinstance(event, InvoiceAged):
+    if isinstance(event, Aged | InvoiceAged):
         return _on_time(book, event, policy)
     if event.event_type in LEDGER_EVENTS:
         outcome = apply_event(book.ledger, event)
     elif isinstance(event, CustomerUpserted):
+        if event.event_id in book.seen:
+            return []  # a duplicate changes nothing, also after a newer upsert
+        book.seen.add(event.event_id)
         d = event.data
         book.profile = Profile(d.locale, frozenset(d.tags), tuple(sorted(d.subscription_ids)))
         book.version += 1
@@ -96,7 +90,7 @@ def _settle(book: Book, trigger: Any, policy: Policy) -> list[Output]:
     out: list[Output] = []
     if a.target < book.stage:
         _drop(book, a, trigger, policy, out)
-    elif book.suspended:
+    if book.suspended:  # also after a drop that stays at or above the suspend stage
         _release_paid(book, a, trigger, policy, out)
     return out
 
@@ -117,8 +111,11 @@ def _drop(book: Book, a: Assessment, trigger: Any, policy: Policy, out: list[Out
     if suspend_index is not None and previous >= suspend_index > target and book.suspended:
         restored = book.suspended
         book.suspended = ()
-        out.append(_command(AccessRestore, book, a, trigger, policy, restored, cause))
-        due = suspension_on(book, policy, a.as_of) if a.delinquent else None
+        out.append(_command("restore", book, a, trigger, policy, restored, cause))
+        # Rule 9 for every notice before the suspend stage, also when the customer is not
+        # delinquent now but other open invoices will fall due. After a drop the target is the
+        # stage: the next move up is on a later business date.
+        due = suspension_on(book, policy, a.as_of, climbs_today=False)
         facts = _facts(book, a, policy, due)
         facts["subscription_ids"] = list(restored)
         facts["still_delinquent"] = a.delinquent
@@ -137,13 +134,13 @@ def _release_paid(
         book.suspended = tuple(s for s in book.suspended if s in a.scope)
         book.transitions += 1
         reason = f"{', '.join(free)} no longer billed by an overdue invoice"
-        out.append(_command(AccessRestore, book, a, trigger, policy, free, reason))
+        out.append(_command("restore", book, a, trigger, policy, free, reason))
 
 
 # ---- forward: only on time (rule 6) ---------------------------------------------------------
 
 
-def _on_time(book: Book, event: InvoiceAged, policy: Policy) -> list[Output]:
+def _on_time(book: Book, event: InvoiceAged | Aged, policy: Policy) -> list[Output]:
     d = event.data
     out: list[Output] = []
     if book.as_of is None or d.as_of > book.as_of:
@@ -155,17 +152,17 @@ def _on_time(book: Book, event: InvoiceAged, policy: Policy) -> list[Output]:
     a = assess(book, as_of, policy)
     if a.target < book.stage:
         _drop(book, a, event, policy, out)
-    elif book.suspended:
+    if book.suspended:
         _release_paid(book, a, event, policy, out)
-    if _promise_blocks(book, a, event, policy, out):
-        book.evaluated = book.key()
-        return out
-    while a.target > book.stage:
+    promised = _promise_blocks(book, a, event, policy, out)
+    while not promised and a.target > book.stage:
         index = book.stage + 1
         gate = policy.stages[index].min_days_in_previous
         if gate and book.entered_on is not None and (as_of - book.entered_on).days < gate:
             break
         _enter(book, index, a, event, policy, out)
+    # Not a move up, so a promise does not pause it: while in the suspend stage, what the
+    # overdue invoices bill is what is suspended (rule 8), whatever order payments came in.
     _extend_suspension(book, a, event, policy, out)
     book.evaluated = book.key()
     return out
@@ -221,7 +218,7 @@ def _enter(
         subs = tuple(s for s in a.scope if s not in book.suspended)
         if subs:
             book.suspended = tuple(sorted(set(book.suspended).union(subs)))
-            out.append(_command(AccessSuspend, book, a, trigger, policy, subs, text))
+            out.append(_command("suspend", book, a, trigger, policy, subs, text))
     suspend_index = policy.suspend_stage_index
     due = None
     if suspend_index is not None and index < suspend_index:
@@ -245,13 +242,13 @@ def _extend_suspension(
         book.suspended = tuple(sorted(set(book.suspended).union(subs)))
         book.transitions += 1
         reason = f"{', '.join(subs)} billed by an overdue invoice while suspended"
-        out.append(_command(AccessSuspend, book, a, trigger, policy, subs, reason))
+        out.append(_command("suspend", book, a, trigger, policy, subs, reason))
 
 
 # ---- reminders (rule 10) and informational notices -----------------------------------------
 
 
-def _remind(book: Book, event: InvoiceAged, policy: Policy, out: list[Output]) -> None:
+def _remind(book: Book, event: InvoiceAged | Aged, policy: Policy, out: list[Output]) -> None:
     d = event.data
     days_before = -d.days_past_due
     if days_before <= 0 or not policy.reminders.days_before_due:
@@ -281,9 +278,14 @@ def _remind(book: Book, event: InvoiceAged, policy: Policy, out: list[Output]) -
 
 
 def _payment_failed(book: Book, event: PaymentFailed, policy: Policy) -> list[Output]:
+    if event.event_id in book.seen:
+        return []  # the notice for it went out already
+    book.seen.add(event.event_id)
     as_of = book.as_of or event.occurred_at.astimezone(policy.zone).date()
     a = assess(book, as_of, policy)
-    facts = _facts(book, a, policy, suspension_on(book, policy, as_of))
+    # Between ticks: today's climb is done (or, before any aging, yet to come).
+    due = suspension_on(book, policy, as_of, climbs_today=book.as_of is None)
+    facts = _facts(book, a, policy, due)
     facts["invoice_id"] = event.data.invoice_id
     facts["will_retry"] = event.data.will_retry
     return [_notice(book, a, event, "payment_failed", "customer", facts, key=(event.event_id,))]
@@ -312,12 +314,12 @@ def _cause(a: Assessment, trigger: Any) -> str:
     return f"{what} left invoice {anchor} {_days(a.days_past_due or 0)} past due"
 
 
-def _money(a: Assessment) -> list[Money]:
-    return [Money(amount=amount, currency=currency) for currency, amount in a.overdue]
+def _money(a: Assessment) -> list[dict[str, str]]:
+    return [{"amount": str(amount), "currency": currency} for currency, amount in a.overdue]
 
 
-def _ref(policy: Policy) -> PolicyRef:
-    return PolicyRef(name=policy.name, version=policy.version)
+def _ref(policy: Policy) -> dict[str, Any]:
+    return {"name": policy.name, "version": policy.version}
 
 
 def _stamp(trigger: Any) -> datetime:
@@ -325,69 +327,64 @@ def _stamp(trigger: Any) -> datetime:
     return occurred
 
 
+# Outputs are built as JSON-ready data in the contract's field order (Outbound): the inputs
+# were validated at the border, and a test holds every output to the contract models.
+
+
 def _stage_entered(
     book: Book, a: Assessment, trigger: Any, policy: Policy, previous: int, rule: str, text: str
-) -> StageEntered:
+) -> Outbound:
     stage = stage_name(policy, book.stage)
     anchor = a.anchor
-    why = Why(
-        rule=rule,
-        text=text,
-        trigger_event_id=trigger.event_id,
-        anchor_invoice_id=anchor.invoice_id if anchor else None,
-        anchor_due_on=anchor.due_on if anchor else None,
-        days_past_due=a.days_past_due,
-        overdue=_money(a),
-        policy=_ref(policy),
-    )
-    return StageEntered(
+    overdue = _money(a)
+    why = {
+        "rule": rule,
+        "text": text,
+        "trigger_event_id": trigger.event_id,
+        "anchor_invoice_id": anchor.invoice_id if anchor else None,
+        "anchor_due_on": anchor.due_on.isoformat() if anchor else None,
+        "days_past_due": a.days_past_due,
+        "overdue": overdue,
+        "policy": _ref(policy),
+    }
+    return Outbound(
         event_id=make_id("stg", book.customer_id, book.transitions, stage, a.as_of),
         event_type="collections.stage_entered",
         occurred_at=_stamp(trigger),
         customer_id=book.customer_id,
-        data=StageEnteredData(
-            stage=stage,
-            previous=stage_name(policy, previous),
-            as_of=a.as_of,
-            days_past_due=a.days_past_due,
-            overdue=_money(a),
-            why=why,
-        ),
+        data={
+            "stage": stage,
+            "previous": stage_name(policy, previous),
+            "as_of": a.as_of.isoformat(),
+            "days_past_due": a.days_past_due,
+            "overdue": overdue,
+            "why": why,
+        },
     )
 
 
 def _command(
-    cls: type[AccessSuspend] | type[AccessRestore],
+    verb: Literal["suspend", "restore"],
     book: Book,
     a: Assessment,
     trigger: Any,
     policy: Policy,
     subs: tuple[str, ...],
     reason: str,
-) -> AccessSuspend | AccessRestore:
-    verb = "suspend" if cls is AccessSuspend else "restore"
+) -> Outbound:
     command_id = make_id(verb, book.customer_id, book.transitions, a.as_of, *subs)
-    data = AccessCommandData(
-        command_id=command_id,
-        subscription_ids=list(subs),
-        reason=reason,
-        stage=stage_name(policy, book.stage),
-        policy=_ref(policy),
-    )
-    if cls is AccessSuspend:
-        return AccessSuspend(
-            event_id=f"evt-{command_id}",
-            event_type="access.suspend",
-            occurred_at=_stamp(trigger),
-            customer_id=book.customer_id,
-            data=data,
-        )
-    return AccessRestore(
+    return Outbound(
         event_id=f"evt-{command_id}",
-        event_type="access.restore",
+        event_type=f"access.{verb}",
         occurred_at=_stamp(trigger),
         customer_id=book.customer_id,
-        data=data,
+        data={
+            "command_id": command_id,
+            "subscription_ids": list(subs),
+            "reason": reason,
+            "stage": stage_name(policy, book.stage),
+            "policy": _ref(policy),
+        },
     )
 
 
@@ -420,16 +417,20 @@ def _notice(
     audience: Literal["customer", "partner"],
     facts: dict[str, Any],
     key: tuple[object, ...] | None = None,
-) -> NoticeRequested:
+) -> Outbound:
     parts = key if key is not None else (book.transitions, a.as_of)
     notice_id = make_id("ntc", book.customer_id, kind, audience, *parts)
     locale = book.profile.locale if book.profile and audience == "customer" else DEFAULT_LOCALE
-    return NoticeRequested(
+    return Outbound(
         event_id=f"evt-{notice_id}",
         event_type="notice.requested",
         occurred_at=_stamp(trigger),
         customer_id=book.customer_id,
-        data=NoticeRequestedData(
-            notice_id=notice_id, kind=kind, audience=audience, locale=locale, facts=facts
-        ),
+        data={
+            "notice_id": notice_id,
+            "kind": kind,
+            "audience": audience,
+            "locale": locale,
+            "facts": facts,
+        },
     )

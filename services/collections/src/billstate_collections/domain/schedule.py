@@ -51,9 +51,17 @@ def _reach(timeline: list[tuple[date, date]], days: int, lower: date) -> date:
     return FAR
 
 
-def projected_entries(book: Book, policy: Policy, today: date) -> list[tuple[int, date]]:
+def projected_entries(
+    book: Book, policy: Policy, today: date, *, climbs_today: bool = True
+) -> list[tuple[int, date]]:
     """(stage index, date) for every stage above the current one, up to the suspend stage or
-    the last stage, that the engine will enter if nothing is paid, ticking daily from today."""
+    the last stage, that the engine will enter if nothing is paid, ticking daily from today.
+
+    `climbs_today` says whether a forward move can still happen today: true while an
+    `invoice.aged` event is being handled (the climb runs right after), false for a change
+    between ticks (a payment, a hold, a profile), after which rule 6 moves up only on the
+    next business date's aged event.
+    """
     if _blocked_by(book, policy) is not None:
         return []
     timeline = _delinquency_timeline(book, policy)
@@ -63,9 +71,9 @@ def projected_entries(book: Book, policy: Policy, today: date) -> list[tuple[int
         (h.until for h in book.holds.values() if h.kind == "promise_to_pay" and h.until),
         default=None,
     )
-    lower = today
-    if promise_until is not None and promise_until >= today:
-        lower = promise_until + timedelta(days=1)
+    lower = today if climbs_today else today + timedelta(days=1)
+    if promise_until is not None:
+        lower = max(lower, promise_until + timedelta(days=1))
     entries: list[tuple[int, date]] = []
     previous = book.entered_on
     for index in range(book.stage + 1, len(policy.stages)):
@@ -81,12 +89,14 @@ def projected_entries(book: Book, policy: Policy, today: date) -> list[tuple[int
     return entries
 
 
-def suspension_on(book: Book, policy: Policy, today: date) -> date | None:
+def suspension_on(
+    book: Book, policy: Policy, today: date, *, climbs_today: bool = True
+) -> date | None:
     """The first date access can be suspended if nothing is paid; None if it cannot be."""
     index = policy.suspend_stage_index
     if index is None or book.stage >= index:
         return None
-    for stage, entered in projected_entries(book, policy, today):
+    for stage, entered in projected_entries(book, policy, today, climbs_today=climbs_today):
         if stage == index:
             return entered
     return None

@@ -22,7 +22,13 @@ from billstate_shared.domain.policy import Policy
 
 def state_data(book: Book, policy: Policy) -> CollectionsStateData:
     a = assess(book, book.as_of, policy) if book.as_of is not None else None
-    upcoming = projected_entries(book, policy, book.as_of) if book.as_of is not None else []
+    # A state is published after its event is handled, today's climb included: what comes
+    # next comes on a later business date.
+    upcoming = (
+        projected_entries(book, policy, book.as_of, climbs_today=False)
+        if book.as_of is not None
+        else []
+    )
     next_stage = (
         NextStage(stage=policy.stages[upcoming[0][0]].name, earliest_on=upcoming[0][1])
         if upcoming

@@ -15,6 +15,7 @@ from billstate_collections.domain.book import Book
 from billstate_collections.domain.book_state import dump_book, load_book
 from billstate_collections.domain.engine import step
 from billstate_collections.domain.snapshot import state_event
+from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.domain.policy import Policy
 from billstate_shared.runtime.faustkit import Intake, make_app, raw_topic, watch_progress
 from billstate_shared.runtime.health import Progress
@@ -43,13 +44,8 @@ ROUTE = {
 
 
 def encoded(output: Any) -> bytes:
-    """Engine outputs know their own bytes (`Outbound.encode`); models go through the codec."""
-    if hasattr(output, "encode") and not hasattr(output, "model_dump_json"):
-        data: bytes = output.encode()
-        return data
-    from billstate_shared.contracts import encode
-
-    return encode(output)
+    """The bytes of anything the cores produce (models, Aged, Outbound)."""
+    return to_bytes(output)
 
 
 Sent = list[list[Any]]  # [source topic, partition, offset, [[topic, value], ...]]

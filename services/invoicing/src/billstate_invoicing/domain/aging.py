@@ -7,7 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
-from billstate_shared.contracts import Event, InvoiceAged, InvoiceAgedData, Money
+from billstate_shared.contracts import Event
+from billstate_shared.contracts.outbound import Aged, AgedData, Amount
 from billstate_shared.domain.ids import make_id
 from billstate_shared.domain.ledger import ZERO, Invoice, Ledger, Outcome, apply_event
 from billstate_shared.domain.policy import Policy
@@ -33,6 +34,7 @@ class Aging:
     policy: Policy
     window: timedelta = timedelta(0)
     today: date | None = None
+    latest: datetime | None = None  # the latest tick acted on; time only moves forward
     _waiting: list[tuple[date, str, str]] = field(default_factory=list)  # (opens, customer, inv)
     _active: dict[str, dict[str, None]] = field(default_factory=dict)  # customer -> invoice ids
     _tracked: set[tuple[str, str]] = field(default_factory=set)
@@ -58,17 +60,19 @@ class Aging:
         self,
         occurred_at: datetime,
         registers: Callable[[str], Register | None],
-    ) -> list[InvoiceAged]:
+    ) -> list[Aged]:
         """The aged events for the tick's business date: one per open invoice in its window,
-        at most one per invoice and date; an older tick changes nothing."""
-        as_of = self.business_date(occurred_at)
-        if self.today is not None and as_of < self.today:
+        at most one per invoice and date. A tick not later than the latest one (an older
+        tick, or the same tick again) changes nothing."""
+        if self.latest is not None and occurred_at <= self.latest:
             return []
+        self.latest = occurred_at
+        as_of = self.business_date(occurred_at)
         self.today = as_of
         while self._waiting and self._waiting[0][0] <= as_of:
             _opens, customer, invoice_id = heapq.heappop(self._waiting)
             self._active.setdefault(customer, {})[invoice_id] = None
-        out: list[InvoiceAged] = []
+        out: list[Aged] = []
         for customer in list(self._active):
             register = registers(customer)
             invoices = self._active[customer]
@@ -92,21 +96,18 @@ class Aging:
         return out
 
 
-def aged_event(
-    customer_id: str, invoice: Invoice, as_of: date, occurred_at: datetime
-) -> InvoiceAged:
-    return InvoiceAged(
+def aged_event(customer_id: str, invoice: Invoice, as_of: date, occurred_at: datetime) -> Aged:
+    return Aged(
         event_id=make_id("aged", customer_id, invoice.invoice_id, as_of),
-        event_type="invoice.aged",
         occurred_at=occurred_at,
         customer_id=customer_id,
-        data=InvoiceAgedData(
+        data=AgedData(
             invoice_id=invoice.invoice_id,
             due_on=invoice.due_on,
             as_of=as_of,
             days_past_due=(as_of - invoice.due_on).days,
-            outstanding=Money(amount=invoice.open, currency=invoice.currency),
-            subscription_ids=list(invoice.subscription_ids),
+            outstanding=Amount(invoice.open, invoice.currency),
+            subscription_ids=invoice.subscription_ids,
         ),
     )
 

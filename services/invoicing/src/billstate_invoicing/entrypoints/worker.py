@@ -11,7 +11,8 @@ from aiokafka.partitioner import murmur2
 
 from billstate_invoicing.config import Settings
 from billstate_invoicing.domain.aging import Aging, Register, record
-from billstate_shared.contracts import ClockTick, EventBase
+from billstate_shared.contracts import ClockTick
+from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.domain.ledger import LEDGER_EVENTS, Outcome
 from billstate_shared.domain.ledger_state import dump_ledger, load_ledger
 from billstate_shared.domain.policy import Policy
@@ -26,12 +27,8 @@ INPUTS = (INVOICES, PAYMENTS, CUSTOMERS, CLOCK)
 
 
 def encoded(output: Any) -> bytes:
-    if hasattr(output, "encode") and not hasattr(output, "model_dump_json"):
-        data: bytes = output.encode()
-        return data
-    from billstate_shared.contracts import encode
-
-    return encode(output)
+    """The bytes of anything the cores produce (models, Aged, Outbound)."""
+    return to_bytes(output)
 
 
 class Registers:
@@ -109,7 +106,7 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
                     continue
                 if isinstance(decoded, ClockTick):
                     live, aging = registers.partition(message.partition)
-                    aged: list[EventBase] = list(aging.tick(decoded.occurred_at, live.get))
+                    aged = aging.tick(decoded.occurred_at, live.get)
                     for out in aged:
                         await due_dates.send(key=out.customer_id.encode(), value=encoded(out))
                     log.info("tick", aged=len(aged))
