@@ -55,6 +55,7 @@ class Book:
     transitions: int = 0  # decisions made so far; part of every output id
     version: int = 0  # bumped when profile or holds change
     evaluated: tuple[int, int, date | None] = (-1, -1, None)  # what the last climb looked at
+    wake_on: date = date.max  # before this date, with nothing else changed, time decides nothing
 
     def key(self) -> tuple[int, int, date | None]:
         return (self.ledger.version, self.version, self.as_of)

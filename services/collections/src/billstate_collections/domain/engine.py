@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
 from billstate_collections.domain.assess import Assessment, assess
@@ -22,6 +22,7 @@ from billstate_shared.domain.ledger import LEDGER_EVENTS, Outcome, apply_event
 from billstate_shared.domain.policy import Policy
 
 DEFAULT_LOCALE = "en"
+ONE_DAY = timedelta(days=1)
 
 Output = Outbound
 
@@ -146,8 +147,13 @@ def _on_time(book: Book, event: InvoiceAged | Aged, policy: Policy) -> list[Outp
     if book.as_of is None or d.as_of > book.as_of:
         book.as_of = d.as_of
     _remind(book, event, policy, out)
-    if book.key() == book.evaluated:
-        return out  # same ledger, holds and date as the last climb: nothing new to decide
+    versions = book.key()[:2]
+    if versions == book.evaluated[:2] and (
+        book.as_of == book.evaluated[2] or book.as_of < book.wake_on
+    ):
+        # Same ledger, holds and profile as the last climb, and no date reached on which
+        # the passing of time alone can change anything: nothing new to decide.
+        return out
     as_of = book.as_of
     a = assess(book, as_of, policy)
     if a.target < book.stage:
@@ -165,7 +171,26 @@ def _on_time(book: Book, event: InvoiceAged | Aged, policy: Policy) -> list[Outp
     # overdue invoices bill is what is suspended (rule 8), whatever order payments came in.
     _extend_suspension(book, a, event, policy, out)
     book.evaluated = book.key()
+    book.wake_on = _wake_on(book, assess(book, as_of, policy) if out else a, policy)
     return out
+
+
+def _wake_on(book: Book, a: Assessment, policy: Policy) -> date:
+    """The first date on which time alone (no new event) can change a decision: an open
+    invoice falls overdue, the debt's age reaches the next stage, a gate opens, a promise
+    ends. Until then an aged event only needs its reminder checked."""
+    as_of = a.as_of
+    dates = [inv.due_on + ONE_DAY for inv in book.ledger.open_invoices() if inv.due_on >= as_of]
+    stages = policy.stages
+    if a.anchor is not None and a.target + 1 < len(stages):
+        dates.append(a.anchor.due_on + timedelta(days=stages[a.target + 1].days_past_due))
+    if a.target > book.stage and book.entered_on is not None:
+        gate = stages[book.stage + 1].min_days_in_previous
+        dates.append(book.entered_on + timedelta(days=gate))
+    for hold in book.holds.values():
+        if hold.kind == "promise_to_pay" and hold.until is not None:
+            dates.append(hold.until + ONE_DAY)
+    return min((d for d in dates if d > as_of), default=date.max)
 
 
 def _promise_blocks(
