@@ -78,6 +78,7 @@ class Ledger:
     # seen yet may be in another currency, whose allocation changes when the invoice arrives.
     _targeted: dict[str, set[str]] = field(default_factory=dict)
     version: int = 0  # bumped on every change; lets callers cache what they derive
+    _open: tuple[int, tuple[Invoice, ...]] = (-1, ())  # open invoices as of a version
 
     # ---- events -------------------------------------------------------------------------
 
@@ -185,15 +186,19 @@ class Ledger:
         """Invoices of a currency, oldest due first."""
         return [self.invoices[key[2]] for key in self._invoice_order.get(currency, ())]
 
-    def open_invoices(self) -> list[Invoice]:
+    def open_invoices(self) -> tuple[Invoice, ...]:
         """Every invoice with an open amount, oldest due first within each currency."""
+        cached = self._open
+        if cached[0] == self.version:
+            return cached[1]
         found: list[Invoice] = []
         for currency in sorted(self._invoice_order):
             for key in self._invoice_order[currency]:
                 invoice = self.invoices[key[2]]
                 if invoice.open > ZERO:
                     found.append(invoice)
-        return found
+        self._open = (self.version, tuple(found))
+        return self._open[1]
 
     def parked_payments(self) -> list[Payment]:
         return [p for p in self.payments.values() if not p.reversed and self.is_parked(p)]

@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 
 from billstate_shared.contracts import Event
 from billstate_shared.contracts.outbound import Aged, AgedData, Amount
-from billstate_shared.domain.ids import make_id
+from billstate_shared.domain.ids import readable_id
 from billstate_shared.domain.ledger import ZERO, Invoice, Ledger, Outcome, apply_event
 from billstate_shared.domain.policy import Policy
 
@@ -98,7 +98,7 @@ class Aging:
 
 def aged_event(customer_id: str, invoice: Invoice, as_of: date, occurred_at: datetime) -> Aged:
     return Aged(
-        event_id=make_id("aged", customer_id, invoice.invoice_id, as_of),
+        event_id=readable_id("aged", customer_id, invoice.invoice_id, as_of),
         occurred_at=occurred_at,
         customer_id=customer_id,
         data=AgedData(
