@@ -7,6 +7,7 @@ TOOLS := .cache/tools
 UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 RUN := $(UV) run --frozen
 KAFKA := $(RUN) python -m billstate_shared.localkafka
+LOCAL_BOOTSTRAP := 127.0.0.1:$(or $(BILLSTATE_KAFKA_PORT),39092)
 
 .PHONY: help
 help: ## list the targets
@@ -22,10 +23,11 @@ install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS)/bin/uv) ## install uv
 
 .PHONY: run
 run: install ## the main job: fresh local Kafka, the four services, two simulated months, a summary
-	@$(KAFKA) clean >/dev/null
-	@$(KAFKA) up
-	@$(RUN) billstate topics apply
-	@$(RUN) billstate demo --customers 200 --days 61 --seed 2026; status=$$?; $(KAFKA) down; exit $$status
+	@env -u KAFKA_BOOTSTRAP_SERVERS $(KAFKA) clean >/dev/null
+	@env -u KAFKA_BOOTSTRAP_SERVERS $(KAFKA) up
+	@$(RUN) billstate topics apply --bootstrap $(LOCAL_BOOTSTRAP)
+	@$(RUN) billstate demo --bootstrap $(LOCAL_BOOTSTRAP) --customers 200 --days 61 --seed 2026; \
+	  status=$$?; env -u KAFKA_BOOTSTRAP_SERVERS $(KAFKA) down; exit $$status
 
 .PHONY: test
 test: install ## every test, real broker included (starts a local Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import sys
 import time
 from datetime import date
@@ -64,6 +65,8 @@ def _run(args: argparse.Namespace) -> int:
             "BILLSTATE_NOTIFICATIONS_OUTBOX_DIR": str((args.workdir / "outbox").resolve()),
         },
     )
+    # The services' state from an earlier run would not match a fresh broker.
+    shutil.rmtree(args.workdir, ignore_errors=True)
     started = time.monotonic()
     try:
         _say(f"starting {', '.join(args.services)} (logs in {args.workdir}/)")

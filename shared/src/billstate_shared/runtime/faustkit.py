@@ -14,7 +14,7 @@ from billstate_shared.contracts import ContractError, Event, decode
 from billstate_shared.runtime.dlq import DeadLetter
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
-from billstate_shared.topics import CUSTOMER_PARTITIONS
+from billstate_shared.topics import CUSTOMER_PARTITIONS, CUSTOMERS
 
 log = structlog.get_logger("billstate.worker")
 
@@ -76,6 +76,16 @@ class Intake:
         structlog.contextvars.bind_contextvars(
             topic=message.topic, partition=message.partition, offset=message.offset
         )
+        if message.value is None:
+            if message.topic == CUSTOMERS.name:
+                # A tombstone on the compacted customer topic deletes the master record;
+                # collections' book and invoicing's register keep their history.
+                log.info("tombstone ignored")
+                return None
+            await self.dead(
+                message, "$", "tombstone (null value) on a topic that is not compacted", None
+            )
+            return None
         try:
             event = decode(message.value)
         except ContractError as err:

@@ -31,6 +31,7 @@ class Progress:
 
     def on_revoked(self) -> None:
         self.assigned = False
+        self.lag.clear()  # lag of partitions now another worker's would look like a stall
 
     def on_processed(self, topic: str, partition: int, lag: int | None = None) -> None:
         self.processed += 1
@@ -46,6 +47,9 @@ class Progress:
         return sum(self.lag.values())
 
     def stalled(self) -> bool:
+        # Restoring tables is progress of its own: a long recovery must not look like a stall.
+        if self.recovering:
+            return False
         return self.total_lag > 0 and self.clock() - self.last_progress > self.stall_after
 
     def ready(self) -> tuple[bool, str]:

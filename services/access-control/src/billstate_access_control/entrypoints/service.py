@@ -51,6 +51,9 @@ class AccessControl:
             handler=self.handler,
             progress=self.progress,
             metrics=self.metrics,
+            # Each failing subscription can cost seconds of retries; a small batch keeps a
+            # provider outage from outlasting the consumer's poll interval.
+            max_records=50,
         )
         app = build_app(
             self.progress,
