@@ -1,4 +1,4 @@
-"""Probes judge progress: stalled means lag that does not move, never a recovery or a lost partition."""
+"""Probes judge progress: a stall is lag that does not move, not a recovery or a lost partition."""
 
 from __future__ import annotations
 
