@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import faust
 import structlog
+from aiokafka import AIOKafkaConsumer
 
 from billstate_shared.contracts import ContractError, Event, decode
 from billstate_shared.runtime.dlq import DeadLetter
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
-from billstate_shared.topics import CUSTOMER_PARTITIONS, CUSTOMERS
+from billstate_shared.topic_admin import apply_topics
+from billstate_shared.topics import CUSTOMER_PARTITIONS, CUSTOMERS, Topic
 
 log = structlog.get_logger("billstate.worker")
 
@@ -152,3 +155,48 @@ def watch_progress(app: Any, progress: Progress) -> None:
             if end is not None:
                 position = committed if committed is not None else 0
                 progress.set_lag(tp.topic, tp.partition, max(end - position, 0))
+
+
+async def ensure_changelog(
+    bootstrap: str, app_id: str, table: str, partitions: int, replication_factor: int
+) -> str:
+    """Create a table's changelog topic before faust starts and wait until brokers know it.
+
+    faust declares it too, but a first record can reach the table before the metadata of a
+    just-created topic has spread, which faust reports as a partition mismatch.
+    """
+    name = f"{app_id}-{table}-changelog"
+    await apply_topics(
+        bootstrap,
+        [Topic(name, (), f"changelog of {app_id}'s {table} table", cleanup="compact",
+               retention_days=None, partitions=partitions)],
+        replication_factor,
+    )  # fmt: skip
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        for _ in range(200):
+            await consumer._client.force_metadata_update()
+            if len(consumer.partitions_for_topic(name) or ()) == partitions:
+                return name
+            await asyncio.sleep(0.05)
+        raise RuntimeError(f"changelog topic {name} did not appear in the cluster metadata")
+    finally:
+        await consumer.stop()
+
+
+async def retrying(
+    work: Callable[[], Awaitable[None]], reset: Callable[[], None], attempts: int = 3
+) -> None:
+    """Run one record's work, retrying what may be transient (a topic's metadata not yet
+    spread, a broker moving a partition); `reset` drops half-updated cached state first."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await work()
+            return
+        except Exception:
+            reset()
+            if attempt == attempts:
+                raise
+            log.warning("retrying", attempt=attempt)
+            await asyncio.sleep(0.2 * 2**attempt)

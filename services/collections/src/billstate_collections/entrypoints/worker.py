@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from functools import partial
 from typing import Any
 
 import orjson
@@ -17,7 +18,7 @@ from billstate_collections.domain.engine import step
 from billstate_collections.domain.snapshot import state_event
 from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.domain.policy import Policy
-from billstate_shared.runtime.faustkit import Intake, make_app, raw_topic, watch_progress
+from billstate_shared.runtime.faustkit import Intake, make_app, raw_topic, retrying, watch_progress
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.topics import (
@@ -108,6 +109,31 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
     async def _forget(app: Any, revoked: Any, **kwargs: Any) -> None:
         books.forget()
 
+    async def handle(message: Any, decoded: Any) -> None:
+        book, before, sent = books.get(decoded.customer_id)
+        source = [message.topic, message.partition, message.offset]
+        again = next((entry[3] for entry in sent if entry[:3] == source), None)
+        if again is not None:
+            for topic, value in again:
+                await outbound[topic].send(key=message.key, value=value.encode())
+            log.info("re-sent", outputs=len(again))
+            return
+        outputs = step(book, decoded, policy)
+        raw = orjson.dumps(dump_book(book))
+        produced = [[ROUTE[o.event_type], encoded(o).decode()] for o in outputs]
+        if raw != before:
+            state = state_event(book, policy, decoded.occurred_at)
+            produced.append([STATE.name, encoded(state).decode()])
+        committed = app.consumer._committed_offset
+        kept = [e for e in sent if e[2] >= committed.get(TP(e[0], e[1]), 0)]
+        if produced:
+            kept.append([*source, produced])
+        if raw != before or kept != sent:
+            books.put(book, raw, kept)
+        for topic, value in produced:
+            await outbound[topic].send(key=message.key, value=value.encode())
+        log.info("processed", event_type=decoded.event_type, outputs=len(outputs))
+
     @app.agent(inbound, concurrency=1)
     async def collect(stream: Any) -> None:
         async for event in stream.events():
@@ -115,35 +141,11 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
             started = time.perf_counter()
             try:
                 decoded = await intake.decode(message)
-                if decoded is None:
-                    continue
-                book, before, sent = books.get(decoded.customer_id)
-                source = [message.topic, message.partition, message.offset]
-                again = next((entry[3] for entry in sent if entry[:3] == source), None)
-                if again is not None:
-                    for topic, value in again:
-                        await outbound[topic].send(key=message.key, value=value.encode())
-                    log.info("re-sent", outputs=len(again))
-                    continue
-                outputs = step(book, decoded, policy)
-                raw = orjson.dumps(dump_book(book))
-                produced = [[ROUTE[o.event_type], encoded(o).decode()] for o in outputs]
-                if raw != before:
-                    state = state_event(book, policy, decoded.occurred_at)
-                    produced.append([STATE.name, encoded(state).decode()])
-                committed = app.consumer._committed_offset
-                kept = [e for e in sent if e[2] >= committed.get(TP(e[0], e[1]), 0)]
-                if produced:
-                    kept.append([*source, produced])
-                if raw != before or kept != sent:
-                    books.put(book, raw, kept)
-                for topic, value in produced:
-                    await outbound[topic].send(key=message.key, value=value.encode())
-                log.info("processed", event_type=decoded.event_type, outputs=len(outputs))
-            except Exception as err:
+                if decoded is not None:
+                    await retrying(partial(handle, message, decoded), books.forget)
+            except Exception as err:  # an exception in an agent would ack the event silently
                 metrics.failed.labels("collections", message.topic).inc()
                 log.exception("failed")
-                books.forget()  # the book may be half-updated; reload it from the table
                 await intake.dead(message, "$", f"unexpected error: {err!r}", None)
             finally:
                 intake.done(message, started)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import faust
 import structlog
 
@@ -9,9 +11,11 @@ from billstate_invoicing.config import Settings
 from billstate_invoicing.entrypoints.worker import build
 from billstate_shared.logging import configure_logging
 from billstate_shared.policy_file import PolicyError, load_policy
+from billstate_shared.runtime.faustkit import ensure_changelog
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.http import HttpServer, build_app
 from billstate_shared.runtime.metrics import Metrics
+from billstate_shared.topics import CUSTOMER_PARTITIONS
 
 
 def main() -> None:
@@ -22,6 +26,15 @@ def main() -> None:
     except PolicyError as err:
         # A refused policy starts nothing.
         raise SystemExit(f"invoicing: refused policy: {err}") from None
+    asyncio.run(
+        ensure_changelog(
+            settings.kafka_bootstrap_servers,
+            settings.consumer_group,
+            "registers",
+            CUSTOMER_PARTITIONS,
+            settings.replication_factor,
+        )
+    )
     progress, metrics = Progress(), Metrics(settings.service)
     app = build(settings, policy, progress, metrics)
     server = HttpServer(build_app(progress, metrics), settings.http_host, settings.http_port)

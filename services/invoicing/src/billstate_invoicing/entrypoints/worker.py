@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from functools import partial
 from typing import Any
 
 import orjson
@@ -16,7 +17,7 @@ from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.domain.ledger import LEDGER_EVENTS, Outcome
 from billstate_shared.domain.ledger_state import dump_ledger, load_ledger
 from billstate_shared.domain.policy import Policy
-from billstate_shared.runtime.faustkit import Intake, make_app, raw_topic, watch_progress
+from billstate_shared.runtime.faustkit import Intake, make_app, raw_topic, retrying, watch_progress
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.topics import CLOCK, CUSTOMERS, DUE_DATES, INVOICES, PAYMENTS
@@ -95,6 +96,22 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
     async def _forget(app: Any, revoked: Any, **kwargs: Any) -> None:
         registers.forget()
 
+    async def handle(message: Any, decoded: Any) -> None:
+        if isinstance(decoded, ClockTick):
+            live, aging = registers.partition(message.partition)
+            aged = aging.tick(decoded.occurred_at, live.get)
+            for out in aged:
+                await due_dates.send(key=out.customer_id.encode(), value=encoded(out))
+            log.info("tick", aged=len(aged))
+        elif decoded.event_type in LEDGER_EVENTS:
+            register = registers.get(message.partition, decoded.customer_id)
+            _live, aging = registers.partition(message.partition)
+            if record(aging, register, decoded) is Outcome.APPLIED:
+                table[message.key] = orjson.dumps(dump_ledger(register.ledger))
+            log.info("recorded", event_type=decoded.event_type)
+        else:
+            log.info("skipped", event_type=decoded.event_type)
+
     @app.agent(inbound, concurrency=1)
     async def invoicing(stream: Any) -> None:
         async for event in stream.events():
@@ -102,26 +119,13 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
             started = time.perf_counter()
             try:
                 decoded = await intake.decode(message)
-                if decoded is None:
-                    continue
-                if isinstance(decoded, ClockTick):
-                    live, aging = registers.partition(message.partition)
-                    aged = aging.tick(decoded.occurred_at, live.get)
-                    for out in aged:
-                        await due_dates.send(key=out.customer_id.encode(), value=encoded(out))
-                    log.info("tick", aged=len(aged))
-                elif decoded.event_type in LEDGER_EVENTS:
-                    register = registers.get(message.partition, decoded.customer_id)
-                    live, aging = registers.partition(message.partition)
-                    if record(aging, register, decoded) is Outcome.APPLIED:
-                        table[message.key] = orjson.dumps(dump_ledger(register.ledger))
-                    log.info("recorded", event_type=decoded.event_type)
-                else:
-                    log.info("skipped", event_type=decoded.event_type)
-            except Exception as err:
+                if decoded is not None:
+                    # A retried tick starts from the table again (forget), so the aged
+                    # events of a half-sent tick are sent again, with the same ids.
+                    await retrying(partial(handle, message, decoded), registers.forget)
+            except Exception as err:  # an exception in an agent would ack the event silently
                 metrics.failed.labels("invoicing", message.topic).inc()
                 log.exception("failed")
-                registers.forget()
                 await intake.dead(message, "$", f"unexpected error: {err!r}", None)
             finally:
                 intake.done(message, started)
