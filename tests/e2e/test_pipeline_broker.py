@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.request
 from collections import Counter
 from datetime import datetime
 from typing import Any
@@ -73,6 +74,14 @@ async def test_one_customer_lifecycle_end_to_end(pipeline: Pipeline) -> None:
     )
     assert applied["access.suspended"] == len(suspended)
     assert applied["access.restored"] == len(suspended)
+    for service in pipeline.fleet.services:
+        for probe in ("/healthz", "/readyz"):
+            with urllib.request.urlopen(service.url(probe), timeout=5) as answer:
+                assert answer.status == 200, (service.name, probe)
+        with urllib.request.urlopen(service.url("/metrics"), timeout=5) as answer:
+            metrics = answer.read().decode()
+        for name in ("billstate_messages_processed_total", "billstate_consumer_lag"):
+            assert name in metrics, (service.name, name)
 
 
 async def test_services_decide_exactly_what_replay_decides(pipeline: Pipeline) -> None:
