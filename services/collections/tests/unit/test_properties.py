@@ -1,0 +1,506 @@
+"""Properties of the whole engine (aging + collections, as `Replay` composes them) over random
+histories: customers, invoices in one or two currencies, payments (targeted or not, partial),
+reversals, adjustments, voids, holds, profile changes, failed payments and daily ticks with
+some downtime.
+
+The policies are small so that a few weeks of history climb the whole ladder: SMALL is the
+standard policy shrunk; WIDE has a gate on the first stage, suspends all subscriptions, has a
+stage after the suspend stage and one reminder.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as observe
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from scenario import Run, Story, make_policy, run, tick
+
+from billstate_collections.domain.assess import assess
+from billstate_collections.domain.book import CURRENT, Book
+from billstate_shared.contracts import (
+    AccessRestore,
+    AccessSuspend,
+    ClockTick,
+    Event,
+    InvoiceAged,
+    NoticeRequested,
+    StageEntered,
+)
+from billstate_shared.domain.policy import Policy
+
+SMALL: Policy = make_policy(
+    policy="small",
+    version=7,
+    minimum_overdue={"USD": "5.00", "EUR": "5.00", "default": "0.01"},
+    reminders={"days_before_due": [3, 1]},
+    stages=[
+        {"name": "overdue", "days_past_due": 1, "notify": ["customer"]},
+        {"name": "final_notice", "days_past_due": 5, "notify": ["customer", "partner"]},
+        {
+            "name": "suspended",
+            "days_past_due": 9,
+            "min_days_in_previous": 3,
+            "action": "suspend",
+            "scope": "overdue_subscriptions",
+            "notify": ["customer", "partner"],
+        },
+    ],
+    exempt_tags=["strategic"],
+    promise_to_pay={"max_days": 5},
+)
+WIDE: Policy = make_policy(
+    policy="wide",
+    version=2,
+    minimum_overdue={"USD": "5.00", "EUR": "50.00"},
+    reminders={"days_before_due": [2]},
+    stages=[
+        {"name": "late", "days_past_due": 2, "min_days_in_previous": 1, "notify": ["customer"]},
+        {
+            "name": "suspended",
+            "days_past_due": 5,
+            "min_days_in_previous": 2,
+            "action": "suspend",
+            "scope": "all_subscriptions",
+            "notify": ["customer", "partner"],
+        },
+        {"name": "agency", "days_past_due": 9, "notify": ["partner"]},
+    ],
+    exempt_tags=["strategic"],
+    promise_to_pay={"max_days": 4},
+)
+POLICIES = st.sampled_from((SMALL, WIDE))
+START = date(2026, 10, 1)
+INVOICE_AMOUNTS = ("3.00", "20.00", "50.00", "120.00")
+PAYMENT_AMOUNTS = ("2.50", "20.00", "50.00", "100.00", "250.00")
+LEDGER_TYPES = frozenset(
+    {"invoice.issued", "invoice.adjusted", "invoice.voided", "payment.received", "payment.reversed"}
+)
+# BILLSTATE_PROPERTY_EXAMPLES=2000 for a long hunt; the default keeps the file well under 60 s.
+SETTINGS = settings(
+    max_examples=int(os.environ.get("BILLSTATE_PROPERTY_EXAMPLES", "40")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+
+# ---- histories ------------------------------------------------------------------------------
+
+
+@dataclass
+class Customer:
+    story: Story
+    currencies: tuple[str, ...]
+    invoices: list[tuple[str, str]]  # (invoice id, currency)
+    payments: list[str]
+    holds: list[str]
+    subs: tuple[str, ...]
+
+
+def _inbound(draw: st.DrawFn, c: Customer, day: date) -> Event:
+    s = c.story
+    kinds = ["issue", "issue", "issue", "pay", "pay", "pay", "upsert", "hold", "fail"]
+    if c.invoices:
+        kinds += ["adjust", "void", "dispute"]
+    if c.payments:
+        kinds += ["reverse"]
+    if c.holds:
+        kinds += ["release"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "issue":
+        invoice_id = f"{s.customer}-I{len(c.invoices)}"
+        currency = draw(st.sampled_from(c.currencies))
+        due = day + timedelta(days=draw(st.integers(-12, 12)))
+        subs = draw(st.lists(st.sampled_from(c.subs), max_size=2, unique=True))
+        c.invoices.append((invoice_id, currency))
+        return s.issue(
+            invoice_id,
+            draw(st.sampled_from(INVOICE_AMOUNTS)),
+            due,
+            currency=currency,
+            issued_on=min(day, due),
+            subs=subs,
+        )
+    if kind == "pay":
+        payment_id = f"{s.customer}-P{len(c.payments)}"
+        c.payments.append(payment_id)
+        target: str | None = None
+        currency = draw(st.sampled_from(c.currencies))
+        choice = draw(st.sampled_from(("none", "none", "known", "future")))
+        if choice == "known" and c.invoices:
+            target, currency = draw(st.sampled_from(c.invoices))
+        elif choice == "future":
+            target = f"{s.customer}-I{len(c.invoices) + draw(st.integers(0, 2))}"
+        amount = draw(st.sampled_from(PAYMENT_AMOUNTS))
+        return s.pay(payment_id, amount, currency=currency, invoice_id=target)
+    if kind == "reverse":
+        return s.reverse(draw(st.sampled_from(c.payments)))
+    if kind == "adjust":
+        invoice_id, _ = draw(st.sampled_from(c.invoices))
+        return s.adjust(invoice_id, draw(st.sampled_from(("-10.00", "-60.00", "15.00"))))
+    if kind == "void":
+        invoice_id, _ = draw(st.sampled_from(c.invoices))
+        return s.void(invoice_id)
+    if kind == "dispute":
+        invoice_id, _ = draw(st.sampled_from(c.invoices))
+        hold_id = f"{s.customer}-H{len(c.holds)}"
+        c.holds.append(hold_id)
+        return s.dispute(hold_id, invoice_id, draw(st.sampled_from((None, "10.00"))))
+    if kind == "hold":
+        hold_id = f"{s.customer}-H{len(c.holds)}"
+        c.holds.append(hold_id)
+        if draw(st.booleans()):
+            return s.promise(hold_id, day + timedelta(days=draw(st.integers(0, 8))))
+        return s.hold(hold_id, "manual")
+    if kind == "release":
+        return s.release(draw(st.sampled_from(c.holds)))
+    if kind == "fail":
+        named = [invoice_id for invoice_id, _ in c.invoices]
+        return s.fail(draw(st.sampled_from([None, *named])))
+    tags = ["strategic"] if draw(st.integers(0, 5)) == 0 else ["smb"]
+    subs = draw(st.lists(st.sampled_from(c.subs), unique=True))
+    return s.upsert(tags=tags, subs=subs, locale=draw(st.sampled_from(("en", "zh-TW"))))
+
+
+@st.composite
+def histories(draw: st.DrawFn, *, gaps: bool = True, quiet_tail: int = 0) -> list[Event]:
+    """Inbound events in order: a tick a day (sometimes days apart), events in between, and
+    optionally `quiet_tail` days of ticks alone at the end."""
+    names = draw(st.sampled_from((("c1",), ("c1", "c2"))))
+    customers = {
+        name: Customer(
+            Story(customer=name),
+            draw(st.sampled_from((("USD",), ("USD", "EUR")))),
+            [],
+            [],
+            [],
+            tuple(f"{name}-s{n}" for n in range(3)),
+        )
+        for name in names
+    }
+    events: list[Event] = []
+    day = START
+    for _ in range(draw(st.integers(3, 30))):
+        clock = tick(day)
+        for c in customers.values():
+            c.story.now = clock.occurred_at
+        for n in range(draw(st.integers(0, 3))):
+            c = customers[draw(st.sampled_from(names))]
+            c.story.now = clock.occurred_at + timedelta(hours=1, minutes=n)
+            events.append(_inbound(draw, c, day))
+        step = draw(st.sampled_from((1, 1, 1, 1, 2, 5))) if gaps else 1
+        day += timedelta(days=step)
+        events.append(tick(day))
+    for n in range(1, quiet_tail + 1):
+        events.append(tick(day + timedelta(days=n)))
+    return events
+
+
+# ---- helpers ---------------------------------------------------------------------------------
+
+
+def segments(events: list[Event]) -> list[list[Event]]:
+    """The history cut after every tick: each segment ends with its tick."""
+    cut: list[list[Event]] = [[]]
+    for event in events:
+        cut[-1].append(event)
+        if isinstance(event, ClockTick):
+            cut.append([])
+    return [seg for seg in cut if seg]
+
+
+def by_customer(r: Run) -> dict[str, list[Any]]:
+    found: dict[str, list[Any]] = {}
+    for e in r.outputs:
+        if e.event_type != "invoice.aged":
+            found.setdefault(e.customer_id, []).append(e)
+    return found
+
+
+def state(book: Book, policy: Policy) -> tuple[Any, ...]:
+    """What the next climb starts from and what it looks at."""
+    assert book.as_of is not None
+    a = assess(book, book.as_of, policy)
+    ledger = book.ledger
+    return (
+        sorted((i.invoice_id, i.open) for i in ledger.invoices.values()),
+        sorted((c, ledger.credit(c)) for c in ("USD", "EUR")),
+        a.overdue,
+        a.delinquent_currencies,
+        a.anchor.invoice_id if a.anchor else None,
+        a.days_past_due,
+        a.target,
+        a.scope,
+    )
+
+
+def stage_state(book: Book) -> tuple[Any, ...]:
+    return (book.stage, book.entered_on, book.suspended, sorted(book.holds))
+
+
+def suspend_index(policy: Policy) -> int:
+    index = policy.suspend_stage_index
+    assert index is not None
+    return index
+
+
+# ---- (a) no skipped stages, each with its notices ---------------------------------------------
+
+
+@SETTINGS
+@given(POLICIES, histories())
+def test_a_no_stage_is_entered_before_every_stage_below_it(
+    policy: Policy, events: list[Event]
+) -> None:
+    r = run(events, policy=policy)
+    for customer, outputs in by_customer(r).items():
+        stage = CURRENT
+        for i, e in enumerate(outputs):
+            if not isinstance(e, StageEntered):
+                continue
+            index = policy.stage_index(e.data.stage)
+            assert policy.stage_index(e.data.previous) == stage, (customer, e.data)
+            # Everything up to the next stage change belongs to this one.
+            rest = []
+            for later in outputs[i + 1 :]:
+                if isinstance(later, StageEntered):
+                    break
+                rest.append(later)
+            own = [
+                n for n in rest if isinstance(n, NoticeRequested) and n.data.kind == e.data.stage
+            ]
+            if index > stage:
+                assert index == stage + 1, f"{customer} skipped to {e.data.stage}: {e.data.why}"
+                assert e.data.why.rule.startswith("rule 6")
+                notified = sorted(n.data.audience for n in own)
+                assert notified == sorted(policy.stages[index].notify), (customer, e.data.stage)
+            else:
+                assert index < stage, "a stage change that is no change"
+                assert e.data.why.rule.startswith("rule 7")
+                assert own == [], "a drop sends no stage notices"
+            stage = index
+
+
+# ---- (b) nobody stays suspended (or in any stage) while not delinquent -------------------------
+
+
+@SETTINGS
+@given(POLICIES, histories())
+def test_b_nobody_stays_in_a_stage_while_not_delinquent(
+    policy: Policy, events: list[Event]
+) -> None:
+    """Checked after every input, ticks included; stronger than "at a tick"."""
+    r = run(policy=policy)
+    for inbound in events:
+        r.feed(inbound)
+        for book in r.replay.books.values():
+            if book.as_of is None:
+                assert book.stage == CURRENT
+                continue
+            a = assess(book, book.as_of, policy)
+            # Rule 7: whatever lowers the target, the customer is there at once.
+            assert book.stage <= a.target, (book.customer_id, book.stage, a)
+            if not a.delinquent:
+                assert book.stage == CURRENT
+            if book.suspended:
+                assert book.stage >= suspend_index(policy)
+                assert a.delinquent
+                assert a.blocked_by is None
+                # Rule 8, at once: only what the scope covers stays suspended.
+                assert set(book.suspended) <= set(a.scope)
+
+
+# ---- (c) restores name exactly the suspended subscriptions -------------------------------------
+
+
+@SETTINGS
+@given(POLICIES, histories())
+def test_c_restores_name_exactly_what_was_suspended(policy: Policy, events: list[Event]) -> None:
+    r = run(events, policy=policy)
+    for customer, outputs in by_customer(r).items():
+        held: Counter[str] = Counter()
+        for e in outputs:
+            if isinstance(e, AccessSuspend):
+                for sub in e.data.subscription_ids:
+                    assert held[sub] == 0, f"{sub} suspended twice"
+                    held[sub] += 1
+            elif isinstance(e, AccessRestore):
+                for sub in e.data.subscription_ids:
+                    assert held[sub] == 1, f"{sub} restored but not suspended"
+                    held[sub] -= 1
+        still = sorted(s for s, n in held.items() if n)
+        assert still == sorted(r.book(customer).suspended)
+
+
+# ---- (d) duplicates change nothing ---------------------------------------------------------------
+
+
+@SETTINGS
+@given(POLICIES, histories(), st.randoms(use_true_random=False))
+def test_d_duplicated_events_change_nothing(
+    policy: Policy, events: list[Event], rnd: random.Random
+) -> None:
+    """Each duplicate is sent again somewhere later (a producer retry, a redelivery), ticks
+    included."""
+    expected = run(events, policy=policy).encoded()
+    noisy = list(events)
+    for _ in range(rnd.randint(1, 6)):
+        original = rnd.randrange(len(events))
+        position = noisy.index(events[original]) + 1
+        noisy.insert(rnd.randint(position, len(noisy)), events[original])
+    assert run(noisy, policy=policy).encoded() == expected
+
+
+# ---- (e) reordering within a day ---------------------------------------------------------------
+
+
+@SETTINGS
+@given(POLICIES, histories(), st.randoms(use_true_random=False))
+def test_e_reordering_a_days_ledger_events_gives_the_same_state_at_the_next_tick(
+    policy: Policy, events: list[Event], rnd: random.Random
+) -> None:
+    """Invoice and payment events between two ticks are shuffled among their places.
+
+    The ledger and the assessment (overdue amounts, delinquency, anchor, age, target, scope)
+    at the next tick never depend on that order (rule 1). The stage does, through rule 7
+    only: a payment seen before an older invoice drops the customer at once (with a
+    restore), which the other order never does, and the climb then starts again from below.
+    So the stage, its date, the suspended subscriptions and the holds must agree as long as
+    no drop happened in either order.
+    """
+    original = segments(events)
+    shuffled: list[list[Event]] = []
+    for seg in original:
+        places = [i for i, e in enumerate(seg) if e.event_type in LEDGER_TYPES]
+        moved = [seg[i] for i in places]
+        rnd.shuffle(moved)
+        new = list(seg)
+        for i, e in zip(places, moved, strict=True):
+            new[i] = e
+        shuffled.append(new)
+    a, b = run(policy=policy), run(policy=policy)
+    dropped = False
+    for seg_a, seg_b in zip(original, shuffled, strict=True):
+        out_a = a.feed(seg_a)
+        out_b = b.feed(seg_b)
+        dropped = dropped or any(
+            isinstance(e, StageEntered) and e.data.why.rule.startswith("rule 7")
+            for e in (*out_a, *out_b)
+        )
+        assert sorted(a.replay.books) == sorted(b.replay.books)
+        for customer, book_a in a.replay.books.items():
+            book_b = b.replay.books[customer]
+            if book_a.as_of is None:
+                assert book_b.as_of is None
+                continue
+            assert state(book_a, policy) == state(book_b, policy)
+            if not dropped:
+                assert stage_state(book_a) == stage_state(book_b)
+    observe(f"no drop in either order: {not dropped}")
+
+
+# ---- (f) determinism ---------------------------------------------------------------------------
+
+
+@SETTINGS
+@given(POLICIES, histories())
+def test_f_the_same_input_twice_gives_byte_identical_output(
+    policy: Policy, events: list[Event]
+) -> None:
+    first = run(events, policy=policy).encoded()
+    second = run(events, policy=policy).encoded()
+    assert first == second
+
+
+# ---- (g) suspension_on is a promise the engine keeps --------------------------------------------
+
+
+@SETTINGS
+@given(POLICIES, histories(gaps=False, quiet_tail=45))
+def test_g_suspension_on_is_the_day_the_suspend_stage_is_entered(
+    policy: Policy, events: list[Event]
+) -> None:
+    """Every notice sent before the suspend stage carries `suspension_on`. For the notices
+    sent after a customer's last inbound event (nothing paid, nothing changed, daily ticks
+    from there on), the suspend stage is entered on exactly that date, or never if it is
+    null.
+
+    Limits of rule 11 ("today" is the as_of of the latest invoice.aged event), where the
+    engine cannot know the date: a customer with nothing open gets no aged events, so a
+    notice sent between ticks after such a quiet spell (a chargeback reopens an invoice, then
+    a payment fails) counts from the last date that customer was aged, and the date it
+    promises is early by the days of the spell. A customer never aged at all has no "today";
+    its notice counts from the event's own date, as if a tick could still come that day (in
+    production ticks come every 15 minutes; here, daily), so it may be a day early, never
+    late. Those notices are not checked here; every notice whose `as_of` is the current date
+    for a customer aged before is.
+    """
+    suspend = suspend_index(policy)
+    r = run(policy=policy)
+    outputs: list[tuple[int, date, Any]] = []
+    last_input: dict[str, int] = {}
+    today = START
+    for position, inbound in enumerate(events):
+        if isinstance(inbound, ClockTick):
+            today = inbound.occurred_at.astimezone(policy.zone).date()
+        else:
+            last_input[inbound.customer_id] = position
+        outputs.extend((position, today, e) for e in r.feed(inbound))
+    end = today
+    for customer, quiet_from in last_input.items():
+        entered = [
+            e.data.as_of
+            for p, _, e in outputs
+            if isinstance(e, StageEntered)
+            and e.customer_id == customer
+            and p >= quiet_from
+            and e.data.stage == policy.stages[suspend].name
+        ]
+        stage = CURRENT
+        aged = False
+        for p, day, e in outputs:
+            if e.customer_id != customer:
+                continue
+            if isinstance(e, InvoiceAged):
+                aged = True
+                continue
+            if isinstance(e, StageEntered):
+                stage = policy.stage_index(e.data.stage)
+                continue
+            if not isinstance(e, NoticeRequested) or stage >= suspend:
+                continue
+            assert "suspension_on" in e.data.facts, e.data
+            if p < quiet_from or not aged or e.data.facts["as_of"] != day.isoformat():
+                continue
+            promised = e.data.facts["suspension_on"]
+            if promised is None:
+                assert entered == [], (e.data.kind, e.data.facts)
+            elif date.fromisoformat(str(promised)) < end:
+                observe(f"suspension_on kept ({policy.name}, {e.data.kind})")
+                assert entered[:1] == [date.fromisoformat(str(promised))], (
+                    e.data.kind,
+                    e.data.facts,
+                )
+
+
+def test_histories_reach_the_whole_ladder() -> None:
+    """The generator is not vacuous: an unpaid invoice climbs to suspension in it."""
+    s = Story(customer="c1")
+    r = run(
+        s.issue("c1-I0", Decimal("50.00"), START, subs=["c1-s0"]),
+        [tick(START + timedelta(days=n)) for n in range(20)],
+        policy=SMALL,
+    )
+    assert [stage for _, stage in r.stages()] == ["overdue", "final_notice", "suspended"]
