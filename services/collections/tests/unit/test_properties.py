@@ -90,7 +90,7 @@ LEDGER_TYPES = frozenset(
 )
 # BILLSTATE_PROPERTY_EXAMPLES=2000 for a long hunt; the default keeps the file well under 60 s.
 SETTINGS = settings(
-    max_examples=int(os.environ.get("BILLSTATE_PROPERTY_EXAMPLES", "40")),
+    max_examples=int(os.environ.get("BILLSTATE_PROPERTY_EXAMPLES", "120")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
