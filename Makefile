@@ -81,5 +81,9 @@ deploy-manifests: install ## regenerate Strimzi topics from the catalog
 bench-replay: install ## replay throughput and peak memory for a realistic year of 10,000 customers
 	@$(RUN) python bench/bench_replay.py
 
+.PHONY: bench-pipeline
+bench-pipeline: install ## collections worker vs a bare aiokafka loop on a real broker, and payment -> restore latency at 1,000 events/s
+	@$(RUN) python bench/bench_pipeline.py
+
 .PHONY: bench
-bench: bench-replay ## all benchmarks
+bench: bench-replay bench-pipeline ## all benchmarks

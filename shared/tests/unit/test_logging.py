@@ -67,3 +67,11 @@ def test_console_format_on_request() -> None:
     structlog.get_logger().info("hello", customer_id="c1")
     assert "hello" in out.getvalue()
     assert not out.getvalue().lstrip().startswith("{")
+
+
+def test_lines_below_the_level_are_dropped() -> None:
+    out = io.StringIO()
+    configure_logging("collections", level="WARNING", fmt="json", stream=out)
+    structlog.get_logger("t").info("processed", customer_id="c1")
+    structlog.get_logger("t").warning("dead-lettered", customer_id="c1")
+    assert [line["event"] for line in _lines(out)] == ["dead-lettered"]
