@@ -17,8 +17,8 @@ from billstate_cli.local import SERVICES, Fleet
 from billstate_cli.outcome import Outcome, ends_now
 from billstate_cli.replay import Replay
 from billstate_collections.domain.snapshot import state_data
-from billstate_collections.entrypoints.worker import encoded
 from billstate_shared.contracts import decode
+from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.policy_file import load_policy
 from billstate_shared.testing.kafka import ensure_catalog
 
@@ -89,7 +89,7 @@ def replayed(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for event in events:
         for produced in replay.feed(decode(json.dumps(event).encode())):
-            out.append(json.loads(encoded(produced)))
+            out.append(json.loads(to_bytes(produced)))
     return out
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,63 @@ async def retrying(
                 raise
             log.warning("retrying", attempt=attempt)
             await asyncio.sleep(0.2 * 2**attempt)
+
+
+async def process(
+    stream: Any,
+    intake: Intake,
+    handle: Callable[[Any, Event], Awaitable[None]],
+    reset: Callable[[], None],
+) -> None:
+    """The agent body both workers share: decode or dead-letter, handle with retries, and
+    never let an exception end the agent (it would ack the record silently)."""
+    async for event in stream.events():
+        message = event.message
+        started = time.perf_counter()
+        try:
+            decoded = await intake.decode(message)
+            if decoded is not None:
+                await retrying(partial(handle, message, decoded), reset)
+        except Exception as err:
+            intake.metrics.failed.labels(intake.service, message.topic).inc()
+            log.exception("failed")
+            await intake.dead(message, "$", f"unexpected error: {err!r}", None)
+        finally:
+            intake.done(message, started)
+
+
+def serve(
+    settings: Any,
+    table: str,
+    build: Callable[[Any, Any, Progress, Metrics], Any],
+) -> None:
+    """Start a faust worker process: policy (refused = nothing starts), changelog, probes."""
+    from billstate_shared.logging import configure_logging
+    from billstate_shared.policy_file import PolicyError, load_policy
+    from billstate_shared.runtime.http import HttpServer, build_app
+
+    configure_logging(settings.service, settings.log_level, settings.log_format)
+    try:
+        policy = load_policy(settings.policy_file)
+    except PolicyError as err:
+        raise SystemExit(f"{settings.service}: refused policy: {err}") from None
+    asyncio.run(
+        ensure_changelog(
+            settings.kafka_bootstrap_servers,
+            settings.consumer_group,
+            table,
+            CUSTOMER_PARTITIONS,
+            settings.replication_factor,
+        )
+    )
+    progress, metrics = Progress(), Metrics(settings.service)
+    app = build(settings, policy, progress, metrics)
+    server = HttpServer(build_app(progress, metrics), settings.http_host, settings.http_port)
+
+    @app.task
+    async def _http() -> None:
+        await server.start()
+        log.info("http listening", port=server.port)
+
+    worker = faust.Worker(app, loglevel=settings.log_level.lower(), override_logging=False)
+    worker.execute_from_commandline()

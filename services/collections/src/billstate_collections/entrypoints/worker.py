@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from functools import partial
 from typing import Any
 
 import orjson
@@ -18,7 +16,7 @@ from billstate_collections.domain.engine import step
 from billstate_collections.domain.snapshot import state_event
 from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.domain.policy import Policy
-from billstate_shared.runtime.faustkit import Intake, make_app, raw_topic, retrying, watch_progress
+from billstate_shared.runtime.faustkit import Intake, make_app, process, raw_topic, watch_progress
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.topics import (
@@ -42,11 +40,6 @@ ROUTE = {
     "access.restore": ACCESS_COMMANDS.name,
     "notice.requested": NOTICE_REQUESTS.name,
 }
-
-
-def encoded(output: Any) -> bytes:
-    """The bytes of anything the cores produce (models, Aged, Outbound)."""
-    return to_bytes(output)
 
 
 Sent = list[list[Any]]  # [source topic, partition, offset, [[topic, value], ...]]
@@ -120,10 +113,10 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
             return
         outputs = step(book, decoded, policy)
         raw = orjson.dumps(dump_book(book))
-        produced = [[ROUTE[o.event_type], encoded(o).decode()] for o in outputs]
+        produced = [[ROUTE[o.event_type], to_bytes(o).decode()] for o in outputs]
         if raw != before:
             state = state_event(book, policy, decoded.occurred_at)
-            produced.append([STATE.name, encoded(state).decode()])
+            produced.append([STATE.name, to_bytes(state).decode()])
         committed = app.consumer._committed_offset
         kept = [e for e in sent if e[2] >= committed.get(TP(e[0], e[1]), 0)]
         if produced:
@@ -136,18 +129,6 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
 
     @app.agent(inbound, concurrency=1)
     async def collect(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            started = time.perf_counter()
-            try:
-                decoded = await intake.decode(message)
-                if decoded is not None:
-                    await retrying(partial(handle, message, decoded), books.forget)
-            except Exception as err:  # an exception in an agent would ack the event silently
-                metrics.failed.labels("collections", message.topic).inc()
-                log.exception("failed")
-                await intake.dead(message, "$", f"unexpected error: {err!r}", None)
-            finally:
-                intake.done(message, started)
+        await process(stream, intake, handle, books.forget)
 
     return app

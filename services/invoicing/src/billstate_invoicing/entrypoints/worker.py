@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from functools import partial
 from typing import Any
 
 import orjson
@@ -17,7 +15,7 @@ from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.domain.ledger import LEDGER_EVENTS, Outcome
 from billstate_shared.domain.ledger_state import dump_ledger, load_ledger
 from billstate_shared.domain.policy import Policy
-from billstate_shared.runtime.faustkit import Intake, make_app, raw_topic, retrying, watch_progress
+from billstate_shared.runtime.faustkit import Intake, make_app, process, raw_topic, watch_progress
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.topics import CLOCK, CUSTOMERS, DUE_DATES, INVOICES, PAYMENTS
@@ -25,11 +23,6 @@ from billstate_shared.topics import CLOCK, CUSTOMERS, DUE_DATES, INVOICES, PAYME
 log = structlog.get_logger("billstate.invoicing")
 
 INPUTS = (INVOICES, PAYMENTS, CUSTOMERS, CLOCK)
-
-
-def encoded(output: Any) -> bytes:
-    """The bytes of anything the cores produce (models, Aged, Outbound)."""
-    return to_bytes(output)
 
 
 class Registers:
@@ -101,7 +94,7 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
             live, aging = registers.partition(message.partition)
             aged = aging.tick(decoded.occurred_at, live.get)
             for out in aged:
-                await due_dates.send(key=out.customer_id.encode(), value=encoded(out))
+                await due_dates.send(key=out.customer_id.encode(), value=to_bytes(out))
             log.info("tick", aged=len(aged))
         elif decoded.event_type in LEDGER_EVENTS:
             register = registers.get(message.partition, decoded.customer_id)
@@ -114,20 +107,8 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
 
     @app.agent(inbound, concurrency=1)
     async def invoicing(stream: Any) -> None:
-        async for event in stream.events():
-            message = event.message
-            started = time.perf_counter()
-            try:
-                decoded = await intake.decode(message)
-                if decoded is not None:
-                    # A retried tick starts from the table again (forget), so the aged
-                    # events of a half-sent tick are sent again, with the same ids.
-                    await retrying(partial(handle, message, decoded), registers.forget)
-            except Exception as err:  # an exception in an agent would ack the event silently
-                metrics.failed.labels("invoicing", message.topic).inc()
-                log.exception("failed")
-                await intake.dead(message, "$", f"unexpected error: {err!r}", None)
-            finally:
-                intake.done(message, started)
+        # A retried tick starts from the table again (forget), so the aged events of a
+        # half-sent tick are sent again, with the same ids.
+        await process(stream, intake, handle, registers.forget)
 
     return app
