@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import BinaryIO
 
 from billstate_collections.domain.book import Book
 from billstate_collections.domain.engine import step
 from billstate_invoicing.domain.aging import Aging, Register, record
-from billstate_shared.contracts import INBOUND_TYPES, ClockTick, Event
-from billstate_shared.contracts.outbound import Produced
+from billstate_shared.contracts import INBOUND_TYPES, ClockTick, ContractError, Event, decode
+from billstate_shared.contracts.outbound import Produced, to_bytes
 from billstate_shared.domain.policy import Policy
 
 
@@ -57,3 +60,38 @@ class Replay:
     def run(self, events: Iterable[Event]) -> Iterator[Produced]:
         for event in events:
             yield from self.feed(event)
+
+
+@dataclass
+class Tally:
+    inbound: int = 0
+    bad: int = 0
+    produced: Counter[str] = field(default_factory=Counter)
+
+
+def replay_lines(
+    replay: Replay,
+    source: Iterable[bytes],
+    out: BinaryIO,
+    label: str,
+    only: set[str] | None = None,
+) -> Tally:
+    """`billstate replay`'s loop: decode each line, feed it, write what it produced (or the
+    `only` types of it); a bad line is reported on stderr with its number and skipped."""
+    tally = Tally()
+    for number, line in enumerate(source, start=1):
+        if not line.strip():
+            continue
+        try:
+            decided = replay.feed(decode(line))
+        except (ContractError, ValueError) as err:
+            tally.bad += 1
+            print(f"{label}:{number}: {err}", file=sys.stderr)
+            continue
+        tally.inbound += 1
+        for produced in decided:
+            tally.produced[produced.event_type] += 1
+            if not only or produced.event_type in only:
+                out.write(to_bytes(produced))
+                out.write(b"\n")
+    return tally

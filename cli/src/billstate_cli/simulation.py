@@ -30,7 +30,6 @@ import resource
 import subprocess
 import sys
 import time
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -39,9 +38,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from billstate_cli.replay import Replay
-from billstate_shared.contracts import ContractError, decode
-from billstate_shared.contracts.outbound import to_bytes
+from billstate_cli.replay import Replay, replay_lines
 from billstate_shared.policy_file import PolicyError, load_policy
 
 __all__ = [
@@ -723,8 +720,6 @@ def _replay_child(argv: Sequence[str]) -> int:
         os.sched_setaffinity(0, {cpu})
         cpus = f"CPU {cpu}"
     replay = Replay(load_policy(args.policy))
-    counts: Counter[str] = Counter()
-    inbound = bad = 0
     profiler = None
     if args.profile is not None:
         profiler = cProfile.Profile()
@@ -733,22 +728,8 @@ def _replay_child(argv: Sequence[str]) -> int:
         began, cpu_began = time.perf_counter(), time.process_time()
         if profiler is not None:
             profiler.enable()
-        # The loop of billstate_cli.commands.replay, plus counting.
-        for number, line in enumerate(source, start=1):
-            if not line.strip():
-                continue
-            try:
-                event = decode(line)
-                decided = replay.feed(event)
-            except (ContractError, ValueError) as err:
-                bad += 1
-                print(f"{args.events}:{number}: {err}", file=sys.stderr)
-                continue
-            inbound += 1
-            for produced in decided:
-                counts[produced.event_type] += 1
-                out.write(to_bytes(produced))
-                out.write(b"\n")
+        # Exactly billstate replay's loop, so the bench measures the command.
+        tally = replay_lines(replay, source, out, str(args.events))
         out.flush()
         if profiler is not None:
             profiler.disable()
@@ -757,9 +738,9 @@ def _replay_child(argv: Sequence[str]) -> int:
         profiler.dump_stats(args.profile)
         pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
     result = {
-        "inbound": inbound,
-        "bad": bad,
-        "outputs": dict(counts),
+        "inbound": tally.inbound,
+        "bad": tally.bad,
+        "outputs": dict(tally.produced),
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "peak_mib": _maxrss_mib(),

@@ -6,9 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from billstate_cli.replay import Replay
-from billstate_shared.contracts import EVENT_TYPES, ContractError, decode
-from billstate_shared.contracts.outbound import to_bytes
+from billstate_cli.replay import Replay, replay_lines
+from billstate_shared.contracts import EVENT_TYPES
 from billstate_shared.policy_file import PolicyError, load_policy
 
 
@@ -43,23 +42,9 @@ def _run(args: argparse.Namespace) -> int:
     replay = Replay(policy)
     source = sys.stdin.buffer if str(args.events) == "-" else open(args.events, "rb")  # noqa: SIM115
     out = sys.stdout.buffer
-    bad = 0
     with source:
-        for number, line in enumerate(source, start=1):
-            if not line.strip():
-                continue
-            try:
-                event = decode(line)
-                decided = replay.feed(event)
-            except (ContractError, ValueError) as err:
-                bad += 1
-                print(f"{args.events}:{number}: {err}", file=sys.stderr)
-                continue
-            for produced in decided:
-                if not only or produced.event_type in only:
-                    out.write(to_bytes(produced))
-                    out.write(b"\n")
+        tally = replay_lines(replay, source, out, str(args.events), only)
     out.flush()
-    if bad:
-        print(f"{bad} bad line(s) skipped", file=sys.stderr)
+    if tally.bad:
+        print(f"{tally.bad} bad line(s) skipped", file=sys.stderr)
     return 0
