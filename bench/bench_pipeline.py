@@ -56,9 +56,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from billstate_cli.local import Fleet, Service
 from billstate_cli.replay import Replay
 from billstate_cli.simulation import history
-from billstate_collections.entrypoints.worker import INPUTS, encoded
+from billstate_collections.entrypoints.worker import INPUTS
 from billstate_shared import localkafka
 from billstate_shared.contracts import decode
+from billstate_shared.contracts.outbound import to_bytes as encoded
 from billstate_shared.domain.policy import Policy
 from billstate_shared.policy_file import load_policy
 from billstate_shared.topic_admin import apply_topics

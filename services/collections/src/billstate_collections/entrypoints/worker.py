@@ -108,7 +108,7 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
         again = next((entry[3] for entry in sent if entry[:3] == source), None)
         if again is not None:
             for topic, value in again:
-                await outbound[topic].send(key=message.key, value=value.encode())
+                outbound[topic].send_soon(key=message.key, value=value.encode())
             log.info("re-sent", outputs=len(again))
             return
         outputs = step(book, decoded, policy)
@@ -124,7 +124,7 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
         if raw != before or kept != sent:
             books.put(book, raw, kept)
         for topic, value in produced:
-            await outbound[topic].send(key=message.key, value=value.encode())
+            outbound[topic].send_soon(key=message.key, value=value.encode())
         log.info("processed", event_type=decoded.event_type, outputs=len(outputs))
 
     @app.agent(inbound, concurrency=1)

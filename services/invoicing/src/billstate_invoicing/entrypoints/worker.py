@@ -94,7 +94,7 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
             live, aging = registers.partition(message.partition)
             aged = aging.tick(decoded.occurred_at, live.get)
             for out in aged:
-                await due_dates.send(key=out.customer_id.encode(), value=to_bytes(out))
+                due_dates.send_soon(key=out.customer_id.encode(), value=to_bytes(out))
             log.info("tick", aged=len(aged))
         elif decoded.event_type in LEDGER_EVENTS:
             register = registers.get(message.partition, decoded.customer_id)
