@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import structlog
 
@@ -41,28 +40,13 @@ from billstate_shared.contracts import (
 )
 from billstate_shared.domain.ids import make_id
 from billstate_shared.runtime.dlq import DeadLetter
-from billstate_shared.runtime.loop import Produce, Refused
+from billstate_shared.runtime.loop import Produce, Record, Refused
 from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS
 
 log = structlog.get_logger("billstate.access_control")
 
 MAX_ERROR = 500  # characters of a provider's error kept in events and DLQ reasons
-
-
-class Record(Protocol):
-    """The parts of a consumed Kafka record a handler reads (aiokafka's ConsumerRecord)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
 
 
 @dataclass(frozen=True, slots=True)

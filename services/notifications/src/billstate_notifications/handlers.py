@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Protocol
 
 import structlog
 from prometheus_client import Counter
@@ -44,7 +43,7 @@ from billstate_shared.contracts import (
 from billstate_shared.domain.ids import make_id
 from billstate_shared.logging import EMAIL
 from billstate_shared.runtime.dlq import DeadLetter
-from billstate_shared.runtime.loop import Produce, Refused
+from billstate_shared.runtime.loop import Produce, Record, Refused
 from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.topics import ACCESS_EVENTS, CUSTOMERS, NOTICE_DELIVERIES, NOTICE_REQUESTS
 
@@ -57,21 +56,6 @@ MAX_ERROR = 500
 
 Clock = Callable[[], datetime]
 Sleep = Callable[[float], Awaitable[None]]
-
-
-class Record(Protocol):
-    """What the handler reads of a consumer record (aiokafka's ConsumerRecord fits)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
 
 
 def _utc_now() -> datetime:
