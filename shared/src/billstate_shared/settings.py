@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from pydantic import model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
@@ -33,6 +34,28 @@ class ServiceSettings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 0
     data_dir: Path = Path(".cache/data")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _secret_files(cls, data: Any) -> Any:
+        """`<secret>_file` names a mounted file holding the secret `<secret>` (a Kubernetes
+        Secret volume): its content, one trailing newline dropped, becomes the value. A file
+        that cannot be read stops the start-up with the setting's name, never the secret."""
+        if not isinstance(data, dict):
+            return data
+        loaded = dict(data)
+        for key, value in data.items():
+            name = key[: -len("_file")] if key.endswith("_file") else ""
+            if not name or name not in cls.model_fields or value in (None, ""):
+                continue
+            if loaded.get(name) not in (None, ""):
+                raise ValueError(f"{name} and {key} are both set; set one")
+            try:
+                text = Path(str(value)).read_text(encoding="utf-8")
+            except OSError as err:
+                raise ValueError(f"{key}: cannot read the secret file ({err.strerror})") from None
+            loaded[name] = text.removesuffix("\n").removesuffix("\r")
+        return loaded
 
     @classmethod
     def settings_customise_sources(

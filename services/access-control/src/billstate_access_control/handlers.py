@@ -23,7 +23,7 @@ from billstate_access_control.domain import (
     decide,
     settled,
 )
-from billstate_access_control.providers import Provider, ProviderError
+from billstate_access_control.providers import Change, Provider, ProviderError
 from billstate_access_control.store import Store
 from billstate_shared.contracts import (
     AccessFailed,
@@ -120,7 +120,15 @@ class AccessHandler:
 
         failures: list[tuple[Action, Outcome]] = []
         for action in actions:
-            outcome = await self._apply(command.customer_id, action)
+            change = Change(
+                customer_id=command.customer_id,
+                subscription_id=action.subscription_id,
+                desired=action.desired,
+                command_id=action.command_id,
+                reason=data.reason,
+                stage=data.stage,
+            )
+            outcome = await self.apply(change)
             if outcome.ok:
                 state = self._record(state, action)
                 outputs.append(self._done(event, action))
@@ -131,24 +139,27 @@ class AccessHandler:
             outputs.append(self._dead_letter(record, value, event, failures))
         return outputs
 
-    async def _apply(self, customer_id: str, action: Action) -> Outcome:
-        """Call the provider until it succeeds, refuses for good, or the attempts run out."""
+    async def apply(self, change: Change) -> Outcome:
+        """Call the provider until it succeeds, refuses for good, or the attempts run out.
+
+        Also the reconciler's way to re-apply, so both share one retry policy."""
         attempt, error = 0, ""
         while attempt < self.retry.attempts:
             attempt += 1
+            wait: float | None = None
             try:
-                await self.provider.apply(customer_id, action.subscription_id, action.desired)
+                await self.provider.apply(change)
                 return Outcome(True, attempt)
             except ProviderError as err:
-                error, retryable = err.message, err.retryable
+                error, retryable, wait = err.message, err.retryable, err.retry_after
             except Exception as err:  # an adapter bug or a transport error: worth a retry
                 error, retryable = repr(err), True
             error = error[:MAX_ERROR]
             log.warning(
                 "provider call failed",
                 provider=self.provider.name,
-                subscription_id=action.subscription_id,
-                desired=action.desired,
+                subscription_id=change.subscription_id,
+                desired=change.desired,
                 attempt=attempt,
                 retryable=retryable,
                 error=error,
@@ -156,7 +167,11 @@ class AccessHandler:
             if not retryable:
                 break
             if attempt < self.retry.attempts:
-                await self.sleep(self.retry.delay(attempt))
+                # The far side's Retry-After wins over our backoff, within the cap.
+                delay = self.retry.delay(attempt)
+                if wait is not None:
+                    delay = min(max(delay, wait), max(self.retry.max_delay, delay))
+                await self.sleep(delay)
         return Outcome(False, attempt, error or "unknown error")
 
     def _record(self, state: CustomerAccess, action: Action) -> CustomerAccess:

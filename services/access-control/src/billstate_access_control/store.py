@@ -7,6 +7,7 @@ recognised and a subscription's applied state is still known.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,6 +33,13 @@ CREATE TABLE IF NOT EXISTS commands (
     customer_id TEXT NOT NULL,
     command_id  TEXT NOT NULL,
     PRIMARY KEY (customer_id, command_id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS memos (
+    provider        TEXT NOT NULL,
+    customer_id     TEXT NOT NULL,
+    subscription_id TEXT NOT NULL,
+    memo            TEXT NOT NULL,
+    PRIMARY KEY (provider, customer_id, subscription_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger (
     customer_id     TEXT NOT NULL,
@@ -136,6 +144,66 @@ class Store:
             db.executemany(
                 "INSERT OR IGNORE INTO commands (customer_id, command_id) VALUES (?, ?)",
                 [(state.customer_id, cid) for cid in sorted(state.seen)],
+            )
+
+    def page(
+        self, after: tuple[str, str] | None = None, limit: int = 500
+    ) -> list[tuple[str, SubscriptionAccess]]:
+        """(customer_id, subscription) in key order after `after`: the reconciler walks every
+        subscription billstate has touched a page at a time, never holding them all."""
+        start = after or ("", "")
+        rows = self._rows(
+            "SELECT customer_id, subscription_id, desired, applied, command_id, applied_by,"
+            " provider FROM subscriptions WHERE (customer_id, subscription_id) > (?, ?)"
+            " ORDER BY customer_id, subscription_id LIMIT ?",
+            start[0],
+            start[1],
+            limit,
+        )
+        return [
+            (
+                cid,
+                SubscriptionAccess(
+                    subscription_id=sid,
+                    desired=_status(desired),
+                    applied=_status(applied),
+                    command_id=command_id,
+                    applied_by=applied_by,
+                    provider=provider,
+                ),
+            )
+            for cid, sid, desired, applied, command_id, applied_by, provider in rows
+        ]
+
+    # -- what a provider remembers between calls ------------------------------------------
+
+    def memo(self, provider: str, customer_id: str, subscription_id: str) -> dict[str, Any] | None:
+        """What `provider` wrote down for a subscription (say, the auto-renew a suspension
+        dropped), or None."""
+        rows = self._rows(
+            "SELECT memo FROM memos WHERE provider = ? AND customer_id = ? AND subscription_id = ?",
+            provider,
+            customer_id,
+            subscription_id,
+        )
+        return cast(dict[str, Any], json.loads(rows[0][0])) if rows else None
+
+    def remember(
+        self, provider: str, customer_id: str, subscription_id: str, memo: dict[str, Any]
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO memos (provider, customer_id, subscription_id, memo)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (provider, customer_id, subscription_id)"
+                " DO UPDATE SET memo = excluded.memo",
+                (provider, customer_id, subscription_id, json.dumps(memo, sort_keys=True)),
+            )
+
+    def forget(self, provider: str, customer_id: str, subscription_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM memos WHERE provider = ? AND customer_id = ? AND subscription_id = ?",
+                (provider, customer_id, subscription_id),
             )
 
     # -- the ledger provider's records --------------------------------------------------

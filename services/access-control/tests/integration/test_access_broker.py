@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from billstate_access_control.config import Settings
 from billstate_access_control.domain import Status
 from billstate_access_control.entrypoints.service import AccessControl
-from billstate_access_control.providers import Provider, ProviderError
+from billstate_access_control.providers import Change, Provider, ProviderError
 from billstate_shared.contracts import (
     AccessCommandData,
     AccessRestore,
@@ -58,14 +58,18 @@ class Flaky:
         self.calls: dict[str, int] = {}
         self.state: dict[str, str] = {}
 
-    async def apply(self, customer_id: str, subscription_id: str, desired: Status) -> None:
+    async def apply(self, change: Change) -> None:
+        subscription_id = change.subscription_id
         self.calls[subscription_id] = self.calls.get(subscription_id, 0) + 1
         if self.calls[subscription_id] <= self.failures:
             raise ProviderError(True, f"HTTP 503 (call {self.calls[subscription_id]})")
-        self.state[subscription_id] = desired
+        self.state[subscription_id] = change.desired
 
-    async def observe(self, customer_id: str, subscription_id: str) -> str | None:
-        return self.state.get(subscription_id)
+    async def observe(self, customer_id: str, subscription_id: str) -> Status | None:
+        return self.state.get(subscription_id)  # type: ignore[return-value]
+
+    async def close(self) -> None:
+        return None
 
 
 class Down(Flaky):

@@ -15,7 +15,7 @@ import pytest
 
 from billstate_access_control.domain import Status
 from billstate_access_control.handlers import AccessHandler, Retry
-from billstate_access_control.providers import LedgerProvider, ProviderError
+from billstate_access_control.providers import Change, LedgerProvider, ProviderError
 from billstate_access_control.store import Store
 from billstate_shared.contracts import (
     AccessCommandData,
@@ -69,12 +69,16 @@ class Flaky:
         self.failures, self.retryable = failures, retryable
         self.calls: dict[str, int] = {}
 
-    async def apply(self, customer_id: str, subscription_id: str, desired: Status) -> None:
+    async def apply(self, change: Change) -> None:
+        subscription_id = change.subscription_id
         self.calls[subscription_id] = self.calls.get(subscription_id, 0) + 1
         if self.calls[subscription_id] <= self.failures:
             raise ProviderError(self.retryable, f"HTTP 503 on try {self.calls[subscription_id]}")
 
-    async def observe(self, customer_id: str, subscription_id: str) -> str | None:
+    async def observe(self, customer_id: str, subscription_id: str) -> Status | None:
+        return None
+
+    async def close(self) -> None:
         return None
 
 
@@ -83,7 +87,8 @@ class Broken(Flaky):
 
     name = "broken"
 
-    async def apply(self, customer_id: str, subscription_id: str, desired: Status) -> None:
+    async def apply(self, change: Change) -> None:
+        subscription_id = change.subscription_id
         self.calls[subscription_id] = self.calls.get(subscription_id, 0) + 1
         raise ConnectionResetError("peer went away")
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from billstate_access_control.providers.base import Desired, Provider, ProviderError
+from billstate_access_control.providers.base import Change, Desired, Provider, ProviderError
 from billstate_access_control.providers.ledger import LedgerProvider
 from billstate_access_control.store import Store
 
-__all__ = ["PROVIDERS", "Desired", "LedgerProvider", "Provider", "ProviderError", "build_provider"]
+__all__ = [
+    "PROVIDERS",
+    "Change",
+    "Desired",
+    "LedgerProvider",
+    "Provider",
+    "ProviderError",
+    "build_provider",
+]
 
 PROVIDERS = ("ledger",)
 

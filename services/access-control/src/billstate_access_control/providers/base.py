@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, Protocol
 
 Desired = Literal["active", "suspended"]
 
 
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One subscription brought to `desired` on behalf of `command_id`.
+
+    `reason` and `stage` come from the command (empty when the reconciler re-applies); a
+    provider that forwards the change (the webhook) sends them along, and uses
+    `command_id` + `subscription_id` as the idempotency key of the delivery.
+    """
+
+    customer_id: str
+    subscription_id: str
+    desired: Desired
+    command_id: str
+    reason: str = ""
+    stage: str = ""
+
+
 class ProviderError(Exception):
     """A provider could not apply a change; `retryable` says whether trying again can help
-    (a timeout, a 429 or a 5xx can; a 404 or a refused transition cannot)."""
+    (a timeout, a 429 or a 5xx can; a 404 or a refused transition cannot). `retry_after`
+    is the wait in seconds the far side asked for (a 429's Retry-After), honoured by the
+    caller's backoff."""
 
-    def __init__(self, retryable: bool, message: str) -> None:
+    def __init__(self, retryable: bool, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.retryable, self.message = retryable, message
+        self.retryable, self.message, self.retry_after = retryable, message, retry_after
 
 
 class Provider(Protocol):
@@ -24,10 +44,15 @@ class Provider(Protocol):
 
     name: str
 
-    async def apply(self, customer_id: str, subscription_id: str, desired: Desired) -> None:
+    async def apply(self, change: Change) -> None:
         """Set the subscription's access; raise ProviderError on failure."""
         ...
 
-    async def observe(self, customer_id: str, subscription_id: str) -> str | None:
-        """The state the provider reports now (None: unknown there); for the reconciler."""
+    async def observe(self, customer_id: str, subscription_id: str) -> Desired | None:
+        """The state the provider reports now, for the reconciler; None when it cannot tell
+        (a webhook provider, or a subscription it does not know)."""
+        ...
+
+    async def close(self) -> None:
+        """Release connections; called once when the service stops."""
         ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from billstate_access_control.providers.base import Desired
+from billstate_access_control.providers.base import Change, Desired
 from billstate_access_control.store import Store
 
 
@@ -15,8 +15,12 @@ class LedgerProvider:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def apply(self, customer_id: str, subscription_id: str, desired: Desired) -> None:
-        self.store.ledger_apply(customer_id, subscription_id, desired)
+    async def apply(self, change: Change) -> None:
+        self.store.ledger_apply(change.customer_id, change.subscription_id, change.desired)
 
-    async def observe(self, customer_id: str, subscription_id: str) -> str | None:
-        return self.store.ledger_status(customer_id, subscription_id)
+    async def observe(self, customer_id: str, subscription_id: str) -> Desired | None:
+        status = self.store.ledger_status(customer_id, subscription_id)
+        return status if status in ("active", "suspended") else None  # type: ignore[return-value]
+
+    async def close(self) -> None:
+        return None
