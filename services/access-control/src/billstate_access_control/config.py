@@ -22,3 +22,7 @@ class Settings(ServiceSettings):
     retry_attempts: int = Field(default=5, ge=1)
     retry_base_delay: float = Field(default=0.2, ge=0)
     retry_max_delay: float = Field(default=30.0, ge=0)
+    # Seconds between reconcile passes (desired vs what the provider reports); 0: only on
+    # POST /reconcile. A pass reads every subscription billstate has touched, a page at a time.
+    reconcile_interval: float = Field(default=300.0, ge=0)
+    reconcile_page: int = Field(default=500, ge=1)

@@ -86,8 +86,15 @@ class AccessHandler:
     ) -> None:
         self.store, self.provider, self.retry = store, provider, retry
         self.service, self.metrics, self.sleep = service, metrics, sleep
+        # Held per command and by the reconciler per subscription: the two never interleave
+        # a read-call-write on the same subscription.
+        self.lock = asyncio.Lock()
 
     async def __call__(self, record: Record) -> Sequence[Produce]:
+        async with self.lock:
+            return await self._command(record)
+
+    async def _command(self, record: Record) -> Sequence[Produce]:
         value = record.value
         if value is None:
             raise Refused("$", "a record without a value is not an access command")

@@ -463,3 +463,50 @@ async def test_a_second_worker_joining_loses_and_repeats_nothing(
         assert len([r for r in records if r.key in wanted]) == len(customers)
         assert sum(w.progress.processed for w in both) == len(customers)
         assert all(w.loop.consumer.assignment() for w in both)
+
+
+async def post(service: AccessControl, path: str) -> tuple[int, Any]:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(f"http://127.0.0.1:{service.port}{path}") as response,
+    ):
+        return response.status, await response.json()
+
+
+async def test_the_reconciler_reports_a_hand_made_change_as_drift_and_puts_it_back(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    customer = new_customer()
+    async with running(kafka_bootstrap, tmp_path) as service:
+        start = await marks(kafka_bootstrap, EVENTS)
+        await produce(
+            kafka_bootstrap, customer, command("suspend", customer, "rc-1", "sub-a", "sub-b")
+        )
+        await read_after(kafka_bootstrap, start, count(customer, "access.suspended", 2))
+
+        service.store.ledger_apply(customer, "sub-a", "active")  # reactivated by hand
+        start = await marks(kafka_bootstrap, EVENTS)
+        status, found = await post(service, "/reconcile")
+        assert status == 200
+        assert (found["checked"], found["drift"], found["reapplied"]) == (2, 1, 1)
+
+        def drift_and_fix(records: list[ConsumerRecord]) -> bool:
+            return bool(events(records, customer, "access.drift")) and bool(
+                events(records, customer, "access.suspended")
+            )
+
+        records = await read_after(kafka_bootstrap, start, drift_and_fix)
+        (drift,) = events(records, customer, "access.drift")
+        assert drift["data"] == {
+            "subscription_id": "sub-a",
+            "provider": "ledger",
+            "desired": "suspended",
+            "observed": "active",
+        }
+        (fixed,) = events(records, customer, "access.suspended")
+        assert fixed["data"]["subscription_id"] == "sub-a"
+        _, body, _ = await get(service, f"/customers/{customer}/access")
+        assert by_subscription(body)["sub-a"]["applied"] == "suspended"
+
+        _, again = await post(service, "/reconcile")
+        assert (again["in_sync"], again["drift"]) == (2, 0)

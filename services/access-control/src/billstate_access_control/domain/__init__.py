@@ -8,9 +8,12 @@ from billstate_access_control.domain.access import (
     CustomerAccess,
     Status,
     SubscriptionAccess,
+    Verdict,
     accept,
     applied,
+    compare,
     decide,
+    observed,
     settled,
 )
 
@@ -22,8 +25,11 @@ __all__ = [
     "CustomerAccess",
     "Status",
     "SubscriptionAccess",
+    "Verdict",
     "accept",
     "applied",
+    "compare",
     "decide",
+    "observed",
     "settled",
 ]

@@ -159,3 +159,36 @@ def settled(state: CustomerAccess, command: Command) -> list[Action]:
         for s in _owned(state, command)
         if s.in_sync and s.applied_by == command.command_id
     ]
+
+
+Verdict = Literal["in_sync", "unknown", "landed", "drift", "pending"]
+
+
+def compare(sub: SubscriptionAccess, observed: Status | None) -> Verdict:
+    """What the reconciler makes of what a provider reports for a subscription.
+
+    - `unknown`: the provider cannot tell (a webhook, an unmapped subscription): leave it;
+    - `in_sync`: observed, desired and applied agree;
+    - `landed`: the provider has the desired state though billstate never recorded the
+      call as done (a crash between the call and the write): record it, no drift;
+    - `drift`: billstate applied the desired state and the provider now says otherwise:
+      someone changed it by hand; report it, and re-apply;
+    - `pending`: billstate's own change has not landed yet (it failed, or was cut short):
+      re-apply, but it is not drift.
+    """
+    if observed is None:
+        return "unknown"
+    if observed == sub.desired:
+        return "in_sync" if sub.applied == sub.desired else "landed"
+    return "drift" if sub.applied == sub.desired else "pending"
+
+
+def observed(
+    state: CustomerAccess, subscription_id: str, status: Status, provider: str
+) -> CustomerAccess:
+    """Record what a provider reported, keeping who asked for the desired state: after a
+    drift, `applied` is the truth on the provider's side until the re-apply lands."""
+    current = state.subscription(subscription_id)
+    return state.with_subscriptions(
+        [replace(current, applied=status, applied_by=None, provider=provider)]
+    )
