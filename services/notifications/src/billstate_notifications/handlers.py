@@ -77,6 +77,7 @@ class NotificationsHandler:
         *,
         store: Store,
         channel: Channel,
+        partner_channel: Channel | None = None,
         default_locale: str = "en",
         retry_attempts: int = 3,
         retry_base_delay: float = 0.5,
@@ -86,6 +87,8 @@ class NotificationsHandler:
         sleep: Sleep | None = None,
     ) -> None:
         self.store, self.channel = store, channel
+        # Staff and partner notices may go elsewhere (a Teams channel) than customers' mail.
+        self.partner_channel = partner_channel or channel
         self.default_locale = default_locale
         self.retry_attempts, self.retry_base_delay = max(1, retry_attempts), retry_base_delay
         self.service, self.metrics = service, metrics
@@ -142,6 +145,10 @@ class NotificationsHandler:
     ) -> list[Produce]:
         source = f"{record.topic}:{record.partition}:{record.offset}"
         structlog.contextvars.bind_contextvars(notice_id=notice.notice_id, kind=notice.kind)
+        channel = self.partner_channel if notice.audience == "partner" else self.channel
+        if notice.audience == "partner" and notice.locale != self.default_locale:
+            # The partner reads its own language, whatever the requester assumed.
+            notice = notice.model_copy(update={"locale": self.default_locale})
         prior = self.store.delivery(notice.notice_id)
         if prior is not None:
             if prior.source == source:
@@ -168,7 +175,7 @@ class NotificationsHandler:
                 kind=notice.kind,
                 audience=notice.audience,
                 locale=locale,
-                channel=self.channel.name,
+                channel=channel.name,
                 attempts=attempts,
                 status="delivered" if ok else "failed",
                 error=error,
@@ -183,7 +190,7 @@ class NotificationsHandler:
         except RenderError as err:
             delivery = outcome(notice.locale, 1, clean_error(f"render: {err}"), err.field, False)
         else:
-            attempts, error, ok = await self._deliver(notice, customer, rendered)
+            attempts, error, ok = await self._deliver(channel, notice, customer, rendered)
             delivery = outcome(rendered.locale, attempts, error, None if ok else "$", ok)
         self.store.record(delivery)
         self._count(delivery.channel, delivery.status)
@@ -193,14 +200,18 @@ class NotificationsHandler:
         return self._outputs(delivery, record, event_type)
 
     async def _deliver(
-        self, notice: NoticeRequestedData, customer: Customer | None, rendered: Rendered
+        self,
+        channel: Channel,
+        notice: NoticeRequestedData,
+        customer: Customer | None,
+        rendered: Rendered,
     ) -> tuple[int, str | None, bool]:
         """(attempts, last error, delivered?) after at most `retry_attempts` tries."""
         address = customer.address_for(notice.audience) if customer else None
         error: str | None = None
         for attempt in range(1, self.retry_attempts + 1):
             try:
-                await self.channel.deliver(notice.notice_id, notice.audience, address, rendered)
+                await channel.deliver(notice.notice_id, notice.audience, address, rendered)
                 return attempt, error, True
             except ChannelError as err:
                 error, retryable = clean_error(err.message), err.retryable

@@ -193,6 +193,45 @@ async def test_unknown_kind_fails_and_dead_letters_the_request(h: Harness) -> No
     assert not h.outbox.exists() or not any(h.outbox.iterdir())
 
 
+async def test_a_locale_without_templates_fails_and_dead_letters(tmp_path: Path) -> None:
+    channel = Flaky()
+    h = Harness(tmp_path, channel)
+    raw = json.loads(request())
+    raw["data"]["locale"] = "ja"
+    out = await h.handle(rec(json.dumps(raw).encode(), offset=4))
+    assert outcome(out[0]).event_type == "notice.failed"
+    headers = read_headers(out[1].headers)
+    assert headers["field"] == "data.locale"
+    assert "no templates for locale 'ja'" in headers["reason"]
+    assert channel.calls == []
+
+
+async def test_partner_notices_read_the_partners_locale_through_the_partner_channel(
+    tmp_path: Path,
+) -> None:
+    customers, staff = Flaky(name="email"), Flaky(name="teams")
+    store = Store(tmp_path / "n.sqlite3")
+    handle = NotificationsHandler(
+        store=store,
+        channel=customers,
+        partner_channel=staff,
+        default_locale="zh-TW",
+        clock=lambda: NOW,
+    )
+    out = await handle(rec(encode(EXAMPLES["access.failed"]), topic=ACCESS))
+    assert outcome(out[0]).data.channel == "teams"
+    assert [c[1] for c in staff.calls] == ["partner"]
+    assert customers.calls == []
+    row = store.delivery(outcome(out[0]).data.notice_id)
+    assert row is not None
+    assert row.locale == "zh-TW"
+
+    await handle(rec(request(), offset=2))
+    assert [c[1] for c in customers.calls] == ["customer"]
+    assert store.delivery("ntc-1") is not None
+    assert store.delivery("ntc-1").locale == "en"  # type: ignore[union-attr]
+
+
 async def test_bad_facts_fail_with_their_path(h: Harness) -> None:
     out = await h.handle(rec(request(suspension_on="soon")))
     assert read_headers(out[1].headers)["field"] == "data.facts.suspension_on"

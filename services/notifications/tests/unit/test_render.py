@@ -242,10 +242,20 @@ def test_traditional_chinese_tags_use_zh_tw(locale: str) -> None:
 
 
 @pytest.mark.parametrize("locale", ["fr", "de-DE", "zh-CN", "ja"])
-def test_unsupported_locale_falls_back_to_en(locale: str) -> None:
+def test_a_locale_without_templates_is_a_render_error(locale: str) -> None:
+    # Never silently another language: the notice fails with its reason and is re-drivable
+    # once the partner adds the templates.
+    with pytest.raises(RenderError) as caught:
+        render(notice("overdue", locale), None)
+    assert caught.value.field == "data.locale"
+    assert "templates exist for en, zh-TW" in caught.value.reason
+
+
+@pytest.mark.parametrize("locale", ["en-GB", "en-US", "en"])
+def test_english_variants_read_en(locale: str) -> None:
     rendered = render(notice("overdue", locale), None)
     assert rendered.locale == "en"
-    assert "Our records show an overdue balance of $1,234.50" in rendered.text
+    assert "overdue balance" in rendered.text
 
 
 @pytest.mark.parametrize(

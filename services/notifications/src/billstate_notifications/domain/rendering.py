@@ -9,7 +9,9 @@ imported from a non-escaping file and called from an escaping one returns its ou
 Markup, so a customer name with `<script>` would pass through unescaped.
 
 Choosing the template (`select_template`):
-- the locale is mapped to a supported one (`choose_locale`); an unsupported locale reads en;
+- the locale is mapped to a supported one (`choose_locale`: `en-GB` reads en, `zh-HK` reads
+  zh-TW); a language without templates is a RenderError on `data.locale`, never silently
+  another language;
 - a supported locale never borrows another's text: a kind missing there is missing;
 - a kind without templates that is a stage (facts.stage names it) gets the generic `stage`;
 - anything else raises RenderError, which the service turns into notice.failed + DLQ.
@@ -107,6 +109,12 @@ def available_kinds(locale: str) -> frozenset[str]:
 def select_template(kind: str, locale: str, facts_stage: object) -> tuple[str, str]:
     """(template locale, template kind) for a notice, or RenderError."""
     choice = choose_locale(locale)
+    if not choice.supported:
+        raise RenderError(
+            "data.locale",
+            f"no templates for locale {locale[:35]!r}; templates exist for "
+            + ", ".join(SUPPORTED_LOCALES),
+        )
     kinds = available_kinds(choice.template)
     if kind in kinds and not kind.startswith("_"):
         return choice.template, kind
