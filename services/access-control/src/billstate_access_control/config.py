@@ -1,23 +1,26 @@
 """Settings of access-control, read once from `BILLSTATE_ACCESS_CONTROL_*`."""
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from billstate_shared.settings import ServiceSettings
 
+PREFIX = "BILLSTATE_ACCESS_CONTROL_"
+
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="BILLSTATE_ACCESS_CONTROL_", frozen=True, extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore")
 
     service: str = "access-control"
     http_port: int = 8080
     data_dir: Path = Path(".cache/data/access-control")
     consumer_group: str = "access-control"
-    provider: str = "ledger"
+    # Where access lives: the built-in ledger, Partner Center, or the partner's own system
+    # behind a signed webhook.
+    provider: Literal["ledger", "partner_center", "webhook"] = "ledger"
     # Per subscription: the first call plus retries; delays double from the base delay.
     retry_attempts: int = Field(default=5, ge=1)
     retry_base_delay: float = Field(default=0.2, ge=0)
@@ -26,3 +29,42 @@ class Settings(ServiceSettings):
     # POST /reconcile. A pass reads every subscription billstate has touched, a page at a time.
     reconcile_interval: float = Field(default=300.0, ge=0)
     reconcile_page: int = Field(default=500, ge=1)
+
+    # Partner Center (provider = partner_center): an app registered in the partner's tenant.
+    partner_center_base_url: str = "https://api.partnercenter.microsoft.com"
+    # https://login.microsoftonline.com/<partner tenant id>/oauth2/v2.0/token
+    partner_center_token_url: str = ""
+    partner_center_client_id: str = ""
+    partner_center_client_secret: SecretStr | None = None
+    partner_center_client_secret_file: Path | None = None
+    partner_center_scope: str = "https://api.partnercenter.microsoft.com/.default"
+    # YAML: billstate customer id -> customer tenant id, and subscription id mappings.
+    partner_center_mapping_file: Path | None = None
+    partner_center_timeout: float = Field(default=10.0, gt=0, le=120)
+
+    # Webhook (provider = webhook): Standard Webhooks signed POSTs to the partner's system.
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = None
+    webhook_secret_file: Path | None = None
+    webhook_timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @model_validator(mode="after")
+    def _provider_complete(self) -> Self:
+        """A provider without what it needs stops the start-up, naming the variables."""
+        needed: dict[str, object] = {}
+        if self.provider == "partner_center":
+            needed = {
+                "PARTNER_CENTER_TOKEN_URL": self.partner_center_token_url,
+                "PARTNER_CENTER_CLIENT_ID": self.partner_center_client_id,
+                "PARTNER_CENTER_CLIENT_SECRET (or _FILE)": self.partner_center_client_secret,
+                "PARTNER_CENTER_MAPPING_FILE": self.partner_center_mapping_file,
+            }
+        elif self.provider == "webhook":
+            needed = {
+                "WEBHOOK_URL": self.webhook_url,
+                "WEBHOOK_SECRET (or _FILE)": self.webhook_secret,
+            }
+        missing = [PREFIX + name for name, value in needed.items() if not value]
+        if missing:
+            raise ValueError(f"provider {self.provider} needs {', '.join(missing)}")
+        return self

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal, Self
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from billstate_notifications.domain.locales import SUPPORTED_LOCALES
 from billstate_shared.settings import ServiceSettings
 
+PREFIX = "BILLSTATE_NOTIFICATIONS_"
+ChannelName = Literal["outbox", "email", "webhook"]
+
 
 class Settings(ServiceSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="BILLSTATE_NOTIFICATIONS_", frozen=True, extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore")
 
     service: str = "notifications"
     http_port: int = 8080
@@ -31,12 +33,59 @@ class Settings(ServiceSettings):
     # attempts x backoff each, and the whole batch must finish within max.poll.interval.
     max_records: int = Field(default=50, ge=1)
 
+    # How customer notices leave, and how partner and staff notices do (default: the same).
+    channel: ChannelName = "outbox"
+    partner_channel: ChannelName | None = None
+
+    # E-mail (channel email): SMTP submission with STARTTLS and AUTH.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    smtp_password_file: Path | None = None
+    smtp_from_address: str = ""
+    smtp_from_name: str = ""
+    smtp_reply_to: str | None = None
+    # A private CA to trust (PEM), for a relay with an internal certificate.
+    smtp_ca_file: Path | None = None
+    smtp_timeout: float = Field(default=30.0, gt=0, le=300)
+
+    # Webhook (channel webhook): generic JSON signed with Standard Webhooks, or a Teams or
+    # Slack incoming webhook (their URL is the secret; they take no signature).
+    webhook_url: str = ""
+    webhook_secret: SecretStr | None = None
+    webhook_secret_file: Path | None = None
+    webhook_format: Literal["generic", "teams", "slack"] = "generic"
+    webhook_timeout: float = Field(default=10.0, gt=0, le=120)
+
     @field_validator("default_locale")
     @classmethod
     def _supported(cls, value: str) -> str:
         if value not in SUPPORTED_LOCALES:
             raise ValueError(f"must be one of {', '.join(SUPPORTED_LOCALES)}")
         return value
+
+    @model_validator(mode="after")
+    def _channels_complete(self) -> Self:
+        """A channel without what it needs stops the start-up, naming the variables."""
+        chosen = {self.channel, self.partner_channel or self.channel}
+        missing: list[str] = []
+        if "email" in chosen:
+            if not self.smtp_host:
+                missing.append("SMTP_HOST")
+            if not self.smtp_from_address:
+                missing.append("SMTP_FROM_ADDRESS")
+            if self.smtp_username and self.smtp_password is None:
+                missing.append("SMTP_PASSWORD (or _FILE)")
+        if "webhook" in chosen:
+            if not self.webhook_url:
+                missing.append("WEBHOOK_URL")
+            if self.webhook_format == "generic" and self.webhook_secret is None:
+                missing.append("WEBHOOK_SECRET (or _FILE)")
+        if missing:
+            raise ValueError("the channels need " + ", ".join(PREFIX + m for m in missing))
+        return self
 
     @property
     def outbox(self) -> Path:

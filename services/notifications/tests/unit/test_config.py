@@ -30,3 +30,31 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
 def test_unsupported_default_locale_is_refused_at_start() -> None:
     with pytest.raises(ValidationError):
         Settings(default_locale="fr")
+
+
+def test_a_channel_without_its_settings_is_refused_naming_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("BILLSTATE_NOTIFICATIONS_CHANNEL", "email")
+    monkeypatch.setenv("BILLSTATE_NOTIFICATIONS_PARTNER_CHANNEL", "webhook")
+    with pytest.raises(ValidationError) as caught:
+        Settings()
+    message = str(caught.value)
+    for name in ("SMTP_HOST", "SMTP_FROM_ADDRESS", "WEBHOOK_URL", "WEBHOOK_SECRET (or _FILE)"):
+        assert f"BILLSTATE_NOTIFICATIONS_{name}" in message
+
+
+def test_the_smtp_password_comes_from_a_mounted_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    secret = tmp_path / "smtp-password"
+    secret.write_text("hunter2-from-file\n", encoding="utf-8")
+    monkeypatch.setenv("BILLSTATE_NOTIFICATIONS_CHANNEL", "email")
+    monkeypatch.setenv("BILLSTATE_NOTIFICATIONS_SMTP_HOST", "127.0.0.1")
+    monkeypatch.setenv("BILLSTATE_NOTIFICATIONS_SMTP_FROM_ADDRESS", "billing@partner.example")
+    monkeypatch.setenv("BILLSTATE_NOTIFICATIONS_SMTP_USERNAME", "billstate")
+    monkeypatch.setenv("BILLSTATE_NOTIFICATIONS_SMTP_PASSWORD_FILE", str(secret))
+    s = Settings()
+    assert s.smtp_password is not None
+    assert s.smtp_password.get_secret_value() == "hunter2-from-file"
+    assert "hunter2" not in repr(s)
