@@ -49,6 +49,7 @@ class Round:
     verdicts: Tally[str] = field(default_factory=Tally)
     reapplied: int = 0
     failed: int = 0
+    unreadable: int = 0
 
     def public(self) -> dict[str, int]:
         return {
@@ -57,6 +58,7 @@ class Round:
             "pending": self.verdicts.get("pending", 0),
             "reapplied": self.reapplied,
             "failed": self.failed,
+            "unreadable": self.unreadable,
         }
 
 
@@ -124,7 +126,19 @@ class Reconciler:
             # Read again under the lock: a command may have changed it since the page.
             state = self.store.load(customer_id)
             sub = state.subscription(subscription_id)
-            seen = await self.provider.observe(customer_id, subscription_id)
+            try:
+                seen = await self.provider.observe(customer_id, subscription_id)
+            except Exception as err:
+                # One unreadable subscription (a 500, a timeout) must not end the pass; a
+                # throttled provider makes every read fail and the pass simply finds nothing.
+                result.unreadable += 1
+                log.warning(
+                    "cannot observe",
+                    customer_id=customer_id,
+                    subscription_id=subscription_id,
+                    error=(getattr(err, "message", None) or repr(err))[:500],
+                )
+                return
             verdict = compare(sub, seen)
             result.verdicts[verdict] += 1
             if self._checked is not None:

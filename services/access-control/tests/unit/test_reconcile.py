@@ -20,7 +20,7 @@ from billstate_access_control.domain import (
     compare,
 )
 from billstate_access_control.handlers import AccessHandler, Retry
-from billstate_access_control.providers import LedgerProvider
+from billstate_access_control.providers import LedgerProvider, ProviderError
 from billstate_access_control.reconcile import Reconciler
 from billstate_access_control.store import Store
 from billstate_shared.contracts import decode
@@ -104,6 +104,7 @@ async def test_a_hand_made_change_is_reported_once_and_put_back(store: Store) ->
         "pending": 0,
         "reapplied": 1,
         "failed": 0,
+        "unreadable": 0,
     }
     events = rig.events()
     assert [e["event_type"] for e in events] == ["access.drift", "access.suspended"]
@@ -165,3 +166,21 @@ async def test_a_provider_that_cannot_tell_is_left_alone(store: Store) -> None:
     result = await rig.reconciler.run_once()
     assert result.public()["unknown"] == 1
     assert rig.sent == []
+
+
+class Unreadable(LedgerProvider):
+    """Reads fail for one subscription (a 500 there); the rest answer."""
+
+    async def observe(self, customer_id: str, subscription_id: str) -> Any:
+        if subscription_id == "sub-a":
+            raise ProviderError(True, "Partner Center GET: HTTP 500")
+        return await super().observe(customer_id, subscription_id)
+
+
+async def test_one_unreadable_subscription_does_not_end_the_pass(store: Store) -> None:
+    rig = Rig(store)
+    rig.suspended("adatum", "sub-a", "sub-b")
+    store.ledger_apply("adatum", "sub-b", "active")  # drift on the readable one
+    rig.reconciler.provider = Unreadable(store)
+    result = await rig.reconciler.run_once()
+    assert (result.unreadable, result.verdicts["drift"], result.reapplied) == (1, 1, 1)

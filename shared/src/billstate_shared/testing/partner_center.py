@@ -1,0 +1,420 @@
+"""A local Partner Center for tests: Entra token endpoint, subscription GET/PATCH, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import secrets
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+SCOPE = "https://api.partnercenter.microsoft.com/.default"
+PARTNER_TENANT = "0f0c2b7e-5a55-4d6a-9a57-3a3b9f0c1d2e"
+
+
+@dataclass(frozen=True, slots=True)
+class Logged:
+    """One request the server answered."""
+
+    method: str
+    path: str
+    status: int
+
+
+_Fault = TypeVar("_Fault", tuple[str | None, int, str], tuple[str | None, float])
+
+
+def _etag() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def _take(queue: list[_Fault], method: str) -> _Fault | None:
+    """The first queued fault meant for `method` (or for any method), taken off the queue."""
+    for i, fault in enumerate(queue):
+        if fault[0] is None or fault[0] == method:
+            return queue.pop(i)
+    return None
+
+
+def _error(status: int, code: int | str, description: str, **headers: str) -> web.Response:
+    """Partner Center's error shape: code, description, data, source."""
+    body: dict[str, Any] = {
+        "code": code,
+        "description": description,
+        "data": [],
+        "source": "PartnerFD",
+    }
+    return web.json_response(body, status=status, headers=headers)
+
+
+class PartnerCenterServer:
+    """An HTTP server with Partner Center's subscription API and a Microsoft Entra v2 token
+    endpoint, on 127.0.0.1 and a free port.
+
+    Use `async with PartnerCenterServer() as pc:` in a test's loop, or
+    `with PartnerCenterServer.in_thread() as pc:` when the code under test runs elsewhere (a
+    service process) and the test polls synchronously. Every seeding, inspection and fault
+    method takes one lock, so either mode may call them from any thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        client_id: str = "b1e5c0de-0000-4000-8000-00000000c11e",
+        client_secret: str = "test-secret-not-real",
+        scope: str = SCOPE,
+        expires_in: int = 3599,
+        partner_tenant: str = PARTNER_TENANT,
+    ) -> None:
+        self.client_id, self.client_secret, self.scope = client_id, client_secret, scope
+        self.expires_in, self.partner_tenant = expires_in, partner_tenant
+        self._lock = threading.Lock()
+        self._subscriptions: dict[tuple[str, str], dict[str, Any]] = {}
+        self._tokens: dict[str, float] = {}  # token -> monotonic expiry
+        self._issued: list[str] = []
+        self._log: list[Logged] = []
+        self._throttle: list[float] = []  # one Retry-After per 429 still to answer
+        self._fail: list[tuple[str | None, int, str]] = []
+        self._slow: list[tuple[str | None, float]] = []
+        self._change_after_get = 0
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+
+    # -- addresses --------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """What the provider's `base_url` should be."""
+        if not self._port:
+            raise RuntimeError("the Partner Center test server is not running")
+        return f"http://127.0.0.1:{self._port}"
+
+    @property
+    def token_url(self) -> str:
+        """The partner tenant's token endpoint, shaped like Entra's v2 one."""
+        return f"{self.base_url}/{self.partner_tenant}/oauth2/v2.0/token"
+
+    # -- running ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_post("/{partner}/oauth2/v2.0/token", self._token)
+        path = "/v1/customers/{tenant}/subscriptions/{sid}"
+        app.router.add_get(path, self._get)
+        app.router.add_patch(path, self._patch)
+        # A slow answer still pending at shutdown must not hold the test up for long.
+        self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        self._port = int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def __aenter__(self) -> PartnerCenterServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @classmethod
+    @contextmanager
+    def in_thread(cls, **kwargs: Any) -> Iterator[PartnerCenterServer]:
+        """The server on its own event loop in a daemon thread, for synchronous tests."""
+        server = cls(**kwargs)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=loop.run_forever, name="partner-center", daemon=True)
+        thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(server.start(), loop).result(timeout=10)
+            yield server
+        finally:
+            try:
+                asyncio.run_coroutine_threadsafe(server.stop(), loop).result(timeout=10)
+            finally:
+                loop.call_soon_threadsafe(loop.stop)
+                thread.join(timeout=10)
+                loop.close()
+
+    # -- seeding and inspection -------------------------------------------------------
+
+    def add_subscription(self, tenant: str, subscription_id: str, **fields: Any) -> dict[str, Any]:
+        """A subscription shaped like Partner Center's; `fields` override the defaults."""
+        resource: dict[str, Any] = {
+            "id": subscription_id,
+            "offerId": "CFQ7TTC0LH18:0001",
+            "offerName": "Microsoft 365 Business Basic",
+            "friendlyName": "Microsoft 365 Business Basic",
+            "quantity": 10,
+            "unitType": "Licenses",
+            "hasPurchasableAddons": False,
+            "creationDate": "2026-01-04T01:00:12Z",
+            "effectiveStartDate": "2026-01-04T00:00:00Z",
+            "commitmentEndDate": "2027-01-03T00:00:00Z",
+            "status": "active",
+            "autoRenewEnabled": True,
+            "isTrial": False,
+            "billingType": "license",
+            "billingCycle": "monthly",
+            "termDuration": "P1Y",
+            "isMicrosoftProduct": True,
+            "contractType": "subscription",
+            "orderId": uuid.uuid4().hex,
+            "links": {
+                "self": {
+                    "uri": f"/customers/{tenant}/subscriptions/{subscription_id}",
+                    "method": "GET",
+                    "headers": [],
+                }
+            },
+            "attributes": {"etag": _etag(), "objectType": "Subscription"},
+        }
+        resource.update(copy.deepcopy(fields))
+        with self._lock:
+            self._subscriptions[(tenant, subscription_id)] = resource
+            return copy.deepcopy(resource)
+
+    def subscription(self, tenant: str, subscription_id: str) -> dict[str, Any]:
+        """The subscription as the server holds it now (a copy)."""
+        with self._lock:
+            return copy.deepcopy(self._subscriptions[(tenant, subscription_id)])
+
+    def requests(self, method: str | None = None, path: str | None = None) -> list[Logged]:
+        """The request log, optionally one method's or one path's."""
+        with self._lock:
+            return [
+                r
+                for r in self._log
+                if (method is None or r.method == method) and (path is None or r.path == path)
+            ]
+
+    def patches(self, tenant: str, subscription_id: str, status: int | None = None) -> int:
+        """PATCH requests for a subscription (answered with `status`, when given)."""
+        path = f"/v1/customers/{tenant}/subscriptions/{subscription_id}"
+        return sum(1 for r in self.requests("PATCH", path) if status is None or r.status == status)
+
+    def gets(self, tenant: str, subscription_id: str) -> int:
+        return len(self.requests("GET", f"/v1/customers/{tenant}/subscriptions/{subscription_id}"))
+
+    def tokens_issued(self) -> int:
+        """How many tokens the token endpoint handed out."""
+        with self._lock:
+            return len(self._issued)
+
+    def issued_tokens(self) -> list[str]:
+        with self._lock:
+            return list(self._issued)
+
+    # -- faults -----------------------------------------------------------------------
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far is expired now: the next API call gets a 401."""
+        with self._lock:
+            for token in self._tokens:
+                self._tokens[token] = 0.0
+
+    def throttle(self, times: int, retry_after: float = 1) -> None:
+        """The next `times` API calls get 429 with `Retry-After: retry_after`."""
+        with self._lock:
+            self._throttle.extend([retry_after] * times)
+
+    def fail(
+        self, times: int, status: int = 500, description: str = "", method: str | None = None
+    ) -> None:
+        """The next `times` API calls (of `method` only, when given) get `status` with
+        Partner Center's error body; `description` is what the body says."""
+        with self._lock:
+            text = description or "Unexpected service error"
+            self._fail.extend([(method, status, text)] * times)
+
+    def slow(self, times: int, seconds: float, method: str | None = None) -> None:
+        """The next `times` API calls (of `method` only, when given) are answered `seconds`
+        late. A PATCH's write lands before the wait: the client that gave up on the answer
+        has changed the subscription all the same, as can happen for real."""
+        with self._lock:
+            self._slow.extend([(method, seconds)] * times)
+
+    def hand_change(self, tenant: str, subscription_id: str, **fields: Any) -> dict[str, Any]:
+        """Someone changes the subscription in the Partner Center portal: a new etag."""
+        with self._lock:
+            resource = self._subscriptions[(tenant, subscription_id)]
+            resource.update(copy.deepcopy(fields))
+            resource["attributes"]["etag"] = _etag()
+            return copy.deepcopy(resource)
+
+    def change_between_get_and_patch(self, times: int = 1) -> None:
+        """After each of the next `times` GETs the subscription changes by hand, so the PATCH
+        that follows carries a stale etag and gets 412."""
+        with self._lock:
+            self._change_after_get += times
+
+    # -- handlers ---------------------------------------------------------------------
+
+    def _record(self, request: web.Request, response: web.StreamResponse) -> None:
+        with self._lock:
+            self._log.append(Logged(request.method, request.path, response.status))
+
+    async def _token(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        response: web.Response
+        if form.get("grant_type") != "client_credentials":
+            response = web.json_response(
+                {"error": "unsupported_grant_type", "error_codes": [70003]}, status=400
+            )
+        elif form.get("client_id") != self.client_id or (
+            form.get("client_secret") != self.client_secret
+        ):
+            response = web.json_response(
+                {
+                    "error": "invalid_client",
+                    "error_description": "AADSTS7000215: Invalid client secret provided.",
+                    "error_codes": [7000215],
+                },
+                status=401,
+            )
+        elif form.get("scope") != self.scope:
+            response = web.json_response(
+                {"error": "invalid_scope", "error_codes": [70011]}, status=400
+            )
+        else:
+            token = secrets.token_urlsafe(32)
+            with self._lock:
+                self._tokens[token] = time.monotonic() + self.expires_in
+                self._issued.append(token)
+            response = web.json_response(
+                {
+                    "token_type": "Bearer",
+                    "expires_in": self.expires_in,
+                    "ext_expires_in": self.expires_in,
+                    "access_token": token,
+                }
+            )
+        self._record(request, response)
+        return response
+
+    def _gate(self, request: web.Request) -> tuple[web.Response | None, float]:
+        """Authentication, then the injected faults, in the order a real front door has them."""
+        auth = request.headers.get("Authorization", "")
+        token = auth[7:] if auth.startswith("Bearer ") else ""
+        with self._lock:
+            expiry = self._tokens.get(token)
+            if expiry is None or expiry <= time.monotonic():
+                return (
+                    _error(
+                        401,
+                        800001,
+                        "Partner Token missing in request context",
+                        **{"WWW-Authenticate": "OAuth realm=urn:cpsvc:cpid:test"},
+                    ),
+                    0.0,
+                )
+            if self._throttle:
+                wait = self._throttle.pop(0)
+                retry = f"{wait:g}"
+                return (
+                    web.json_response(
+                        {
+                            "statusCode": 429,
+                            "message": f"Rate limit is exceeded. Try again in {retry} seconds.",
+                        },
+                        status=429,
+                        headers={"Retry-After": retry},
+                    ),
+                    0.0,
+                )
+            failure = _take(self._fail, request.method)
+            if failure is not None:
+                _, status, description = failure
+                return _error(status, 800003 if status >= 500 else 800002, description), 0.0
+            slow = _take(self._slow, request.method)
+        return None, slow[1] if slow is not None else 0.0
+
+    async def _answer(
+        self, request: web.Request, response: web.Response, delay: float
+    ) -> web.Response:
+        # Logged before the wait: the client may give up, and the log says what happened.
+        self._record(request, response)
+        if delay:
+            await asyncio.sleep(delay)
+        return response
+
+    async def _get(self, request: web.Request) -> web.Response:
+        refused, delay = self._gate(request)
+        if refused is not None:
+            return await self._answer(request, refused, 0.0)
+        key = (request.match_info["tenant"], request.match_info["sid"])
+        with self._lock:
+            resource = self._subscriptions.get(key)
+            if resource is None:
+                response = _error(404, 20003, f"Subscription with id {key[1]} not found.")
+            else:
+                response = web.json_response(copy.deepcopy(resource))
+                if self._change_after_get:
+                    self._change_after_get -= 1
+                    resource["attributes"]["etag"] = _etag()
+        return await self._answer(request, response, delay)
+
+    async def _patch(self, request: web.Request) -> web.Response:
+        refused, delay = self._gate(request)
+        if refused is not None:
+            return await self._answer(request, refused, 0.0)
+        try:
+            body = await request.json()
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        key = (request.match_info["tenant"], request.match_info["sid"])
+        if_match = request.headers.get("If-Match")
+        with self._lock:
+            response = self._apply(key, body, if_match)
+        return await self._answer(request, response, delay)
+
+    def _apply(self, key: tuple[str, str], body: Any, if_match: str | None) -> web.Response:
+        """PATCH under the lock: the checks and the write Partner Center makes."""
+        resource = self._subscriptions.get(key)
+        if resource is None:
+            return _error(404, 20003, f"Subscription with id {key[1]} not found.")
+        current = resource["attributes"]["etag"]
+        if if_match is None:
+            return _error(412, 2055, "An If-Match header with the subscription's etag is required")
+        if if_match.strip().removeprefix("W/").strip('"') != current:
+            return _error(412, 2055, "Etag is no longer valid")
+        if not isinstance(body, dict) or body.get("id") != key[1]:
+            return _error(400, 800002, "Invalid request input: a whole Subscription is required")
+        status = body.get("status")
+        if status not in ("active", "suspended"):
+            return _error(400, 3000, "Invalid property: status")
+        auto_renew = body.get("autoRenewEnabled", resource.get("autoRenewEnabled"))
+        scheduled = body.get("scheduledNextTermInstructions")
+        if status == "suspended" and resource["status"] == "suspended" and auto_renew:
+            return _error(400, 2001, "A suspended subscription cannot be changed")
+        if scheduled is not None and not auto_renew:
+            return _error(400, 800002, "Scheduled changes need autoRenewEnabled true")
+        if status == "suspended":
+            # What the real service does: no renewal, and the mid-term change deletes
+            # whatever was scheduled for the renewal.
+            resource["status"] = "suspended"
+            resource["autoRenewEnabled"] = False
+            resource.pop("scheduledNextTermInstructions", None)
+        else:
+            resource["status"] = "active"
+            resource["autoRenewEnabled"] = bool(auto_renew)
+            if scheduled is not None:
+                resource["scheduledNextTermInstructions"] = copy.deepcopy(scheduled)
+            else:
+                resource.pop("scheduledNextTermInstructions", None)
+        for field in ("friendlyName", "quantity"):
+            if field in body:
+                resource[field] = body[field]
+        resource["attributes"]["etag"] = _etag()
+        return web.json_response(copy.deepcopy(resource))
