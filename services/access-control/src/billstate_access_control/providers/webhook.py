@@ -1,0 +1,102 @@
+"""The webhook provider: forwards each access change as a signed Standard Webhooks POST."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import aiohttp
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from billstate_access_control.providers.base import Change, Desired, ProviderError
+from billstate_shared.domain.ids import make_id
+from billstate_shared.webhooks import DeliveryError, post, signed_headers, validate_secret
+
+Clock = Callable[[], datetime]
+
+
+class WebhookProviderConfig(BaseModel):
+    """Where to POST and how to sign. `url` stays out of repr and validation errors, as a
+    webhook URL can carry a token; `secret` is `whsec_<base64 of 24..64 bytes>`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    url: AnyHttpUrl = Field(repr=False)
+    secret: SecretStr
+    # The spec suggests 15-30 s for a receiver to answer; the cap matches the settings.
+    timeout: float = Field(default=15.0, gt=0, le=120, description="seconds per attempt")
+
+    @field_validator("secret")
+    @classmethod
+    def _usable_secret(cls, value: SecretStr) -> SecretStr:
+        validate_secret(value.get_secret_value())
+        return value
+
+
+def message_id(change: Change) -> str:
+    """The delivery's webhook-id: the same change keeps it across retries and redeliveries,
+    so the far side can dedupe; suspend and restore of one command differ."""
+    return make_id("whk", change.command_id, change.subscription_id, change.desired)
+
+
+def payload(change: Change) -> dict[str, str]:
+    """The JSON document a receiver gets for one change."""
+    return {
+        "type": "access.suspend" if change.desired == "suspended" else "access.restore",
+        "command_id": change.command_id,
+        "customer_id": change.customer_id,
+        "subscription_id": change.subscription_id,
+        "desired": change.desired,
+        "reason": change.reason,
+        "stage": change.stage,
+    }
+
+
+class WebhookProvider:
+    """Applies a change by telling someone else to: a 2xx means it is theirs now. It cannot
+    read access back, so the reconciler leaves its subscriptions alone (`observe` is None).
+    `clock` stamps signatures (wall time: freshness, not a business decision) and reads
+    Retry-After dates."""
+
+    name = "webhook"
+
+    def __init__(self, config: WebhookProviderConfig, *, clock: Clock | None = None) -> None:
+        self.config = config
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self._session: aiohttp.ClientSession | None = None
+
+    async def apply(self, change: Change) -> None:
+        # Same change, same bytes: a receiver compares bodies under a repeated id.
+        body = json.dumps(payload(change), ensure_ascii=False, separators=(",", ":")).encode()
+        headers = signed_headers(
+            self.config.secret.get_secret_value(), message_id(change), body, self.clock()
+        )
+        try:
+            await post(
+                self._client(),
+                str(self.config.url),
+                body,
+                headers,
+                timeout=self.config.timeout,
+                clock=self.clock,
+            )
+        except DeliveryError as err:
+            raise ProviderError(err.retryable, err.message, err.retry_after) from None
+
+    async def observe(self, customer_id: str, subscription_id: str) -> Desired | None:
+        return None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        # Created on first use, inside the running loop that will use it.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+
+__all__ = ["WebhookProvider", "WebhookProviderConfig", "message_id", "payload"]
