@@ -53,7 +53,9 @@ class Settings(ServiceSettings):
 
     # Webhook (channel webhook): generic JSON signed with Standard Webhooks, or a Teams or
     # Slack incoming webhook (their URL is the secret; they take no signature).
-    webhook_url: str = ""
+    # A Teams or Slack URL carries its key: kept as a secret, never logged.
+    webhook_url: SecretStr | None = None
+    webhook_url_file: Path | None = None
     webhook_secret: SecretStr | None = None
     webhook_secret_file: Path | None = None
     webhook_format: Literal["generic", "teams", "slack"] = "generic"
@@ -79,8 +81,8 @@ class Settings(ServiceSettings):
             if self.smtp_username and self.smtp_password is None:
                 missing.append("SMTP_PASSWORD (or _FILE)")
         if "webhook" in chosen:
-            if not self.webhook_url:
-                missing.append("WEBHOOK_URL")
+            if self.webhook_url is None:
+                missing.append("WEBHOOK_URL (or _FILE)")
             if self.webhook_format == "generic" and self.webhook_secret is None:
                 missing.append("WEBHOOK_SECRET (or _FILE)")
         if missing:

@@ -40,7 +40,12 @@ def test_a_channel_without_its_settings_is_refused_naming_them(
     with pytest.raises(ValidationError) as caught:
         Settings()
     message = str(caught.value)
-    for name in ("SMTP_HOST", "SMTP_FROM_ADDRESS", "WEBHOOK_URL", "WEBHOOK_SECRET (or _FILE)"):
+    for name in (
+        "SMTP_HOST",
+        "SMTP_FROM_ADDRESS",
+        "WEBHOOK_URL (or _FILE)",
+        "WEBHOOK_SECRET (or _FILE)",
+    ):
         assert f"BILLSTATE_NOTIFICATIONS_{name}" in message
 
 

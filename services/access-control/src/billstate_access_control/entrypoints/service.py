@@ -33,9 +33,7 @@ class AccessControl:
         self.progress = Progress()
         self.metrics = Metrics(settings.service)
         self.store = Store(settings.data_dir)
-        self.provider = (
-            provider if provider is not None else build_provider(settings.provider, self.store)
-        )
+        self.provider = provider if provider is not None else build_provider(settings, self.store)
         self.handler = AccessHandler(
             store=self.store,
             provider=self.provider,

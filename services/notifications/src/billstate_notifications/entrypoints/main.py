@@ -12,7 +12,8 @@ import signal
 import structlog
 from aiohttp import web
 
-from billstate_notifications.channels import Channel, OutboxChannel
+from billstate_notifications.channels import Channel
+from billstate_notifications.channels.select import build_channels
 from billstate_notifications.config import Settings
 from billstate_notifications.handlers import TOPICS, Clock, NotificationsHandler, Sleep
 from billstate_notifications.store import Store
@@ -28,8 +29,9 @@ log = structlog.get_logger("billstate.notifications")
 class NotificationsService:
     """start() connects and listens, run() consumes until stop(), stop() shuts down cleanly.
 
-    The default channel is the file outbox under `settings.outbox`; pass another to deliver
-    elsewhere. `clock` and `sleep` reach the handler (delivery timestamps, retry backoff).
+    The channels are those the settings choose (the file outbox by default); pass one to
+    deliver every notice through it instead. `clock` and `sleep` reach the handler
+    (delivery timestamps, retry backoff).
     """
 
     def __init__(
@@ -41,7 +43,9 @@ class NotificationsService:
         sleep: Sleep | None = None,
     ) -> None:
         self.settings = settings
-        self.channel: Channel = channel or OutboxChannel(settings.outbox)
+        self.channel, self.partner_channel = (
+            (channel, channel) if channel is not None else build_channels(settings)
+        )
         self.progress = Progress()
         self.metrics = Metrics(settings.service)
         self._clock, self._sleep = clock, sleep
@@ -63,6 +67,7 @@ class NotificationsService:
         handler = NotificationsHandler(
             store=self.store,
             channel=self.channel,
+            partner_channel=self.partner_channel,
             default_locale=s.default_locale,
             retry_attempts=s.retry_attempts,
             retry_base_delay=s.retry_base_delay,
@@ -92,6 +97,7 @@ class NotificationsService:
             group=s.consumer_group,
             topics=list(TOPICS),
             channel=self.channel.name,
+            partner_channel=self.partner_channel.name,
             http_port=self.http.port,
         )
 
@@ -116,6 +122,10 @@ class NotificationsService:
             await self.loop.close()
         if self.http is not None:
             await self.http.stop()
+        for channel in {id(c): c for c in (self.channel, self.partner_channel)}.values():
+            close = getattr(channel, "close", None)  # channels holding connections have one
+            if close is not None:
+                await close()
         if self.store is not None:
             self.store.close()
         log.info("stopped")
