@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections import Counter, defaultdict
 from collections.abc import Callable
@@ -59,7 +60,12 @@ async def read_all(
             batch = await consumer.getmany(timeout_ms=1000)
             for tp, records in batch.items():
                 for record in records:
-                    found[tp.topic].append(json.loads(record.value))
+                    # A record that is not an event (bad bytes someone else wrote to a topic
+                    # a service reads) is the DLQ's story, not a reason to lose the summary.
+                    with contextlib.suppress(ValueError, TypeError):
+                        event = json.loads(record.value)
+                        if isinstance(event, dict):
+                            found[tp.topic].append(event)
                     if record.offset + 1 >= ends[tp]:
                         remaining.discard(tp)
         return found

@@ -165,6 +165,14 @@ class NotificationsHandler:
             # Failed before, requested again (a re-drive from the DLQ): try once more.
 
         customer = self.store.customer(customer_id)
+        if (
+            notice.audience == "customer"
+            and customer is None
+            and notice.locale != self.default_locale
+        ):
+            # A customer the billing bus never described has no language of its own (the
+            # requester's locale is a guess): the partner's default is the better one.
+            notice = notice.model_copy(update={"locale": self.default_locale})
 
         def outcome(
             locale: str, attempts: int, error: str | None, field: str | None, ok: bool

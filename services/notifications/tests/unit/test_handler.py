@@ -196,6 +196,8 @@ async def test_unknown_kind_fails_and_dead_letters_the_request(h: Harness) -> No
 async def test_a_locale_without_templates_fails_and_dead_letters(tmp_path: Path) -> None:
     channel = Flaky()
     h = Harness(tmp_path, channel)
+    upsert = EXAMPLES["customer.upserted"].model_copy(update={"customer_id": "contoso"})
+    await h.handle(rec(encode(upsert), topic=CUSTOMERS))
     raw = json.loads(request())
     raw["data"]["locale"] = "ja"
     out = await h.handle(rec(json.dumps(raw).encode(), offset=4))
@@ -226,10 +228,25 @@ async def test_partner_notices_read_the_partners_locale_through_the_partner_chan
     assert row is not None
     assert row.locale == "zh-TW"
 
+    upsert = EXAMPLES["customer.upserted"].model_copy(update={"customer_id": "contoso"})
+    await handle(rec(encode(upsert), topic=CUSTOMERS))
     await handle(rec(request(), offset=2))
     assert [c[1] for c in customers.calls] == ["customer"]
     assert store.delivery("ntc-1") is not None
     assert store.delivery("ntc-1").locale == "en"  # type: ignore[union-attr]
+
+
+async def test_a_customer_without_a_profile_gets_the_partners_default_locale(
+    tmp_path: Path,
+) -> None:
+    store = Store(tmp_path / "n.sqlite3")
+    handle = NotificationsHandler(
+        store=store, channel=Flaky(), default_locale="zh-TW", clock=lambda: NOW
+    )
+    await handle(rec(request(customer="unknown-co"), key=b"unknown-co"))
+    row = store.delivery("ntc-1")
+    assert row is not None
+    assert row.locale == "zh-TW"
 
 
 async def test_bad_facts_fail_with_their_path(h: Harness) -> None:
