@@ -218,11 +218,12 @@ class NotificationsHandler:
         address = customer.address_for(notice.audience) if customer else None
         error: str | None = None
         for attempt in range(1, self.retry_attempts + 1):
+            wait: float | None = None
             try:
                 await channel.deliver(notice.notice_id, notice.audience, address, rendered)
                 return attempt, error, True
             except ChannelError as err:
-                error, retryable = clean_error(err.message), err.retryable
+                error, retryable, wait = clean_error(err.message), err.retryable, err.retry_after
             except Exception as err:  # a channel bug or unforeseen I/O error: may pass
                 error, retryable = clean_error(f"{type(err).__name__}: {err}"), True
             log.warning(
@@ -231,7 +232,9 @@ class NotificationsHandler:
             if not retryable:
                 return attempt, error, False
             if attempt < self.retry_attempts:
-                await self.sleep(backoff(attempt, self.retry_base_delay))
+                delay = backoff(attempt, self.retry_base_delay)
+                # The far side's Retry-After wins, within the same 30 s cap as the backoff.
+                await self.sleep(min(max(delay, wait or 0.0), max(delay, 30.0)))
         return self.retry_attempts, error, False
 
     def _outputs(self, delivery: Delivery, record: Record, event_type: str) -> list[Produce]:

@@ -49,6 +49,7 @@ class Flaky:
     retryable: bool = True
     message: str = "451 try later"
     name: str = "flaky"
+    retry_after: float | None = None
     calls: list[tuple[str, str, str | None]] = field(default_factory=list)
 
     async def deliver(
@@ -56,7 +57,7 @@ class Flaky:
     ) -> None:
         self.calls.append((notice_id, audience, address))
         if len(self.calls) <= self.failures:
-            raise ChannelError(self.retryable, self.message)
+            raise ChannelError(self.retryable, self.message, self.retry_after)
 
 
 def envelope(event_type: str, customer_id: str, data: dict[str, Any], event_id: str) -> bytes:
@@ -263,6 +264,13 @@ async def test_transient_failures_are_retried_with_backoff(tmp_path: Path) -> No
     assert event.data.attempts == 3
     assert event.data.error == "451 try later"  # the last transient error, for the record
     assert h.sleeps == [0.5, 1.0]
+
+
+async def test_a_channels_retry_after_is_honoured(tmp_path: Path) -> None:
+    channel = Flaky(failures=2, message="429 slow down", retry_after=7.0)
+    h = Harness(tmp_path, channel)
+    assert outcome((await h.handle(rec(request())))[0]).event_type == "notice.delivered"
+    assert h.sleeps == [7.0, 7.0]  # not the 0.5 and 1.0 of the backoff
 
 
 async def test_exhausted_retries_fail_and_dead_letter(tmp_path: Path) -> None:

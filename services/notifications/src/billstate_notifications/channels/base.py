@@ -15,11 +15,12 @@ class ChannelError(Exception):
     `retryable`: whether the same delivery may succeed later (a timeout, a 4xx from a mail
     server) or never will (no address, a refused recipient). `message` goes into the
     delivery log, notice.failed and the DLQ reason, so it must not carry addresses.
+    `retry_after`: the wait the far side asked for (a 429's Retry-After), in seconds.
     """
 
-    def __init__(self, retryable: bool, message: str) -> None:
+    def __init__(self, retryable: bool, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
-        self.retryable, self.message = retryable, message
+        self.retryable, self.message, self.retry_after = retryable, message, retry_after
 
 
 @runtime_checkable

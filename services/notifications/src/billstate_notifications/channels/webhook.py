@@ -165,7 +165,7 @@ class WebhookChannel:
                 clock=self.clock,
             )
         except DeliveryError as err:
-            raise ChannelError(err.retryable, err.message) from None
+            raise ChannelError(err.retryable, err.message, err.retry_after) from None
         if self.config.format == "teams" and _TEAMS_THROTTLED in answer:
             raise ChannelError(True, "teams webhook throttled the delivery (429 in its answer)")
 
