@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from billstate_shared.topic_admin import start_group_at_end
 from billstate_shared.topics import CATALOG, CLOCK, topic_for
 
 # The services whose consumer groups must catch up before business time moves on.
@@ -24,22 +25,8 @@ async def start_at_end(bootstrap: str, groups: dict[str, str]) -> None:
     """Commit each new group's offsets at the current end of the topics its service reads,
     so a service started under a fresh group sees only what is produced from now on."""
     for service, group in groups.items():
-        tps = [
-            TopicPartition(t.name, p)
-            for t in CATALOG
-            if service in t.readers
-            for p in range(t.partitions)
-        ]
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            consumer.assign(tps)
-            ends = await consumer.end_offsets(tps)
-            await consumer.commit({tp: end for tp, end in ends.items()})
-        finally:
-            await consumer.stop()
+        read = [t.name for t in CATALOG if service in t.readers]
+        await start_group_at_end(bootstrap, group, read)
 
 
 def tick_event(at: datetime) -> dict[str, Any]:

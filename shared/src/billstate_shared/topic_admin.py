@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
-from billstate_shared.topics import CATALOG, Topic
+from billstate_shared.topics import BY_NAME, CATALOG, Topic
 
 
 @dataclass(frozen=True)
@@ -104,3 +105,19 @@ async def _drift(admin: AIOKafkaAdminClient, topics: list[Topic]) -> list[Drift]
             if actual_config.get(key) != expected:
                 found.append(Drift(topic.name, key, expected, str(actual_config.get(key))))
     return found
+
+
+async def start_group_at_end(bootstrap: str, group: str, topics: Iterable[str]) -> None:
+    """Commit a new consumer group's offsets at the current end of `topics` (catalog names),
+    so a service started under it sees only what is produced from now on."""
+    tps = [TopicPartition(name, p) for name in topics for p in range(BY_NAME[name].partitions)]
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        consumer.assign(tps)
+        ends = await consumer.end_offsets(tps)
+        await consumer.commit(dict(ends))
+    finally:
+        await consumer.stop()

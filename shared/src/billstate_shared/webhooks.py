@@ -212,6 +212,29 @@ async def post(
     raise DeliveryError(False, message)
 
 
+class Poster:
+    """One webhook endpoint and the HTTP session that reaches it; `send` is `post` to it.
+
+    The session is created on first use, inside the running loop that will use it, and
+    released by `close()` (the services call it on the way out)."""
+
+    def __init__(self, url: str, *, timeout: float, clock: Callable[[], datetime]) -> None:
+        self.url, self.timeout, self.clock = url, timeout, clock
+        self._session: aiohttp.ClientSession | None = None
+
+    async def send(self, body: bytes, headers: Mapping[str, str]) -> str:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession()
+        return await post(
+            self._session, self.url, body, headers, timeout=self.timeout, clock=self.clock
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+
 _REASONS = {
     "Missing required headers": "missing headers",
     "Invalid Signature Headers": "malformed timestamp",
@@ -233,6 +256,7 @@ __all__ = [
     "TOLERANCE",
     "USER_AGENT",
     "DeliveryError",
+    "Poster",
     "WebhookSecretError",
     "WebhookVerificationError",
     "is_message_id",

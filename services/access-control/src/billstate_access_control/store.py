@@ -59,6 +59,22 @@ def _status(value: object) -> Status:
     return cast(Status, value)
 
 
+_SUB_COLUMNS = "subscription_id, desired, applied, command_id, applied_by, provider"
+
+
+def _subscription(row: tuple[Any, ...]) -> SubscriptionAccess:
+    """A row of `_SUB_COLUMNS` as the domain value."""
+    sid, desired, applied, command_id, applied_by, provider = row
+    return SubscriptionAccess(
+        subscription_id=sid,
+        desired=_status(desired),
+        applied=_status(applied),
+        command_id=command_id,
+        applied_by=applied_by,
+        provider=provider,
+    )
+
+
 class Store:
     """The service's state in one SQLite file under `data_dir`."""
 
@@ -91,21 +107,10 @@ class Store:
 
     def load(self, customer_id: str, command_ids: Iterable[str] = ()) -> CustomerAccess:
         """The customer's subscriptions, and which of `command_ids` were accepted before."""
-        subs = {
-            sid: SubscriptionAccess(
-                subscription_id=sid,
-                desired=_status(desired),
-                applied=_status(applied),
-                command_id=command_id,
-                applied_by=applied_by,
-                provider=provider,
-            )
-            for sid, desired, applied, command_id, applied_by, provider in self._rows(
-                "SELECT subscription_id, desired, applied, command_id, applied_by, provider"
-                " FROM subscriptions WHERE customer_id = ?",
-                customer_id,
-            )
-        }
+        rows = self._rows(
+            f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE customer_id = ?", customer_id
+        )
+        subs = {row[0]: _subscription(row) for row in rows}
         seen = frozenset(
             cid
             for cid in dict.fromkeys(command_ids)
@@ -153,27 +158,14 @@ class Store:
         subscription billstate has touched a page at a time, never holding them all."""
         start = after or ("", "")
         rows = self._rows(
-            "SELECT customer_id, subscription_id, desired, applied, command_id, applied_by,"
-            " provider FROM subscriptions WHERE (customer_id, subscription_id) > (?, ?)"
+            f"SELECT customer_id, {_SUB_COLUMNS} FROM subscriptions"
+            " WHERE (customer_id, subscription_id) > (?, ?)"
             " ORDER BY customer_id, subscription_id LIMIT ?",
             start[0],
             start[1],
             limit,
         )
-        return [
-            (
-                cid,
-                SubscriptionAccess(
-                    subscription_id=sid,
-                    desired=_status(desired),
-                    applied=_status(applied),
-                    command_id=command_id,
-                    applied_by=applied_by,
-                    provider=provider,
-                ),
-            )
-            for cid, sid, desired, applied, command_id, applied_by, provider in rows
-        ]
+        return [(row[0], _subscription(row[1:])) for row in rows]
 
     # -- what a provider remembers between calls ------------------------------------------
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from billstate_access_control.config import Settings
 from billstate_access_control.domain import Status
@@ -35,6 +35,7 @@ from billstate_shared.contracts import (
 )
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after, wait_for
+from billstate_shared.topic_admin import start_group_at_end
 from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS
 
 pytestmark = pytest.mark.broker
@@ -117,20 +118,6 @@ async def produce(bootstrap: str, customer: str, *values: bytes) -> None:
         await producer.stop()
 
 
-async def start_group_at_end(bootstrap: str, group: str) -> None:
-    """Commit the current end of access.commands.v1 for a new group, before it first joins."""
-    ends = await end_offsets(bootstrap, COMMANDS)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        consumer.assign(list(ends))
-        await consumer.commit(ends)
-    finally:
-        await consumer.stop()
-
-
 async def marks(bootstrap: str, *topics: str) -> dict[TopicPartition, int]:
     start: dict[TopicPartition, int] = {}
     for topic in topics:
@@ -162,7 +149,7 @@ async def running(
     await ensure_catalog(bootstrap)
     if group is None:
         group = f"access-control-test-{uuid.uuid4().hex[:12]}"
-        await start_group_at_end(bootstrap, group)
+        await start_group_at_end(bootstrap, group, [COMMANDS])
     settings = Settings(
         kafka_bootstrap_servers=bootstrap,
         data_dir=data_dir,
@@ -273,7 +260,7 @@ async def test_state_survives_a_restart(kafka_bootstrap: str, tmp_path: Path) ->
     raw = command("suspend", customer, "keep-1", "sub-a")
     group = f"access-control-test-{uuid.uuid4().hex[:12]}"
     await ensure_catalog(kafka_bootstrap)
-    await start_group_at_end(kafka_bootstrap, group)
+    await start_group_at_end(kafka_bootstrap, group, [COMMANDS])
     start = await marks(kafka_bootstrap, EVENTS)
     async with running(kafka_bootstrap, tmp_path, group=group):
         await produce(kafka_bootstrap, customer, raw)
@@ -433,7 +420,7 @@ async def test_a_second_worker_joining_loses_and_repeats_nothing(
     customers = [new_customer() for _ in range(24)]
     group = f"access-control-test-{uuid.uuid4().hex[:12]}"
     await ensure_catalog(kafka_bootstrap)
-    await start_group_at_end(kafka_bootstrap, group)
+    await start_group_at_end(kafka_bootstrap, group, [COMMANDS])
     start = await marks(kafka_bootstrap, EVENTS)
     async with AsyncExitStack() as workers:
         first = await workers.enter_async_context(

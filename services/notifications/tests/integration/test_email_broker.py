@@ -9,13 +9,12 @@ picks messages by this test's notice ids (the Message-ID) and never counts the w
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from billstate_notifications.channels.email import EmailChannel, EmailConfig, message_id
 from billstate_notifications.config import Settings
@@ -23,8 +22,10 @@ from billstate_notifications.entrypoints.main import NotificationsService
 from billstate_notifications.handlers import TOPICS
 from billstate_shared.contracts import CustomerUpserted, CustomerUpsertedData, decode, encode
 from billstate_shared.runtime.dlq import read_headers
+from billstate_shared.testing.events import notice_request
 from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after, wait_for
 from billstate_shared.testing.smtp import Received, SmtpTestServer
+from billstate_shared.topic_admin import start_group_at_end
 
 pytestmark = pytest.mark.broker
 
@@ -34,67 +35,8 @@ CUSTOMERS = "billing.customers.v1"
 FROM_DOMAIN = "billstate.test"
 
 
-async def commit_at_end(bootstrap: str, group: str, topics: tuple[str, ...]) -> None:
-    """Give a brand-new group committed offsets at the end of `topics`: it starts there."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tps: list[TopicPartition] = []
-        for topic in topics:
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(topic) or set()
-            tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.commit(dict(ends))
-    finally:
-        await consumer.stop()
-
-
 def unique(prefix: str = "it-mail") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def notice_bytes(
-    customer_id: str, notice_id: str, *, locale: str = "en", audience: str = "customer"
-) -> bytes:
-    """A final notice as collections requests it (facts shaped like its `_facts`)."""
-    return json.dumps(
-        {
-            "event_id": f"evt-{notice_id}",
-            "event_type": "notice.requested",
-            "schema_version": 1,
-            "occurred_at": "2026-11-14T08:00:00+08:00",
-            "customer_id": customer_id,
-            "data": {
-                "notice_id": notice_id,
-                "kind": "final_notice",
-                "audience": audience,
-                "locale": locale,
-                "facts": {
-                    "customer_id": customer_id,
-                    "stage": "final_notice",
-                    "as_of": "2026-11-14",
-                    "days_past_due": 14,
-                    "overdue": [{"amount": "1234.50", "currency": "USD"}],
-                    "invoices": [
-                        {
-                            "invoice_id": "INV-1",
-                            "due_on": "2026-10-31",
-                            "open": "1234.50",
-                            "currency": "USD",
-                        }
-                    ],
-                    "suspension_on": "2026-11-21",
-                    "policy": {"name": "standard", "version": 3},
-                },
-            },
-        }
-    ).encode()
 
 
 class Env:
@@ -176,7 +118,7 @@ async def env(
 ) -> AsyncIterator[Env]:
     await ensure_catalog(kafka_bootstrap)
     group = unique("notifications-it-mail")
-    await commit_at_end(kafka_bootstrap, group, TOPICS)
+    await start_group_at_end(kafka_bootstrap, group, TOPICS)
     settings = Settings(
         kafka_bootstrap_servers=kafka_bootstrap,
         consumer_group=group,
@@ -221,9 +163,9 @@ async def test_customer_and_partner_notices_reach_their_addresses_in_their_local
     billing, partner = await env.customer(customer_id, "en")
     to_customer, to_partner = unique("ntc"), unique("ntc")
     start = await env.mark(DELIVERIES)
-    await env.send(REQUESTS, customer_id, notice_bytes(customer_id, to_customer, locale="en"))
+    await env.send(REQUESTS, customer_id, notice_request(customer_id, to_customer, locale="en"))
     # The partner reads the service's default locale (zh-TW here), whatever was asked.
-    partner_notice = notice_bytes(customer_id, to_partner, locale="en", audience="partner")
+    partner_notice = notice_request(customer_id, to_partner, locale="en", audience="partner")
     await env.send(REQUESTS, customer_id, partner_notice)
 
     records = await env.read(
@@ -264,7 +206,7 @@ async def test_a_zh_tw_customer_reads_zh_tw(env: Env) -> None:
     billing, _ = await env.customer(customer_id, "zh-TW")
     notice_id = unique("ntc")
     start = await env.mark(DELIVERIES)
-    await env.send(REQUESTS, customer_id, notice_bytes(customer_id, notice_id, locale="zh-TW"))
+    await env.send(REQUESTS, customer_id, notice_request(customer_id, notice_id, locale="zh-TW"))
     records = await env.read(start, lambda rs: bool(outcomes(rs, notice_id)))
     assert [e.event_type for e in outcomes(records, notice_id)] == ["notice.delivered"]
 
@@ -281,11 +223,11 @@ async def test_a_duplicate_request_sends_nothing_new(env: Env) -> None:
     await env.customer(customer_id, "en")
     notice_id, marker = unique("ntc"), unique("ntc")
     start = await env.mark(DELIVERIES)
-    raw = notice_bytes(customer_id, notice_id)
+    raw = notice_request(customer_id, notice_id)
     await env.send(REQUESTS, customer_id, raw)
     await env.send(REQUESTS, customer_id, raw)
     # Same key, same partition: once the marker is reported, both copies were handled.
-    await env.send(REQUESTS, customer_id, notice_bytes(customer_id, marker))
+    await env.send(REQUESTS, customer_id, notice_request(customer_id, marker))
     records = await env.read(start, lambda rs: bool(outcomes(rs, marker)))
 
     assert [e.event_type for e in outcomes(records, notice_id)] == ["notice.delivered"]
@@ -300,8 +242,8 @@ async def test_a_locale_without_templates_fails_and_sends_nothing(env: Env) -> N
     await env.customer(customer_id, "fr")
     notice_id, marker = unique("ntc"), unique("ntc")
     start = await env.mark(DELIVERIES)
-    await env.send(REQUESTS, customer_id, notice_bytes(customer_id, notice_id, locale="fr"))
-    await env.send(REQUESTS, customer_id, notice_bytes(customer_id, marker, locale="en"))
+    await env.send(REQUESTS, customer_id, notice_request(customer_id, notice_id, locale="fr"))
+    await env.send(REQUESTS, customer_id, notice_request(customer_id, marker, locale="en"))
     records = await env.read(start, lambda rs: bool(outcomes(rs, marker)))
     (failed,) = outcomes(records, notice_id)
     assert failed.event_type == "notice.failed"
@@ -321,9 +263,9 @@ async def test_no_address_on_file_fails_to_the_dlq_and_the_service_keeps_going(
     billing, _ = await env.customer(known, "en")
     failing, later = unique("ntc"), unique("ntc")
     deliveries, dlq = await env.mark(DELIVERIES), await env.mark(f"{REQUESTS}.dlq")
-    raw = notice_bytes(unknown, failing)
+    raw = notice_request(unknown, failing)
     await env.send(REQUESTS, unknown, raw)
-    await env.send(REQUESTS, known, notice_bytes(known, later))
+    await env.send(REQUESTS, known, notice_request(known, later))
 
     records = await env.read(
         deliveries, lambda rs: bool(outcomes(rs, failing) and outcomes(rs, later))

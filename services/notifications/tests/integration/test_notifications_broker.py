@@ -20,7 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from billstate_notifications.config import Settings
 from billstate_notifications.domain import staff_notice
@@ -35,7 +35,9 @@ from billstate_shared.contracts import (
     encode,
 )
 from billstate_shared.runtime.dlq import read_headers
+from billstate_shared.testing.events import notice_request
 from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after, wait_for
+from billstate_shared.topic_admin import start_group_at_end
 
 pytestmark = pytest.mark.broker
 
@@ -45,70 +47,8 @@ ACCESS = "access.events.v1"
 CUSTOMERS = "billing.customers.v1"
 
 
-async def commit_at_end(bootstrap: str, group: str, topics: tuple[str, ...]) -> None:
-    """Give a brand-new group committed offsets at the end of `topics`: it starts there."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tps: list[TopicPartition] = []
-        for topic in topics:
-            partitions = consumer.partitions_for_topic(topic)
-            if not partitions:
-                await consumer._client.force_metadata_update()
-                partitions = consumer.partitions_for_topic(topic) or set()
-            tps.extend(TopicPartition(topic, p) for p in sorted(partitions))
-        consumer.assign(tps)
-        ends = await consumer.end_offsets(tps)
-        await consumer.commit(dict(ends))
-    finally:
-        await consumer.stop()
-
-
 def unique(prefix: str = "it") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-def notice_bytes(
-    customer_id: str,
-    notice_id: str,
-    kind: str = "final_notice",
-    locale: str = "en",
-    stage: str = "final_notice",
-) -> bytes:
-    return json.dumps(
-        {
-            "event_id": f"evt-{notice_id}",
-            "event_type": "notice.requested",
-            "schema_version": 1,
-            "occurred_at": "2026-11-14T08:00:00+08:00",
-            "customer_id": customer_id,
-            "data": {
-                "notice_id": notice_id,
-                "kind": kind,
-                "audience": "customer",
-                "locale": locale,
-                "facts": {
-                    "customer_id": customer_id,
-                    "stage": stage,
-                    "as_of": "2026-11-14",
-                    "days_past_due": 14,
-                    "overdue": [{"amount": "1234.50", "currency": "USD"}],
-                    "invoices": [
-                        {
-                            "invoice_id": "INV-1",
-                            "due_on": "2026-10-31",
-                            "open": "1234.50",
-                            "currency": "USD",
-                        }
-                    ],
-                    "suspension_on": "2026-11-21",
-                    "policy": {"name": "standard", "version": 3},
-                },
-            },
-        }
-    ).encode()
 
 
 class Env:
@@ -148,7 +88,7 @@ def outcomes(records: list[ConsumerRecord], notice_id: str) -> list[Any]:
 async def env(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Env]:
     await ensure_catalog(kafka_bootstrap)
     group = unique("notifications-it")
-    await commit_at_end(kafka_bootstrap, group, TOPICS)
+    await start_group_at_end(kafka_bootstrap, group, TOPICS)
     settings = Settings(
         kafka_bootstrap_servers=kafka_bootstrap,
         consumer_group=group,
@@ -194,7 +134,7 @@ async def test_a_notice_is_rendered_to_the_outbox_and_reported(env: Env) -> None
     await wait_for(lambda: store.customer(customer_id) is not None, timeout=45)
 
     start = await env.mark(DELIVERIES)
-    await env.send(REQUESTS, customer_id, notice_bytes(customer_id, notice_id, locale="zh-TW"))
+    await env.send(REQUESTS, customer_id, notice_request(customer_id, notice_id, locale="zh-TW"))
     records = await env.read(start, lambda rs: bool(outcomes(rs, notice_id)))
 
     (event,) = outcomes(records, notice_id)
@@ -229,11 +169,11 @@ async def test_a_notice_is_rendered_to_the_outbox_and_reported(env: Env) -> None
 async def test_the_same_notice_twice_is_delivered_once(env: Env) -> None:
     customer_id, notice_id, marker = unique(), unique("ntc"), unique("ntc")
     start = await env.mark(DELIVERIES)
-    raw = notice_bytes(customer_id, notice_id)
+    raw = notice_request(customer_id, notice_id)
     await env.send(REQUESTS, customer_id, raw)
     await env.send(REQUESTS, customer_id, raw)
     # Same key, same partition: once the marker is reported, both copies were handled.
-    await env.send(REQUESTS, customer_id, notice_bytes(customer_id, marker))
+    await env.send(REQUESTS, customer_id, notice_request(customer_id, marker))
     records = await env.read(start, lambda rs: bool(outcomes(rs, marker)))
 
     assert [e.event_type for e in outcomes(records, notice_id)] == ["notice.delivered"]
@@ -245,7 +185,7 @@ async def test_the_same_notice_twice_is_delivered_once(env: Env) -> None:
 async def test_an_unknown_kind_fails_and_is_dead_lettered(env: Env) -> None:
     customer_id, notice_id = unique(), unique("ntc")
     deliveries, dlq = await env.mark(DELIVERIES), await env.mark(f"{REQUESTS}.dlq")
-    raw = notice_bytes(customer_id, notice_id, kind="carrier_pigeon")
+    raw = notice_request(customer_id, notice_id, kind="carrier_pigeon")
     await env.send(REQUESTS, customer_id, raw)
 
     records = await env.read(deliveries, lambda rs: bool(outcomes(rs, notice_id)))
@@ -274,7 +214,7 @@ async def test_malformed_bytes_go_to_the_dlq_and_later_notices_still_deliver(env
     deliveries, dlq = await env.mark(DELIVERIES), await env.mark(f"{REQUESTS}.dlq")
     garbage = b'{"event_type": "notice.requested", oops'
     await env.send(REQUESTS, customer_id, garbage)
-    await env.send(REQUESTS, customer_id, notice_bytes(customer_id, notice_id))
+    await env.send(REQUESTS, customer_id, notice_request(customer_id, notice_id))
 
     records = await env.read(deliveries, lambda rs: bool(outcomes(rs, notice_id)))
     assert [e.event_type for e in outcomes(records, notice_id)] == ["notice.delivered"]
@@ -348,7 +288,7 @@ async def test_the_process_stops_cleanly_on_a_signal(
 ) -> None:
     await ensure_catalog(kafka_bootstrap)
     group = unique("notifications-it-proc")
-    await commit_at_end(kafka_bootstrap, group, TOPICS)
+    await start_group_at_end(kafka_bootstrap, group, TOPICS)
     port = _free_port()
     environ = {
         **os.environ,

@@ -6,12 +6,11 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-import aiohttp
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from billstate_access_control.providers.base import Change, Desired, ProviderError
 from billstate_shared.domain.ids import make_id
-from billstate_shared.webhooks import DeliveryError, post, signed_headers, validate_secret
+from billstate_shared.webhooks import DeliveryError, Poster, signed_headers, validate_secret
 
 Clock = Callable[[], datetime]
 
@@ -64,7 +63,7 @@ class WebhookProvider:
     def __init__(self, config: WebhookProviderConfig, *, clock: Clock | None = None) -> None:
         self.config = config
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
-        self._session: aiohttp.ClientSession | None = None
+        self._poster = Poster(str(config.url), timeout=config.timeout, clock=self.clock)
 
     async def apply(self, change: Change) -> None:
         # Same change, same bytes: a receiver compares bodies under a repeated id.
@@ -73,14 +72,7 @@ class WebhookProvider:
             self.config.secret.get_secret_value(), message_id(change), body, self.clock()
         )
         try:
-            await post(
-                self._client(),
-                str(self.config.url),
-                body,
-                headers,
-                timeout=self.config.timeout,
-                clock=self.clock,
-            )
+            await self._poster.send(body, headers)
         except DeliveryError as err:
             raise ProviderError(err.retryable, err.message, err.retry_after) from None
 
@@ -88,15 +80,7 @@ class WebhookProvider:
         return None
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        # Created on first use, inside the running loop that will use it.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
+        await self._poster.close()
 
 
 __all__ = ["WebhookProvider", "WebhookProviderConfig", "message_id", "payload"]

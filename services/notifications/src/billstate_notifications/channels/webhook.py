@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-import aiohttp
 from pydantic import (
     AnyHttpUrl,
     BaseModel,
@@ -24,8 +23,8 @@ from billstate_shared.domain.ids import make_id
 from billstate_shared.webhooks import (
     CONTENT_TYPE,
     DeliveryError,
+    Poster,
     is_message_id,
-    post,
     signed_headers,
     validate_secret,
 )
@@ -133,7 +132,7 @@ class WebhookChannel:
     def __init__(self, config: WebhookChannelConfig, *, clock: Clock | None = None) -> None:
         self.config = config
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
-        self._session: aiohttp.ClientSession | None = None
+        self._poster = Poster(str(config.url), timeout=config.timeout, clock=self.clock)
 
     def body(self, notice_id: str, audience: Audience, rendered: Rendered) -> bytes:
         """The exact bytes posted for a notice (the same notice gives the same bytes)."""
@@ -156,30 +155,15 @@ class WebhookChannel:
         else:
             headers = {"content-type": CONTENT_TYPE, "webhook-id": msg_id}
         try:
-            answer = await post(
-                self._client(),
-                str(self.config.url),
-                body,
-                headers,
-                timeout=self.config.timeout,
-                clock=self.clock,
-            )
+            answer = await self._poster.send(body, headers)
         except DeliveryError as err:
             raise ChannelError(err.retryable, err.message, err.retry_after) from None
         if self.config.format == "teams" and _TEAMS_THROTTLED in answer:
             raise ChannelError(True, "teams webhook throttled the delivery (429 in its answer)")
 
     async def close(self) -> None:
-        """Release the HTTP session (the service calls it on the way out, if it can)."""
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
-
-    def _client(self) -> aiohttp.ClientSession:
-        # Created on first use, inside the running loop that will use it.
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession()
-        return self._session
+        """Release the HTTP session (the service calls it on the way out)."""
+        await self._poster.close()
 
 
 __all__ = [

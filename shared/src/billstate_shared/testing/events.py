@@ -1,0 +1,49 @@
+"""Contract events as tests send them: one builder per shape several test files need."""
+
+from __future__ import annotations
+
+import json
+
+
+def notice_request(
+    customer_id: str,
+    notice_id: str,
+    *,
+    kind: str = "final_notice",
+    audience: str = "customer",
+    locale: str = "en",
+    stage: str = "final_notice",
+) -> bytes:
+    """A `notice.requested` with the facts collections gives a final notice of USD 1,234.50."""
+    return json.dumps(
+        {
+            "event_id": f"evt-{notice_id}",
+            "event_type": "notice.requested",
+            "schema_version": 1,
+            "occurred_at": "2026-11-14T08:00:00+08:00",
+            "customer_id": customer_id,
+            "data": {
+                "notice_id": notice_id,
+                "kind": kind,
+                "audience": audience,
+                "locale": locale,
+                "facts": {
+                    "customer_id": customer_id,
+                    "stage": stage,
+                    "as_of": "2026-11-14",
+                    "days_past_due": 14,
+                    "overdue": [{"amount": "1234.50", "currency": "USD"}],
+                    "invoices": [
+                        {
+                            "invoice_id": "INV-1",
+                            "due_on": "2026-10-31",
+                            "open": "1234.50",
+                            "currency": "USD",
+                        }
+                    ],
+                    "suspension_on": "2026-11-21",
+                    "policy": {"name": "standard", "version": 3},
+                },
+            },
+        }
+    ).encode()
