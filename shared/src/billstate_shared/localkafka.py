@@ -115,6 +115,15 @@ class Layout:
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def sasl_port(self) -> int:
+        return self.port + 2
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        """The SASL_PLAINTEXT (SCRAM-SHA-512) listener, for authentication tests."""
+        return f"127.0.0.1:{self.sasl_port}"
+
 
 def _need(tool: str, hint: str) -> str:
     path = shutil.which(tool)
@@ -177,11 +186,19 @@ def _properties(layout: Layout) -> str:
         "process.roles=broker,controller",
         "node.id=1",
         f"controller.quorum.voters=1@127.0.0.1:{controller}",
-        f"listeners=PLAINTEXT://127.0.0.1:{layout.port},CONTROLLER://127.0.0.1:{controller}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{layout.port}",
+        f"listeners=PLAINTEXT://127.0.0.1:{layout.port},CONTROLLER://127.0.0.1:{controller},"
+        f"SASL_PLAINTEXT://127.0.0.1:{layout.sasl_port}",
+        f"advertised.listeners=PLAINTEXT://127.0.0.1:{layout.port},"
+        f"SASL_PLAINTEXT://127.0.0.1:{layout.sasl_port}",
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map="
+        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+        # A SCRAM listener like a Strimzi cluster's, so clients' authentication is tested
+        # for real; users are added with add_scram_user.
+        "sasl.enabled.mechanisms=SCRAM-SHA-512",
+        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="
+        "org.apache.kafka.common.security.scram.ScramLoginModule required;",
         f"log.dirs={layout.data}",
         "num.partitions=1",
         "auto.create.topics.enable=false",
@@ -280,6 +297,26 @@ def up(layout: Layout, timeout: float = 120.0) -> str:
     layout.pid_file.write_text(str(proc.pid), encoding="utf-8")
     _wait_started(layout, proc.pid, offset=offset, timeout=timeout)
     return layout.bootstrap
+
+
+def add_scram_user(
+    layout: Layout, name: str, password: str, mechanism: str = "SCRAM-SHA-512"
+) -> None:
+    """Create or update a SCRAM user on the running local broker (kafka-configs, in-process
+    Java: the admin API for SCRAM credentials is not in aiokafka)."""
+    java = _check_java()
+    log4j = layout.run / "log4j2.properties"
+    done = subprocess.run(
+        [java, "-cp", f"{layout.libs}/*", f"-Dlog4j2.configurationFile={log4j}",
+         "kafka.admin.ConfigCommand", "--bootstrap-server", layout.bootstrap, "--alter",
+         "--add-config", f"{mechanism}=[password={password}]",
+         "--entity-type", "users", "--entity-name", name],
+        capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    if done.returncode != 0:
+        # The tool echoes its arguments on some errors: keep the password out of the message.
+        text = (done.stdout + done.stderr).replace(password, "[redacted]")
+        raise LocalKafkaError(f"adding SCRAM user {name} failed:\n{text[-2000:]}")
 
 
 def _wait_started(layout: Layout, pid: int, offset: int, timeout: float) -> None:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
-from pydantic import model_validator
+from pydantic import SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     InitSettingsSource,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+
+from billstate_shared.kafka_auth import ENV as KAFKA_AUTH_ENV
+from billstate_shared.kafka_auth import KafkaAuth, SaslMechanism, SecurityProtocol
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:39092"
 
@@ -21,13 +24,21 @@ class ServiceSettings(BaseSettings):
     """What every service reads once at start-up and passes down.
 
     `<PREFIX>KAFKA_BOOTSTRAP_SERVERS` wins; the plain `KAFKA_BOOTSTRAP_SERVERS` that the tests
-    and `make` export is the fallback, so one variable points every service at a cluster.
+    and `make` export is the fallback, so one variable points every service at a cluster. The
+    Kafka security settings (`KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*`, `KAFKA_SSL_CA_FILE`)
+    fall back the same way.
     """
 
     model_config = SettingsConfigDict(env_prefix="BILLSTATE_", frozen=True, extra="ignore")
 
     service: str = "billstate"
     kafka_bootstrap_servers: str = DEFAULT_BOOTSTRAP
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: SecretStr | None = None
+    kafka_sasl_password_file: Path | None = None
+    kafka_ssl_ca_file: Path | None = None
     policy_file: Path = Path("policy.yaml")
     log_level: str = "INFO"
     log_format: str = "auto"  # auto: JSON unless stderr is a TTY; or json / console
@@ -67,12 +78,33 @@ class ServiceSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         fallback: dict[str, Any] = {}
-        if bootstrap := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-            fallback["kafka_bootstrap_servers"] = bootstrap
+        plain = {"kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS"}
+        plain |= {f"kafka_{field}": name for field, name in KAFKA_AUTH_ENV.items()}
+        plain["kafka_sasl_password_file"] = "KAFKA_SASL_PASSWORD_FILE"
+        for field, name in plain.items():
+            if value := os.environ.get(name):
+                fallback[field] = value
         return (
             init_settings,
             env_settings,
             dotenv_settings,
             file_secret_settings,
             InitSettingsSource(settings_cls, init_kwargs=fallback),
+        )
+
+    @model_validator(mode="after")
+    def _kafka_auth_complete(self) -> Self:
+        """SASL without credentials, or a CA file that is not there, stops the start-up."""
+        self.kafka_auth  # noqa: B018  (constructing it is the check)
+        return self
+
+    @property
+    def kafka_auth(self) -> KafkaAuth:
+        """How this service's Kafka clients authenticate (checked when the service starts)."""
+        return KafkaAuth(
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_ca_file=self.kafka_ssl_ca_file,
         )

@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
+from billstate_shared.kafka_auth import KafkaAuth, client_options
 from billstate_shared.topics import BY_NAME, CATALOG, Topic
 
 
@@ -39,10 +40,13 @@ async def apply_topics(
     topics: Iterable[Topic] = CATALOG,
     replication_factor: int | None = None,
     dry_run: bool = False,
+    auth: KafkaAuth | None = None,
 ) -> ApplyReport:
     """Create missing catalog topics and compare the rest; idempotent."""
     topics = list(topics)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="billstate-topics")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="billstate-topics", **client_options(auth)
+    )
     await admin.start()
     try:
         if replication_factor is None:
@@ -107,12 +111,17 @@ async def _drift(admin: AIOKafkaAdminClient, topics: list[Topic]) -> list[Drift]
     return found
 
 
-async def start_group_at_end(bootstrap: str, group: str, topics: Iterable[str]) -> None:
+async def start_group_at_end(
+    bootstrap: str, group: str, topics: Iterable[str], auth: KafkaAuth | None = None
+) -> None:
     """Commit a new consumer group's offsets at the current end of `topics` (catalog names),
     so a service started under it sees only what is produced from now on."""
     tps = [TopicPartition(name, p) for name in topics for p in range(BY_NAME[name].partitions)]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        **client_options(auth),
     )
     await consumer.start()
     try:

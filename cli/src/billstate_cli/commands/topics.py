@@ -46,9 +46,16 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    bootstrap = args.bootstrap or ServiceSettings().kafka_bootstrap_servers
+    settings = ServiceSettings()  # bootstrap and security from KAFKA_* variables
+    bootstrap = args.bootstrap or settings.kafka_bootstrap_servers
     report = asyncio.run(
-        apply_topics(bootstrap, CATALOG, args.replication_factor, dry_run=args.dry_run)
+        apply_topics(
+            bootstrap,
+            CATALOG,
+            args.replication_factor,
+            dry_run=args.dry_run,
+            auth=settings.kafka_auth,
+        )
     )
     verb = "would create" if args.dry_run else "created"
     for name in report.created:

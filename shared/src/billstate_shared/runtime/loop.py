@@ -14,6 +14,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from billstate_shared.contracts import ContractError
+from billstate_shared.kafka_auth import KafkaAuth, client_options
 from billstate_shared.runtime.dlq import DeadLetter, Headers, dead_letter
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
@@ -102,6 +103,7 @@ class Loop:
         metrics: Metrics,
         attempts: int = 3,
         max_records: int = 500,
+        auth: KafkaAuth | None = None,
     ) -> None:
         self.service, self.topics, self.handler = service, list(topics), handler
         self.progress, self.metrics, self.attempts = progress, metrics, attempts
@@ -113,6 +115,7 @@ class Loop:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            **client_options(auth),
         )
         self.producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap,
@@ -120,6 +123,7 @@ class Loop:
             acks="all",
             enable_idempotence=True,
             linger_ms=2,
+            **client_options(auth),
         )
         self._stop = asyncio.Event()
         self._batch = asyncio.Lock()

@@ -54,6 +54,7 @@ class AccessControl:
             # Each failing subscription can cost seconds of retries; a small batch keeps a
             # provider outage from outlasting the consumer's poll interval.
             max_records=50,
+            auth=settings.kafka_auth,
         )
         self.reconciler = Reconciler(
             store=self.store,

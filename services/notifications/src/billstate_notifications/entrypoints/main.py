@@ -85,6 +85,7 @@ class NotificationsService:
             progress=self.progress,
             metrics=self.metrics,
             max_records=s.max_records,
+            auth=s.kafka_auth,
         )
         routes = [web.get("/notices/{notice_id}", self._notice)]
         self.http = HttpServer(

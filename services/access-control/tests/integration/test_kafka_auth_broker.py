@@ -1,0 +1,126 @@
+"""access-control authenticating to Kafka with SASL/SCRAM-SHA-512, as against a Strimzi cluster.
+
+The project's local broker has a SCRAM listener beside its plain one; the test adds a user,
+runs the service on the SCRAM listener and feeds it through the plain one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import uuid
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from pydantic import SecretStr
+
+from billstate_access_control.config import Settings
+from billstate_access_control.entrypoints.service import AccessControl
+from billstate_shared.contracts import AccessCommandData, AccessSuspend, PolicyRef, encode
+from billstate_shared.kafka_auth import KafkaAuth
+from billstate_shared.localkafka import Layout, add_scram_user
+from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after, wait_for
+from billstate_shared.topic_admin import apply_topics, start_group_at_end
+from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS, CATALOG
+
+pytestmark = pytest.mark.broker
+
+USER = "billstate-test-access-control"
+PASSWORD = "scram-test-password-7f3c"
+
+
+@pytest.fixture
+async def scram(kafka_bootstrap: str) -> Layout:
+    """The local broker's SCRAM listener, with the test user on it."""
+    layout = Layout.from_env()
+    if kafka_bootstrap != layout.bootstrap:
+        pytest.skip("SASL runs against the project's local broker, not an external cluster")
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        if sock.connect_ex(("127.0.0.1", layout.sasl_port)) != 0:
+            pytest.fail(
+                "the local broker has no SCRAM listener (started before it had one):"
+                " make kafka-down kafka-up"
+            )
+    await ensure_catalog(kafka_bootstrap)
+    await asyncio.to_thread(add_scram_user, layout, USER, PASSWORD)
+    return layout
+
+
+async def test_the_service_consumes_and_produces_over_scram(
+    kafka_bootstrap: str, scram: Layout, tmp_path: Path
+) -> None:
+    customer = f"sasl-{uuid.uuid4().hex[:10]}"
+    group = f"access-control-sasl-{uuid.uuid4().hex[:8]}"
+    await start_group_at_end(kafka_bootstrap, group, [ACCESS_COMMANDS.name])
+    settings = Settings(
+        kafka_bootstrap_servers=scram.sasl_bootstrap,
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username=USER,
+        kafka_sasl_password=SecretStr(PASSWORD),
+        data_dir=tmp_path,
+        http_port=0,
+        consumer_group=group,
+        reconcile_interval=0,
+    )
+    service = AccessControl(settings)
+    await service.start()
+    task = asyncio.create_task(service.run())
+    try:
+        await wait_for(lambda: service.progress.assigned or task.done(), timeout=30)
+        start = await end_offsets(kafka_bootstrap, ACCESS_EVENTS.name)
+        command = AccessSuspend(
+            event_id=f"evt-{customer}",
+            event_type="access.suspend",
+            occurred_at="2027-01-11T09:00:00Z",  # type: ignore[arg-type]
+            customer_id=customer,
+            data=AccessCommandData(
+                command_id=f"cmd-{customer}",
+                subscription_ids=["sub-a"],
+                reason="overdue",
+                stage="suspended",
+                policy=PolicyRef(name="standard", version=1),
+            ),
+        )
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait(
+                ACCESS_COMMANDS.name, encode(command), key=customer.encode()
+            )
+        finally:
+            await producer.stop()
+        records = await read_after(
+            kafka_bootstrap,
+            start,
+            lambda rs: any(r.key == customer.encode() for r in rs),
+            timeout=30,
+        )
+        (done,) = [json.loads(r.value) for r in records if r.key == customer.encode()]
+        assert done["event_type"] == "access.suspended"
+    finally:
+        await service.stop()
+        await asyncio.wait_for(task, timeout=30)
+        await service.close()
+
+
+async def test_a_wrong_password_is_refused_by_the_broker(scram: Layout) -> None:
+    wrong = KafkaAuth(
+        security_protocol="SASL_PLAINTEXT",
+        sasl_username=USER,
+        sasl_password=SecretStr("not-the-password"),
+    )
+    with pytest.raises(KafkaError) as caught:
+        await asyncio.wait_for(
+            apply_topics(scram.sasl_bootstrap, CATALOG, dry_run=True, auth=wrong), timeout=60
+        )
+    assert "not-the-password" not in str(caught.value)
+
+
+def test_sasl_without_credentials_is_refused_at_start() -> None:
+    with pytest.raises(ValueError, match="needs a SASL username and password"):
+        Settings(kafka_security_protocol="SASL_SSL")
