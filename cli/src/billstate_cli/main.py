@@ -8,7 +8,19 @@ import sys
 from collections.abc import Sequence
 
 # Each module exposes `register(subparsers)`; it sets `func(args) -> int` on its parsers.
-COMMANDS = ("contracts", "topics", "policy", "replay", "plan", "simulate", "clock", "demo")
+COMMANDS = (
+    "contracts",
+    "topics",
+    "policy",
+    "replay",
+    "plan",
+    "simulate",
+    "clock",
+    "demo",
+    "hold",
+    "dlq",
+    "send",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

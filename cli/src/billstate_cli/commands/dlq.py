@@ -1,0 +1,409 @@
+"""`billstate dlq list|redrive`: read a dead-letter topic; send its records back to their source."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.errors import KafkaError
+
+from billstate_cli.commands.send import (
+    Kafka,
+    Outgoing,
+    Seen,
+    SendError,
+    SettingsError,
+    add_bootstrap,
+    check,
+    kafka_of,
+    produce,
+    report_failure,
+    safe,
+)
+from billstate_shared.contracts import ContractError
+from billstate_shared.runtime.dlq import read_headers
+from billstate_shared.topics import DLQ_TOPICS
+
+# Marks a re-driven record on its source topic, for whoever traces it later; services ignore it.
+REDRIVE_HEADER = "billstate.redrive.source"
+
+DLQ_NAMES = tuple(t.name for t in DLQ_TOPICS)
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    dlq = sub.add_parser("dlq", help="dead-letter topics: list, re-drive")
+    actions = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    listing = actions.add_parser(
+        "list",
+        help="show the dead letters of a DLQ topic (reads only, commits nothing)",
+        description=(
+            "Reads TOPIC from its beginning to its current end without a consumer group, "
+            "and shows each dead letter's position, customer key and billstate.dlq.* headers. "
+            "The table masks e-mail addresses; --json prints the original values as they "
+            "are, addresses included."
+        ),
+    )
+    _selection(listing)
+    listing.add_argument("--limit", type=_positive, metavar="N", help="only the N most recent")
+    listing.add_argument(
+        "--json", action="store_true", help="one JSON object per dead letter, value included"
+    )
+    listing.set_defaults(func=_list)
+
+    redrive = actions.add_parser(
+        "redrive",
+        help="send dead letters' original values back to their source topic (dry run by default)",
+        description=(
+            "Re-produces the selected dead letters' original values, unchanged, to the topic "
+            "named in their billstate.dlq.topic header, keyed by customer_id, in DLQ order. "
+            "A value the services would refuse again is not sent (fix it and use `billstate "
+            "send`); a second copy of an event_id is skipped. Only --send produces."
+        ),
+    )
+    _selection(redrive)
+    redrive.add_argument(
+        "--offset",
+        dest="offsets",
+        type=_position,
+        nargs="+",
+        action="extend",
+        metavar="P:O",
+        help="only the dead letters at these DLQ partition:offset positions",
+    )
+    redrive.add_argument("--send", action="store_true", help="produce (default: dry run)")
+    redrive.set_defaults(func=_redrive)
+
+
+def _selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("topic", metavar="TOPIC.dlq", help="a dead-letter topic of the catalog")
+    parser.add_argument("--customer", metavar="ID", help="only this customer's dead letters")
+    parser.add_argument(
+        "--field", metavar="FIELD", help="only dead letters whose billstate.dlq.field is FIELD"
+    )
+    add_bootstrap(parser)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)
+
+
+def _position(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d+):(\d+)", text.strip())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not PARTITION:OFFSET, e.g. 3:17")
+    return int(match.group(1)), int(match.group(2))
+
+
+# ---- reading --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Letter:
+    """One record of a dead-letter topic."""
+
+    partition: int
+    offset: int
+    timestamp: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, str]
+
+    @property
+    def at(self) -> str:
+        return f"{self.partition}:{self.offset}"
+
+    @property
+    def key_text(self) -> str | None:
+        return None if self.key is None else self.key.decode("utf-8", "replace")
+
+    def parsed(self) -> Any:
+        """The value as JSON when it is JSON, else as text (None for an empty value)."""
+        if self.value is None:
+            return None
+        text = self.value.decode("utf-8", "replace")
+        try:
+            return json.loads(text)
+        except ValueError:
+            return text
+
+    def customer(self) -> str | None:
+        """The key, or, when the key was the problem, the value's customer_id."""
+        value = self.parsed()
+        if isinstance(value, dict) and isinstance(value.get("customer_id"), str):
+            return str(value["customer_id"])
+        return self.key_text
+
+    def source(self) -> str:
+        h = self.headers
+        if "topic" not in h:
+            return "-"
+        return f"{h['topic']}:{h.get('partition', '?')}:{h.get('offset', '?')}"
+
+
+class DlqError(Exception):
+    """The topic cannot be read; the message says why."""
+
+
+async def read_letters(kafka: Kafka, topic: str, idle_timeout: float = 30.0) -> list[Letter]:
+    """Every record from the beginning to the end the topic has now; no group, no commits."""
+    bootstrap = kafka.bootstrap
+    consumer = AIOKafkaConsumer(
+        enable_auto_commit=False,
+        # A dead letter written in an aborted transaction was never really written.
+        isolation_level="read_committed",
+        **kafka.options(),
+    )
+    try:
+        await consumer.start()
+    except KafkaError as err:
+        await consumer.stop()
+        raise DlqError(f"cannot reach Kafka at {bootstrap}: {err}") from None
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise DlqError(f"no topic {topic} on {bootstrap}")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        begins = await consumer.beginning_offsets(tps)
+        ends = await consumer.end_offsets(tps)
+        consumer.assign(tps)
+        for tp in tps:
+            consumer.seek(tp, begins[tp])
+        letters: list[Letter] = []
+        pending = {tp for tp in tps if ends[tp] > begins[tp]}
+        deadline = time.monotonic() + idle_timeout
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=500)
+            for tp, records in batch.items():
+                for r in records:
+                    if r.offset < ends[tp]:  # what arrives while we read is not in this view
+                        letters.append(_letter(r))
+                deadline = time.monotonic() + idle_timeout
+            # The position, not the last record: transaction markers occupy offsets too.
+            for tp in list(pending):
+                if await consumer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+            if pending and time.monotonic() > deadline:
+                raise DlqError(f"{topic}: no progress reading for {idle_timeout:.0f}s")
+        letters.sort(key=lambda x: (x.partition, x.offset))
+        return letters
+    except KafkaError as err:
+        raise DlqError(f"reading {topic} on {bootstrap} failed: {err}") from None
+    finally:
+        await consumer.stop()
+
+
+def _letter(record: Any) -> Letter:
+    return Letter(
+        record.partition,
+        record.offset,
+        record.timestamp,
+        record.key,
+        record.value,
+        read_headers(record.headers),
+    )
+
+
+def select(
+    letters: Sequence[Letter],
+    customer: str | None = None,
+    field: str | None = None,
+    positions: Sequence[tuple[int, int]] = (),
+) -> list[Letter]:
+    """The letters matching every filter given, in DLQ order."""
+    wanted = set(positions)
+    return [
+        x
+        for x in letters
+        if (customer is None or customer in (x.key_text, x.customer()))
+        and (field is None or x.headers.get("field") == field)
+        and (not wanted or (x.partition, x.offset) in wanted)
+    ]
+
+
+def _load(args: argparse.Namespace, command: str) -> list[Letter] | int:
+    """The topic's letters, or an exit code after saying what is wrong."""
+    if args.topic not in DLQ_NAMES:
+        print(
+            f"{command}: {args.topic} is not a dead-letter topic of the catalog; one of: "
+            + ", ".join(DLQ_NAMES),
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        return asyncio.run(read_letters(kafka_of(args), args.topic))
+    except SettingsError as err:
+        print(f"{command}: {err}", file=sys.stderr)
+        return 2
+    except DlqError as err:
+        print(f"{command}: {err}", file=sys.stderr)
+        return 1
+
+
+# ---- list -----------------------------------------------------------------------------------
+
+COLUMNS = ("at", "customer", "source", "service", "event_type", "field", "reason")
+
+
+def table(letters: Sequence[Letter]) -> list[str]:
+    """Aligned rows; every cell masked (no e-mail addresses, no control characters)."""
+    rows = [
+        [
+            x.at,
+            x.key_text if x.key_text is not None else "-",
+            x.source(),
+            x.headers.get("service", "-"),
+            x.headers.get("event_type") or "-",
+            x.headers.get("field", "-"),
+            x.headers.get("reason", "-"),
+        ]
+        for x in letters
+    ]
+    cells = [[safe(c) for c in row] for row in [list(COLUMNS), *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS) - 1)]
+    return [
+        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+        for row in cells
+    ]
+
+
+def as_json(topic: str, letter: Letter) -> str:
+    doc = {
+        "topic": topic,
+        "partition": letter.partition,
+        "offset": letter.offset,
+        "timestamp": letter.timestamp,
+        "key": letter.key_text,
+        "dlq": letter.headers,
+        "value": letter.parsed(),
+    }
+    return json.dumps(doc, ensure_ascii=False)
+
+
+def _list(args: argparse.Namespace) -> int:
+    loaded = _load(args, "billstate dlq list")
+    if isinstance(loaded, int):
+        return loaded
+    chosen = select(loaded, args.customer, args.field)
+    if args.limit is not None and len(chosen) > args.limit:
+        by_time = sorted(chosen, key=lambda x: (x.timestamp, x.partition, x.offset))
+        newest = {(x.partition, x.offset) for x in by_time[-args.limit :]}
+        chosen = [x for x in chosen if (x.partition, x.offset) in newest]
+    if args.json:
+        for letter in chosen:
+            print(as_json(args.topic, letter))
+        return 0
+    if chosen:
+        print("\n".join(table(chosen)))
+    if not loaded:
+        print(f"no dead letters in {args.topic}")
+        return 0
+    filtered = args.customer is not None or args.field is not None or args.limit is not None
+    of = f" of {len(loaded)}" if filtered else ""
+    print(f"{len(chosen)} dead letter(s){of} in {args.topic}")
+    return 0
+
+
+# ---- redrive --------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """What a re-drive would do with each selected letter."""
+
+    items: list[Outgoing]
+    refused: list[str]  # "DLQ:P:O: field: reason"
+    duplicates: list[str]
+
+
+def plan_redrive(topic: str, letters: Sequence[Letter]) -> Plan:
+    """Check each letter as the services will when it comes back; refuse what they would."""
+    source_topic = topic.removesuffix(".dlq")
+    plan = Plan([], [], [])
+    seen = Seen()
+    for x in letters:
+        origin = f"{topic}:{x.at}"
+        source = x.headers.get("topic")
+        if source is None:
+            plan.refused.append(f"{origin}: headers: no billstate.dlq.topic, not a dead letter")
+            continue
+        if source != source_topic:
+            plan.refused.append(
+                f"{origin}: headers: billstate.dlq.topic is {safe(source)}, not {source_topic}"
+            )
+            continue
+        if x.value is None:
+            plan.refused.append(f"{origin}: $: an empty value (tombstone) is not an event")
+            continue
+        try:
+            event = check(x.value, expected_topic=source)
+        except ContractError as err:
+            plan.refused.append(f"{origin}: {err.field}: {err.reason}")
+            continue
+        first = seen.first_copy(event, x.at)
+        if first is not None:
+            same = "" if first[1] else " (a different value: the services apply only the first)"
+            plan.duplicates.append(
+                f"duplicate {x.at}: event_id {event.event_id} as at {first[0]}, skipped{same}"
+            )
+            continue
+        headers = ((REDRIVE_HEADER, origin.encode()),)
+        plan.items.append(Outgoing(x.at, source, event, x.value, headers))
+    return plan
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    command = "billstate dlq redrive"
+    loaded = _load(args, command)
+    if isinstance(loaded, int):
+        return loaded
+    positions = args.offsets or []
+    present = {(x.partition, x.offset) for x in loaded}
+    absent = [f"{p}:{o}" for p, o in positions if (p, o) not in present]
+    if absent:
+        print(f"{command}: --offset {', '.join(absent)}: no such record in {args.topic}",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    chosen = select(loaded, args.customer, args.field, positions)
+    plan = plan_redrive(args.topic, chosen)
+    for line in plan.refused:
+        print(line, file=sys.stderr)
+    for line in plan.duplicates:
+        print(line)
+    counts = f"{len(plan.refused)} refused, {len(plan.duplicates)} duplicate(s)"
+    code = 1 if plan.refused else 0
+    if not args.send:
+        for item in plan.items:
+            print(f"would send {item.origin}: {item.describe()}")
+        print(
+            f"dry run: {len(chosen)} selected in {args.topic}: {len(plan.items)} to send,"
+            f" {counts}; add --send to produce"
+        )
+        return code
+    try:
+        delivered = asyncio.run(produce(kafka_of(args), plan.items)) if plan.items else []
+    except SettingsError as err:
+        print(f"{command}: {err}; nothing sent", file=sys.stderr)
+        return 2
+    except SendError as err:
+        report_failure(command, err, len(plan.items))
+        return 1
+    for d in delivered:
+        print(
+            f"sent {d.item.origin}: {d.item.describe()} partition {d.partition} offset {d.offset}"
+        )
+    print(f"{len(chosen)} selected in {args.topic}: {len(delivered)} sent, {counts}")
+    return code
