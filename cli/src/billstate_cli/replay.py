@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
@@ -48,9 +49,12 @@ class Replay:
             if self.last_tick is None or event.occurred_at > self.last_tick:
                 self.last_tick = event.occurred_at
             out: list[Produced] = []
+            books, policy = self.books, self.policy
             for aged in self.aging.tick(event.occurred_at, self.registers.get):
                 out.append(aged)
-                out.extend(step(self.books[aged.customer_id], aged, self.policy))
+                more = step(books[aged.customer_id], aged, policy)
+                if more:  # most aged events decide nothing
+                    out.extend(more)
             return out
         book = self.book(event.customer_id)
         decided: list[Produced] = list(step(book, event, self.policy))
@@ -60,6 +64,14 @@ class Replay:
     def run(self, events: Iterable[Event]) -> Iterator[Produced]:
         for event in events:
             yield from self.feed(event)
+
+
+# The books only grow and hold no reference cycles, yet every full collection of the cyclic
+# garbage collector walks all of them: at 10,000 customers 30% of the replay's CPU time went to
+# it, and its share grows with the number of customers. Moving what exists to the permanent
+# generation every few thousand lines keeps the collector to the young objects (what the last
+# lines made); `unfreeze` at the end hands everything back to it.
+FREEZE_EVERY = 4096
 
 
 @dataclass
@@ -79,19 +91,30 @@ def replay_lines(
     """`billstate replay`'s loop: decode each line, feed it, write what it produced (or the
     `only` types of it); a bad line is reported on stderr with its number and skipped."""
     tally = Tally()
-    for number, line in enumerate(source, start=1):
-        if not line.strip():
-            continue
-        try:
-            decided = replay.feed(decode(line))
-        except (ContractError, ValueError) as err:
-            tally.bad += 1
-            print(f"{label}:{number}: {err}", file=sys.stderr)
-            continue
-        tally.inbound += 1
-        for produced in decided:
-            tally.produced[produced.event_type] += 1
-            if not only or produced.event_type in only:
-                out.write(to_bytes(produced))
-                out.write(b"\n")
+    counts = tally.produced
+    try:
+        for number, line in enumerate(source, start=1):
+            if not number % FREEZE_EVERY:
+                gc.freeze()
+            if not line.strip():
+                continue
+            try:
+                decided = replay.feed(decode(line))
+            except (ContractError, ValueError) as err:
+                tally.bad += 1
+                print(f"{label}:{number}: {err}", file=sys.stderr)
+                continue
+            tally.inbound += 1
+            if not decided:
+                continue
+            counts.update([p.event_type for p in decided])  # Counter's C loop
+            # One write per input line: a tick decides hundreds of events.
+            if only:
+                decided = [p for p in decided if p.event_type in only]
+                if not decided:
+                    continue
+            out.write(b"\n".join([to_bytes(p) for p in decided]))
+            out.write(b"\n")
+    finally:
+        gc.unfreeze()
     return tally

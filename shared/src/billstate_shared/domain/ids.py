@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from hashlib import blake2b
 
+MAX_READABLE_ID = 128  # the longest event id a readable id may be; longer ones are hashed
+
 
 def make_id(prefix: str, *parts: object) -> str:
     """`prefix-` and 20 hex digits of a hash of the parts; stable across runs and machines."""
-    text = "\x1f".join(str(p) for p in parts)
+    text = "\x1f".join(map(str, parts))
     return f"{prefix}-{blake2b(text.encode(), digest_size=10).hexdigest()}"
 
 
@@ -15,4 +17,4 @@ def readable_id(prefix: str, *parts: object) -> str:
     """`prefix:part:part...` when that fits an event id (128 chars), else `make_id`: ids an
     operator can read where they are short, hashed where they would be too long."""
     text = ":".join((prefix, *map(str, parts)))
-    return text if len(text) <= 128 else make_id(prefix, *parts)
+    return text if len(text) <= MAX_READABLE_ID else make_id(prefix, *parts)

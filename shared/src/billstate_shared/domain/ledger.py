@@ -107,7 +107,23 @@ class Ledger:
             voided=invoice_id in self._voided,
         )
         self.invoices[invoice_id] = invoice
-        insort(self._invoice_order.setdefault(currency, []), invoice.order)
+        order = self._invoice_order.setdefault(currency, [])
+        insort(order, invoice.order)
+        if (
+            invoice_id not in self._targeted
+            and order[-1][2] == invoice_id
+            and self._credit.get(currency) == ZERO
+        ):
+            # The usual new invoice: due after every other, named by no payment, and no
+            # credit left over. A recompute would allocate everything else exactly as the
+            # last one did (the pool ran out before the end of the list) and leave this one
+            # at its base, so that is all that is done. A negative base (a credit note larger
+            # than the invoice) feeds the pool and takes the full recompute below.
+            base = ZERO if invoice.voided else invoice.amount + invoice.adjustment
+            if base >= ZERO:
+                self.version += 1
+                invoice.open = base
+                return Outcome.APPLIED
         for touched in sorted(self._targeted.get(invoice_id, set()) | {currency}):
             self._recompute(touched)
         return Outcome.APPLIED
@@ -206,8 +222,11 @@ class Ledger:
     # ---- allocation ---------------------------------------------------------------------
 
     def _recompute(self, currency: str) -> None:
+        # Runs on every invoice and payment, over the currency's whole history: the same
+        # arithmetic, in the same order, as the rules say, with the lookups made local.
         self.version += 1
-        invoices = [self.invoices[key[2]] for key in self._invoice_order.get(currency, ())]
+        all_invoices = self.invoices
+        invoices = [all_invoices[key[2]] for key in self._invoice_order.get(currency, ())]
         pool = ZERO  # credit notes larger than their invoice become credit on account
         for inv in invoices:
             base = ZERO if inv.voided else inv.amount + inv.adjustment
@@ -216,13 +235,17 @@ class Ledger:
                 base = ZERO
             inv.open = base
         remainders: list[Decimal] = []
+        payments = self.payments
         for key in self._payment_order.get(currency, ()):
-            payment = self.payments[key[1]]
-            if payment.reversed or self.is_parked(payment):
+            payment = payments[key[1]]
+            invoice_id = payment.invoice_id
+            if payment.reversed:
                 continue
             left = payment.amount
-            if payment.invoice_id is not None:
-                target = self.invoices[payment.invoice_id]
+            if invoice_id is not None:
+                target = all_invoices.get(invoice_id)
+                if target is None:
+                    continue  # parked: waits, whole, for its invoice (is_parked)
                 if target.currency == currency and target.open > ZERO:
                     take = left if left < target.open else target.open
                     target.open -= take

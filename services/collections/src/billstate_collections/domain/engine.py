@@ -33,7 +33,7 @@ def stage_name(policy: Policy, index: int) -> str:
 
 def step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:
     """Apply one inbound or due-date event to a customer's book; return what it decided."""
-    if isinstance(event, Aged | InvoiceAged):
+    if type(event) is Aged or isinstance(event, InvoiceAged):
         return _on_time(book, event, policy)
     if event.event_type in LEDGER_EVENTS:
         outcome = apply_event(book.ledger, event)
@@ -144,17 +144,21 @@ def _release_paid(
 def _on_time(book: Book, event: InvoiceAged | Aged, policy: Policy) -> list[Output]:
     d = event.data
     out: list[Output] = []
-    if book.as_of is None or d.as_of > book.as_of:
-        book.as_of = d.as_of
-    _remind(book, event, policy, out)
-    versions = book.key()[:2]
-    if versions == book.evaluated[:2] and (
-        book.as_of == book.evaluated[2] or book.as_of < book.wake_on
+    as_of = book.as_of
+    if as_of is None or d.as_of > as_of:
+        as_of = book.as_of = d.as_of
+    if d.days_past_due < 0:  # only an invoice not yet due can have a reminder (rule 10)
+        _remind(book, event, policy, out)
+    evaluated = book.evaluated
+    if (
+        book.ledger.version == evaluated[0]
+        and book.version == evaluated[1]
+        and (as_of == evaluated[2] or as_of < book.wake_on)
     ):
         # Same ledger, holds and profile as the last climb, and no date reached on which
-        # the passing of time alone can change anything: nothing new to decide.
+        # the passing of time alone can change anything: nothing new to decide. Most aged
+        # events end here, so the test reads the fields directly (Book.key spelled out).
         return out
-    as_of = book.as_of
     a = assess(book, as_of, policy)
     if a.target < book.stage:
         _drop(book, a, event, policy, out)
@@ -171,7 +175,10 @@ def _on_time(book: Book, event: InvoiceAged | Aged, policy: Policy) -> list[Outp
     # overdue invoices bill is what is suspended (rule 8), whatever order payments came in.
     _extend_suspension(book, a, event, policy, out)
     book.evaluated = book.key()
-    book.wake_on = _wake_on(book, assess(book, as_of, policy) if out else a, policy)
+    # `a` still holds after the moves above: an assessment reads the ledger, the profile and
+    # the dispute and manual holds, and a climb changes none of them (it changes the stage
+    # and may end promises, which assess does not read), so no second assess is needed.
+    book.wake_on = _wake_on(book, a, policy)
     return out
 
 
@@ -197,6 +204,8 @@ def _promise_blocks(
     book: Book, a: Assessment, trigger: Any, policy: Policy, out: list[Output]
 ) -> bool:
     blocked = False
+    if not book.holds:
+        return blocked
     for hold in sorted(book.holds.values(), key=lambda h: h.hold_id):
         if hold.kind != "promise_to_pay" or hold.until is None:
             continue

@@ -10,6 +10,7 @@ from billstate_shared.domain.ledger import ZERO
 from billstate_shared.domain.policy import Policy
 
 FAR = date.max
+ONE_DAY = timedelta(days=1)
 
 
 def _delinquency_timeline(book: Book, policy: Policy) -> list[tuple[date, date]]:
@@ -19,24 +20,34 @@ def _delinquency_timeline(book: Book, policy: Policy) -> list[tuple[date, date]]
     turns delinquent the day after the invoice whose due date lifts the sum to the minimum,
     and from then on its anchor is its oldest open invoice.
     """
-    disputes = disputed(book)
+    disputes = disputed(book) if book.holds else None
     timeline: list[tuple[date, date]] = []
-    for currency in book.ledger.currencies():
-        total = ZERO
-        oldest: date | None = None
-        threshold = policy.threshold(currency)
-        for invoice in book.ledger.ordered(currency):
-            if invoice.open <= ZERO:
-                continue
-            amount = countable(invoice, disputes)
-            if amount <= ZERO:
-                continue
-            oldest = oldest or invoice.due_on
-            total += amount
-            if total >= threshold:
-                timeline.append((invoice.due_on + timedelta(days=1), oldest))
-                break
-    return sorted(timeline)
+    # open_invoices() lists the open invoices by currency (sorted), oldest due first within
+    # each: the same walk as ledger.ordered(currency) per currency, minus the paid invoices.
+    current: str | None = None
+    done = False
+    total = ZERO
+    oldest: date | None = None
+    threshold = ZERO
+    for invoice in book.ledger.open_invoices():
+        if invoice.currency != current:
+            current = invoice.currency
+            total = ZERO
+            oldest = None
+            threshold = policy.threshold(current)
+            done = False
+        elif done:
+            continue
+        amount = countable(invoice, disputes) if disputes else invoice.open
+        if amount <= ZERO:
+            continue
+        oldest = oldest or invoice.due_on
+        total += amount
+        if total >= threshold:
+            timeline.append((invoice.due_on + ONE_DAY, oldest))
+            done = True
+    timeline.sort()
+    return timeline
 
 
 def _reach(timeline: list[tuple[date, date]], days: int, lower: date) -> date:

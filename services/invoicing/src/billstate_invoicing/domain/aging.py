@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 from billstate_shared.contracts import Event
-from billstate_shared.contracts.outbound import Aged, AgedData, Amount
-from billstate_shared.domain.ids import readable_id
+from billstate_shared.contracts.outbound import Aged
+from billstate_shared.domain.ids import MAX_READABLE_ID, readable_id
 from billstate_shared.domain.ledger import ZERO, Invoice, Ledger, Outcome, apply_event
 from billstate_shared.domain.policy import Policy
 
@@ -69,46 +69,82 @@ class Aging:
         self.latest = occurred_at
         as_of = self.business_date(occurred_at)
         self.today = as_of
-        while self._waiting and self._waiting[0][0] <= as_of:
-            _opens, customer, invoice_id = heapq.heappop(self._waiting)
-            self._active.setdefault(customer, {})[invoice_id] = None
+        waiting, active = self._waiting, self._active
+        while waiting and waiting[0][0] <= as_of:
+            _opens, customer, invoice_id = heapq.heappop(waiting)
+            invoices = active.get(customer)
+            if invoices is None:
+                invoices = active[customer] = {}
+            invoices[invoice_id] = None
+        # This loop runs once per open invoice and day, so it is written for speed: the
+        # per-tick parts of every event (its id's date, the date itself) are made once.
         out: list[Aged] = []
-        for customer in list(self._active):
+        append = out.append
+        suffix = f":{as_of.isoformat()}"
+        day = as_of.toordinal()
+        for customer in list(active):
             register = registers(customer)
-            invoices = self._active[customer]
+            invoices = active[customer]
             if register is None:
                 continue
+            ledger_invoices = register.ledger.invoices
             open_now: list[Invoice] = []
-            for invoice_id in list(invoices):
-                invoice = register.ledger.invoices[invoice_id]
+            closed = False
+            for invoice_id in invoices:
+                invoice = ledger_invoices[invoice_id]
                 if invoice.open > ZERO:
                     open_now.append(invoice)
                 else:
+                    closed = True
+            if closed:
+                for invoice_id in [i for i in invoices if not ledger_invoices[i].open > ZERO]:
                     del invoices[invoice_id]  # closed; watch() picks it up again if reopened
                     self._tracked.discard((customer, invoice_id))
-            if not invoices:
-                del self._active[customer]
-            open_now.sort(key=lambda i: i.order)
+                if not invoices:
+                    del active[customer]
+            if len(open_now) > 1:
+                open_now.sort(key=_order)
+            aged_on = register.aged_on
             for invoice in open_now:
-                if register.aged_on.get(invoice.invoice_id, date.min) < as_of:
-                    register.aged_on[invoice.invoice_id] = as_of
-                    out.append(aged_event(customer, invoice, as_of, occurred_at))
+                invoice_id = invoice.invoice_id
+                if aged_on.get(invoice_id, date.min) < as_of:
+                    aged_on[invoice_id] = as_of
+                    event_id = f"aged:{customer}:{invoice_id}{suffix}"
+                    if len(event_id) > MAX_READABLE_ID:
+                        event_id = readable_id("aged", customer, invoice_id, as_of)
+                    append(
+                        Aged.build(
+                            event_id,
+                            occurred_at,
+                            customer,
+                            invoice_id,
+                            invoice.due_on,
+                            as_of,
+                            day - invoice.due_on.toordinal(),
+                            invoice.open,
+                            invoice.currency,
+                            invoice.subscription_ids,
+                        )
+                    )
         return out
 
 
+def _order(invoice: Invoice) -> tuple[date, date, str]:
+    return invoice.order
+
+
 def aged_event(customer_id: str, invoice: Invoice, as_of: date, occurred_at: datetime) -> Aged:
-    return Aged(
-        event_id=readable_id("aged", customer_id, invoice.invoice_id, as_of),
-        occurred_at=occurred_at,
-        customer_id=customer_id,
-        data=AgedData(
-            invoice_id=invoice.invoice_id,
-            due_on=invoice.due_on,
-            as_of=as_of,
-            days_past_due=(as_of - invoice.due_on).days,
-            outstanding=Amount(invoice.open, invoice.currency),
-            subscription_ids=invoice.subscription_ids,
-        ),
+    return Aged.build(
+        readable_id("aged", customer_id, invoice.invoice_id, as_of),
+        occurred_at,
+        customer_id,
+        invoice.invoice_id,
+        invoice.due_on,
+        as_of,
+        (as_of - invoice.due_on).days,
+        invoice.open,
+        invoice.currency,
+        invoice.subscription_ids,
     )
 
 
