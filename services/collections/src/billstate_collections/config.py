@@ -20,4 +20,7 @@ class Settings(ServiceSettings):
     data_dir: Path = Path(".cache/data/collections")
     replication_factor: int = 1
     commit_interval: float = 0.5  # seconds between offset commits (outputs are flushed first)
+    # Seconds a produce batch may wait to fill: each event writes its changelog value, its
+    # state record and any decisions, and one request per batch costs less than one per record.
+    producer_linger: float = 0.005
     cache_size: int = 50_000  # live books kept parsed in memory; the table holds them all

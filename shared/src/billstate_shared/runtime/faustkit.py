@@ -30,6 +30,7 @@ def make_app(
     replication_factor: int = 1,
     store: str = "rocksdb://",
     commit_interval: float = 0.5,
+    producer_linger: float = 0.0,
 ) -> Any:
     """A faust app configured for ordered, at-least-once work that decides nothing by clock."""
     return faust.App(
@@ -51,6 +52,9 @@ def make_app(
         broker_heartbeat_interval=2.0,
         broker_commit_interval=commit_interval,
         stream_buffer_maxsize=4096,
+        # Seconds a produce batch may wait for more records: fewer, larger produce requests
+        # for a worker that writes several records (outputs, changelog) per event.
+        producer_linger=producer_linger,
         table_standby_replicas=0,
         key_serializer="raw",
         value_serializer="raw",
@@ -75,12 +79,14 @@ class Intake:
     ) -> None:
         self.app, self.service, self.metrics, self.progress = app, service, metrics, progress
         self.dlq = {name: raw_topic(app, name) for name in dlq_names}
+        # Labelled children resolved once per topic, not per message.
+        self._processed: dict[str, Any] = {}
+        self._seconds = metrics.seconds.labels(service)
 
     async def decode(self, message: Any) -> Event | None:
-        structlog.contextvars.bind_contextvars(
-            topic=message.topic, partition=message.partition, offset=message.offset
-        )
+        """The event, its log context bound; or None once the record is dealt with."""
         if message.value is None:
+            self.bind(message)
             if message.topic == CUSTOMERS.name:
                 # A tombstone on the compacted customer topic deletes the master record;
                 # collections' book and invoicing's register keep their history.
@@ -93,20 +99,36 @@ class Intake:
         try:
             event = decode(message.value)
         except ContractError as err:
+            self.bind(message)
             await self.dead(message, err.field, err.reason, err.event_type)
             return None
         key = message.key.decode("utf-8", "replace") if message.key is not None else None
         if event.customer_id != "*" and key != event.customer_id:
             # A record keyed otherwise sits on another customer's partition, next to state
             # that is not its own; it must be re-sent with the right key.
+            self.bind(message)
             await self.dead(
                 message, "key", f"Kafka key {key!r} is not the customer_id", event.event_type
             )
             return None
-        structlog.contextvars.bind_contextvars(
-            customer_id=event.customer_id, event_id=event.event_id
-        )
+        self.bind(message, event.customer_id, event.event_id)
         return event
+
+    @staticmethod
+    def bind(message: Any, customer_id: str | None = None, event_id: str | None = None) -> None:
+        """One message's log context in one call; the ids once the event has decoded."""
+        if customer_id is None:
+            structlog.contextvars.bind_contextvars(
+                topic=message.topic, partition=message.partition, offset=message.offset
+            )
+        else:
+            structlog.contextvars.bind_contextvars(
+                topic=message.topic,
+                partition=message.partition,
+                offset=message.offset,
+                customer_id=customer_id,
+                event_id=event_id,
+            )
 
     async def dead(self, message: Any, field: str, reason: str, event_type: str | None) -> None:
         letter = DeadLetter(
@@ -127,9 +149,13 @@ class Intake:
         log.warning("dead-lettered", field=field, reason=reason)
 
     def done(self, message: Any, started: float) -> None:
-        self.metrics.processed.labels(self.service, message.topic).inc()
-        self.metrics.seconds.labels(self.service).observe(time.perf_counter() - started)
-        self.progress.on_processed(message.topic, message.partition)
+        topic = message.topic
+        processed = self._processed.get(topic)
+        if processed is None:
+            processed = self._processed[topic] = self.metrics.processed.labels(self.service, topic)
+        processed.inc()
+        self._seconds.observe(time.perf_counter() - started)
+        self.progress.on_processed(topic, message.partition)
         structlog.contextvars.unbind_contextvars(
             "topic", "partition", "offset", "customer_id", "event_id"
         )
@@ -219,6 +245,9 @@ async def process(
             if decoded is not None:
                 await retrying(partial(handle, message, decoded), reset)
         except Exception as err:
+            structlog.contextvars.bind_contextvars(
+                topic=message.topic, partition=message.partition, offset=message.offset
+            )
             intake.metrics.failed.labels(intake.service, message.topic).inc()
             log.exception("failed")
             await intake.dead(message, "$", f"unexpected error: {err!r}", None)

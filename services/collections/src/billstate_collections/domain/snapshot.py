@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from billstate_collections.domain.assess import assess
 from billstate_collections.domain.book import Book
 from billstate_collections.domain.engine import stage_name
 from billstate_collections.domain.schedule import projected_entries
-from billstate_shared.contracts import (
-    CollectionsState,
-    CollectionsStateData,
-    Hold,
-    Money,
-    NextStage,
-    PolicyRef,
-)
+from billstate_shared.contracts import CollectionsState, CollectionsStateData
+from billstate_shared.contracts.outbound import Outbound
 from billstate_shared.domain.ids import make_id
 from billstate_shared.domain.policy import Policy
 
 
-def state_data(book: Book, policy: Policy) -> CollectionsStateData:
+def state_values(book: Book, policy: Policy) -> dict[str, Any]:
+    """The state as JSON-ready values, keys in the contract's field order: what
+    `CollectionsStateData` serializes to, built without validating (the worker publishes
+    one per change; `state_data` validates the same values)."""
     a = assess(book, book.as_of, policy) if book.as_of is not None else None
     # A state is published after its event is handled, today's climb included: what comes
     # next comes on a later business date.
@@ -29,41 +27,48 @@ def state_data(book: Book, policy: Policy) -> CollectionsStateData:
         if book.as_of is not None
         else []
     )
-    next_stage = (
-        NextStage(stage=policy.stages[upcoming[0][0]].name, earliest_on=upcoming[0][1])
+    anchor = a.anchor if a is not None else None
+    return {
+        "stage": stage_name(policy, book.stage),
+        "delinquent": bool(a and a.delinquent),
+        "overdue": [{"amount": format(amt, "f"), "currency": c} for c, amt in a.overdue]
+        if a
+        else [],
+        "anchor_due_on": anchor.due_on.isoformat() if anchor is not None else None,
+        "days_past_due": a.days_past_due if a else None,
+        "as_of": book.as_of.isoformat() if book.as_of is not None else None,
+        "holds": [
+            {
+                "hold_id": h.hold_id,
+                "kind": h.kind,
+                "invoice_id": h.invoice_id,
+                "amount": None if h.amount is None else format(h.amount, "f"),
+                "until": None if h.until is None else h.until.isoformat(),
+                "reason": h.reason,
+                "by": h.by,
+                "placed_on": None if h.placed_on is None else h.placed_on.isoformat(),
+            }
+            for h in sorted(book.holds.values(), key=lambda h: h.hold_id)
+        ],
+        "suspended_subscription_ids": list(book.suspended),
+        "next": {
+            "stage": policy.stages[upcoming[0][0]].name,
+            "earliest_on": upcoming[0][1].isoformat(),
+        }
         if upcoming
-        else None
-    )
-    holds = [
-        Hold(
-            hold_id=h.hold_id,
-            kind=h.kind,  # type: ignore[arg-type]
-            invoice_id=h.invoice_id,
-            amount=h.amount,
-            until=h.until,
-            reason=h.reason,
-            by=h.by,
-            placed_on=h.placed_on,
-        )
-        for h in sorted(book.holds.values(), key=lambda h: h.hold_id)
-    ]
-    return CollectionsStateData(
-        stage=stage_name(policy, book.stage),
-        delinquent=bool(a and a.delinquent),
-        overdue=[Money(amount=amt, currency=c) for c, amt in a.overdue] if a else [],
-        anchor_due_on=a.anchor.due_on if a and a.anchor else None,
-        days_past_due=a.days_past_due if a else None,
-        as_of=book.as_of,
-        holds=holds,
-        suspended_subscription_ids=list(book.suspended),
-        next=next_stage,
-        policy=PolicyRef(name=policy.name, version=policy.version),
-    )
+        else None,
+        "policy": {"name": policy.name, "version": policy.version},
+    }
 
 
-def state_event(book: Book, policy: Policy, occurred_at: datetime) -> CollectionsState:
-    """The state record to publish after a change; its id names the change it follows."""
-    return CollectionsState(
+def state_data(book: Book, policy: Policy) -> CollectionsStateData:
+    return CollectionsStateData.model_validate(state_values(book, policy))
+
+
+def state_record(book: Book, policy: Policy, occurred_at: datetime) -> Outbound:
+    """The state record to publish after a change; its id names the change it follows.
+    Its bytes are those of `encode(state_event(...))`; `.model()` validates it."""
+    return Outbound(
         event_id=make_id(
             "state",
             book.customer_id,
@@ -75,5 +80,12 @@ def state_event(book: Book, policy: Policy, occurred_at: datetime) -> Collection
         event_type="collections.state",
         occurred_at=occurred_at,
         customer_id=book.customer_id,
-        data=state_data(book, policy),
+        data=state_values(book, policy),
     )
+
+
+def state_event(book: Book, policy: Policy, occurred_at: datetime) -> CollectionsState:
+    """`state_record` as the validated contract model."""
+    model = state_record(book, policy, occurred_at).model()
+    assert isinstance(model, CollectionsState)
+    return model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from typing import Any
 
@@ -13,7 +14,7 @@ from billstate_collections.config import Settings
 from billstate_collections.domain.book import Book
 from billstate_collections.domain.book_state import dump_book, load_book
 from billstate_collections.domain.engine import step
-from billstate_collections.domain.snapshot import state_event
+from billstate_collections.domain.snapshot import state_record
 from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.domain.policy import Policy
 from billstate_shared.runtime.faustkit import Intake, make_app, process, raw_topic, watch_progress
@@ -32,6 +33,9 @@ from billstate_shared.topics import (
 )
 
 log = structlog.get_logger("billstate.collections")
+# The per-message line is checked against the level before it is built: at WARNING,
+# structlog's level filter still costs microseconds per call.
+_levels = logging.getLogger("billstate.collections")
 
 INPUTS = (INVOICES, PAYMENTS, CUSTOMERS, DUE_DATES, CONTROL)
 ROUTE = {
@@ -90,6 +94,7 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
         settings.data_dir,
         replication_factor=settings.replication_factor,
         commit_interval=settings.commit_interval,
+        producer_linger=settings.producer_linger,
     )
     inbound = raw_topic(app, *(t.name for t in INPUTS))
     outbound = {name: raw_topic(app, name) for name in {*ROUTE.values(), STATE.name}}
@@ -109,14 +114,14 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
         if again is not None:
             for topic, value in again:
                 outbound[topic].send_soon(key=message.key, value=value.encode())
-            log.info("re-sent", outputs=len(again))
+            log.info("re-sent", outputs=len(again))  # rare: after a crash
             return
         outputs = step(book, decoded, policy)
         raw = orjson.dumps(dump_book(book))
         produced = [[ROUTE[o.event_type], to_bytes(o).decode()] for o in outputs]
         if raw != before:
-            state = state_event(book, policy, decoded.occurred_at)
-            produced.append([STATE.name, to_bytes(state).decode()])
+            state = state_record(book, policy, decoded.occurred_at)
+            produced.append([STATE.name, state.encode().decode()])
         committed = app.consumer._committed_offset
         kept = [e for e in sent if e[2] >= committed.get(TP(e[0], e[1]), 0)]
         if produced:
@@ -125,7 +130,8 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
             books.put(book, raw, kept)
         for topic, value in produced:
             outbound[topic].send_soon(key=message.key, value=value.encode())
-        log.info("processed", event_type=decoded.event_type, outputs=len(outputs))
+        if _levels.isEnabledFor(logging.INFO):
+            log.info("processed", event_type=decoded.event_type, outputs=len(outputs))
 
     @app.agent(inbound, concurrency=1)
     async def collect(stream: Any) -> None:
