@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import uuid
 from pathlib import Path
 
@@ -21,8 +20,7 @@ from billstate_access_control.config import Settings
 from billstate_access_control.entrypoints.service import AccessControl
 from billstate_shared.contracts import AccessCommandData, AccessSuspend, PolicyRef, encode
 from billstate_shared.kafka_auth import KafkaAuth
-from billstate_shared.localkafka import Layout, add_scram_user
-from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after, wait_for
+from billstate_shared.testing.kafka import end_offsets, local_scram, read_after, wait_for
 from billstate_shared.topic_admin import apply_topics, start_group_at_end
 from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS, CATALOG
 
@@ -33,31 +31,19 @@ PASSWORD = "scram-test-password-7f3c"
 
 
 @pytest.fixture
-async def scram(kafka_bootstrap: str) -> Layout:
+async def scram(kafka_bootstrap: str) -> str:
     """The local broker's SCRAM listener, with the test user on it."""
-    layout = Layout.from_env()
-    if kafka_bootstrap != layout.bootstrap:
-        pytest.skip("SASL runs against the project's local broker, not an external cluster")
-    with socket.socket() as sock:
-        sock.settimeout(1)
-        if sock.connect_ex(("127.0.0.1", layout.sasl_port)) != 0:
-            pytest.fail(
-                "the local broker has no SCRAM listener (started before it had one):"
-                " make kafka-down kafka-up"
-            )
-    await ensure_catalog(kafka_bootstrap)
-    await asyncio.to_thread(add_scram_user, layout, USER, PASSWORD)
-    return layout
+    return await local_scram(kafka_bootstrap, USER, PASSWORD)
 
 
 async def test_the_service_consumes_and_produces_over_scram(
-    kafka_bootstrap: str, scram: Layout, tmp_path: Path
+    kafka_bootstrap: str, scram: str, tmp_path: Path
 ) -> None:
     customer = f"sasl-{uuid.uuid4().hex[:10]}"
     group = f"access-control-sasl-{uuid.uuid4().hex[:8]}"
     await start_group_at_end(kafka_bootstrap, group, [ACCESS_COMMANDS.name])
     settings = Settings(
-        kafka_bootstrap_servers=scram.sasl_bootstrap,
+        kafka_bootstrap_servers=scram,
         kafka_security_protocol="SASL_PLAINTEXT",
         kafka_sasl_mechanism="SCRAM-SHA-512",
         kafka_sasl_username=USER,
@@ -108,16 +94,14 @@ async def test_the_service_consumes_and_produces_over_scram(
         await service.close()
 
 
-async def test_a_wrong_password_is_refused_by_the_broker(scram: Layout) -> None:
+async def test_a_wrong_password_is_refused_by_the_broker(scram: str) -> None:
     wrong = KafkaAuth(
         security_protocol="SASL_PLAINTEXT",
         sasl_username=USER,
         sasl_password=SecretStr("not-the-password"),
     )
     with pytest.raises(KafkaError) as caught:
-        await asyncio.wait_for(
-            apply_topics(scram.sasl_bootstrap, CATALOG, dry_run=True, auth=wrong), timeout=60
-        )
+        await asyncio.wait_for(apply_topics(scram, CATALOG, dry_run=True, auth=wrong), timeout=60)
     assert "not-the-password" not in str(caught.value)
 
 

@@ -14,6 +14,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 
 from billstate_shared.contracts import ContractError, Event, decode
+from billstate_shared.kafka_auth import KafkaAuth, client_options
 from billstate_shared.runtime.dlq import DeadLetter
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
@@ -31,6 +32,7 @@ def make_app(
     store: str = "rocksdb://",
     commit_interval: float = 0.5,
     producer_linger: float = 0.0,
+    auth: KafkaAuth | None = None,
 ) -> Any:
     """A faust app configured for ordered, at-least-once work that decides nothing by clock."""
     return faust.App(
@@ -59,7 +61,23 @@ def make_app(
         key_serializer="raw",
         value_serializer="raw",
         loghandlers=[],
+        broker_credentials=_credentials(auth),
     )
+
+
+def _credentials(auth: KafkaAuth | None) -> Any:
+    """faust's form of the Kafka login (it hands them to aiokafka the same way)."""
+    if auth is None or auth.security_protocol == "PLAINTEXT":
+        return None
+    if auth.sasl:
+        assert auth.sasl_password is not None  # checked when the settings were read
+        return faust.SASLCredentials(
+            username=auth.sasl_username,
+            password=auth.sasl_password.get_secret_value(),
+            mechanism=auth.sasl_mechanism,
+            ssl_context=auth.ssl_context(),
+        )
+    return faust.SSLCredentials(auth.ssl_context())
 
 
 def raw_topic(app: Any, *names: str) -> Any:
@@ -185,7 +203,12 @@ def watch_progress(app: Any, progress: Progress) -> None:
 
 
 async def ensure_changelog(
-    bootstrap: str, app_id: str, table: str, partitions: int, replication_factor: int
+    bootstrap: str,
+    app_id: str,
+    table: str,
+    partitions: int,
+    replication_factor: int,
+    auth: KafkaAuth | None = None,
 ) -> str:
     """Create a table's changelog topic before faust starts and wait until brokers know it.
 
@@ -198,8 +221,9 @@ async def ensure_changelog(
         [Topic(name, (), f"changelog of {app_id}'s {table} table", cleanup="compact",
                retention_days=None, partitions=partitions)],
         replication_factor,
+        auth=auth,
     )  # fmt: skip
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **client_options(auth))
     await consumer.start()
     try:
         for _ in range(200):
@@ -277,6 +301,7 @@ def serve(
             table,
             CUSTOMER_PARTITIONS,
             settings.replication_factor,
+            settings.kafka_auth,
         )
     )
     progress, metrics = Progress(), Metrics(settings.service)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 
+import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from billstate_shared.localkafka import Layout, add_scram_user
 from billstate_shared.topic_admin import apply_topics
 from billstate_shared.topics import CATALOG
 
@@ -79,3 +82,21 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {timeout}s")
         await asyncio.sleep(every)
+
+
+async def local_scram(bootstrap: str, user: str, password: str) -> str:
+    """The SCRAM-SHA-512 listener of the project's local broker, with `user` on it; skips
+    for an external cluster (whose listeners the tests cannot know)."""
+    layout = Layout.from_env()
+    if bootstrap != layout.bootstrap:
+        pytest.skip("SASL runs against the project's local broker, not an external cluster")
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        if sock.connect_ex(("127.0.0.1", layout.sasl_port)) != 0:
+            pytest.fail(
+                "the local broker has no SCRAM listener (it was started before it had one):"
+                " make kafka-down kafka-up"
+            )
+    await ensure_catalog(bootstrap)
+    await asyncio.to_thread(add_scram_user, layout, user, password)
+    return layout.sasl_bootstrap

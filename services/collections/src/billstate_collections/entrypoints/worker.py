@@ -94,6 +94,7 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
         settings.data_dir,
         replication_factor=settings.replication_factor,
         commit_interval=settings.commit_interval,
+        auth=settings.kafka_auth,
         producer_linger=settings.producer_linger,
     )
     inbound = raw_topic(app, *(t.name for t in INPUTS))
