@@ -230,6 +230,27 @@ def test_secrets_are_referenced_never_committed() -> None:
         assert refs, f"{service} references no Secret for its credentials"
 
 
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_logs_into_kafka_as_its_own_kafka_user(service: str) -> None:
+    """SCRAM-SHA-512 over TLS as the KafkaUser of the same name, whose ACLs are checked
+    below; the password is the key Strimzi writes, the CA file a mounted cluster CA."""
+    env, prefix = _env(service), _prefix(service)
+    assert env[f"{prefix}KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
+    assert env[f"{prefix}KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
+    assert env[f"{prefix}KAFKA_SASL_USERNAME"]["value"] == service
+    secret = env[f"{prefix}KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert secret == {"name": service, "key": "password"}
+    users = {d["metadata"]["name"]: d for _, d in ALL if d.get("kind") == "KafkaUser"}
+    assert users[service]["spec"]["authentication"]["type"] == "scram-sha-512"
+    ca = env[f"{prefix}KAFKA_SSL_CA_FILE"]["value"]
+    mounts = {m["mountPath"]: m["name"] for m in _container(service)["volumeMounts"]}
+    folder = ca.rsplit("/", 1)[0]
+    assert folder in mounts, f"{service}: {ca} is on no volume"
+    volumes = _workload(service)["spec"]["template"]["spec"]["volumes"]
+    (volume,) = [v for v in volumes if v["name"] == mounts[folder]]
+    assert volume["secret"]["secretName"] == "billstate-cluster-ca-cert"
+
+
 def test_topics_yaml_is_what_the_catalog_generates_today() -> None:
     committed = (BASE / "topics.yaml").read_text(encoding="utf-8")
     assert committed == strimzi_manifest(CATALOG, "billstate", 3), (
