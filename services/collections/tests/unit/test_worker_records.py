@@ -105,3 +105,24 @@ def test_state_records_and_books_equal_the_validated_forms_over_a_history() -> N
     # The history reaches holds and the ladder.
     assert holds > 0
     assert len(stages) > 3
+
+
+def test_a_partition_faust_has_not_committed_on_keeps_its_entries() -> None:
+    """faust's committed-offset map is a defaultdict(None): a None offset is "nothing
+    committed", not a crash (it dead-lettered an invoice in the 1M-customer bench)."""
+    from collections import defaultdict
+
+    from faust.types import TP
+
+    from billstate_collections.entrypoints.worker import uncommitted
+
+    committed: defaultdict[TP, int | None] = defaultdict(lambda: None)
+    committed[TP("billing.invoices.v1", 0)] = None
+    committed[TP("billing.invoices.v1", 1)] = 10
+    sent = [
+        ["billing.invoices.v1", 0, 3, []],
+        ["billing.invoices.v1", 1, 9, []],
+        ["billing.invoices.v1", 1, 10, []],
+        ["billing.payments.v1", 2, 0, []],
+    ]
+    assert uncommitted(sent, committed) == [sent[0], sent[2], sent[3]]

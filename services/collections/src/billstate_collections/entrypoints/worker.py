@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any
 
 import orjson
@@ -87,6 +88,14 @@ class Books:
         self.cache.clear()
 
 
+def uncommitted(sent: list[Any], committed: Mapping[Any, int | None]) -> list[Any]:
+    """The `[topic, partition, offset, outputs]` entries whose record is not committed yet.
+
+    faust's map of committed offsets holds None for a partition it has not committed on
+    (it is a defaultdict), so a missing and a None offset both mean "nothing committed"."""
+    return [e for e in sent if e[2] >= (committed.get(TP(e[0], e[1])) or 0)]
+
+
 def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metrics) -> Any:
     app = make_app(
         settings.consumer_group,
@@ -123,8 +132,7 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
         if raw != before:
             state = state_record(book, policy, decoded.occurred_at)
             produced.append([STATE.name, state.encode().decode()])
-        committed = app.consumer._committed_offset
-        kept = [e for e in sent if e[2] >= committed.get(TP(e[0], e[1]), 0)]
+        kept = uncommitted(sent, app.consumer._committed_offset)
         if produced:
             kept.append([*source, produced])
         if raw != before or kept != sent:
