@@ -85,5 +85,9 @@ bench-replay: install ## replay throughput and peak memory for a realistic year 
 bench-pipeline: install ## collections worker vs a bare aiokafka loop on a real broker, and payment -> restore latency at 1,000 events/s
 	@$(RUN) python bench/bench_pipeline.py
 
+.PHONY: bench-state
+bench-state: install ## one million customers in the collections worker's state: peak RSS and restart times (about 50 min)
+	@$(RUN) python bench/bench_state.py
+
 .PHONY: bench
-bench: bench-replay bench-pipeline ## all benchmarks
+bench: bench-replay bench-pipeline bench-state ## all benchmarks

@@ -1,0 +1,531 @@
+"""The collections worker with N customers in state: peak memory, and time back after restarts."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from bench_pipeline import Broker, Kafka, Offsets, count, cpu_seconds, load, proc_status, say
+
+from billstate_cli.local import Fleet, Service
+from billstate_collections.entrypoints.worker import INPUTS
+from billstate_shared import localkafka
+from billstate_shared.topic_admin import apply_topics
+from billstate_shared.topics import CUSTOMERS, DUE_DATES, EVENTS, INVOICES, STATE
+
+ROOT = Path(__file__).resolve().parents[1]
+POLICY = ROOT / "policies" / "standard.yaml"
+INPUT_TOPICS = tuple(t.name for t in INPUTS)
+TARGET_RSS_MIB = 2048.0
+TARGET_BACK_S = 60.0
+ISSUED_ON = date(2026, 4, 1)
+DUE_ON = ISSUED_ON + timedelta(days=30)
+KINDS = ("sigterm", "sigkill", "fresh")
+
+Record = tuple[str, bytes, bytes]  # topic, key, value
+
+
+# ---- input -------------------------------------------------------------------------------
+
+
+def customer_id(tag: str, i: int) -> str:
+    return f"st{tag}-{i:07d}"
+
+
+def amount(i: int) -> str:
+    return f"{100 + i % 900}.00"
+
+
+def customer_records(tag: str, first: int, last: int) -> Iterator[Record]:
+    """customer.upserted then invoice.issued for customers [first, last), due 2026-05-01.
+
+    Formatted directly rather than through the pydantic models: building two million models
+    would make the bench's own producer the slowest part. The shapes are the contract's
+    (the worker dead-letters anything else, and the bench counts dead letters).
+    """
+    for i in range(first, last):
+        cid = customer_id(tag, i)
+        key = cid.encode()
+        sub = f"SUB-{cid}-1"
+        yield (
+            CUSTOMERS.name,
+            key,
+            (
+                f'{{"event_id":"{cid}-upserted-1","event_type":"customer.upserted",'
+                f'"schema_version":1,"occurred_at":"{ISSUED_ON}T08:00:00+08:00",'
+                f'"customer_id":"{cid}","data":{{"name":"Customer {i}","locale":"en",'
+                f'"billing_email":"ap@{cid}.example",'
+                f'"partner_contact_email":"am01@partner.example","tags":[],'
+                f'"subscription_ids":["{sub}"]}}}}'
+            ).encode(),
+        )
+        yield (
+            INVOICES.name,
+            key,
+            (
+                f'{{"event_id":"INV-{cid}-1-issued","event_type":"invoice.issued",'
+                f'"schema_version":1,"occurred_at":"{ISSUED_ON}T08:30:00+08:00",'
+                f'"customer_id":"{cid}","data":{{"invoice_id":"INV-{cid}-1","currency":"USD",'
+                f'"amount":"{amount(i)}","issued_on":"{ISSUED_ON}","due_on":"{DUE_ON}",'
+                f'"subscription_ids":["{sub}"]}}}}'
+            ).encode(),
+        )
+
+
+def marker(tag: str, i: int) -> Record:
+    """invoice.aged, one day past due, for a loaded customer's invoice. With the customer's
+    book in state it enters `overdue` (a collections.stage_entered output); on an empty book
+    it does nothing but change the book, so the output proves state and processing both."""
+    cid = customer_id(tag, i)
+    as_of = DUE_ON + timedelta(days=1)
+    value = json.dumps({
+        "event_id": f"INV-{cid}-1-aged-{as_of}", "event_type": "invoice.aged",
+        "schema_version": 1, "occurred_at": f"{as_of}T09:00:00+08:00", "customer_id": cid,
+        "data": {"invoice_id": f"INV-{cid}-1", "due_on": str(DUE_ON), "as_of": str(as_of),
+                 "days_past_due": 1, "outstanding": {"amount": amount(i), "currency": "USD"},
+                 "subscription_ids": [f"SUB-{cid}-1"]},
+    })  # fmt: skip
+    return DUE_DATES.name, cid.encode(), value.encode()
+
+
+async def produce_customers(bootstrap: str, tag: str, customers: int) -> tuple[int, float]:
+    """Write every customer's two records; return (records, seconds)."""
+    # Batching and linger carry the rate; no compression: on loopback it costs CPU the
+    # producer is short of and saves nothing (and lz4/zstd are not installed).
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        max_batch_size=512 * 1024,
+    )
+    await producer.start()
+    began = time.perf_counter()
+    sent = 0
+    try:
+        pending = []
+        for topic, key, value in customer_records(tag, 0, customers):
+            pending.append(await producer.send(topic, value, key=key))
+            sent += 1
+            if len(pending) >= 20_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+                if sent % 400_000 == 0:
+                    say(f"       {sent:,} records ({sent / (time.perf_counter() - began):,.0f}/s)")
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent, time.perf_counter() - began
+
+
+async def produce_one(bootstrap: str, record: Record) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        topic, key, value = record
+        await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+# ---- sizes -------------------------------------------------------------------------------
+
+
+def tree_mib(path: Path) -> float:
+    """Bytes on disk under `path` (allocated blocks, as du counts them), in MiB."""
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):  # RocksDB deletes files while we walk
+                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
+    return total / 2**20
+
+
+def topic_mib(bootstrap: str, topic: str) -> float | None:
+    """The topic's size in the local broker's log dirs; None for a broker we cannot see."""
+    layout = localkafka.Layout.from_env()
+    if bootstrap != layout.bootstrap or not layout.data.is_dir():
+        return None
+    return sum(tree_mib(p) for p in layout.data.glob(f"{topic}-*") if p.is_dir())
+
+
+# ---- the worker --------------------------------------------------------------------------
+
+
+@dataclass
+class Memory:
+    """RSS samples of the worker processes, and the highest VmHWM any of them reported."""
+
+    peak_rss: float = 0.0
+    peak_hwm: float = 0.0
+
+    def sample(self, pid: int) -> dict[str, float]:
+        found = proc_status(pid)
+        self.peak_rss = max(self.peak_rss, found.get("VmRSS", 0.0))
+        self.peak_hwm = max(self.peak_hwm, found.get("VmHWM", 0.0))
+        return found
+
+
+@dataclass
+class Worker:
+    """One collections process: a group, a data dir (under `root`), a log."""
+
+    root: Path
+    bootstrap: str
+    group: str
+    fleet: Fleet | None = None
+    stop_note: str = ""
+
+    @property
+    def service(self) -> Service:
+        assert self.fleet is not None
+        return self.fleet.get("collections")
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        process = self.service.process
+        assert process is not None
+        return process
+
+    def start(self) -> None:
+        # WARNING: at INFO the worker writes one log line per message, gigabytes for a
+        # million customers; bench-pipeline measures what INFO costs.
+        env = {
+            "BILLSTATE_COLLECTIONS_CONSUMER_GROUP": self.group,
+            "BILLSTATE_COLLECTIONS_LOG_LEVEL": "WARNING",
+        }
+        self.fleet = Fleet(self.root, self.bootstrap, POLICY, extra_env=env)
+        self.fleet.start(("collections",))
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            tail = self.service.log.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"collections exited; {self.service.log}:\n{tail}")
+
+    def stop(self, sig: signal.Signals = signal.SIGTERM, grace: float = 60.0) -> float:
+        """Send `sig` to the worker's process group; return the seconds until it exited.
+
+        Our own wait (not Fleet.stop's 30 s) so a slow SIGTERM shutdown is seen, not hidden
+        behind a SIGKILL; past `grace` it is killed all the same, and `stop_note` says so."""
+        if self.fleet is None:
+            return 0.0
+        process = self.process
+        began = time.monotonic()
+        self.stop_note = ""
+        if process.poll() is None:
+            os.killpg(process.pid, sig)
+            try:
+                process.wait(grace)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+                self.stop_note = f"did not exit within {grace:.0f} s of {sig.name}; SIGKILLed"
+        self.fleet.services.clear()
+        self.fleet = None
+        return time.monotonic() - began
+
+
+@dataclass
+class LoadResult:
+    records: int
+    seconds: float  # first commit observed to everything committed
+    to_first_commit: float
+    cpu: float | None
+    peak_rss: float
+    peak_hwm: float
+    data_mib: float = 0.0
+    changelog_records: int = 0
+    changelog_mib: float | None = None
+    dead_letters: int = 0
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+async def lag_of(kafka: Kafka, group: str, ends: Offsets) -> int:
+    done = await kafka.committed(group, ends)
+    return sum(max(ends[tp] - done[tp], 0) for tp in ends)
+
+
+async def load_state(
+    kafka: Kafka, worker: Worker, starts: Offsets, ends: Offsets, timeout: float
+) -> LoadResult:
+    """Start the worker at `starts`, sample RSS every 0.25 s and the group's committed offsets
+    every second, until everything up to `ends` is committed."""
+    total = count(starts, ends)
+    await kafka.commit_at(worker.group, starts)
+    memory = Memory()
+    spawned = time.monotonic()
+    worker.start()
+    pid = worker.process.pid
+    first: tuple[float, int, float | None] | None = None
+    last_report = spawned
+    last_done = 0
+    while True:
+        worker.check_alive()
+        done = total - await lag_of(kafka, worker.group, ends)
+        now = time.monotonic()
+        if first is None and done > 0:
+            first = (now, done, cpu_seconds(pid))
+        if done >= total:
+            break
+        if now - last_report >= 30:
+            mem = memory.sample(pid)
+            say(f"    {now - spawned:6.0f} s  {done:>10,} / {total:,} committed"
+                f"  ({(done - last_done) / (now - last_report):,.0f}/s)"
+                f"  VmRSS {mem.get('VmRSS', 0):,.0f} MiB  load {load()}")  # fmt: skip
+            last_report, last_done = now, done
+        if now - spawned > timeout:
+            raise TimeoutError(f"{total - done:,} records left after {timeout:.0f} s")
+        for _ in range(4):
+            memory.sample(pid)
+            await asyncio.sleep(0.25)
+    memory.sample(pid)
+    cpu_end = cpu_seconds(pid)
+    assert first is not None
+    began, done0, cpu0 = first
+    return LoadResult(
+        records=total - done0,
+        seconds=now - began,
+        to_first_commit=began - spawned,
+        cpu=None if cpu0 is None or cpu_end is None else cpu_end - cpu0,
+        peak_rss=memory.peak_rss,
+        peak_hwm=memory.peak_hwm,
+    )
+
+
+# ---- restarts ----------------------------------------------------------------------------
+
+
+@dataclass
+class RestartResult:
+    kind: str
+    customer: str
+    stop_seconds: float  # signal to exit
+    stop_note: str = ""
+    to_ready: float | None = None  # process start to the first /readyz 200
+    to_marker: float | None = None  # process start to the marker's stage_entered seen
+    state_only: bool = False  # the marker changed the book but entered no stage: state lost
+    peak_rss: float = 0.0
+    data_mib: float = 0.0
+
+    @property
+    def back(self) -> float | None:
+        """Back to processing: /readyz 200 and the marker's output seen, whichever is later."""
+        if self.to_ready is None or self.to_marker is None:
+            return None
+        return max(self.to_ready, self.to_marker)
+
+
+async def restart(
+    kafka: Kafka, worker: Worker, kind: str, tag: str, index: int, timeout: float
+) -> RestartResult:
+    """Stop the caught-up worker (SIGTERM, SIGKILL, or SIGTERM and a fresh data dir), write a
+    marker for customer `index` while it is down, start it and time it back to processing."""
+    cid = customer_id(tag, index)
+    sig = signal.SIGKILL if kind == "sigkill" else signal.SIGTERM
+    stopped = worker.stop(sig)
+    result = RestartResult(kind, cid, stopped, worker.stop_note)
+    if kind == "fresh":
+        # A new data dir: the table can only come back from its changelog topic.
+        worker.root = worker.root.with_name(worker.root.name + "-fresh")
+    watched = [EVENTS.name, STATE.name]
+    since = await kafka.ends(watched)
+    listener = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap, enable_auto_commit=False)
+    await listener.start()
+    try:
+        listener.assign(list(since))
+        for tp, offset in since.items():
+            listener.seek(tp, offset)
+        await produce_one(kafka.bootstrap, marker(tag, index))
+        memory = Memory()
+        spawned = time.monotonic()
+        worker.start()
+        service, pid = worker.service, worker.process.pid
+        while result.back is None:
+            worker.check_alive()
+            memory.sample(pid)
+            now = time.monotonic()
+            if now - spawned > timeout:
+                break
+            if result.to_ready is None and await asyncio.to_thread(service.ready):
+                result.to_ready = time.monotonic() - spawned
+            batch = await listener.getmany(timeout_ms=100)
+            for records in batch.values():
+                for record in records:
+                    if record.key != cid.encode():
+                        continue
+                    event_type = json.loads(record.value)["event_type"]
+                    if event_type == "collections.stage_entered" and result.to_marker is None:
+                        result.to_marker = time.monotonic() - spawned
+                    elif event_type == "collections.state":
+                        result.state_only = True
+        if result.to_marker is not None:
+            result.state_only = False
+        result.peak_rss = max(memory.peak_rss, memory.peak_hwm)
+        result.data_mib = tree_mib(worker.root / "collections")
+    finally:
+        await listener.stop()
+    return result
+
+
+# ---- the run -----------------------------------------------------------------------------
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+async def run(args: argparse.Namespace, bootstrap: str) -> int:
+    tag = uuid.uuid4().hex[:6]
+    group = f"bench-{tag}-state"
+    changelog = f"{group}-books-changelog"
+    work = Path(tempfile.mkdtemp(prefix=f"bench-state-{tag}-"))
+    kafka = Kafka(bootstrap)
+    worker = Worker(work / "worker", bootstrap, group)
+    load_at_start = load()
+    applied = await apply_topics(bootstrap)
+    say(f"topics: {len(applied.created)} created, {len(applied.unchanged)} unchanged"
+        + (f", {len(applied.drift)} drifted" if applied.drift else ""))  # fmt: skip
+    await kafka.start()
+    restarts: list[RestartResult] = []
+    try:
+        # -- input
+        starts = await kafka.ends(INPUT_TOPICS)
+        dlq_before = await kafka.ends(t.dlq for t in INPUTS)
+        say(f"input: {args.customers:,} customers x (customer.upserted + invoice.issued)")
+        sent, seconds = await produce_customers(bootstrap, tag, args.customers)
+        ends = await kafka.ends(INPUT_TOPICS)
+        n = count(starts, ends)
+        say(f"       produced {sent:,} records in {seconds:.1f} s = {sent / seconds:,.0f}"
+            f" records/s; N = {n:,} in the recorded range"
+            + ("" if n == sent else f" (others wrote {n - sent:,} meanwhile)"))  # fmt: skip
+
+        # -- load the state
+        say(f"worker: group {group}, data dir {worker.root / 'collections'}")
+        loaded = await load_state(kafka, worker, starts, ends, args.timeout)
+        loaded.data_mib = tree_mib(worker.root / "collections")
+        loaded.changelog_records = sum((await kafka.ends([changelog])).values())
+        loaded.changelog_mib = topic_mib(bootstrap, changelog)
+        loaded.dead_letters = count(dlq_before, await kafka.ends(t.dlq for t in INPUTS))
+        cpu = f", {loaded.cpu:,.0f} CPU s" if loaded.cpu is not None else ""
+        say(f"loaded: {loaded.records:,} records in {loaded.seconds:,.1f} s{cpu}"
+            f" = {loaded.rate:,.0f} records/s (first commit {loaded.to_first_commit:.1f} s"
+            f" after start); peak VmRSS {loaded.peak_rss:,.0f} MiB,"
+            f" VmHWM {loaded.peak_hwm:,.0f} MiB; dead letters {loaded.dead_letters}")  # fmt: skip
+        cl_mib = "-" if loaded.changelog_mib is None else f"{loaded.changelog_mib:,.0f} MiB"
+        say(f"        data dir {loaded.data_mib:,.0f} MiB; changelog {changelog}:"
+            f" {loaded.changelog_records:,} records, {cl_mib} on the broker")  # fmt: skip
+
+        # -- restarts, each for a different customer so each marker can enter a stage
+        picks = random.Random(tag).sample(range(args.customers), len(args.restarts))
+        for kind, index in zip(args.restarts, picks, strict=True):
+            await kafka.settle(group, timeout=args.restart_timeout)
+            r = await restart(kafka, worker, kind, tag, index, args.restart_timeout)
+            restarts.append(r)
+            say(f"restart {kind}: stopped in {r.stop_seconds:.1f} s"
+                + (f" ({r.stop_note})" if r.stop_note else "")
+                + f"; readyz 200 after {fmt_s(r.to_ready)}, marker processed after"
+                f" {fmt_s(r.to_marker)} (customer {r.customer})"
+                + ("; its book was EMPTY (state lost)" if r.state_only else "")
+                + f"; peak RSS {r.peak_rss:,.0f} MiB; data dir {r.data_mib:,.0f} MiB")  # fmt: skip
+        final_hwm = proc_status(worker.process.pid).get("VmHWM", 0.0)
+        worker.stop()
+
+        # -- summary
+        say("")
+        say("== bench-state summary " + "=" * 53)
+        say(f"host                           {os.cpu_count()} CPUs; load average {load_at_start}"
+            f" at the start, {load()} now (other work on the host skews every figure)")  # fmt: skip
+        say(f"customers in state             {args.customers:,} (N = {n:,} input records)")
+        say(f"producer                       {sent / seconds:,.0f} records/s")
+        say(f"worker consume                 {loaded.rate:,.0f} records/s over"
+            f" {loaded.seconds:,.0f} s")  # fmt: skip
+        peak = max(loaded.peak_hwm, loaded.peak_rss)
+        met = verdict(peak < TARGET_RSS_MIB)
+        say(f"worker peak RSS (loading)      {peak:,.0f} MiB"
+            f"  (target < {TARGET_RSS_MIB:,.0f} MiB: {met})")  # fmt: skip
+        say(f"dead letters (loading)         {loaded.dead_letters:,} (each a record the worker"
+            " could not process; see the .dlq topics)")  # fmt: skip
+        say(f"data dir / changelog           {loaded.data_mib:,.0f} MiB RocksDB;"
+            f" {loaded.changelog_records:,} changelog records, {cl_mib}")  # fmt: skip
+        for r in restarts:
+            back = r.back
+            ok = back is not None and back < TARGET_BACK_S
+            say(f"restart {r.kind:<8}               back to processing {fmt_s(back)}"
+                f" (ready {fmt_s(r.to_ready)}, marker {fmt_s(r.to_marker)});"
+                f" target < {TARGET_BACK_S:.0f} s: {verdict(ok)};"
+                f" peak RSS {r.peak_rss:,.0f} MiB")  # fmt: skip
+        if final_hwm:
+            say(f"last worker VmHWM              {final_hwm:,.0f} MiB")
+        return 0
+    finally:
+        worker.stop()
+        try:
+            dropped = await kafka.delete_topics([f"bench-{tag}-"])
+            say(f"cleanup: deleted {len(dropped)} bench topics")
+        finally:
+            await kafka.stop()
+        if args.keep:
+            say(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def fmt_s(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f} s"
+
+
+def kinds(text: str) -> list[str]:
+    """--restarts: comma-separated kinds, run in the order given."""
+    names = [k.strip() for k in text.split(",") if k.strip()]
+    unknown = sorted(set(names) - set(KINDS))
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown restart kinds: {', '.join(unknown)}")
+    return names
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bench_state.py",
+        description="N customers in the collections worker's state: peak RSS against 2 GB, and "
+        "the time a restarted worker needs to process again, against 60 s.",
+    )
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument(
+        "--restarts",
+        type=kinds,
+        default=list(KINDS),
+        help="comma-separated, in order: sigterm, sigkill, fresh (default: all three)",
+    )
+    parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds for the load")
+    parser.add_argument("--restart-timeout", type=float, default=900.0, help="seconds each")
+    parser.add_argument("--keep", action="store_true", help="keep the worker's data and logs")
+    args = parser.parse_args(argv)
+    began = time.monotonic()
+    with Broker() as bootstrap:
+        status = asyncio.run(run(args, bootstrap))
+    say(f"bench-state took {time.monotonic() - began:.0f} s")
+    return status
+
+
+if __name__ == "__main__":
+    os.chdir(ROOT)
+    sys.exit(main())
