@@ -26,14 +26,10 @@ from billstate_access_control.domain import Status
 from billstate_access_control.entrypoints.service import AccessControl
 from billstate_access_control.providers import Change, Provider, ProviderError
 from billstate_shared.contracts import (
-    AccessCommandData,
-    AccessRestore,
-    AccessSuspend,
-    PolicyRef,
     decode,
-    encode,
 )
 from billstate_shared.runtime.dlq import read_headers
+from billstate_shared.testing.events import access_command
 from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after, wait_for
 from billstate_shared.topic_admin import start_group_at_end
 from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS
@@ -90,21 +86,15 @@ def new_customer() -> str:
 
 
 def command(kind: str, customer: str, command_id: str, *subs: str) -> bytes:
-    cls = AccessSuspend if kind == "suspend" else AccessRestore
-    return encode(
-        cls(
-            event_id=f"evt-{command_id}",
-            event_type=f"access.{kind}",  # type: ignore[arg-type]
-            occurred_at=AT,
-            customer_id=customer,
-            data=AccessCommandData(
-                command_id=command_id,
-                subscription_ids=list(subs),
-                reason="overdue" if kind == "suspend" else "paid",
-                stage="suspended" if kind == "suspend" else "current",
-                policy=PolicyRef(name="standard", version=1),
-            ),
-        )
+    suspend = kind == "suspend"
+    return access_command(
+        kind,
+        customer,
+        command_id,
+        subs,
+        reason="overdue" if suspend else "paid",
+        stage="suspended" if suspend else "current",
+        at=AT,
     )
 
 

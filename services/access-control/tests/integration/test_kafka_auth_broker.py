@@ -18,8 +18,8 @@ from pydantic import SecretStr
 
 from billstate_access_control.config import Settings
 from billstate_access_control.entrypoints.service import AccessControl
-from billstate_shared.contracts import AccessCommandData, AccessSuspend, PolicyRef, encode
 from billstate_shared.kafka_auth import KafkaAuth
+from billstate_shared.testing.events import access_command
 from billstate_shared.testing.kafka import end_offsets, local_scram, read_after, wait_for
 from billstate_shared.topic_admin import apply_topics, start_group_at_end
 from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS, CATALOG
@@ -59,25 +59,11 @@ async def test_the_service_consumes_and_produces_over_scram(
     try:
         await wait_for(lambda: service.progress.assigned or task.done(), timeout=30)
         start = await end_offsets(kafka_bootstrap, ACCESS_EVENTS.name)
-        command = AccessSuspend(
-            event_id=f"evt-{customer}",
-            event_type="access.suspend",
-            occurred_at="2027-01-11T09:00:00Z",  # type: ignore[arg-type]
-            customer_id=customer,
-            data=AccessCommandData(
-                command_id=f"cmd-{customer}",
-                subscription_ids=["sub-a"],
-                reason="overdue",
-                stage="suspended",
-                policy=PolicyRef(name="standard", version=1),
-            ),
-        )
+        command = access_command("suspend", customer, f"cmd-{customer}", ["sub-a"])
         producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
         await producer.start()
         try:
-            await producer.send_and_wait(
-                ACCESS_COMMANDS.name, encode(command), key=customer.encode()
-            )
+            await producer.send_and_wait(ACCESS_COMMANDS.name, command, key=customer.encode())
         finally:
             await producer.stop()
         records = await read_after(

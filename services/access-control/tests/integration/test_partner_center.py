@@ -30,15 +30,11 @@ from billstate_access_control.providers.partner_center import (
 )
 from billstate_access_control.store import Store
 from billstate_shared.contracts import (
-    AccessCommandData,
-    AccessRestore,
-    AccessSuspend,
-    PolicyRef,
     decode,
-    encode,
 )
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.runtime.loop import Produce
+from billstate_shared.testing.events import access_command
 from billstate_shared.testing.partner_center import PartnerCenterServer
 
 AT = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
@@ -67,21 +63,8 @@ class Rec:
 
 
 def command(kind: str, command_id: str, *subs: str, customer: str = "contoso") -> Rec:
-    cls = AccessSuspend if kind == "suspend" else AccessRestore
-    event = cls(
-        event_id=f"evt-{command_id}",
-        event_type=f"access.{kind}",  # type: ignore[arg-type]
-        occurred_at=AT,
-        customer_id=customer,
-        data=AccessCommandData(
-            command_id=command_id,
-            subscription_ids=list(subs),
-            reason="overdue",
-            stage="suspended",
-            policy=PolicyRef(name="standard", version=1),
-        ),
-    )
-    return Rec(encode(event), key=customer.encode())
+    value = access_command(kind, customer, command_id, subs, at=AT)
+    return Rec(value, key=customer.encode())
 
 
 def kinds(outputs: Sequence[Produce]) -> list[str]:

@@ -23,15 +23,11 @@ from billstate_access_control.providers.webhook import (
 )
 from billstate_access_control.store import Store
 from billstate_shared.contracts import (
-    AccessCommandData,
-    AccessRestore,
-    AccessSuspend,
-    PolicyRef,
     decode,
-    encode,
 )
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.runtime.loop import Produce
+from billstate_shared.testing.events import access_command
 from billstate_shared.testing.webhook_receiver import WebhookReceiver
 from billstate_shared.webhooks import new_secret
 
@@ -49,22 +45,8 @@ class Rec:
 
 
 def command(kind: str, command_id: str, *subs: str) -> bytes:
-    cls = AccessSuspend if kind == "suspend" else AccessRestore
-    return encode(
-        cls(
-            event_id=f"evt-{command_id}",
-            event_type=f"access.{kind}",  # type: ignore[arg-type]
-            occurred_at=AT,
-            customer_id="contoso",
-            data=AccessCommandData(
-                command_id=command_id,
-                subscription_ids=list(subs),
-                reason="invoice inv-1 60 days overdue",
-                stage="suspended",
-                policy=PolicyRef(name="standard", version=1),
-            ),
-        )
-    )
+    reason = "invoice inv-1 60 days overdue"
+    return access_command(kind, "contoso", command_id, subs, reason=reason, at=AT)
 
 
 def types(outputs: Sequence[Produce]) -> list[str]:

@@ -18,16 +18,12 @@ from billstate_access_control.handlers import AccessHandler, Retry
 from billstate_access_control.providers import Change, LedgerProvider, ProviderError
 from billstate_access_control.store import Store
 from billstate_shared.contracts import (
-    AccessCommandData,
-    AccessRestore,
-    AccessSuspend,
     ContractError,
-    PolicyRef,
     decode,
-    encode,
 )
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.runtime.loop import Produce, Refused
+from billstate_shared.testing.events import access_command
 
 AT = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
 
@@ -42,22 +38,7 @@ class Rec:
 
 
 def command(kind: str, command_id: str, *subs: str, customer: str = "contoso") -> bytes:
-    cls = AccessSuspend if kind == "suspend" else AccessRestore
-    return encode(
-        cls(
-            event_id=f"evt-{command_id}",
-            event_type=f"access.{kind}",  # type: ignore[arg-type]
-            occurred_at=AT,
-            customer_id=customer,
-            data=AccessCommandData(
-                command_id=command_id,
-                subscription_ids=list(subs),
-                reason="test",
-                stage="suspended",
-                policy=PolicyRef(name="standard", version=1),
-            ),
-        )
-    )
+    return access_command(kind, customer, command_id, subs, reason="test", at=AT)
 
 
 class Flaky:

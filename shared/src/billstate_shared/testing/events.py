@@ -3,6 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from billstate_shared.contracts import (
+    AccessCommandData,
+    AccessRestore,
+    AccessSuspend,
+    PolicyRef,
+    encode,
+)
+
+COMMANDS_AT = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
 
 
 def notice_request(
@@ -47,3 +59,33 @@ def notice_request(
             },
         }
     ).encode()
+
+
+def access_command(
+    kind: str,
+    customer_id: str,
+    command_id: str,
+    subscription_ids: Sequence[str],
+    *,
+    reason: str = "overdue",
+    stage: str = "suspended",
+    at: datetime = COMMANDS_AT,
+) -> bytes:
+    """An `access.suspend` (kind "suspend") or `access.restore` (kind "restore") as
+    collections sends it, event id `evt-<command_id>`."""
+    cls = AccessSuspend if kind == "suspend" else AccessRestore
+    return encode(
+        cls(
+            event_id=f"evt-{command_id}",
+            event_type=f"access.{kind}",  # type: ignore[arg-type]
+            occurred_at=at,
+            customer_id=customer_id,
+            data=AccessCommandData(
+                command_id=command_id,
+                subscription_ids=list(subscription_ids),
+                reason=reason,
+                stage=stage,
+                policy=PolicyRef(name="standard", version=1),
+            ),
+        )
+    )
