@@ -6,7 +6,6 @@ import asyncio
 import json
 import re
 import uuid
-from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -15,26 +14,13 @@ from billstate_cli.commands.dlq import REDRIVE_HEADER
 from billstate_cli.main import main
 from billstate_shared.contracts import HoldPlaced, decode
 from billstate_shared.runtime.dlq import DeadLetter, Headers, dead_letter
+from billstate_shared.testing.events import hold_placed
 from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after
 from billstate_shared.topics import CONTROL
 
 pytestmark = pytest.mark.broker
 
 DLQ = CONTROL.dlq
-
-
-def hold_value(customer: str, hold_id: str, **data: Any) -> bytes:
-    fields = {"hold_id": hold_id, "kind": "manual", "reason": "review", "by": "ops.alice", **data}
-    return json.dumps(
-        {
-            "event_id": f"hold-{hold_id}-placed",
-            "event_type": "hold.placed",
-            "schema_version": 1,
-            "occurred_at": "2026-12-18T11:00:00+00:00",
-            "customer_id": customer,
-            "data": fields,
-        }
-    ).encode()
 
 
 async def write_dead_letters(bootstrap: str, letters: list[DeadLetter]) -> None:
@@ -71,7 +57,7 @@ def test_list_shows_a_dead_letter_and_masks_addresses_outside_json(
     kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     customer = f"cli-dlq-{uuid.uuid4().hex[:10]}"
-    value = hold_value(customer, "H1", kind="dispute", reason="call bob@example.com first")
+    value = hold_placed(customer, "H1", kind="dispute", reason="call bob@example.com first")
     letter = refused(customer, value, 4711, "data.invoice_id", "is required on a dispute hold")
     asyncio.run(write_dead_letters(kafka_bootstrap, [letter]))
     where = ["--customer", customer, "--bootstrap", kafka_bootstrap]
@@ -127,7 +113,7 @@ def test_redrive_sends_a_dead_letter_back_once_and_refuses_what_would_fail_again
     kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     customer = f"cli-redrive-{uuid.uuid4().hex[:10]}"
-    good = hold_value(customer, "H1")
+    good = hold_placed(customer, "H1")
     boom = "unexpected error after 1 attempts: RuntimeError('boom')"
     asyncio.run(
         write_dead_letters(
@@ -137,7 +123,7 @@ def test_redrive_sends_a_dead_letter_back_once_and_refuses_what_would_fail_again
                 refused(customer, good, 10, "$", boom),  # the same record, dead-lettered twice
                 refused(
                     customer,
-                    hold_value(customer, "H2", kind="dispute"),
+                    hold_placed(customer, "H2", kind="dispute"),
                     11,
                     "data.invoice_id",
                     "is required on a dispute hold",

@@ -3,29 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
 from billstate_cli.commands.dlq import REDRIVE_HEADER, Letter, plan_redrive, select, table
 from billstate_cli.main import main
 from billstate_shared.runtime.dlq import DeadLetter, read_headers
+from billstate_shared.testing.events import hold_placed
 
 DLQ = "collections.control.v1.dlq"
-
-
-def hold(customer: str, hold_id: str, **data: Any) -> bytes:
-    fields = {"hold_id": hold_id, "kind": "manual", "reason": "review", "by": "ops.alice", **data}
-    return json.dumps(
-        {
-            "event_id": f"hold-{hold_id}-placed",
-            "event_type": "hold.placed",
-            "schema_version": 1,
-            "occurred_at": "2026-12-18T11:00:00+00:00",
-            "customer_id": customer,
-            "data": fields,
-        }
-    ).encode()
 
 
 def letter(offset: int, value: bytes | None, key: bytes | None = b"contoso", **why: str) -> Letter:
@@ -96,9 +82,9 @@ def test_the_table_masks_e_mail_addresses_and_control_characters() -> None:
 
 
 def test_select_by_customer_also_finds_a_letter_whose_key_was_wrong() -> None:
-    right = letter(1, hold("contoso", "H1"))
-    wrong_key = letter(2, hold("contoso", "H2"), key=b"fabrikam", field="key")
-    other = letter(3, hold("fabrikam", "H3"), key=b"fabrikam")
+    right = letter(1, hold_placed("contoso", "H1"))
+    wrong_key = letter(2, hold_placed("contoso", "H2"), key=b"fabrikam", field="key")
+    other = letter(3, hold_placed("fabrikam", "H3"), key=b"fabrikam")
 
     assert select([right, wrong_key, other], customer="contoso") == [right, wrong_key]
     assert select([right, wrong_key, other], field="key") == [wrong_key]
@@ -106,12 +92,12 @@ def test_select_by_customer_also_finds_a_letter_whose_key_was_wrong() -> None:
 
 
 def test_a_redrive_plan_refuses_what_would_be_refused_again_and_skips_copies() -> None:
-    good = letter(1, hold("contoso", "H1"))
-    copy = letter(2, hold("contoso", "H1"))
-    dispute = letter(3, hold("contoso", "H2", kind="dispute"), field="data.invoice_id")
-    elsewhere = letter(4, hold("contoso", "H3"), topic="billing.invoices.v1")
+    good = letter(1, hold_placed("contoso", "H1"))
+    copy = letter(2, hold_placed("contoso", "H1"))
+    dispute = letter(3, hold_placed("contoso", "H2", kind="dispute"), field="data.invoice_id")
+    elsewhere = letter(4, hold_placed("contoso", "H3"), topic="billing.invoices.v1")
     tombstone = letter(5, None)
-    wrong_key = letter(6, hold("contoso", "H4"), key=b"fabrikam", field="key")
+    wrong_key = letter(6, hold_placed("contoso", "H4"), key=b"fabrikam", field="key")
 
     plan = plan_redrive(DLQ, [good, copy, dispute, elsewhere, tombstone, wrong_key])
 
@@ -130,7 +116,7 @@ def test_a_redrive_plan_refuses_what_would_be_refused_again_and_skips_copies() -
 
 
 def test_a_redrive_plan_refuses_an_event_on_the_wrong_topic() -> None:
-    invoice = json.loads(hold("contoso", "H1"))
+    invoice = json.loads(hold_placed("contoso", "H1"))
     invoice.update(event_type="invoice.voided", data={"invoice_id": "INV-1", "reason": "x"})
     x = letter(1, json.dumps(invoice).encode())
 

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 from billstate_notifications.channels import Channel, ChannelError
 from billstate_notifications.channels.email import EmailChannel, EmailConfig, message_id
 from billstate_notifications.domain import Rendered, render
-from billstate_shared.contracts import NoticeRequestedData
+from billstate_shared.contracts import NoticeRequested
+from billstate_shared.testing.events import notice_request
 from billstate_shared.testing.smtp import SmtpTestServer, TlsMode
 
 FROM = "billing@billstate.test"
@@ -31,29 +32,8 @@ MSG_ID = re.compile(rf"<{_ATOM}(\.{_ATOM})*@{_ATOM}(\.{_ATOM})*>")
 
 def notice(locale: str, notice_id: str = "ntc-final-1", audience: str = "customer") -> Rendered:
     """A final notice as collections would request it, rendered by the real templates."""
-    data = NoticeRequestedData(
-        notice_id=notice_id,
-        kind="final_notice",
-        audience=audience,  # type: ignore[arg-type]
-        locale=locale,
-        facts={
-            "customer_id": "contoso",
-            "stage": "final_notice",
-            "as_of": "2026-11-14",
-            "days_past_due": 14,
-            "overdue": [{"amount": "1234.50", "currency": "USD"}],
-            "invoices": [
-                {
-                    "invoice_id": "INV-1",
-                    "due_on": "2026-10-31",
-                    "open": "1234.50",
-                    "currency": "USD",
-                }
-            ],
-            "suspension_on": "2026-11-21",
-            "policy": {"name": "standard", "version": 3},
-        },
-    )
+    raw = notice_request("contoso", notice_id, audience=audience, locale=locale)
+    data = NoticeRequested.model_validate_json(raw).data
     return render(data, "Contoso Ltd", customer_id="contoso")
 
 

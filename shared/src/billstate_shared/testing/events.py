@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from billstate_shared.contracts import (
     AccessCommandData,
@@ -89,3 +90,19 @@ def access_command(
             ),
         )
     )
+
+
+def hold_placed(customer_id: str, hold_id: str, **data: Any) -> bytes:
+    """A `hold.placed` as raw JSON (a manual hold unless `data` says otherwise); raw, so a
+    test can also make one the contract refuses."""
+    fields = {"hold_id": hold_id, "kind": "manual", "reason": "review", "by": "ops.alice", **data}
+    return json.dumps(
+        {
+            "event_id": f"hold-{hold_id}-placed",
+            "event_type": "hold.placed",
+            "schema_version": 1,
+            "occurred_at": "2026-12-18T11:00:00+00:00",
+            "customer_id": customer_id,
+            "data": fields,
+        }
+    ).encode()
