@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
 from billstate_shared.contracts.events import EVENT_TYPES, Event, EventBase
+from billstate_shared.errors import Refused
 
 __all__ = ["ContractError", "decode", "encode"]
 
@@ -16,7 +15,7 @@ _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 _KNOWN_TYPES = ", ".join(EVENT_TYPES)
 
 
-class ContractError(ValueError):
+class ContractError(Refused):
     """A message that does not satisfy the wire contract.
 
     `field` is the dotted path of the first offending field (`data.amount`, `event_type`),
@@ -24,16 +23,6 @@ class ContractError(ValueError):
     Reasons never quote the offending value, so they are safe to log and to put in a DLQ
     record even when the value is an e-mail address.
     """
-
-    def __init__(self, field: str, reason: str, event_type: str | None = None) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
-        self.event_type = event_type
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # The default reduce replays self.args, which holds only the joined message.
-        return (type(self), (self.field, self.reason, self.event_type))
 
 
 def decode(raw: bytes | bytearray | str) -> Event:

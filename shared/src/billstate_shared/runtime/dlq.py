@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-Headers = list[tuple[str, bytes]]
-Send = Callable[[str, bytes | None, bytes | None, Headers], Awaitable[object]]
+from billstate_shared.errors import Refused
+from billstate_shared.runtime.records import Headers, Produce, Record
 
 PREFIX = "billstate.dlq."
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """Why one record was refused, and where it came from."""
 
@@ -24,6 +23,28 @@ class DeadLetter:
     field: str
     service: str
     event_type: str | None = None
+
+    @classmethod
+    def from_record(
+        cls,
+        record: Record,
+        service: str,
+        refused: Refused,
+        value: bytes | None = None,
+    ) -> DeadLetter:
+        """The dead letter of `record`, refused for `refused`'s field and reason; `value`
+        replaces the record's bytes where the handler has read them already."""
+        return cls(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value if value is None else value,
+            reason=refused.reason,
+            field=refused.field,
+            service=service,
+            event_type=refused.event_type,
+        )
 
     def headers(self) -> Headers:
         pairs = {
@@ -41,12 +62,11 @@ class DeadLetter:
     def dlq_topic(self) -> str:
         return f"{self.topic}.dlq"
 
+    def produce(self) -> Produce:
+        """The DLQ record: the original key and value, the reason in headers."""
+        return Produce(self.dlq_topic, self.key, self.value, tuple(self.headers()))
+
 
 def read_headers(headers: Headers | tuple[tuple[str, bytes], ...]) -> dict[str, str]:
     """The dead-letter headers of a DLQ record, without the prefix."""
     return {k[len(PREFIX) :]: v.decode() for k, v in headers if k.startswith(PREFIX)}
-
-
-async def dead_letter(send: Send, letter: DeadLetter) -> None:
-    """Write the original key and value to the topic's DLQ with the reason in headers."""
-    await send(letter.dlq_topic, letter.key, letter.value, letter.headers())

@@ -14,10 +14,12 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 
 from billstate_shared.contracts import ContractError, Event, decode
+from billstate_shared.errors import Refused
 from billstate_shared.kafka_auth import KafkaAuth, client_options
 from billstate_shared.runtime.dlq import DeadLetter
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
+from billstate_shared.runtime.retry import RetryPolicy
 from billstate_shared.topic_admin import apply_topics
 from billstate_shared.topics import CUSTOMER_PARTITIONS, CUSTOMERS, Topic
 
@@ -111,14 +113,14 @@ class Intake:
                 log.info("tombstone ignored")
                 return None
             await self.dead(
-                message, "$", "tombstone (null value) on a topic that is not compacted", None
+                message, Refused("$", "tombstone (null value) on a topic that is not compacted")
             )
             return None
         try:
             event = decode(message.value)
         except ContractError as err:
             self.bind(message)
-            await self.dead(message, err.field, err.reason, err.event_type)
+            await self.dead(message, err)
             return None
         key = message.key.decode("utf-8", "replace") if message.key is not None else None
         if event.customer_id != "*" and key != event.customer_id:
@@ -126,7 +128,8 @@ class Intake:
             # that is not its own; it must be re-sent with the right key.
             self.bind(message)
             await self.dead(
-                message, "key", f"Kafka key {key!r} is not the customer_id", event.event_type
+                message,
+                Refused("key", f"Kafka key {key!r} is not the customer_id", event.event_type),
             )
             return None
         self.bind(message, event.customer_id, event.event_id)
@@ -148,23 +151,13 @@ class Intake:
                 event_id=event_id,
             )
 
-    async def dead(self, message: Any, field: str, reason: str, event_type: str | None) -> None:
-        letter = DeadLetter(
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            value=message.value,
-            reason=reason,
-            field=field,
-            service=self.service,
-            event_type=event_type,
-        )
-        await self.dlq[letter.dlq_topic].send(
-            key=letter.key, value=letter.value, headers=letter.headers()
+    async def dead(self, message: Any, refused: Refused) -> None:
+        letter = DeadLetter.from_record(message, self.service, refused).produce()
+        await self.dlq[letter.topic].send(
+            key=letter.key, value=letter.value, headers=letter.headers
         )
         self.metrics.dead_lettered.labels(self.service, message.topic).inc()
-        log.warning("dead-lettered", field=field, reason=reason)
+        log.warning("dead-lettered", field=refused.field, reason=refused.reason)
 
     def done(self, message: Any, started: float) -> None:
         topic = message.topic
@@ -236,21 +229,9 @@ async def ensure_changelog(
         await consumer.stop()
 
 
-async def retrying(
-    work: Callable[[], Awaitable[None]], reset: Callable[[], None], attempts: int = 3
-) -> None:
-    """Run one record's work, retrying what may be transient (a topic's metadata not yet
-    spread, a broker moving a partition); `reset` drops half-updated cached state first."""
-    for attempt in range(1, attempts + 1):
-        try:
-            await work()
-            return
-        except Exception:
-            reset()
-            if attempt == attempts:
-                raise
-            log.warning("retrying", attempt=attempt)
-            await asyncio.sleep(0.2 * 2**attempt)
+# What may be transient in a worker (a topic's metadata not yet spread, a broker moving a
+# partition): tried three times, 0.4 s and 0.8 s apart.
+RETRY = RetryPolicy(attempts=3, base_delay=0.4)
 
 
 async def process(
@@ -267,16 +248,28 @@ async def process(
         try:
             decoded = await intake.decode(message)
             if decoded is not None:
-                await retrying(partial(handle, message, decoded), reset)
+                # `reset` drops half-updated cached state before a try is repeated.
+                await RETRY.call(
+                    partial(handle, message, decoded),
+                    on_failure=lambda attempt, _err, _again: _retrying(attempt, reset),
+                )
+        except Refused as err:
+            intake.metrics.failed.labels(intake.service, message.topic).inc()
+            await intake.dead(message, err)
         except Exception as err:
             structlog.contextvars.bind_contextvars(
                 topic=message.topic, partition=message.partition, offset=message.offset
             )
             intake.metrics.failed.labels(intake.service, message.topic).inc()
             log.exception("failed")
-            await intake.dead(message, "$", f"unexpected error: {err!r}", None)
+            await intake.dead(message, Refused("$", f"unexpected error: {err!r}"))
         finally:
             intake.done(message, started)
+
+
+def _retrying(attempt: int, reset: Callable[[], None]) -> None:
+    reset()
+    log.warning("retrying", attempt=attempt)
 
 
 def serve(

@@ -5,57 +5,29 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from typing import Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
-from billstate_shared.contracts import ContractError
+from billstate_shared.errors import Refused
 from billstate_shared.kafka_auth import KafkaAuth, client_options
-from billstate_shared.runtime.dlq import DeadLetter, Headers, dead_letter
+from billstate_shared.runtime.dlq import DeadLetter
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
+from billstate_shared.runtime.records import Headers, Produce, Record
+from billstate_shared.runtime.retry import RetryPolicy
 
 log = structlog.get_logger("billstate.loop")
 
-
-@dataclass(frozen=True)
-class Produce:
-    """One record a handler wants written."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
+# A handler's unexpected error: tried three times, 0.1 s and 0.2 s apart, then dead-lettered.
+HANDLER_RETRY = RetryPolicy(attempts=3, base_delay=0.1)
 
 
-class Record(Protocol):
-    """The parts of a consumed Kafka record a handler reads (aiokafka's ConsumerRecord fits)."""
+__all__ = ["Handler", "Loop", "Produce", "Record", "Refused"]
 
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-
-
-class Refused(Exception):
-    """A handler refuses a record for a reason that is the record's fault: it goes to the DLQ."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field, self.reason = field, reason
-
-
-Handler = Callable[[ConsumerRecord], Awaitable[Sequence[Produce]]]
+Handler = Callable[[Record], Awaitable[Sequence[Produce]]]
 
 
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -73,7 +45,7 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
             for tp in revoked:
                 self.progress.lag.pop((tp.topic, tp.partition), None)
 
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+    async def on_partitions_assigned(self, _assigned: list[TopicPartition]) -> None:
         self.progress.on_assigned()
 
 
@@ -81,8 +53,8 @@ class Loop:
     """Consume `topics` as `group`, hand each record to `handler`, produce what it returns,
     then commit: outputs are flushed before the offsets that caused them are committed.
 
-    A record the handler refuses (a ContractError or Refused) goes to `<topic>.dlq` with
-    its reason; an unexpected error is retried `attempts` times and then dead-lettered too,
+    A record the handler refuses (`Refused`, a ContractError among them) goes to `<topic>.dlq`
+    with its reason; another error is retried by `retry` and then dead-lettered too,
     so one poison message never stops a partition and nothing is dropped silently.
 
     Every record produced for a batch must be acknowledged by the broker before the batch's
@@ -101,12 +73,12 @@ class Loop:
         handler: Handler,
         progress: Progress,
         metrics: Metrics,
-        attempts: int = 3,
+        retry: RetryPolicy = HANDLER_RETRY,
         max_records: int = 500,
         auth: KafkaAuth | None = None,
     ) -> None:
         self.service, self.topics, self.handler = service, list(topics), handler
-        self.progress, self.metrics, self.attempts = progress, metrics, attempts
+        self.progress, self.metrics, self.retry = progress, metrics, retry
         self.max_records = max_records
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
@@ -224,40 +196,29 @@ class Loop:
             )
 
     async def _handle(self, record: ConsumerRecord) -> Sequence[Produce] | None:
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return await self.handler(record)
-            except ContractError as err:
-                await self._dead(record, err.field, err.reason, err.event_type)
-                return None
-            except Refused as err:
-                await self._dead(record, err.field, err.reason, None)
-                return None
-            except Exception as err:
+        def failed(attempt: int, err: BaseException, again: bool) -> None:  # noqa: FBT001
+            if not isinstance(err, Refused):
                 self.metrics.failed.labels(self.service, record.topic).inc()
-                log.warning("handler failed", attempt=attempt, error=repr(err))
-                if attempt == self.attempts:
-                    await self._dead(
-                        record, "$", f"unexpected error after {attempt} attempts: {err!r}", None
-                    )
-                    return None
-                await asyncio.sleep(0.05 * 2**attempt)
+                log.warning("handler failed", attempt=attempt, retryable=again, error=repr(err))
+
+        tried = 0
+
+        async def handle() -> Sequence[Produce]:
+            nonlocal tried
+            tried += 1
+            return await self.handler(record)
+
+        try:
+            return await self.retry.call(handle, on_failure=failed)
+        except Refused as err:
+            await self._dead(record, err)
+        except Exception as err:  # noqa: BLE001  (anything else is dead-lettered, never lost)
+            reason = f"unexpected error after {tried} attempts: {err!r}"
+            await self._dead(record, Refused("$", reason))
         return None
 
-    async def _dead(
-        self, record: ConsumerRecord, field: str, reason: str, event_type: str | None
-    ) -> None:
-        letter = DeadLetter(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=record.value,
-            reason=reason,
-            field=field,
-            service=self.service,
-            event_type=event_type,
-        )
-        await dead_letter(self.send, letter)
+    async def _dead(self, record: ConsumerRecord, refused: Refused) -> None:
+        letter = DeadLetter.from_record(record, self.service, refused).produce()
+        await self.send(letter.topic, letter.key, letter.value, list(letter.headers))
         self.metrics.dead_lettered.labels(self.service, record.topic).inc()
-        log.warning("dead-lettered", field=field, reason=reason)
+        log.warning("dead-lettered", field=refused.field, reason=refused.reason)
