@@ -16,14 +16,13 @@ is the Loop's retry-then-DLQ path.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 import structlog
 from prometheus_client import Counter
 
-from billstate_notifications.channels.base import Channel, ChannelError
-from billstate_notifications.domain import Rendered, RenderError, backoff, render, staff_notice
+from billstate_notifications.channels.base import Channel
+from billstate_notifications.domain import Rendered, RenderError, render, staff_notice
 from billstate_notifications.store import Customer, Delivery, Store
 from billstate_shared.contracts import (
     AccessDrift,
@@ -32,19 +31,20 @@ from billstate_shared.contracts import (
     AccessSuspended,
     CustomerUpserted,
     NoticeDelivered,
-    NoticeDeliveredData,
     NoticeFailed,
-    NoticeFailedData,
     NoticeRequested,
     NoticeRequestedData,
     decode,
     encode,
 )
 from billstate_shared.domain.ids import make_id
+from billstate_shared.errors import ExternalError, Refused
 from billstate_shared.logging import EMAIL
 from billstate_shared.runtime.dlq import DeadLetter
-from billstate_shared.runtime.loop import Produce, Record, Refused
 from billstate_shared.runtime.metrics import Metrics
+from billstate_shared.runtime.records import Produce, Record
+from billstate_shared.runtime.retry import RetryPolicy, Sleep
+from billstate_shared.runtime.wallclock import WallClock, utc_now
 from billstate_shared.topics import ACCESS_EVENTS, CUSTOMERS, NOTICE_DELIVERIES, NOTICE_REQUESTS
 
 log = structlog.get_logger("billstate.notifications")
@@ -54,18 +54,22 @@ TOPICS = (NOTICE_REQUESTS.name, ACCESS_EVENTS.name, CUSTOMERS.name)
 _BOUND = ("notice_id", "kind", "outcome", "channel", "attempts")
 MAX_ERROR = 500
 
-Clock = Callable[[], datetime]
-Sleep = Callable[[float], Awaitable[None]]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
 
 def clean_error(message: str) -> str:
     """An error fit for the delivery log, events and DLQ headers: no addresses, bounded."""
     text = " ".join(EMAIL.sub("[email]", message).split()) or "unknown error"
     return text if len(text) <= MAX_ERROR else text[: MAX_ERROR - 3] + "..."
+
+
+def _describe(err: BaseException) -> str:
+    """A failed delivery attempt in words: a channel's own message, else the error's type."""
+    if isinstance(err, ExternalError):
+        return clean_error(err.message)
+    return clean_error(f"{type(err).__name__}: {err}")
+
+
+def _source(record: Record) -> str:
+    return f"{record.topic}:{record.partition}:{record.offset}"
 
 
 class NotificationsHandler:
@@ -83,16 +87,18 @@ class NotificationsHandler:
         retry_base_delay: float = 0.5,
         service: str = "notifications",
         metrics: Metrics | None = None,
-        clock: Clock | None = None,
+        clock: WallClock | None = None,
         sleep: Sleep | None = None,
     ) -> None:
         self.store, self.channel = store, channel
         # Staff and partner notices may go elsewhere (a Teams channel) than customers' mail.
         self.partner_channel = partner_channel or channel
         self.default_locale = default_locale
-        self.retry_attempts, self.retry_base_delay = max(1, retry_attempts), retry_base_delay
+        # After failed try n: retry_base_delay x 2^(n-1), at most 30 s, or the far side's
+        # Retry-After within the same cap.
+        self.retry = RetryPolicy(max(1, retry_attempts), retry_base_delay)
         self.service, self.metrics = service, metrics
-        self.clock: Clock = clock or _utc_now
+        self.clock: WallClock = clock or utc_now
         self.sleep: Sleep = sleep or asyncio.sleep
         self._notices = (
             None
@@ -143,7 +149,7 @@ class NotificationsHandler:
         event_type: str,
         event_id: str,
     ) -> list[Produce]:
-        source = f"{record.topic}:{record.partition}:{record.offset}"
+        source = _source(record)
         structlog.contextvars.bind_contextvars(notice_id=notice.notice_id, kind=notice.kind)
         channel = self.partner_channel if notice.audience == "partner" else self.channel
         if notice.audience == "partner" and notice.locale != self.default_locale:
@@ -175,7 +181,7 @@ class NotificationsHandler:
             notice = notice.model_copy(update={"locale": self.default_locale})
 
         def outcome(
-            locale: str, attempts: int, error: str | None, field: str | None, ok: bool
+            *, locale: str, attempts: int, error: str | None, field: str | None, ok: bool
         ) -> Delivery:
             return Delivery(
                 notice_id=notice.notice_id,
@@ -196,10 +202,22 @@ class NotificationsHandler:
         try:
             rendered = render(notice, customer.name if customer else None, customer_id=customer_id)
         except RenderError as err:
-            delivery = outcome(notice.locale, 1, clean_error(f"render: {err}"), err.field, False)
+            delivery = outcome(
+                locale=notice.locale,
+                attempts=1,
+                error=clean_error(f"render: {err}"),
+                field=err.field,
+                ok=False,
+            )
         else:
             attempts, error, ok = await self._deliver(channel, notice, customer, rendered)
-            delivery = outcome(rendered.locale, attempts, error, None if ok else "$", ok)
+            delivery = outcome(
+                locale=rendered.locale,
+                attempts=attempts,
+                error=error,
+                field=None if ok else "$",
+                ok=ok,
+            )
         self.store.record(delivery)
         self._count(delivery.channel, delivery.status)
         structlog.contextvars.bind_contextvars(
@@ -216,49 +234,32 @@ class NotificationsHandler:
     ) -> tuple[int, str | None, bool]:
         """(attempts, last error, delivered?) after at most `retry_attempts` tries."""
         address = customer.address_for(notice.audience) if customer else None
-        error: str | None = None
-        for attempt in range(1, self.retry_attempts + 1):
-            wait: float | None = None
-            try:
-                await channel.deliver(notice.notice_id, notice.audience, address, rendered)
-                return attempt, error, True
-            except ChannelError as err:
-                error, retryable, wait = clean_error(err.message), err.retryable, err.retry_after
-            except Exception as err:  # a channel bug or unforeseen I/O error: may pass
-                error, retryable = clean_error(f"{type(err).__name__}: {err}"), True
+        errors: list[str] = []
+
+        def failed(attempt: int, err: BaseException, retryable: bool) -> None:  # noqa: FBT001  (the policy's on_failure signature)
+            errors.append(_describe(err))
             log.warning(
-                "delivery attempt failed", attempt=attempt, retryable=retryable, error=error
+                "delivery attempt failed", attempt=attempt, retryable=retryable, error=errors[-1]
             )
-            if not retryable:
-                return attempt, error, False
-            if attempt < self.retry_attempts:
-                delay = backoff(attempt, self.retry_base_delay)
-                # The far side's Retry-After wins, within the same 30 s cap as the backoff.
-                await self.sleep(min(max(delay, wait or 0.0), max(delay, 30.0)))
-        return self.retry_attempts, error, False
+
+        async def deliver() -> None:
+            await channel.deliver(notice.notice_id, notice.audience, address, rendered)
+
+        tried = await self.retry.attempt(deliver, sleep=self.sleep, on_failure=failed)
+        # A delivery that landed after failed tries keeps the last error, for the record.
+        return tried.attempts, errors[-1] if errors else None, tried.ok
 
     def _outputs(self, delivery: Delivery, record: Record, event_type: str) -> list[Produce]:
         """The outcome event, and for a failure the original record to the topic's DLQ."""
         key = delivery.customer_id.encode()
         out = [Produce(NOTICE_DELIVERIES.name, key, encode(outcome_event(delivery)))]
         if delivery.status == "failed":
-            letter = DeadLetter(
-                topic=record.topic,
-                partition=record.partition,
-                offset=record.offset,
-                key=record.key,
-                value=record.value,
-                reason=f"notice {delivery.notice_id} failed: {delivery.error}",
-                field=delivery.error_field or "$",
-                service=self.service,
-                event_type=event_type,
-            )
-            out.append(
-                Produce(letter.dlq_topic, letter.key, letter.value or b"", tuple(letter.headers()))
-            )
+            reason = f"notice {delivery.notice_id} failed: {delivery.error}"
+            refused = Refused(delivery.error_field or "$", reason, event_type)
+            out.append(DeadLetter.from_record(record, self.service, refused).produce())
             if self.metrics is not None:
                 self.metrics.dead_lettered.labels(self.service, record.topic).inc()
-            log.warning("notice failed; request dead-lettered", reason=letter.reason)
+            log.warning("notice failed; request dead-lettered", reason=reason)
         return out
 
     def _count(self, channel: str, status: str) -> None:
@@ -288,7 +289,7 @@ class NotificationsHandler:
             provider=d.provider,
             command_id=d.command_id,
             occurred_at=event.occurred_at.isoformat(),
-            source=f"{record.topic}:{record.partition}:{record.offset}",
+            source=_source(record),
         )
 
     def _tombstone(self, record: Record) -> list[Produce]:
@@ -302,30 +303,19 @@ class NotificationsHandler:
 
 def outcome_event(delivery: Delivery) -> NoticeDelivered | NoticeFailed:
     """The contract event for a stored outcome; its id depends only on notice and status."""
-    event_id = make_id("dlv", delivery.notice_id, delivery.status)
-    occurred_at = datetime.fromisoformat(delivery.finished_at)
-    if delivery.status == "delivered":
-        return NoticeDelivered(
-            event_id=event_id,
-            event_type="notice.delivered",
-            occurred_at=occurred_at,
-            customer_id=delivery.customer_id,
-            data=NoticeDeliveredData(
-                notice_id=delivery.notice_id,
-                channel=delivery.channel,
-                attempts=delivery.attempts,
-                error=delivery.error,
-            ),
-        )
-    return NoticeFailed(
-        event_id=event_id,
-        event_type="notice.failed",
-        occurred_at=occurred_at,
-        customer_id=delivery.customer_id,
-        data=NoticeFailedData(
-            notice_id=delivery.notice_id,
-            channel=delivery.channel,
-            attempts=delivery.attempts,
-            error=delivery.error or "unknown error",
-        ),
+    delivered = delivery.status == "delivered"
+    kind = NoticeDelivered if delivered else NoticeFailed
+    return kind.model_validate(
+        {
+            "event_id": make_id("dlv", delivery.notice_id, delivery.status),
+            "event_type": f"notice.{delivery.status}",
+            "occurred_at": datetime.fromisoformat(delivery.finished_at),
+            "customer_id": delivery.customer_id,
+            "data": {
+                "notice_id": delivery.notice_id,
+                "channel": delivery.channel,
+                "attempts": delivery.attempts,
+                "error": delivery.error if delivered else delivery.error or "unknown error",
+            },
+        }
     )

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-Status = Literal["delivered", "failed"]
+DeliveryStatus = Literal["delivered", "failed"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -68,7 +68,7 @@ class Delivery:
     locale: str
     channel: str
     attempts: int
-    status: Status
+    status: DeliveryStatus
     error: str | None
     error_field: str | None
     event_id: str
@@ -121,12 +121,12 @@ class Store:
 
     def record(self, delivery: Delivery) -> None:
         """Insert or replace the outcome of a notice (a re-driven failure may succeed)."""
-        values = asdict(delivery)
-        columns = ", ".join(values)
-        marks = ", ".join(f":{k}" for k in values)
         self._db.execute(
-            f"INSERT OR REPLACE INTO deliveries ({columns}) VALUES ({marks})",
-            values,
+            "INSERT OR REPLACE INTO deliveries (notice_id, customer_id, kind, audience, locale,"
+            " channel, attempts, status, error, error_field, event_id, source, finished_at)"
+            " VALUES (:notice_id, :customer_id, :kind, :audience, :locale, :channel, :attempts,"
+            " :status, :error, :error_field, :event_id, :source, :finished_at)",
+            asdict(delivery),
         )
 
     # ---- customer directory ------------------------------------------------------------

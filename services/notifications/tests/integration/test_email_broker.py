@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from billstate_notifications.channels.email import EmailChannel, EmailConfig, message_id
 from billstate_notifications.config import Settings
-from billstate_notifications.entrypoints.main import NotificationsService
+from billstate_notifications.entrypoints.service import NotificationsService
 from billstate_notifications.handlers import TOPICS
 from billstate_shared.contracts import CustomerUpserted, CustomerUpsertedData, decode, encode
 from billstate_shared.runtime.dlq import read_headers
@@ -152,8 +152,11 @@ async def env(
         yield Env(kafka_bootstrap, service, producer, smtp)
     finally:
         await service.stop()
-        await runner
-        await producer.stop()
+        try:
+            await runner
+        finally:
+            await service.close()
+            await producer.stop()
 
 
 async def test_customer_and_partner_notices_reach_their_addresses_in_their_locales(

@@ -117,7 +117,7 @@ def test_config_defaults_and_refusals(tmp_path: Path) -> None:
     ],
 )
 async def test_a_notice_is_sent_as_multipart_text_and_html_in_its_locale(
-    server: SmtpTestServer, locale: str, subject: str, amount: str, suspension: str, lang: str
+    server: SmtpTestServer, *, locale: str, subject: str, amount: str, suspension: str, lang: str
 ) -> None:
     rendered = notice(locale)
     await channel(server).deliver("ntc-final-1", "customer", BILLING, rendered)

@@ -24,7 +24,7 @@ from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from billstate_notifications.config import Settings
 from billstate_notifications.domain import staff_notice
-from billstate_notifications.entrypoints.main import NotificationsService
+from billstate_notifications.entrypoints.service import NotificationsService
 from billstate_notifications.handlers import TOPICS
 from billstate_shared.contracts import (
     AccessFailed,
@@ -107,8 +107,11 @@ async def env(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
         yield Env(kafka_bootstrap, service, producer)
     finally:
         await service.stop()
-        await runner
-        await producer.stop()
+        try:
+            await runner
+        finally:
+            await service.close()
+            await producer.stop()
 
 
 async def test_a_notice_is_rendered_to_the_outbox_and_reported(env: Env) -> None:

@@ -236,7 +236,7 @@ async def test_forged_deliveries_are_refused(receiver: WebhookReceiver, channel:
     [(500, True), (502, True), (503, True), (429, True), (404, False), (400, False), (301, False)],
 )
 async def test_answers_are_retryable_or_final(
-    receiver: WebhookReceiver, channel: Channels, status: int, retryable: bool
+    receiver: WebhookReceiver, channel: Channels, *, status: int, retryable: bool
 ) -> None:
     receiver.fail(1, status, retry_after=3)
     url = receiver.url_for("/hooks/T0/B0/path-token?sig=query-token")

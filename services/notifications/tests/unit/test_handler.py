@@ -21,9 +21,10 @@ from billstate_notifications.store import Store
 from billstate_shared.contracts import ContractError, decode, encode
 from billstate_shared.contracts.examples import EXAMPLES
 from billstate_shared.domain.ids import make_id
+from billstate_shared.errors import Refused
 from billstate_shared.runtime.dlq import read_headers
-from billstate_shared.runtime.loop import Produce, Refused
 from billstate_shared.runtime.metrics import Metrics
+from billstate_shared.runtime.records import Produce
 
 REQUESTS = "notifications.requests.v1"
 ACCESS = "access.events.v1"
@@ -57,7 +58,7 @@ class Flaky:
     ) -> None:
         self.calls.append((notice_id, audience, address))
         if len(self.calls) <= self.failures:
-            raise ChannelError(self.retryable, self.message, self.retry_after)
+            raise ChannelError(self.message, retryable=self.retryable, retry_after=self.retry_after)
 
 
 def envelope(event_type: str, customer_id: str, data: dict[str, Any], event_id: str) -> bytes:

@@ -24,6 +24,11 @@ def rendered() -> Rendered:
     )
 
 
+def names(folder: Path) -> list[str]:
+    """The entries of a folder, temporary files included."""
+    return [p.name for p in folder.iterdir()]
+
+
 def test_is_a_channel(tmp_path: Path) -> None:
     assert isinstance(OutboxChannel(tmp_path), Channel)
     assert OutboxChannel(tmp_path).name == "outbox"
@@ -55,7 +60,7 @@ async def test_delivering_twice_leaves_one_identical_file_and_no_temp_files(
     await outbox.deliver("ntc-1", "customer", None, rendered())
     first = (tmp_path / "ntc-1.json").stat()
     await outbox.deliver("ntc-1", "customer", None, rendered())
-    assert [p.name for p in tmp_path.iterdir()] == ["ntc-1.json"]
+    assert names(tmp_path) == ["ntc-1.json"]
     assert (tmp_path / "ntc-1.json").stat().st_mtime_ns == first.st_mtime_ns
 
 

@@ -7,8 +7,7 @@ import ipaddress
 import re
 import ssl
 import string
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -21,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, model_va
 from billstate_notifications.channels.base import Audience, ChannelError
 from billstate_notifications.domain import Rendered
 from billstate_shared.logging import EMAIL
+from billstate_shared.runtime.wallclock import WallClock, utc_now
 
 Security = Literal["starttls", "tls", "none"]
-Clock = Callable[[], datetime]
 
 # RFC 5322 atext without "%", which quote() uses as its escape; "." is handled apart,
 # because a dot-atom may not start or end with one or hold two in a row.
@@ -31,6 +30,13 @@ _ATEXT = string.ascii_letters + string.digits + "!#$&'*+-/=?^_`{|}~"
 # Whatever in a server's reply looks like an address: a token holding "@", bracketed or not.
 _ADDRESSISH = re.compile(r"<[^<>]*>|\S*@\S*")
 _MAX_REPLY = 200
+# What a server refused, by the kind of reply (the first that fits; the last fits every reply).
+_REFUSED: tuple[tuple[type[aiosmtplib.SMTPResponseException], str], ...] = (
+    (aiosmtplib.SMTPRecipientRefused, "the recipient"),
+    (aiosmtplib.SMTPSenderRefused, "the sender"),
+    (aiosmtplib.SMTPDataError, "the message"),
+    (aiosmtplib.SMTPResponseException, "the session"),
+)
 
 
 def _is_loopback(host: str) -> bool:
@@ -138,9 +144,9 @@ class EmailChannel:
 
     name = "email"
 
-    def __init__(self, config: EmailConfig, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: EmailConfig, *, clock: WallClock | None = None) -> None:
         self.config = config
-        self._clock: Clock = clock or (lambda: datetime.now(UTC))
+        self._clock: WallClock = clock or utc_now
         self._tls = config.tls_context()
         self._domain = _parse_address(config.from_address).domain
 
@@ -167,59 +173,30 @@ class EmailChannel:
         self, notice_id: str, audience: Audience, address: str | None, rendered: Rendered
     ) -> None:
         if not address:
-            raise ChannelError(False, f"no {audience} e-mail address on file for this customer")
+            raise ChannelError(
+                f"no {audience} e-mail address on file for this customer", retryable=False
+            )
         try:
             _parse_address(address)
         except ValueError:
             raise ChannelError(
-                False, f"the {audience} e-mail address on file is not a usable address"
+                f"the {audience} e-mail address on file is not a usable address", retryable=False
             ) from None
         message = self.build(notice_id, address, rendered)
         try:
             await self._send(message, address)
         except ChannelError:
             raise
-        except aiosmtplib.SMTPAuthenticationError as err:
-            if 400 <= err.code < 500:
-                raise ChannelError(
-                    True, f"SMTP authentication failed temporarily ({err.code})"
-                ) from None
-            raise ChannelError(False, f"SMTP authentication failed ({err.code})") from None
-        except aiosmtplib.SMTPRecipientsRefused as err:
-            first = err.recipients[0] if err.recipients else None
-            code, text = (first.code, first.message) if first else (550, "")
-            raise self._refused("the recipient", code, text) from None
-        except aiosmtplib.SMTPRecipientRefused as err:
-            raise self._refused("the recipient", err.code, err.message) from None
-        except aiosmtplib.SMTPSenderRefused as err:
-            raise self._refused("the sender", err.code, err.message) from None
-        except aiosmtplib.SMTPDataError as err:
-            raise self._refused("the message", err.code, err.message) from None
-        except aiosmtplib.SMTPResponseException as err:
-            raise self._refused("the session", err.code, err.message) from None
-        except aiosmtplib.SMTPTimeoutError:
-            raise ChannelError(
-                True, f"SMTP server timed out (after {self.config.timeout:g}s)"
-            ) from None
+        except (aiosmtplib.SMTPRecipientsRefused, aiosmtplib.SMTPResponseException) as err:
+            raise self._replied(err) from None
+        except aiosmtplib.SMTPException as err:
+            raise self._transport(err) from None
         except ssl.SSLCertVerificationError as err:
             raise self._untrusted(err) from None
-        except aiosmtplib.SMTPConnectError as err:
-            if isinstance(err.__cause__, ssl.SSLCertVerificationError):
-                raise self._untrusted(err.__cause__) from None
-            raise ChannelError(
-                True, f"could not connect to the SMTP server: {self._clean(err.message)}"
-            ) from None
-        except aiosmtplib.SMTPServerDisconnected:
-            raise ChannelError(True, "the SMTP server closed the connection") from None
-        except aiosmtplib.SMTPNotSupported as err:
-            raise ChannelError(
-                False, f"SMTP server does not support this message: {self._clean(err.message)}"
-            ) from None
-        except aiosmtplib.SMTPException as err:
-            raise ChannelError(True, f"SMTP error: {self._clean(err.message)}") from None
         except (TimeoutError, OSError) as err:  # ssl.SSLError is an OSError
             raise ChannelError(
-                True, f"SMTP connection failed: {type(err).__name__}: {self._clean(str(err))}"
+                f"SMTP connection failed: {type(err).__name__}: {self._clean(str(err))}",
+                retryable=True,
             ) from None
 
     async def _send(self, message: EmailMessage, address: str) -> None:
@@ -240,13 +217,16 @@ class EmailChannel:
                 await client.ehlo()
                 if not client.supports_extension("starttls"):
                     raise ChannelError(
-                        False, "SMTP server does not offer STARTTLS; refusing to send in clear"
+                        "SMTP server does not offer STARTTLS; refusing to send in clear",
+                        retryable=False,
                     )
                 await client.starttls()
             if c.username is not None and c.password is not None:
                 await client.ehlo()
                 if not client.supports_extension("auth"):
-                    raise ChannelError(False, "SMTP server does not offer AUTH; cannot log in")
+                    raise ChannelError(
+                        "SMTP server does not offer AUTH; cannot log in", retryable=False
+                    )
                 await client.login(c.username, c.password.get_secret_value())
             await client.send_message(message, sender=c.from_address, recipients=[address])
             # The message was accepted: a failed goodbye changes nothing.
@@ -260,17 +240,58 @@ class EmailChannel:
         password = c.password.get_secret_value() if c.password is not None else ""
         return _reply(text, (password, c.username or ""))
 
+    def _replied(
+        self, err: aiosmtplib.SMTPRecipientsRefused | aiosmtplib.SMTPResponseException
+    ) -> ChannelError:
+        """A server's reply that refused a step: a login, a recipient, the message..."""
+        if isinstance(err, aiosmtplib.SMTPAuthenticationError):
+            temporary = 400 <= err.code < 500
+            return ChannelError(
+                f"SMTP authentication failed {'temporarily ' if temporary else ''}({err.code})",
+                retryable=temporary,
+            )
+        if isinstance(err, aiosmtplib.SMTPRecipientsRefused):
+            first = err.recipients[0] if err.recipients else None
+            code, text = (first.code, first.message) if first else (550, "")
+            return self._refused("the recipient", code, text)
+        what = next(label for kind, label in _REFUSED if isinstance(err, kind))
+        return self._refused(what, err.code, err.message)
+
+    def _transport(self, err: aiosmtplib.SMTPException) -> ChannelError:
+        """A failure to talk to the server at all: retried, unless it will never work."""
+        if isinstance(err, aiosmtplib.SMTPTimeoutError):
+            return ChannelError(
+                f"SMTP server timed out (after {self.config.timeout:g}s)", retryable=True
+            )
+        if isinstance(err, aiosmtplib.SMTPConnectError):
+            if isinstance(err.__cause__, ssl.SSLCertVerificationError):
+                return self._untrusted(err.__cause__)
+            return ChannelError(
+                f"could not connect to the SMTP server: {self._clean(err.message)}",
+                retryable=True,
+            )
+        if isinstance(err, aiosmtplib.SMTPServerDisconnected):
+            return ChannelError("the SMTP server closed the connection", retryable=True)
+        if isinstance(err, aiosmtplib.SMTPNotSupported):
+            return ChannelError(
+                f"SMTP server does not support this message: {self._clean(err.message)}",
+                retryable=False,
+            )
+        return ChannelError(f"SMTP error: {self._clean(err.message)}", retryable=True)
+
     def _refused(self, what: str, code: int, text: str) -> ChannelError:
         # 4xx is "try again later" in SMTP; 5xx is a verdict.
-        retryable = not 500 <= code < 600
         reply = self._clean(text)
         return ChannelError(
-            retryable, f"SMTP server refused {what}: {code}{' ' + reply if reply else ''}"
+            f"SMTP server refused {what}: {code}{' ' + reply if reply else ''}",
+            retryable=not 500 <= code < 600,
         )
 
     def _untrusted(self, err: ssl.SSLCertVerificationError) -> ChannelError:
         reason = self._clean(err.verify_message or err.reason or "verification failed")
-        return ChannelError(False, f"SMTP server's TLS certificate is not trusted: {reason}")
+        return ChannelError(
+            f"SMTP server's TLS certificate is not trusted: {reason}", retryable=False
+        )
 
 
 __all__ = ["EmailChannel", "EmailConfig", "Security", "message_id"]

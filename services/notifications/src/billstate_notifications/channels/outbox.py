@@ -10,7 +10,7 @@ import re
 import tempfile
 from pathlib import Path
 
-from billstate_notifications.channels.base import Audience, ChannelError
+from billstate_notifications.channels.base import Audience, ChannelError, document
 from billstate_notifications.domain import Rendered
 
 # notice ids are contract `Id`s (no whitespace or control characters) but may hold "/" or
@@ -28,29 +28,26 @@ class OutboxChannel:
 
     def path_for(self, notice_id: str) -> Path:
         if not _SAFE_NAME.fullmatch(notice_id):
-            raise ChannelError(False, "notice_id is not usable as a file name")
+            raise ChannelError("notice_id is not usable as a file name", retryable=False)
         return self.directory / f"{notice_id}.json"
 
     async def deliver(
-        self, notice_id: str, audience: Audience, address: str | None, rendered: Rendered
+        self,
+        notice_id: str,
+        audience: Audience,
+        address: str | None,  # noqa: ARG002  (the Channel signature; the outbox holds no address)
+        rendered: Rendered,
     ) -> None:
         path = self.path_for(notice_id)
-        document = {
-            "notice_id": notice_id,
-            "kind": rendered.kind,
-            "audience": audience,
-            "locale": rendered.locale,
-            "customer_id": rendered.customer_id,
-            "subject": rendered.subject,
-            "text": rendered.text,
-            "html": rendered.html,
-        }
-        body = json.dumps(document, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
+        content = document(notice_id, audience, rendered)
+        body = json.dumps(content, ensure_ascii=False, indent=2).encode("utf-8") + b"\n"
         try:
             await asyncio.to_thread(_write_atomically, path, body)
         except OSError as err:
             # A full disk or a read-only mount may heal; a retry costs little.
-            raise ChannelError(True, f"outbox write failed: {err.strerror or err}") from None
+            raise ChannelError(
+                f"outbox write failed: {err.strerror or err}", retryable=True
+            ) from None
 
 
 def _write_atomically(path: Path, body: bytes) -> None:
@@ -63,7 +60,7 @@ def _write_atomically(path: Path, body: bytes) -> None:
             handle.write(body)
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

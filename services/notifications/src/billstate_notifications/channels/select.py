@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from billstate_notifications.channels.base import Channel
+from billstate_notifications.channels.email import EmailChannel, EmailConfig
 from billstate_notifications.channels.outbox import OutboxChannel
+from billstate_notifications.channels.webhook import WebhookChannel, WebhookChannelConfig
 from billstate_notifications.config import ChannelName, Settings
 
 
@@ -22,8 +24,6 @@ def build_channels(settings: Settings) -> tuple[Channel, Channel]:
 
 def _build(name: ChannelName, s: Settings) -> Channel:
     if name == "email":
-        from billstate_notifications.channels.email import EmailChannel, EmailConfig
-
         return EmailChannel(
             EmailConfig(
                 host=s.smtp_host,
@@ -39,8 +39,6 @@ def _build(name: ChannelName, s: Settings) -> Channel:
             )
         )
     if name == "webhook":
-        from billstate_notifications.channels.webhook import WebhookChannel, WebhookChannelConfig
-
         assert s.webhook_url is not None  # the settings check it
         return WebhookChannel(
             WebhookChannelConfig(

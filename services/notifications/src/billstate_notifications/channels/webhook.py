@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import (
@@ -17,9 +15,10 @@ from pydantic import (
     model_validator,
 )
 
-from billstate_notifications.channels.base import Audience, ChannelError
+from billstate_notifications.channels.base import Audience, ChannelError, document
 from billstate_notifications.domain import Rendered
 from billstate_shared.domain.ids import make_id
+from billstate_shared.runtime.wallclock import WallClock, utc_now
 from billstate_shared.webhooks import (
     CONTENT_TYPE,
     DeliveryError,
@@ -30,7 +29,6 @@ from billstate_shared.webhooks import (
 )
 
 Format = Literal["generic", "teams", "slack"]
-Clock = Callable[[], datetime]
 
 # Teams connectors have answered throttling with a 2xx whose text says so.
 _TEAMS_THROTTLED = "HTTP error 429"
@@ -69,20 +67,6 @@ def message_id(notice_id: str) -> str:
     """The webhook-id: the notice id itself where it is a plain token (the spec forbids "."),
     else a stable hash of it; either way a redelivered notice keeps its id."""
     return notice_id if is_message_id(notice_id) else make_id("ntc", notice_id)
-
-
-def generic_payload(notice_id: str, audience: Audience, rendered: Rendered) -> dict[str, Any]:
-    """The outbox's document: everything a consumer needs to show the notice, no address."""
-    return {
-        "notice_id": notice_id,
-        "kind": rendered.kind,
-        "audience": audience,
-        "locale": rendered.locale,
-        "customer_id": rendered.customer_id,
-        "subject": rendered.subject,
-        "text": rendered.text,
-        "html": rendered.html,
-    }
 
 
 def slack_payload(rendered: Rendered) -> dict[str, Any]:
@@ -129,23 +113,27 @@ class WebhookChannel:
 
     name = "webhook"
 
-    def __init__(self, config: WebhookChannelConfig, *, clock: Clock | None = None) -> None:
+    def __init__(self, config: WebhookChannelConfig, *, clock: WallClock | None = None) -> None:
         self.config = config
-        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.clock: WallClock = clock or utc_now
         self._poster = Poster(str(config.url), timeout=config.timeout, clock=self.clock)
 
     def body(self, notice_id: str, audience: Audience, rendered: Rendered) -> bytes:
         """The exact bytes posted for a notice (the same notice gives the same bytes)."""
         if self.config.format == "slack":
-            document = slack_payload(rendered)
+            payload = slack_payload(rendered)
         elif self.config.format == "teams":
-            document = teams_payload(rendered)
-        else:
-            document = generic_payload(notice_id, audience, rendered)
-        return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+            payload = teams_payload(rendered)
+        else:  # generic: the whole notice, the same document the outbox writes
+            payload = document(notice_id, audience, rendered)
+        return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     async def deliver(
-        self, notice_id: str, audience: Audience, address: str | None, rendered: Rendered
+        self,
+        notice_id: str,
+        audience: Audience,
+        address: str | None,  # noqa: ARG002  (the Channel signature; no address is ever sent)
+        rendered: Rendered,
     ) -> None:
         body = self.body(notice_id, audience, rendered)
         msg_id = message_id(notice_id)
@@ -157,9 +145,13 @@ class WebhookChannel:
         try:
             answer = await self._poster.send(body, headers)
         except DeliveryError as err:
-            raise ChannelError(err.retryable, err.message, err.retry_after) from None
+            raise ChannelError(
+                err.message, retryable=err.retryable, retry_after=err.retry_after
+            ) from None
         if self.config.format == "teams" and _TEAMS_THROTTLED in answer:
-            raise ChannelError(True, "teams webhook throttled the delivery (429 in its answer)")
+            raise ChannelError(
+                "teams webhook throttled the delivery (429 in its answer)", retryable=True
+            )
 
     async def close(self) -> None:
         """Release the HTTP session (the service calls it on the way out)."""
@@ -169,7 +161,6 @@ class WebhookChannel:
 __all__ = [
     "WebhookChannel",
     "WebhookChannelConfig",
-    "generic_payload",
     "message_id",
     "slack_payload",
     "teams_payload",

@@ -12,7 +12,6 @@ from billstate_notifications.domain.locales import (
     choose_locale,
 )
 from billstate_notifications.domain.rendering import Rendered, available_kinds, render
-from billstate_notifications.domain.retry import backoff
 from billstate_notifications.domain.staff import STAFF_KINDS, staff_notice
 
 __all__ = [
@@ -23,7 +22,6 @@ __all__ = [
     "RenderError",
     "Rendered",
     "available_kinds",
-    "backoff",
     "choose_locale",
     "render",
     "staff_notice",

@@ -34,6 +34,9 @@ from billstate_shared.contracts import NoticeRequestedData
 
 PACKAGE = "billstate_notifications"
 PARTS = ("subject", "txt", "html")
+# Per template kind, whether its output is HTML and so escaped. A subject and the text part
+# are plain text: escaping them would show the reader "&amp;".
+ESCAPED = {"subject": False, "txt": False, "html": True}
 GENERIC_STAGE = "stage"
 
 
@@ -66,11 +69,17 @@ def _load(name: str) -> str | None:
 
 
 @functools.cache
-def environment(html: bool) -> jinja2.Environment:
-    """The text or the HTML environment; templates compile once per process."""
+def environment(*, html: bool) -> jinja2.Environment:
+    """The text or the HTML environment; templates compile once per process.
+
+    Autoescape is decided per environment, never per file name: the HTML one escapes every
+    template it loads (the imported `_lib.j2` included), the text one none.
+    """
     return jinja2.Environment(
         loader=jinja2.FunctionLoader(_load),
-        autoescape=html,
+        autoescape=jinja2.select_autoescape(
+            enabled_extensions=(), disabled_extensions=(), default_for_string=html, default=html
+        ),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -87,7 +96,7 @@ _TRAILING_SPACE = re.compile(r"[ \t]+\n")
 _CJK_SPACE = re.compile(r" +(?=[。，、：；）」])|(?<=[（「，。、：；）」]) +")
 
 
-def _tidy(text: str, cjk: bool) -> str:
+def _tidy(text: str, *, cjk: bool) -> str:
     """One blank line between paragraphs, no trailing spaces, one final newline."""
     text = _TRAILING_SPACE.sub("\n", text.replace("\r\n", "\n"))
     if cjk:
@@ -155,15 +164,18 @@ def render(
         customer_name=customer_name,
         customer_id=customer_id,
     )
-    text_env, html_env = environment(html=False), environment(html=True)
     base = f"{template_locale}/{template_kind}"
     cjk = template_locale.startswith("zh")
+
+    def part(name: str) -> str:
+        template = environment(html=ESCAPED[name]).get_template(f"{base}.{name}.j2")
+        return template.render(context)
+
     try:
-        subject = text_env.get_template(f"{base}.subject.j2").render(context)
-        subject = _tidy(" ".join(subject.split()), cjk).strip()
+        subject = _tidy(" ".join(part("subject").split()), cjk=cjk).strip()
         context["subject"] = subject
-        text = _tidy(text_env.get_template(f"{base}.txt.j2").render(context), cjk)
-        html = _tidy(html_env.get_template(f"{base}.html.j2").render(context), cjk)
+        text = _tidy(part("txt"), cjk=cjk)
+        html = _tidy(part("html"), cjk=cjk)
     except jinja2.TemplateNotFound as err:
         raise RenderError("data.kind", f"template {err.name} is missing") from None
     except jinja2.UndefinedError as err:
