@@ -50,19 +50,33 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from harness import (
+    DLQ_TOPICS,
+    INPUT_TOPICS,
+    POLICY,
+    ROOT,
+    Kafka,
+    Offsets,
+    Record,
+    Worker,
+    apply_catalog,
+    count,
+    cpu_seconds,
+    load,
+    proc_status,
+    produce,
+    run_bench,
+    say,
+)
 
-from billstate_cli.local import Fleet, Service
+from billstate_cli.local import Service
 from billstate_cli.replay import Replay
 from billstate_cli.simulation import history
-from billstate_collections.entrypoints.worker import INPUTS
-from billstate_shared import localkafka
 from billstate_shared.contracts import decode
 from billstate_shared.contracts.outbound import to_bytes as encoded
 from billstate_shared.domain.policy import Policy
 from billstate_shared.policy_file import load_policy
-from billstate_shared.topic_admin import apply_topics
 from billstate_shared.topics import (
     ACCESS_COMMANDS,
     CUSTOMER_PARTITIONS,
@@ -73,30 +87,14 @@ from billstate_shared.topics import (
     topic_for,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-POLICY = ROOT / "policies" / "standard.yaml"
-INPUT_TOPICS = tuple(t.name for t in INPUTS)
 OUTPUT_TOPICS = (EVENTS.name, ACCESS_COMMANDS.name, NOTICE_REQUESTS.name, STATE.name)
-DLQ_TOPICS = tuple(t.dlq for t in INPUTS)
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 100.0
 BARE_BATCH = 500  # records per getmany in the bare loop: Kafka's default max.poll.records
 
-Record = tuple[str, bytes, bytes]  # topic, key, value
-Offsets = dict[TopicPartition, int]
-
-
-def say(*parts: object) -> None:
-    sys.stdout.write(" ".join(str(p) for p in parts) + "\n")
-    sys.stdout.flush()
-
 
 def dumps(event: dict[str, Any]) -> bytes:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def tps(topics: Iterable[str], partitions: int = CUSTOMER_PARTITIONS) -> list[TopicPartition]:
-    return [TopicPartition(t, p) for t in topics for p in range(partitions)]
 
 
 # ---- input -------------------------------------------------------------------------------
@@ -213,93 +211,6 @@ def suspended_customers(policy: Policy, count: int, tag: str) -> Suspended:
     )
 
 
-# ---- Kafka helpers -----------------------------------------------------------------------
-
-
-class Kafka:
-    """One admin client and one offsets consumer for the bench's bookkeeping."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.bootstrap = bootstrap
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self.offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-
-    async def start(self) -> None:
-        await self.admin.start()
-        await self.offsets.start()
-
-    async def stop(self) -> None:
-        await self.offsets.stop()
-        await self.admin.close()
-
-    async def ends(self, topics: Iterable[str]) -> Offsets:
-        found: Offsets = await self.offsets.end_offsets(tps(topics))
-        return found
-
-    async def committed(self, group: str, parts: Iterable[TopicPartition]) -> Offsets:
-        answer = await self.admin.list_consumer_group_offsets(group)
-        return {tp: answer[tp].offset if tp in answer else 0 for tp in parts}
-
-    async def commit_at(self, group: str, offsets: Offsets) -> None:
-        """Give a fresh group its starting offsets (as `start_at_end` does, at any offset)."""
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap, group_id=group, enable_auto_commit=False
-        )
-        await consumer.start()
-        try:
-            consumer.assign(list(offsets))
-            await consumer.commit(dict(offsets))
-        finally:
-            await consumer.stop()
-
-    async def settle(self, group: str, timeout: float = 300.0) -> float:
-        """Wait until the group committed the current end of the collections inputs."""
-        began = time.monotonic()
-        ends = await self.ends(INPUT_TOPICS)
-        while True:
-            done = await self.committed(group, ends)
-            behind = sum(max(ends[tp] - done[tp], 0) for tp in ends)
-            if behind == 0:
-                return time.monotonic() - began
-            if time.monotonic() - began > timeout:
-                raise TimeoutError(f"group {group} still {behind} records behind")
-            await asyncio.sleep(0.05)
-
-    async def create_topic(self, name: str, partitions: int) -> None:
-        await self.admin.create_topics([NewTopic(name, partitions, 1)])
-
-    async def delete_topics(self, prefixes: Iterable[str]) -> list[str]:
-        prefixes = tuple(prefixes)
-        doomed = [t for t in await self.admin.list_topics() if t.startswith(prefixes)]
-        if doomed:
-            await self.admin.delete_topics(doomed)
-        return doomed
-
-
-async def produce(bootstrap: str, records: list[Record]) -> float:
-    """Write records in order (idempotent, acks=all); return the seconds it took."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
-    )
-    await producer.start()
-    began = time.perf_counter()
-    try:
-        pending = []
-        for topic, key, value in records:
-            pending.append(await producer.send(topic, value, key=key))
-            if len(pending) >= 5000:
-                await asyncio.gather(*pending)
-                pending.clear()
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return time.perf_counter() - began
-
-
-def count(starts: Offsets, ends: Offsets) -> int:
-    return sum(ends[tp] - starts[tp] for tp in ends)
-
-
 # ---- 1a: the bare loop -------------------------------------------------------------------
 
 
@@ -314,7 +225,7 @@ class BareResult:
         return self.records / self.seconds
 
 
-async def bare_loop(
+async def bare_loop(  # noqa: C901  (one measured loop; pieces would scatter its clock)
     kafka: Kafka, group: str, starts: Offsets, ends: Offsets, out: str
 ) -> BareResult:
     """Consume [starts, ends), json.loads + json.dumps each record, produce it, commit per batch."""
@@ -369,32 +280,9 @@ async def bare_loop(
 # ---- 1b: the collections worker ----------------------------------------------------------
 
 
-def proc_status(pid: int) -> dict[str, float]:
-    """VmHWM and VmRSS of a process in MiB (Linux), empty elsewhere."""
-    found: dict[str, float] = {}
-    try:
-        with open(f"/proc/{pid}/status", encoding="ascii") as status:
-            for line in status:
-                key, _, rest = line.partition(":")
-                if key in ("VmHWM", "VmRSS"):
-                    found[key] = int(rest.split()[0]) / 1024
-    except OSError:
-        pass
-    return found
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far (Linux), or None."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def agent_seconds(service: Service) -> tuple[float, float]:
     """(messages, seconds) the worker's agent body took, from its own /metrics histogram."""
-    with urllib.request.urlopen(service.url("/metrics"), timeout=10) as answer:
+    with urllib.request.urlopen(service.url("/metrics"), timeout=10) as answer:  # noqa: S310  (http on loopback, built here)
         text = answer.read().decode()
     found = {"sum": 0.0, "count": 0.0}
     for line in text.splitlines():
@@ -402,44 +290,6 @@ def agent_seconds(service: Service) -> tuple[float, float]:
             if line.startswith(f"billstate_processing_seconds_{kind}"):
                 found[kind] = float(line.rsplit(" ", 1)[1])
     return found["count"], found["sum"]
-
-
-@dataclass
-class Worker:
-    """One collections process under its own fresh group and data dir."""
-
-    group: str
-    level: str
-    fleet: Fleet
-    service: Service | None = None
-
-    @property
-    def pid(self) -> int:
-        assert self.service is not None
-        assert self.service.process is not None
-        return self.service.process.pid
-
-    def start(self) -> None:
-        self.fleet.start(("collections",))
-        self.service = self.fleet.get("collections")
-
-    def check_alive(self) -> None:
-        assert self.service is not None
-        assert self.service.process is not None
-        if self.service.process.poll() is not None:
-            tail = self.service.log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"collections exited; {self.service.log}:\n{tail}")
-
-    def stop(self) -> None:
-        self.fleet.stop()
-
-
-def new_worker(root: Path, bootstrap: str, group: str, level: str) -> Worker:
-    env = {
-        "BILLSTATE_COLLECTIONS_CONSUMER_GROUP": group,
-        "BILLSTATE_COLLECTIONS_LOG_LEVEL": level,
-    }
-    return Worker(group, level, Fleet(root / group, bootstrap, POLICY, extra_env=env))
 
 
 @dataclass
@@ -465,7 +315,7 @@ class WorkerResult:
 
 
 async def worker_run(
-    kafka: Kafka, worker: Worker, starts: Offsets, ends: Offsets, timeout: float = 900.0
+    kafka: Kafka, worker: Worker, starts: Offsets, ends: Offsets, limit: float = 900.0
 ) -> WorkerResult:
     """Start the worker under a group committed at `starts`; sample the group's committed
     offsets every 50 ms until they reach `ends`. The rate counts from the first sample where
@@ -474,12 +324,11 @@ async def worker_run(
     await kafka.commit_at(worker.group, starts)
     spawned = time.monotonic()
     worker.start()
-    assert worker.service is not None
     service = worker.service
     ready_at: list[float] = []
 
     async def watch_ready() -> None:
-        while not await asyncio.to_thread(service.ready):
+        while not await asyncio.to_thread(service.ready):  # noqa: ASYNC110  (polls another process over HTTP)
             await asyncio.sleep(0.05)
         ready_at.append(time.monotonic())
 
@@ -495,7 +344,7 @@ async def worker_run(
                 first = (now, progress, cpu_seconds(worker.pid))
             if progress >= total:
                 break
-            if now - spawned > timeout:
+            if now - spawned > limit:
                 raise TimeoutError(f"{worker.group}: {total - progress} records left")
             await asyncio.sleep(0.05)
         cpu_end = cpu_seconds(worker.pid)
@@ -588,9 +437,10 @@ async def read_commands(kafka: Kafka, since: Offsets, kind: str, prefix: str) ->
     return found
 
 
-async def latency_run(
+async def latency_run(  # noqa: C901, PLR0915  (one measured run, read top to bottom; pieces would scatter its clock)
     kafka: Kafka,
     worker: Worker,
+    *,
     payments: dict[str, Record],
     filler_records: list[Record],
     rate: float,
@@ -634,8 +484,7 @@ async def latency_run(
     async def watch_lag() -> None:
         while not stop.is_set():
             ends = await kafka.ends(INPUT_TOPICS)
-            done = await kafka.committed(worker.group, ends)
-            lags.append((time.monotonic() - t0, sum(max(ends[tp] - done[tp], 0) for tp in ends)))
+            lags.append((time.monotonic() - t0, await kafka.lag(worker.group, ends)))
             await asyncio.sleep(1.0)
 
     listening = asyncio.create_task(listen())
@@ -666,10 +515,10 @@ async def latency_run(
             last_send = now
         await asyncio.gather(*pending)  # every send acknowledged
         finished = time.monotonic()
-        await kafka.settle(worker.group, timeout=300)
+        await kafka.settle(worker.group, limit=300)
         drained = time.monotonic() - finished
         deadline = time.monotonic() + 30
-        while len(arrived_at) < len(payments) and time.monotonic() < deadline:
+        while len(arrived_at) < len(payments) and time.monotonic() < deadline:  # noqa: ASYNC110  (a bounded wait; an Event per arrival would cost the measured path)
             await asyncio.sleep(0.1)
     finally:
         stop.set()
@@ -696,40 +545,11 @@ async def latency_run(
 # ---- the run -----------------------------------------------------------------------------
 
 
-class Broker:
-    """KAFKA_BOOTSTRAP_SERVERS, or the local broker (stopped at the end if started here)."""
-
-    def __init__(self) -> None:
-        self.layout: localkafka.Layout | None = None
-        self.started = False
-
-    def __enter__(self) -> str:
-        given = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if given:
-            say(f"broker: {given} (KAFKA_BOOTSTRAP_SERVERS)")
-            return given
-        self.layout = localkafka.Layout.from_env()
-        running = localkafka.status(self.layout)["state"] == "running"
-        bootstrap = localkafka.up(self.layout)
-        self.started = not running
-        say(f"broker: local Kafka at {bootstrap}" + (" (started here)" if self.started else ""))
-        return bootstrap
-
-    def __exit__(self, *exc: object) -> None:
-        if self.started and self.layout is not None:
-            localkafka.down(self.layout)
-            say("broker: stopped")
-
-
-def load() -> str:
-    return " ".join(f"{v:.1f}" for v in os.getloadavg())
-
-
 def ms(values: list[float], q: float) -> str:
     return f"{percentile(values, q):.1f}" if values else "-"
 
 
-async def run(args: argparse.Namespace, bootstrap: str) -> int:
+async def run(args: argparse.Namespace, bootstrap: str) -> int:  # noqa: C901, PLR0915  (one measured run, read top to bottom; pieces would scatter its clock)
     policy = load_policy(POLICY)
     tag = uuid.uuid4().hex[:8]
     kafka = Kafka(bootstrap)
@@ -742,9 +562,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
     }
     workers: list[Worker] = []
     load_at_start = load()
-    applied = await apply_topics(bootstrap)
-    say(f"topics: {len(applied.created)} created, {len(applied.unchanged)} unchanged"
-        + (f", {len(applied.drift)} drifted" if applied.drift else ""))  # fmt: skip
+    await apply_catalog(bootstrap)
     await kafka.start()
     try:
         await kafka.create_topic(bare_out, CUSTOMER_PARTITIONS)
@@ -757,7 +575,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
             f" -> {len(records):,} collections input records"
             f" ({time.perf_counter() - began:.1f} s to generate and replay)")  # fmt: skip
         starts = await kafka.ends(INPUT_TOPICS)
-        seconds = await produce(bootstrap, records)
+        _, seconds = await produce(bootstrap, records)
         ends = await kafka.ends(INPUT_TOPICS)
         n = count(starts, ends)
         say(
@@ -773,7 +591,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
         # -- the worker, INFO then WARNING (kept running for the latency run)
         results: dict[str, WorkerResult] = {}
         for level in ([] if args.skip_info else ["INFO"]) + ["WARNING"]:
-            worker = new_worker(work, bootstrap, groups[level], level)
+            worker = Worker(work / groups[level], bootstrap, groups[level], level)
             workers.append(worker)
             result = await worker_run(kafka, worker, starts, ends)
             results[level] = result
@@ -812,7 +630,12 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
             if len(suspended) != args.suspended:
                 raise RuntimeError(f"only {len(suspended)} of {args.suspended} were suspended")
             result_latency = await latency_run(
-                kafka, worker, sus.payments, fill, args.rate, args.duration
+                kafka,
+                worker,
+                payments=sus.payments,
+                filler_records=fill,
+                rate=args.rate,
+                duration=args.duration,
             )
             say("latency run, per 10 s of sending:")
             for line in result_latency.windows():
@@ -863,11 +686,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
     finally:
         for worker in workers:
             worker.stop()
-        try:
-            dropped = await kafka.delete_topics([f"bench-{tag}-", f"bench.pipeline-{tag}."])
-            say(f"cleanup: deleted {len(dropped)} bench topics")
-        finally:
-            await kafka.stop()
+        await kafka.close([f"bench-{tag}-", f"bench.pipeline-{tag}."])
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -884,12 +703,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=1000.0, help="events/s in the latency run")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds; 0 skips it")
     parser.add_argument("--skip-info", action="store_true", help="no INFO-logging worker run")
-    args = parser.parse_args(argv)
-    began = time.monotonic()
-    with Broker() as bootstrap:
-        status = asyncio.run(run(args, bootstrap))
-    say(f"bench-pipeline took {time.monotonic() - began:.0f} s")
-    return status
+    return run_bench("bench-pipeline", run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ does (decode each line, `Replay(policy).feed`, encode every output and write it 
 timing only the replay, and prints the counts, the seconds, the throughput
 ((inbound + invoice.aged events) / seconds, target 100,000 events/s) and the peak RSS.
 `--profile` adds a cProfile run (top 25 by cumulative time). See `--help` for the options.
-The implementation is `billstate_cli.simulation.main_bench`.
+The implementation is `replay_harness.main_bench` (bench/replay_harness.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from billstate_cli.simulation import main_bench
+from replay_harness import main_bench
 
 if __name__ == "__main__":
     os.chdir(Path(__file__).resolve().parents[1])  # defaults are relative to the workspace root

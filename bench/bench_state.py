@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,25 +18,34 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from bench_pipeline import Broker, Kafka, Offsets, count, cpu_seconds, load, proc_status, say
+from aiokafka import AIOKafkaConsumer
+from harness import (
+    DLQ_TOPICS,
+    INPUT_TOPICS,
+    ROOT,
+    Kafka,
+    Offsets,
+    Record,
+    Worker,
+    apply_catalog,
+    count,
+    cpu_seconds,
+    load,
+    proc_status,
+    produce,
+    run_bench,
+    say,
+    tree_mib,
+)
 
-from billstate_cli.local import Fleet, Service
-from billstate_collections.entrypoints.worker import INPUTS
 from billstate_shared import localkafka
-from billstate_shared.topic_admin import apply_topics
 from billstate_shared.topics import CUSTOMERS, DUE_DATES, EVENTS, INVOICES, STATE
 
-ROOT = Path(__file__).resolve().parents[1]
-POLICY = ROOT / "policies" / "standard.yaml"
-INPUT_TOPICS = tuple(t.name for t in INPUTS)
 TARGET_RSS_MIB = 2048.0
 TARGET_BACK_S = 60.0
 ISSUED_ON = date(2026, 4, 1)
 DUE_ON = ISSUED_ON + timedelta(days=30)
 KINDS = ("sigterm", "sigkill", "fresh")
-
-Record = tuple[str, bytes, bytes]  # topic, key, value
 
 
 # ---- input -------------------------------------------------------------------------------
@@ -106,55 +113,24 @@ def marker(tag: str, i: int) -> Record:
 
 async def produce_customers(bootstrap: str, tag: str, customers: int) -> tuple[int, float]:
     """Write every customer's two records; return (records, seconds)."""
+
+    def progress(sent: int, seconds: float) -> None:
+        if sent % 400_000 == 0:
+            say(f"       {sent:,} records ({sent / seconds:,.0f}/s)")
+
     # Batching and linger carry the rate; no compression: on loopback it costs CPU the
     # producer is short of and saves nothing (and lz4/zstd are not installed).
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
-        acks="all",
-        enable_idempotence=True,
+    return await produce(
+        bootstrap,
+        customer_records(tag, 0, customers),
         linger_ms=20,
-        max_batch_size=512 * 1024,
+        batch_bytes=512 * 1024,
+        flush_every=20_000,
+        progress=progress,
     )
-    await producer.start()
-    began = time.perf_counter()
-    sent = 0
-    try:
-        pending = []
-        for topic, key, value in customer_records(tag, 0, customers):
-            pending.append(await producer.send(topic, value, key=key))
-            sent += 1
-            if len(pending) >= 20_000:
-                await asyncio.gather(*pending)
-                pending.clear()
-                if sent % 400_000 == 0:
-                    say(f"       {sent:,} records ({sent / (time.perf_counter() - began):,.0f}/s)")
-        await asyncio.gather(*pending)
-    finally:
-        await producer.stop()
-    return sent, time.perf_counter() - began
-
-
-async def produce_one(bootstrap: str, record: Record) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
-    try:
-        topic, key, value = record
-        await producer.send_and_wait(topic, value, key=key)
-    finally:
-        await producer.stop()
 
 
 # ---- sizes -------------------------------------------------------------------------------
-
-
-def tree_mib(path: Path) -> float:
-    """Bytes on disk under `path` (allocated blocks, as du counts them), in MiB."""
-    total = 0
-    for folder, _, files in os.walk(path):
-        for name in files:
-            with contextlib.suppress(OSError):  # RocksDB deletes files while we walk
-                total += os.lstat(os.path.join(folder, name)).st_blocks * 512
-    return total / 2**20
 
 
 def topic_mib(bootstrap: str, topic: str) -> float | None:
@@ -183,65 +159,6 @@ class Memory:
 
 
 @dataclass
-class Worker:
-    """One collections process: a group, a data dir (under `root`), a log."""
-
-    root: Path
-    bootstrap: str
-    group: str
-    fleet: Fleet | None = None
-    stop_note: str = ""
-
-    @property
-    def service(self) -> Service:
-        assert self.fleet is not None
-        return self.fleet.get("collections")
-
-    @property
-    def process(self) -> subprocess.Popen[bytes]:
-        process = self.service.process
-        assert process is not None
-        return process
-
-    def start(self) -> None:
-        # WARNING: at INFO the worker writes one log line per message, gigabytes for a
-        # million customers; bench-pipeline measures what INFO costs.
-        env = {
-            "BILLSTATE_COLLECTIONS_CONSUMER_GROUP": self.group,
-            "BILLSTATE_COLLECTIONS_LOG_LEVEL": "WARNING",
-        }
-        self.fleet = Fleet(self.root, self.bootstrap, POLICY, extra_env=env)
-        self.fleet.start(("collections",))
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            tail = self.service.log.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"collections exited; {self.service.log}:\n{tail}")
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM, grace: float = 60.0) -> float:
-        """Send `sig` to the worker's process group; return the seconds until it exited.
-
-        Our own wait (not Fleet.stop's 30 s) so a slow SIGTERM shutdown is seen, not hidden
-        behind a SIGKILL; past `grace` it is killed all the same, and `stop_note` says so."""
-        if self.fleet is None:
-            return 0.0
-        process = self.process
-        began = time.monotonic()
-        self.stop_note = ""
-        if process.poll() is None:
-            os.killpg(process.pid, sig)
-            try:
-                process.wait(grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
-                self.stop_note = f"did not exit within {grace:.0f} s of {sig.name}; SIGKILLed"
-        self.fleet.services.clear()
-        self.fleet = None
-        return time.monotonic() - began
-
-
-@dataclass
 class LoadResult:
     records: int
     seconds: float  # first commit observed to everything committed
@@ -259,13 +176,8 @@ class LoadResult:
         return self.records / self.seconds if self.seconds > 0 else 0.0
 
 
-async def lag_of(kafka: Kafka, group: str, ends: Offsets) -> int:
-    done = await kafka.committed(group, ends)
-    return sum(max(ends[tp] - done[tp], 0) for tp in ends)
-
-
 async def load_state(
-    kafka: Kafka, worker: Worker, starts: Offsets, ends: Offsets, timeout: float
+    kafka: Kafka, worker: Worker, starts: Offsets, ends: Offsets, limit: float
 ) -> LoadResult:
     """Start the worker at `starts`, sample RSS every 0.25 s and the group's committed offsets
     every second, until everything up to `ends` is committed."""
@@ -274,13 +186,13 @@ async def load_state(
     memory = Memory()
     spawned = time.monotonic()
     worker.start()
-    pid = worker.process.pid
+    pid = worker.pid
     first: tuple[float, int, float | None] | None = None
     last_report = spawned
     last_done = 0
     while True:
         worker.check_alive()
-        done = total - await lag_of(kafka, worker.group, ends)
+        done = total - await kafka.lag(worker.group, ends)
         now = time.monotonic()
         if first is None and done > 0:
             first = (now, done, cpu_seconds(pid))
@@ -292,8 +204,8 @@ async def load_state(
                 f"  ({(done - last_done) / (now - last_report):,.0f}/s)"
                 f"  VmRSS {mem.get('VmRSS', 0):,.0f} MiB  load {load()}")  # fmt: skip
             last_report, last_done = now, done
-        if now - spawned > timeout:
-            raise TimeoutError(f"{total - done:,} records left after {timeout:.0f} s")
+        if now - spawned > limit:
+            raise TimeoutError(f"{total - done:,} records left after {limit:.0f} s")
         for _ in range(4):
             memory.sample(pid)
             await asyncio.sleep(0.25)
@@ -334,8 +246,8 @@ class RestartResult:
         return max(self.to_ready, self.to_marker)
 
 
-async def restart(
-    kafka: Kafka, worker: Worker, kind: str, tag: str, index: int, timeout: float
+async def restart(  # noqa: C901  (one timed restart, read top to bottom)
+    kafka: Kafka, worker: Worker, kind: str, *, tag: str, index: int, limit: float
 ) -> RestartResult:
     """Stop the caught-up worker (SIGTERM, SIGKILL, or SIGTERM and a fresh data dir), write a
     marker for customer `index` while it is down, start it and time it back to processing."""
@@ -354,16 +266,16 @@ async def restart(
         listener.assign(list(since))
         for tp, offset in since.items():
             listener.seek(tp, offset)
-        await produce_one(kafka.bootstrap, marker(tag, index))
+        await produce(kafka.bootstrap, [marker(tag, index)])
         memory = Memory()
         spawned = time.monotonic()
         worker.start()
-        service, pid = worker.service, worker.process.pid
+        service, pid = worker.service, worker.pid
         while result.back is None:
             worker.check_alive()
             memory.sample(pid)
             now = time.monotonic()
-            if now - spawned > timeout:
+            if now - spawned > limit:
                 break
             if result.to_ready is None and await asyncio.to_thread(service.ready):
                 result.to_ready = time.monotonic() - spawned
@@ -389,27 +301,27 @@ async def restart(
 # ---- the run -----------------------------------------------------------------------------
 
 
-def verdict(ok: bool) -> str:
+def verdict(*, ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-async def run(args: argparse.Namespace, bootstrap: str) -> int:
+async def run(args: argparse.Namespace, bootstrap: str) -> int:  # noqa: PLR0915  (one measured run, read top to bottom)
     tag = uuid.uuid4().hex[:6]
     group = f"bench-{tag}-state"
     changelog = f"{group}-books-changelog"
     work = Path(tempfile.mkdtemp(prefix=f"bench-state-{tag}-"))
     kafka = Kafka(bootstrap)
-    worker = Worker(work / "worker", bootstrap, group)
+    # WARNING: at INFO the worker writes one log line per message, gigabytes for a million
+    # customers; bench-pipeline measures what INFO costs.
+    worker = Worker(work / "worker", bootstrap, group, level="WARNING")
     load_at_start = load()
-    applied = await apply_topics(bootstrap)
-    say(f"topics: {len(applied.created)} created, {len(applied.unchanged)} unchanged"
-        + (f", {len(applied.drift)} drifted" if applied.drift else ""))  # fmt: skip
+    await apply_catalog(bootstrap)
     await kafka.start()
     restarts: list[RestartResult] = []
     try:
         # -- input
         starts = await kafka.ends(INPUT_TOPICS)
-        dlq_before = await kafka.ends(t.dlq for t in INPUTS)
+        dlq_before = await kafka.ends(DLQ_TOPICS)
         say(f"input: {args.customers:,} customers x (customer.upserted + invoice.issued)")
         sent, seconds = await produce_customers(bootstrap, tag, args.customers)
         ends = await kafka.ends(INPUT_TOPICS)
@@ -424,7 +336,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
         loaded.data_mib = tree_mib(worker.root / "collections")
         loaded.changelog_records = sum((await kafka.ends([changelog])).values())
         loaded.changelog_mib = topic_mib(bootstrap, changelog)
-        loaded.dead_letters = count(dlq_before, await kafka.ends(t.dlq for t in INPUTS))
+        loaded.dead_letters = count(dlq_before, await kafka.ends(DLQ_TOPICS))
         cpu = f", {loaded.cpu:,.0f} CPU s" if loaded.cpu is not None else ""
         say(f"loaded: {loaded.records:,} records in {loaded.seconds:,.1f} s{cpu}"
             f" = {loaded.rate:,.0f} records/s (first commit {loaded.to_first_commit:.1f} s"
@@ -437,8 +349,8 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
         # -- restarts, each for a different customer so each marker can enter a stage
         picks = random.Random(tag).sample(range(args.customers), len(args.restarts))
         for kind, index in zip(args.restarts, picks, strict=True):
-            await kafka.settle(group, timeout=args.restart_timeout)
-            r = await restart(kafka, worker, kind, tag, index, args.restart_timeout)
+            await kafka.settle(group, limit=args.restart_timeout)
+            r = await restart(kafka, worker, kind, tag=tag, index=index, limit=args.restart_timeout)
             restarts.append(r)
             say(f"restart {kind}: stopped in {r.stop_seconds:.1f} s"
                 + (f" ({r.stop_note})" if r.stop_note else "")
@@ -446,7 +358,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
                 f" {fmt_s(r.to_marker)} (customer {r.customer})"
                 + ("; its book was EMPTY (state lost)" if r.state_only else "")
                 + f"; peak RSS {r.peak_rss:,.0f} MiB; data dir {r.data_mib:,.0f} MiB")  # fmt: skip
-        final_hwm = proc_status(worker.process.pid).get("VmHWM", 0.0)
+        final_hwm = proc_status(worker.pid).get("VmHWM", 0.0)
         worker.stop()
 
         # -- summary
@@ -459,7 +371,7 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
         say(f"worker consume                 {loaded.rate:,.0f} records/s over"
             f" {loaded.seconds:,.0f} s")  # fmt: skip
         peak = max(loaded.peak_hwm, loaded.peak_rss)
-        met = verdict(peak < TARGET_RSS_MIB)
+        met = verdict(ok=peak < TARGET_RSS_MIB)
         say(f"worker peak RSS (loading)      {peak:,.0f} MiB"
             f"  (target < {TARGET_RSS_MIB:,.0f} MiB: {met})")  # fmt: skip
         say(f"dead letters (loading)         {loaded.dead_letters:,} (each a record the worker"
@@ -471,18 +383,14 @@ async def run(args: argparse.Namespace, bootstrap: str) -> int:
             ok = back is not None and back < TARGET_BACK_S
             say(f"restart {r.kind:<8}               back to processing {fmt_s(back)}"
                 f" (ready {fmt_s(r.to_ready)}, marker {fmt_s(r.to_marker)});"
-                f" target < {TARGET_BACK_S:.0f} s: {verdict(ok)};"
+                f" target < {TARGET_BACK_S:.0f} s: {verdict(ok=ok)};"
                 f" peak RSS {r.peak_rss:,.0f} MiB")  # fmt: skip
         if final_hwm:
             say(f"last worker VmHWM              {final_hwm:,.0f} MiB")
         return 0
     finally:
         worker.stop()
-        try:
-            dropped = await kafka.delete_topics([f"bench-{tag}-"])
-            say(f"cleanup: deleted {len(dropped)} bench topics")
-        finally:
-            await kafka.stop()
+        await kafka.close([f"bench-{tag}-"])
         if args.keep:
             say(f"kept {work}")
         else:
@@ -518,12 +426,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=4 * 3600, help="seconds for the load")
     parser.add_argument("--restart-timeout", type=float, default=900.0, help="seconds each")
     parser.add_argument("--keep", action="store_true", help="keep the worker's data and logs")
-    args = parser.parse_args(argv)
-    began = time.monotonic()
-    with Broker() as bootstrap:
-        status = asyncio.run(run(args, bootstrap))
-    say(f"bench-state took {time.monotonic() - began:.0f} s")
-    return status
+    return run_bench("bench-state", run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":

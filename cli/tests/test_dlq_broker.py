@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from billstate_cli.commands.dlq import REDRIVE_HEADER
 from billstate_cli.main import main
 from billstate_shared.contracts import HoldPlaced, decode
-from billstate_shared.runtime.dlq import DeadLetter, Headers, dead_letter
+from billstate_shared.runtime.dlq import DeadLetter
 from billstate_shared.testing.events import hold_placed
 from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after
 from billstate_shared.topics import CONTROL
@@ -24,17 +24,17 @@ DLQ = CONTROL.dlq
 
 
 async def write_dead_letters(bootstrap: str, letters: list[DeadLetter]) -> None:
-    """Through `dead_letter`, as the services' loop does; acknowledged before returning."""
+    """Each letter's `produce()` record, as the services' loop sends it; acknowledged
+    before returning."""
     await ensure_catalog(bootstrap)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
-
-        async def send(topic: str, key: bytes | None, value: bytes | None, h: Headers) -> object:
-            return await producer.send_and_wait(topic, value=value, key=key, headers=h)
-
         for letter in letters:
-            await dead_letter(send, letter)
+            out = letter.produce()
+            await producer.send_and_wait(
+                out.topic, value=out.value, key=out.key, headers=list(out.headers)
+            )
     finally:
         await producer.stop()
 

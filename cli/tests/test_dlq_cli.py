@@ -108,8 +108,10 @@ def test_a_redrive_plan_refuses_what_would_be_refused_again_and_skips_copies() -
     assert plan.items[0].headers == ((REDRIVE_HEADER, f"{DLQ}:5:1".encode()),)
     assert plan.refused == [
         f"{DLQ}:5:3: data.invoice_id: is required on a dispute hold",
-        f"{DLQ}:5:4: headers: billstate.dlq.topic is billing.invoices.v1, not"
-        " collections.control.v1",
+        (
+            f"{DLQ}:5:4: headers: billstate.dlq.topic is billing.invoices.v1, not"
+            " collections.control.v1"
+        ),
         f"{DLQ}:5:5: $: an empty value (tombstone) is not an event",
     ]
     assert plan.duplicates == ["duplicate 5:2: event_id hold-H1-placed as at 5:1, skipped"]
@@ -123,6 +125,8 @@ def test_a_redrive_plan_refuses_an_event_on_the_wrong_topic() -> None:
     plan = plan_redrive(DLQ, [x])
 
     assert plan.refused == [
-        f"{DLQ}:5:1: event_type: invoice.voided is not an event of collections.control.v1"
-        " (it belongs on billing.invoices.v1)"
+        (
+            f"{DLQ}:5:1: event_type: invoice.voided is not an event of collections.control.v1"
+            " (it belongs on billing.invoices.v1)"
+        )
     ]

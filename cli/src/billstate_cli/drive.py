@@ -7,7 +7,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -65,7 +65,7 @@ class Driver:
         # where a crash test pulls the plug.
         self.after_tick: Callable[[Driver], None] | None = None
 
-    async def __aenter__(self) -> Driver:
+    async def __aenter__(self) -> Self:
         await self.producer.start()
         await self.admin.start()
         await self.offsets.start()
@@ -95,7 +95,7 @@ class Driver:
         await self.producer.send(topic, value, key=customer.encode())
         self.sent += 1
 
-    async def settle(self, timeout: float = 120.0) -> None:
+    async def settle(self, timeout: float = 120.0) -> None:  # noqa: ASYNC109  (a deadline for polling the broker, not a cancellation)
         """Wait until every group has committed past the end of every topic it reads."""
         await self.producer.flush()
         self._window.clear()

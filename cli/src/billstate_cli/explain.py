@@ -11,6 +11,7 @@ from babel import Locale
 from babel.numbers import format_decimal, get_currency_precision
 
 from billstate_shared.domain.policy import DEFAULT_KEY, Policy, Stage
+from billstate_shared.errors import Refused
 
 __all__ = ["LOCALES", "explain", "stage_title"]
 
@@ -158,7 +159,7 @@ _EN: Final = _Words(
 )
 
 
-def _zh_days(number: str, count: int) -> str:
+def _zh_days(number: str, _count: int) -> str:  # Chinese has no plural
     return f"{number} 天"
 
 
@@ -251,7 +252,9 @@ def _words(locale: str) -> _Words:
     try:
         return _WORDS[locale]
     except KeyError:
-        raise ValueError(f"unsupported locale {locale!r}; expected one of {LOCALES}") from None
+        raise Refused(
+            "locale", f"unsupported locale {locale!r}; expected one of {LOCALES}"
+        ) from None
 
 
 def _title(name: str, words: _Words) -> str:

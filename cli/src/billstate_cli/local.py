@@ -13,6 +13,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from billstate_shared.errors import ExternalError
+
 SERVICES = ("invoicing", "collections", "access-control", "notifications")
 
 
@@ -43,7 +45,7 @@ class Service:
 
     def ready(self) -> bool:
         try:
-            with urllib.request.urlopen(self.url("/readyz"), timeout=1) as answer:
+            with urllib.request.urlopen(self.url("/readyz"), timeout=1) as answer:  # noqa: S310  (http on loopback, built here)
                 return bool(answer.status == 200)
         except (urllib.error.URLError, OSError):
             return False
@@ -72,7 +74,7 @@ class Fleet:
                 f"{service.prefix}LOG_FORMAT": "json",
                 **self.extra_env,
             }
-            with open(service.log, "ab") as log:
+            with service.log.open("ab") as log:
                 service.process = subprocess.Popen(
                     [sys.executable, "-m", service.module],
                     env=env,
@@ -90,8 +92,9 @@ class Fleet:
             for service in list(waiting):
                 if service.process is not None and service.process.poll() is not None:
                     tail = service.log.read_text(errors="replace")[-2000:]
-                    raise RuntimeError(
-                        f"{service.name} exited while starting; {service.log}:\n{tail}"
+                    raise ExternalError(
+                        f"{service.name} exited while starting; {service.log}:\n{tail}",
+                        retryable=False,
                     )
                 if service.ready():
                     waiting.remove(service)

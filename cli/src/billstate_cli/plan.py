@@ -15,6 +15,7 @@ from billstate_invoicing.domain.aging import Aging
 from billstate_shared.contracts import CollectionsStateData
 from billstate_shared.contracts.outbound import Outbound
 from billstate_shared.domain.ledger import ZERO
+from billstate_shared.errors import Refused
 
 HORIZON_DAYS = 400
 
@@ -59,7 +60,7 @@ def plan(replay: Replay, customer_id: str, last_tick: datetime | None) -> Plan:
     """
     policy = replay.policy
     if customer_id not in replay.books:
-        raise KeyError(f"no events for customer {customer_id!r} in the input")
+        raise Refused("customer_id", f"no events for customer {customer_id!r} in the input")
     book = copy.deepcopy(replay.books[customer_id])
     register = copy.deepcopy(replay.registers[customer_id])
     register.ledger = book.ledger

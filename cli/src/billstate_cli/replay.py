@@ -13,9 +13,10 @@ from typing import BinaryIO
 from billstate_collections.domain.book import Book
 from billstate_collections.domain.engine import step
 from billstate_invoicing.domain.aging import Aging, Register, record
-from billstate_shared.contracts import INBOUND_TYPES, ClockTick, ContractError, Event, decode
+from billstate_shared.contracts import INBOUND_TYPES, ClockTick, Event, decode
 from billstate_shared.contracts.outbound import Produced, to_bytes
 from billstate_shared.domain.policy import Policy
+from billstate_shared.errors import Refused
 
 
 @dataclass
@@ -44,7 +45,9 @@ class Replay:
 
     def feed(self, event: Event) -> list[Produced]:
         if event.event_type not in INBOUND_TYPES:
-            raise ValueError(f"{event.event_type} is not an inbound event type")
+            raise Refused(
+                "event_type", f"{event.event_type} is not an inbound event type", event.event_type
+            )
         if isinstance(event, ClockTick):
             if self.last_tick is None or event.occurred_at > self.last_tick:
                 self.last_tick = event.occurred_at
@@ -84,12 +87,13 @@ class Tally:
 def replay_lines(
     replay: Replay,
     source: Iterable[bytes],
-    out: BinaryIO,
+    out: BinaryIO | None,
     label: str,
     only: set[str] | None = None,
 ) -> Tally:
     """`billstate replay`'s loop: decode each line, feed it, write what it produced (or the
-    `only` types of it); a bad line is reported on stderr with its number and skipped."""
+    `only` types of it; nothing when `out` is None, for a caller that wants only the state);
+    a bad line is reported on stderr with its number and skipped."""
     tally = Tally()
     counts = tally.produced
     try:
@@ -98,9 +102,11 @@ def replay_lines(
                 gc.freeze()
             if not line.strip():
                 continue
+            # Refused (a ContractError, or not an inbound type) is a ValueError; so is any
+            # other value the core refuses: the line is reported and skipped, never fatal.
             try:
                 decided = replay.feed(decode(line))
-            except (ContractError, ValueError) as err:
+            except ValueError as err:
                 tally.bad += 1
                 print(f"{label}:{number}: {err}", file=sys.stderr)
                 continue
@@ -108,6 +114,8 @@ def replay_lines(
             if not decided:
                 continue
             counts.update([p.event_type for p in decided])  # Counter's C loop
+            if out is None:
+                continue
             # One write per input line: a tick decides hundreds of events.
             if only:
                 decided = [p for p in decided if p.event_type in only]

@@ -1,4 +1,4 @@
-"""A realistic, deterministic billing history, and the replay benchmark that runs on it.
+"""A realistic, deterministic billing history (the replay benchmark runs on it: bench/).
 
 `history()` yields the inbound envelopes a CSP reseller's billing bus would carry for N
 customers over D days, clock ticks included, in time order, as plain JSON-ready dicts:
@@ -19,35 +19,24 @@ of day, so some of a day's events come before its tick and some after.
 
 from __future__ import annotations
 
-import argparse
-import cProfile
 import heapq
 import json
 import os
-import pstats
 import random
-import resource
-import subprocess
-import sys
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from hashlib import blake2b
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from billstate_cli.replay import Replay, replay_lines
-from billstate_shared.policy_file import PolicyError, load_policy
+from billstate_shared.errors import Refused
 
 __all__ = [
     "PROFILES",
     "CustomerPlan",
     "Subscription",
     "history",
-    "main_bench",
-    "plan_customers",
     "write_jsonl",
 ]
 
@@ -169,11 +158,6 @@ def _customers(customers: int, seed: int) -> Iterator[tuple[CustomerPlan, random
         yield _draw_plan(index, rng), rng
 
 
-def plan_customers(customers: int, seed: int) -> list[CustomerPlan]:
-    """The customers `history(customers, ..., seed)` simulates, in order."""
-    return [plan for plan, _rng in _customers(customers, seed)]
-
-
 def _draw_plan(index: int, rng: random.Random) -> CustomerPlan:
     customer_id = f"cust-{index:05d}"
     profile = rng.choices(tuple(PROFILES), weights=tuple(PROFILES.values()))[0]
@@ -267,6 +251,7 @@ class _Timeline:
         event_type: str,
         event_id: str,
         data: Envelope,
+        *,
         hours: tuple[int, int] = (0, 24),
     ) -> None:
         # The time of day is drawn first, so the draws do not depend on the horizon.
@@ -302,10 +287,10 @@ def history(
     """Inbound envelopes for `customers` customers over `days` days, in occurred_at order.
 
     Arguments are checked at the call (an unknown zone raises ZoneInfoNotFoundError, a
-    negative count ValueError); the events are generated lazily, one day at a time.
+    negative count Refused, a ValueError); the events are generated lazily, one day at a time.
     """
     if customers < 0 or days < 0:
-        raise ValueError("customers and days must not be negative")
+        raise Refused("customers" if customers < 0 else "days", "must not be negative")
     return _generate(customers, days, seed, start, ZoneInfo(timezone))
 
 
@@ -352,15 +337,17 @@ def _bill(t: _Timeline, c: _Customer, day: date) -> None:
         if not s.annual:
             monthly.setdefault(s.currency, []).append(s)
         elif day.month == c.plan.annual_month:
-            _invoice(t, c, day, s.currency, s.price_cents, [s])
+            _invoice(t, c, day, currency=s.currency, cents=s.price_cents, subs=[s])
     for currency, subs in monthly.items():
         # Seats and usage move a little from month to month.
         cents = sum(round(s.price_cents * rng.uniform(0.9, 1.1)) for s in subs)
-        _invoice(t, c, day, currency, min(max(cents, MIN_CENTS), MAX_CENTS), subs)
+        _invoice(
+            t, c, day, currency=currency, cents=min(max(cents, MIN_CENTS), MAX_CENTS), subs=subs
+        )
 
 
 def _invoice(
-    t: _Timeline, c: _Customer, day: date, currency: str, cents: int, subs: list[Subscription]
+    t: _Timeline, c: _Customer, day: date, *, currency: str, cents: int, subs: list[Subscription]
 ) -> None:
     rng = c.rng
     c.invoices += 1
@@ -387,13 +374,13 @@ def _invoice(
     if roll < DISPUTE_RATE + CREDIT_NOTE_RATE:
         credited_on = day + timedelta(days=rng.randint(2, 25))
         credit = min(cents - 1, max(1, round(cents * rng.uniform(0.05, 0.3))))
-        _adjust(t, c, inv, credited_on, -credit, rng.choice(_CREDIT_NOTES))
+        _adjust(t, c, inv, on=credited_on, delta=-credit, reason=rng.choice(_CREDIT_NOTES))
         payable = cents - credit
-    _pay_by_profile(t, c, inv, payable, cents, credited_on)
+    _pay_by_profile(t, c, inv, payable=payable, full=cents, credited_on=credited_on)
 
 
 def _pay_by_profile(
-    t: _Timeline, c: _Customer, inv: _Invoice, payable: int, full: int, credited_on: date | None
+    t: _Timeline, c: _Customer, inv: _Invoice, *, payable: int, full: int, credited_on: date | None
 ) -> None:
     """Pay `payable` as the customer's profile does; `full` if paid before a credit note."""
     rng = c.rng
@@ -419,7 +406,13 @@ def _pay_by_profile(
             _fail(t, c, inv, on - timedelta(days=1), will_retry=True)
         _pay(t, c, inv, on, amount(on), targeted=rng.random() < 0.6)
         return
-    # Late: 5 to 40 days after the due date, perhaps after a failed attempt or a promise.
+    _pay_late(t, c, inv, amount)
+
+
+def _pay_late(t: _Timeline, c: _Customer, inv: _Invoice, amount: Callable[[date], int]) -> None:
+    """Late: 5 to 40 days after the due date, perhaps after a failed attempt or a promise."""
+    rng = c.rng
+    due = inv.due_on
     on = due + timedelta(days=rng.randint(5, 40))
     if rng.random() < FAILED_BEFORE_LATE_RATE:
         _fail(t, c, inv, due + timedelta(days=rng.randint(-1, 1)), will_retry=rng.random() < 0.5)
@@ -471,11 +464,12 @@ def _dispute(t: _Timeline, c: _Customer, inv: _Invoice) -> None:
         data = {"invoice_id": inv.invoice_id, "reason": "dispute upheld"}
         t.emit(c, released, "invoice.voided", f"{inv.invoice_id}-voided", data)
     elif upheld:
-        _adjust(t, c, inv, released, -disputed, "credit note: dispute upheld")
+        _adjust(t, c, inv, on=released, delta=-disputed, reason="credit note: dispute upheld")
     else:
         _pay(t, c, inv, released + timedelta(days=rng.randint(2, 15)), disputed, targeted=True)
     if not whole:
-        _pay_by_profile(t, c, inv, inv.cents - disputed, inv.cents - disputed, None)
+        rest = inv.cents - disputed
+        _pay_by_profile(t, c, inv, payable=rest, full=rest, credited_on=None)
 
 
 def _pay(
@@ -514,7 +508,9 @@ def _fail(t: _Timeline, c: _Customer, inv: _Invoice, on: date, *, will_retry: bo
     t.emit(c, on, "payment.failed", f"{inv.invoice_id}-failed-{c.notes}", data)
 
 
-def _adjust(t: _Timeline, c: _Customer, inv: _Invoice, on: date, delta: int, reason: str) -> None:
+def _adjust(
+    t: _Timeline, c: _Customer, inv: _Invoice, *, on: date, delta: int, reason: str
+) -> None:
     c.notes += 1
     data = {"invoice_id": inv.invoice_id, "amount_delta": money(delta), "reason": reason}
     t.emit(c, on, "invoice.adjusted", f"{inv.invoice_id}-adjusted-{c.notes}", data)
@@ -553,206 +549,9 @@ def _split(rng: random.Random, cents: int, parts: int) -> list[int]:
 def write_jsonl(path: str | os.PathLike[str], events: Iterable[Envelope]) -> int:
     """Write one compact JSON object per line (UTF-8, keys in order); return the count."""
     count = 0
-    with open(path, "wb") as out:
+    with Path(path).open("wb") as out:
         for event in events:
             out.write(json.dumps(event, ensure_ascii=False, separators=(",", ":")).encode())
             out.write(b"\n")
             count += 1
     return count
-
-
-# ---- the replay benchmark -----------------------------------------------------------------
-
-TARGET_EVENTS_PER_SECOND = 100_000
-_CLI = "import sys; from billstate_cli.main import main; sys.exit(main())"
-_MIB = 1024 * 1024
-
-
-def _maxrss_mib() -> float:
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / _MIB if sys.platform == "darwin" else peak / 1024  # bytes there, KiB here
-
-
-def _vm_hwm_mib() -> float | None:
-    """Linux's own peak RSS of this process image (not inherited across exec), or None."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
-
-
-def _generator_fingerprint() -> str:
-    """Changes when this module changes, so a cached history is never stale."""
-    return blake2b(Path(__file__).read_bytes(), digest_size=4).hexdigest()
-
-
-def main_bench(argv: Sequence[str] | None = None) -> int:
-    """`python bench/bench_replay.py`: replay throughput and peak memory on one core."""
-    parser = argparse.ArgumentParser(
-        prog="bench_replay.py",
-        description="Generate (or reuse) a realistic billing history, replay it on one core "
-        "exactly as `billstate replay` does (outputs encoded and written to a file), and report "
-        "throughput and peak memory. Generation is neither timed nor counted in memory.",
-    )
-    parser.add_argument("--customers", type=int, default=10_000)
-    parser.add_argument("--days", type=int, default=365)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--start", type=date.fromisoformat, default=DEFAULT_START)
-    parser.add_argument("--policy", type=Path, default=Path("policies/standard.yaml"))
-    parser.add_argument("--cache-dir", type=Path, default=Path(".cache/bench"))
-    parser.add_argument(
-        "--profile",
-        action="store_true",
-        help="after the timed run, replay once more under cProfile; print the top 25 "
-        "functions by cumulative time and save the stats next to the history",
-    )
-    args = parser.parse_args(argv)
-
-    try:
-        timezone = load_policy(args.policy).timezone
-    except PolicyError as err:
-        print(f"refused policy: {err}", file=sys.stderr)
-        return 2
-    args.cache_dir.mkdir(parents=True, exist_ok=True)
-    stem = (
-        f"history-c{args.customers}-d{args.days}-s{args.seed}-{args.start.isoformat()}"
-        f"-{timezone.replace('/', '_')}"
-    )
-    events = args.cache_dir / f"{stem}-{_generator_fingerprint()}.jsonl"
-    if events.exists():
-        print(f"history: reusing {events}")
-    else:
-        for stale in [
-            *args.cache_dir.glob(f"{stem}-*.jsonl"),
-            *args.cache_dir.glob(f"{stem}-*.partial"),
-        ]:
-            stale.unlink()  # made by an earlier version of the generator
-        partial = events.with_suffix(".partial")
-        # `billstate simulate` in its own process, as the replay below: this process stays
-        # small, which matters because Linux hands a parent's peak RSS on to every child
-        # (ru_maxrss survives fork and exec), and the replay's peak is what is measured.
-        command = [sys.executable, "-c", _CLI, "simulate", "--out", str(partial)]
-        command += ["--customers", str(args.customers), "--days", str(args.days)]
-        command += ["--seed", str(args.seed), "--start", args.start.isoformat()]
-        command += ["--timezone", timezone]
-        began = time.perf_counter()
-        if subprocess.run(command, check=False).returncode != 0:
-            print("history: generation failed", file=sys.stderr)
-            return 1
-        partial.replace(events)
-        print(f"history: generated in {time.perf_counter() - began:.1f} s into {events}")
-    print(f"         {events.stat().st_size / _MIB:,.1f} MiB")
-
-    output = args.cache_dir / "replay-output.jsonl"
-    result = _run_child(events, args.policy, output, profile=None)
-    if result is None:
-        return 1
-    _report(result, output)
-    if args.profile:
-        stats = args.cache_dir / "replay.prof"
-        print(f"\nprofiled run (cProfile; times inflated by the profiler), stats in {stats}:")
-        if _run_child(events, args.policy, output, profile=stats) is None:
-            return 1
-    return 0
-
-
-def _run_child(
-    events: Path, policy: Path, output: Path, profile: Path | None
-) -> dict[str, Any] | None:
-    """Replay in a fresh interpreter, so its peak memory is the replay's alone."""
-    result = output.with_suffix(".result.json")
-    result.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "billstate_cli.simulation", str(events)]
-    command += ["--policy", str(policy), "--out", str(output), "--result", str(result)]
-    if profile is not None:
-        command += ["--profile", str(profile)]
-    completed = subprocess.run(command, check=False)
-    if completed.returncode != 0 or not result.exists():
-        print(f"replay subprocess failed (exit {completed.returncode})", file=sys.stderr)
-        return None
-    loaded: dict[str, Any] = json.loads(result.read_text(encoding="utf-8"))
-    return loaded
-
-
-def _report(r: dict[str, Any], output: Path) -> None:
-    counts: dict[str, int] = r["outputs"]
-    aged = counts.get("invoice.aged", 0)
-    seconds = r["seconds"]
-    throughput = (r["inbound"] + aged) / seconds if seconds > 0 else float("inf")
-    print(f"replay: pinned to {r['cpus']}; output written to {output}")
-    print(
-        f"  inbound events        {r['inbound']:>12,}" + (f"  ({r['bad']} bad)" if r["bad"] else "")
-    )
-    print(f"  invoice.aged events   {aged:>12,}")
-    print("  outputs by type:")
-    for event_type, count in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
-        print(f"    {event_type:<26}{count:>12,}")
-    print(f"    {'total':<26}{sum(counts.values()):>12,}  ({r['output_mib']:,.1f} MiB written)")
-    print(f"  customers             {r['customers']:>12,}")
-    print(f"  seconds               {seconds:>12.2f}  (cpu {r['cpu_seconds']:.2f})")
-    print(f"  throughput            {throughput:>12,.0f}  events/s (inbound + invoice.aged)")
-    hwm = "" if r["vm_hwm_mib"] is None else f", VmHWM {r['vm_hwm_mib']:,.1f} MiB"
-    print(
-        f"  peak memory           {r['peak_mib']:>12,.1f}  MiB ru_maxrss "
-        f"({r['baseline_mib']:,.1f} MiB before the first event{hwm})"
-    )
-    print(f"replay throughput: {throughput:,.0f} events/s (target {TARGET_EVENTS_PER_SECOND:,})")
-
-
-def _replay_child(argv: Sequence[str]) -> int:
-    """The measured process: nothing but the replay, as `billstate replay` runs it."""
-    parser = argparse.ArgumentParser(prog="python -m billstate_cli.simulation")
-    parser.add_argument("events", type=Path)
-    parser.add_argument("--policy", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--result", type=Path, required=True)
-    parser.add_argument("--profile", type=Path)
-    args = parser.parse_args(argv)
-
-    cpus = "all CPUs"
-    if hasattr(os, "sched_setaffinity"):
-        cpu = min(os.sched_getaffinity(0))
-        os.sched_setaffinity(0, {cpu})
-        cpus = f"CPU {cpu}"
-    replay = Replay(load_policy(args.policy))
-    profiler = None
-    if args.profile is not None:
-        profiler = cProfile.Profile()
-    baseline = _maxrss_mib()
-    with open(args.events, "rb") as source, open(args.out, "wb") as out:
-        began, cpu_began = time.perf_counter(), time.process_time()
-        if profiler is not None:
-            profiler.enable()
-        # Exactly billstate replay's loop, so the bench measures the command.
-        tally = replay_lines(replay, source, out, str(args.events))
-        out.flush()
-        if profiler is not None:
-            profiler.disable()
-        seconds, cpu_seconds = time.perf_counter() - began, time.process_time() - cpu_began
-    if profiler is not None:
-        profiler.dump_stats(args.profile)
-        pstats.Stats(profiler, stream=sys.stdout).sort_stats("cumulative").print_stats(25)
-    result = {
-        "inbound": tally.inbound,
-        "bad": tally.bad,
-        "outputs": dict(tally.produced),
-        "seconds": seconds,
-        "cpu_seconds": cpu_seconds,
-        "peak_mib": _maxrss_mib(),
-        "vm_hwm_mib": _vm_hwm_mib(),
-        "baseline_mib": baseline,
-        "output_mib": args.out.stat().st_size / _MIB,
-        "customers": len(replay.books),
-        "cpus": cpus,
-    }
-    args.result.write_text(json.dumps(result), encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_replay_child(sys.argv[1:]))

@@ -13,7 +13,7 @@ import pytest
 
 from billstate_cli.main import main
 from billstate_cli.replay import Replay
-from billstate_cli.simulation import CustomerPlan, history, plan_customers, write_jsonl
+from billstate_cli.simulation import CustomerPlan, _customers, history, write_jsonl
 from billstate_shared.contracts import INBOUND_TYPES, decode
 from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.policy_file import load_policy
@@ -37,7 +37,8 @@ def year_of_2000() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="module")
 def plans_of_2000() -> list[CustomerPlan]:
-    return plan_customers(2000, seed=11)
+    """The customers `history(2000, ..., seed=11)` simulates, in order."""
+    return [plan for plan, _rng in _customers(2000, seed=11)]
 
 
 # --- deterministic, valid, ordered -----------------------------------------------------------
@@ -192,7 +193,7 @@ def test_payment_behaviour_follows_the_profile(
 def test_the_sprinkling_is_there(year_of_2000: list[dict[str, Any]]) -> None:
     types = Counter(e["event_type"] for e in year_of_2000)
     holds = Counter(e["data"]["kind"] for e in year_of_2000 if e["event_type"] == "hold.placed")
-    credits = [
+    credit_notes = [
         e
         for e in year_of_2000
         if e["event_type"] == "invoice.adjusted" and e["data"]["amount_delta"].startswith("-")
@@ -200,7 +201,7 @@ def test_the_sprinkling_is_there(year_of_2000: list[dict[str, Any]]) -> None:
 
     assert types["payment.reversed"] > 0
     assert types["payment.failed"] > 0
-    assert credits
+    assert credit_notes
     assert holds["dispute"] > 0
     assert holds["promise_to_pay"] > 0
     assert types["hold.released"] > 0

@@ -8,6 +8,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, SecretStr, model_validator
 
+from billstate_shared.errors import ConfigRefused
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -39,11 +41,14 @@ class KafkaAuth(BaseModel):
     @model_validator(mode="after")
     def _complete(self) -> Self:
         if self.sasl and (not self.sasl_username or self.sasl_password is None):
-            raise ValueError(
-                f"security protocol {self.security_protocol} needs a SASL username and password"
+            raise ConfigRefused(
+                "sasl_username",
+                f"security protocol {self.security_protocol} needs a SASL username and password",
             )
         if self.ssl_ca_file is not None and not self.ssl_ca_file.is_file():
-            raise ValueError(f"the Kafka CA file {self.ssl_ca_file} does not exist")
+            raise ConfigRefused(
+                "ssl_ca_file", f"the Kafka CA file {self.ssl_ca_file} does not exist"
+            )
         return self
 
     @property

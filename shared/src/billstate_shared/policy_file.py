@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from billstate_shared.domain.policy import ERROR_LOC_KEY, Policy
+from billstate_shared.errors import ConfigRefused
 
 __all__ = ["PolicyError", "load_policy", "parse_policy"]
 
@@ -22,18 +23,19 @@ MAX_NODES: Final = 10_000
 Path_ = tuple[str | int, ...]  # a pydantic loc: mapping keys and list indexes
 
 
-class PolicyError(ValueError):
+class PolicyError(ConfigRefused):
     """A policy file refused: where (source, 1-based line, field path) and why."""
 
     def __init__(self, source: str, line: int, field: str, reason: str) -> None:
-        super().__init__(source, line, field, reason)
+        super().__init__(field, reason)
         self.source = source
         self.line = line
-        self.field = field
-        self.reason = reason
 
     def __str__(self) -> str:
         return f"{self.source}:{self.line}: {self.field}: {self.reason}"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.source, self.line, self.field, self.reason))
 
 
 def load_policy(path: Path) -> Policy:
@@ -170,7 +172,7 @@ def _refusal(
     return PolicyError(source, line, _field(path) or "(document)", _reason(error, path))
 
 
-def _reason(error: ErrorDetails, path: Path_) -> str:
+def _reason(error: ErrorDetails, path: Path_) -> str:  # noqa: PLR0911  (a table: one return per error kind)
     kind = error["type"]
     value = error["input"]
     if kind == "missing":

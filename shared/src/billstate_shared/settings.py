@@ -14,6 +14,7 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from billstate_shared.errors import ConfigRefused
 from billstate_shared.kafka_auth import ENV as KAFKA_AUTH_ENV
 from billstate_shared.kafka_auth import KafkaAuth, SaslMechanism, SecurityProtocol
 
@@ -60,11 +61,11 @@ class ServiceSettings(BaseSettings):
             if not name or name not in cls.model_fields or value in (None, ""):
                 continue
             if loaded.get(name) not in (None, ""):
-                raise ValueError(f"{name} and {key} are both set; set one")
+                raise ConfigRefused(key, f"{name} and {key} are both set; set one")
             try:
                 text = Path(str(value)).read_text(encoding="utf-8")
             except OSError as err:
-                raise ValueError(f"{key}: cannot read the secret file ({err.strerror})") from None
+                raise ConfigRefused(key, f"cannot read the secret file ({err.strerror})") from None
             loaded[name] = text.removesuffix("\n").removesuffix("\r")
         return loaded
 
@@ -80,7 +81,7 @@ class ServiceSettings(BaseSettings):
         fallback: dict[str, Any] = {}
         plain = {"kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS"}
         plain |= {f"kafka_{field}": name for field, name in KAFKA_AUTH_ENV.items()}
-        plain["kafka_sasl_password_file"] = "KAFKA_SASL_PASSWORD_FILE"
+        plain["kafka_sasl_password_file"] = "KAFKA_SASL_PASSWORD_FILE"  # noqa: S105  (a variable's name)
         for field, name in plain.items():
             if value := os.environ.get(name):
                 fallback[field] = value

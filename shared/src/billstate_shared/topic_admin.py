@@ -10,6 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
+from billstate_shared.errors import ExternalError
 from billstate_shared.kafka_auth import KafkaAuth, client_options
 from billstate_shared.topics import BY_NAME, CATALOG, Topic
 
@@ -39,6 +40,7 @@ async def apply_topics(
     bootstrap: str,
     topics: Iterable[Topic] = CATALOG,
     replication_factor: int | None = None,
+    *,
     dry_run: bool = False,
     auth: KafkaAuth | None = None,
 ) -> ApplyReport:
@@ -84,7 +86,9 @@ async def _create(
         if code == TopicAlreadyExistsError.errno:
             existed.add(name)
         elif code != 0:
-            raise RuntimeError(f"creating topic {name} failed: error {code}: {message}")
+            raise ExternalError(
+                f"creating topic {name} failed: error {code}: {message}", retryable=False
+            )
     return existed
 
 
@@ -112,7 +116,7 @@ async def _drift(admin: AIOKafkaAdminClient, topics: list[Topic]) -> list[Drift]
 
 
 async def start_group_at_end(
-    bootstrap: str, group: str, topics: Iterable[str], auth: KafkaAuth | None = None
+    bootstrap: str, group: str, topics: Iterable[str], *, auth: KafkaAuth | None = None
 ) -> None:
     """Commit a new consumer group's offsets at the current end of `topics` (catalog names),
     so a service started under it sees only what is produced from now on."""

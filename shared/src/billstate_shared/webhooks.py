@@ -10,13 +10,16 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from math import floor
+from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError as _LibraryError
 
-SECRET_PREFIX = "whsec_"
+from billstate_shared.errors import ConfigRefused, ExternalError, Refused
+
+SECRET_PREFIX = "whsec_"  # noqa: S105  (the format's prefix, not a secret)
 # The spec asks for 24 to 64 random bytes for HMAC-SHA256 keys.
 MIN_SECRET_BYTES, MAX_SECRET_BYTES = 24, 64
 # The standardwebhooks library's fixed window; kept here so docs and tests can name it.
@@ -30,18 +33,28 @@ _MSG_ID = re.compile(r"[A-Za-z0-9_:-]{1,256}")
 _BASE64 = re.compile(r"[A-Za-z0-9+/]+={0,2}")
 
 
-class WebhookSecretError(ValueError):
-    """A secret that is not `whsec_<base64 of 24..64 bytes>`; the message never holds it."""
+class WebhookSecretError(ConfigRefused):
+    """A secret that is not `whsec_<base64 of 24..64 bytes>`; the message never holds it.
 
-
-class WebhookVerificationError(Exception):
-    """A delivery that failed verification; `reason` is short, stable and safe to log:
-    missing headers, malformed timestamp, malformed signature, stale timestamp,
-    future timestamp, bad signature or body not UTF-8."""
+    A configured secret is a setting, so this stops the start-up; `field` is `secret`."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
+        super().__init__("secret", reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason,))
+
+
+class WebhookVerificationError(Refused):
+    """A delivery that failed verification; `reason` is short, stable and safe to log:
+    missing headers, malformed timestamp, malformed signature, stale timestamp,
+    future timestamp, bad signature or body not UTF-8. `field` is `$`: the delivery."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("$", reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason,))
 
 
 def secret_key(secret: str) -> bytes:
@@ -72,7 +85,7 @@ def validate_secret(secret: str) -> str:
 def new_secret(nbytes: int = 32) -> str:
     """A fresh random secret in the spec's format, for tests, docs and operators."""
     if not MIN_SECRET_BYTES <= nbytes <= MAX_SECRET_BYTES:
-        raise ValueError(f"nbytes must be {MIN_SECRET_BYTES}..{MAX_SECRET_BYTES}")
+        raise Refused("nbytes", f"must be {MIN_SECRET_BYTES}..{MAX_SECRET_BYTES}")
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(nbytes)).decode("ascii")
 
 
@@ -88,13 +101,13 @@ def signed_headers(secret: str, msg_id: str, body: bytes, now: datetime) -> dict
     UTC, so a local time would be signed hours off; we convert instead.
     """
     if now.tzinfo is None or now.utcoffset() is None:
-        raise ValueError("now must be timezone-aware")
+        raise Refused("now", "must be timezone-aware")
     if not is_message_id(msg_id):
-        raise ValueError("a webhook-id must be 1..256 of A-Z a-z 0-9 _ : -")
+        raise Refused("webhook-id", "must be 1..256 of A-Z a-z 0-9 _ : -")
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:
-        raise ValueError("a webhook body must be UTF-8") from None
+        raise Refused("body", "a webhook body must be UTF-8") from None
     secret_key(secret)  # a clear error before the library's vaguer ones
     stamp = now.astimezone(UTC)
     signature = Webhook(secret).sign(msg_id, stamp, text)
@@ -157,13 +170,9 @@ def origin(url: str) -> str:
     return f"{parts.scheme}://{host}" + (f":{port}" if port is not None else "")
 
 
-class DeliveryError(Exception):
+class DeliveryError(ExternalError):
     """A POST that did not end in a 2xx. `retryable`: a timeout, a connection error, 408,
     429 or 5xx; not a redirect or another 4xx. `message` names only the URL's origin."""
-
-    def __init__(self, retryable: bool, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable, self.message, self.retry_after = retryable, message, retry_after
 
 
 async def post(
@@ -172,7 +181,7 @@ async def post(
     body: bytes,
     headers: Mapping[str, str],
     *,
-    timeout: float,
+    timeout: float,  # noqa: ASYNC109  (the HTTP timeout handed to aiohttp, not a cancellation)
     clock: Callable[[], datetime],
 ) -> str:
     """POST `body` once; the start of the answer's text on a 2xx, else DeliveryError.
@@ -195,21 +204,23 @@ async def post(
                 return text.decode("utf-8", errors="replace")
             wait = retry_after_seconds(response.headers.get("Retry-After"), clock())
     except TimeoutError:
-        raise DeliveryError(True, f"webhook {where} timed out after {timeout:g}s") from None
+        raise DeliveryError(f"webhook {where} timed out after {timeout:g}s") from None
     except aiohttp.ClientConnectorError as err:
         detail = err.os_error.strerror or type(err.os_error).__name__
-        raise DeliveryError(True, f"cannot connect to webhook {where}: {detail}") from None
+        raise DeliveryError(f"cannot connect to webhook {where}: {detail}") from None
     except aiohttp.ClientError as err:
         # Other client errors' texts may quote the whole URL: keep only the type.
-        raise DeliveryError(True, f"webhook {where}: {type(err).__name__}") from None
+        raise DeliveryError(f"webhook {where}: {type(err).__name__}") from None
     message = f"webhook {where} answered HTTP {status}"
     if status in (408, 429) or status >= 500:
-        raise DeliveryError(True, message, wait)
+        raise DeliveryError(message, retry_after=wait)
     if 300 <= status < 400:
-        raise DeliveryError(False, f"{message} (a redirect; not followed)")
+        raise DeliveryError(f"{message} (a redirect; not followed)", retryable=False)
     if status == 410:
-        raise DeliveryError(False, f"{message} (gone: the endpoint wants no more deliveries)")
-    raise DeliveryError(False, message)
+        raise DeliveryError(
+            f"{message} (gone: the endpoint wants no more deliveries)", retryable=False
+        )
+    raise DeliveryError(message, retryable=False)
 
 
 class Poster:

@@ -263,7 +263,8 @@ def _semantic_cases() -> Iterator[Any]:
     for event_type in EXAMPLES:
         for path, _ in field_paths(doc_of(event_type)):
             name = path[-1]
-            for bad in _BAD_VALUES.get(str(name), []):
+            for value in _BAD_VALUES.get(str(name), []):
+                bad = value
                 if event_type == "clock.tick" and name == "customer_id" and bad == "*":
                     bad = "contoso"
                 if event_type == "hold.placed" and name == "kind" and bad == "":
@@ -499,7 +500,7 @@ def test_contract_error_is_a_value_error_and_pickles() -> None:
     err = ContractError("data.amount", "must be greater than zero", "invoice.issued")
     assert isinstance(err, ValueError)
     assert str(err) == "data.amount: must be greater than zero"
-    copy = pickle.loads(pickle.dumps(err))
+    copy = pickle.loads(pickle.dumps(err))  # noqa: S301  (our own bytes, just written)
     assert (copy.field, copy.reason, copy.event_type) == (err.field, err.reason, err.event_type)
 
 

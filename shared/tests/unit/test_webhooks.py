@@ -311,7 +311,7 @@ async def test_wait_for_times_out_and_is_refused_on_the_receivers_own_loop(
     with pytest.raises(TimeoutError, match="condition not met"):
         await receiver.wait_for_async(lambda seen: len(seen) == 1, timeout=0.05)
     with pytest.raises(RuntimeError, match="wait_for_async"):
-        receiver.wait_for(lambda seen: True)
+        receiver.wait_for(lambda _seen: True)
 
 
 # ---- post: the one HTTP attempt both adapters make -----------------------------------------
@@ -331,6 +331,7 @@ async def test_wait_for_times_out_and_is_refused_on_the_receivers_own_loop(
 )
 async def test_post_sorts_answers_into_retryable_or_not(
     receiver: WebhookReceiver,
+    *,
     status: int,
     retryable: bool,
     retry_after: float | None,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
-import sys
 import time
 from datetime import date
 from pathlib import Path
@@ -13,12 +12,12 @@ from typing import Any
 
 from billstate_cli.drive import Driver, drive
 from billstate_cli.local import SERVICES, Fleet
-from billstate_cli.outcome import Outcome, summary
+from billstate_cli.policy_arg import REFUSED_EXIT, policy_or_none
 from billstate_cli.replay import Replay
 from billstate_cli.simulation import DEFAULT_START, history
+from billstate_cli.summary import RunRecords, summary
 from billstate_shared.contracts import decode
 from billstate_shared.contracts.outbound import to_bytes
-from billstate_shared.policy_file import PolicyError, load_policy
 from billstate_shared.settings import ServiceSettings
 
 
@@ -48,11 +47,9 @@ def _say(text: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        policy = load_policy(args.policy)
-    except PolicyError as err:
-        print(f"refused policy: {err}", file=sys.stderr)
-        return 2
+    policy = policy_or_none(args.policy)
+    if policy is None:
+        return REFUSED_EXIT
     bootstrap = args.bootstrap or ServiceSettings().kafka_bootstrap_servers
     events = list(history(args.customers, args.days, args.seed, args.start, policy.timezone))
     fleet = Fleet(
@@ -85,9 +82,9 @@ def _run(args: argparse.Namespace) -> int:
         downstream = tuple(s for s in args.services if s in ("access-control", "notifications"))
         asyncio.run(_settle(bootstrap, downstream))
         _say(f"simulation done after {time.monotonic() - started:.0f}s; reading the topics ...")
-        outcome = Outcome.read(bootstrap)
+        records = RunRecords.read(bootstrap)
         replay = Replay(policy)
-        outcome.replayed = [
+        records.replayed = [
             {"event_type": o.event_type, "event_id": o.event_id, "customer_id": o.customer_id,
              "data": _data(o)}
             for e in events for o in replay.feed(decode_event(e))
@@ -100,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         f" (seed {args.seed}), policy {policy.name} v{policy.version}, time zone {policy.timezone}"
     )
     _say("")
-    _say(summary(outcome, header))
+    _say(summary(records, header))
     _say(f"logs: {args.workdir}/*.log; delivered notices: {args.workdir}/outbox/")
     return 0
 

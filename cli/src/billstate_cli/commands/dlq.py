@@ -29,6 +29,7 @@ from billstate_cli.commands.send import (
     safe,
 )
 from billstate_shared.contracts import ContractError
+from billstate_shared.errors import ExternalError
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.topics import DLQ_TOPICS
 
@@ -151,7 +152,7 @@ class Letter:
         return f"{h['topic']}:{h.get('partition', '?')}:{h.get('offset', '?')}"
 
 
-class DlqError(Exception):
+class DlqError(ExternalError):
     """The topic cannot be read; the message says why."""
 
 
@@ -170,40 +171,53 @@ async def read_letters(kafka: Kafka, topic: str, idle_timeout: float = 30.0) -> 
         await consumer.stop()
         raise DlqError(f"cannot reach Kafka at {bootstrap}: {err}") from None
     try:
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
+        partitions = await _partitions(consumer, topic)
         if not partitions:
             raise DlqError(f"no topic {topic} on {bootstrap}")
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        begins = await consumer.beginning_offsets(tps)
-        ends = await consumer.end_offsets(tps)
-        consumer.assign(tps)
-        for tp in tps:
-            consumer.seek(tp, begins[tp])
-        letters: list[Letter] = []
-        pending = {tp for tp in tps if ends[tp] > begins[tp]}
-        deadline = time.monotonic() + idle_timeout
-        while pending:
-            batch = await consumer.getmany(*pending, timeout_ms=500)
-            for tp, records in batch.items():
-                for r in records:
-                    if r.offset < ends[tp]:  # what arrives while we read is not in this view
-                        letters.append(_letter(r))
-                deadline = time.monotonic() + idle_timeout
-            # The position, not the last record: transaction markers occupy offsets too.
-            for tp in list(pending):
-                if await consumer.position(tp) >= ends[tp]:
-                    pending.discard(tp)
-            if pending and time.monotonic() > deadline:
-                raise DlqError(f"{topic}: no progress reading for {idle_timeout:.0f}s")
-        letters.sort(key=lambda x: (x.partition, x.offset))
-        return letters
+        letters = await _read_to_end(consumer, topic, partitions, idle_timeout)
     except KafkaError as err:
         raise DlqError(f"reading {topic} on {bootstrap} failed: {err}") from None
     finally:
         await consumer.stop()
+    letters.sort(key=lambda x: (x.partition, x.offset))
+    return letters
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The topic's partitions, asking the broker again if the cached metadata has none."""
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        # aiokafka has no public way to refresh a consumer's metadata.
+        await consumer._client.force_metadata_update()  # noqa: SLF001
+        partitions = consumer.partitions_for_topic(topic)
+    return set(partitions or ())
+
+
+async def _read_to_end(
+    consumer: AIOKafkaConsumer, topic: str, partitions: set[int], idle_timeout: float
+) -> list[Letter]:
+    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+    begins = await consumer.beginning_offsets(tps)
+    ends = await consumer.end_offsets(tps)
+    consumer.assign(tps)
+    for tp in tps:
+        consumer.seek(tp, begins[tp])
+    letters: list[Letter] = []
+    pending = {tp for tp in tps if ends[tp] > begins[tp]}
+    deadline = time.monotonic() + idle_timeout
+    while pending:
+        batch = await consumer.getmany(*pending, timeout_ms=500)
+        for tp, records in batch.items():
+            # What arrives while we read is not in this view.
+            letters.extend(_letter(r) for r in records if r.offset < ends[tp])
+            deadline = time.monotonic() + idle_timeout
+        # The position, not the last record: transaction markers occupy offsets too.
+        for tp in list(pending):
+            if await consumer.position(tp) >= ends[tp]:
+                pending.discard(tp)
+        if pending and time.monotonic() > deadline:
+            raise DlqError(f"{topic}: no progress reading for {idle_timeout:.0f}s")
+    return letters
 
 
 def _letter(record: Any) -> Letter:

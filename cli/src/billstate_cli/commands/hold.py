@@ -28,6 +28,7 @@ from billstate_shared.contracts import (
     decode,
     encode,
 )
+from billstate_shared.errors import Refused
 from billstate_shared.topics import CONTROL
 
 KINDS: tuple[str, ...] = get_args(HoldKind)
@@ -49,12 +50,19 @@ OPTION_OF = {
 MAX_HOLD_ID = 128 - len("hold-") - len("-released")
 
 
-class Refused(Exception):
-    """An option the contract (or the operator rules on top) refuses: the option and why."""
+class OptionRefused(Refused):
+    """An option the contract (or the operator rules on top) refuses: the option and why.
 
-    def __init__(self, option: str, reason: str, field: str | None = None) -> None:
-        where = option if field is None else f"{option} ({field})"
-        super().__init__(f"{where}: {reason}")
+    `field` names the option as typed, with the contract's field path after it when the
+    contract refused it (`--until (data.until)`); `contract_field` is that path alone."""
+
+    def __init__(self, option: str, reason: str, contract_field: str | None = None) -> None:
+        where = option if contract_field is None else f"{option} ({contract_field})"
+        super().__init__(where, reason, event_type=None)
+        self.option, self.contract_field = option, contract_field
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.option, self.reason, self.contract_field))
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -116,6 +124,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 def derived_hold_id(
     customer: str,
     kind: str,
+    *,
     invoice: str | None,
     amount: str | None,
     until: str | None,
@@ -135,21 +144,35 @@ def derived_hold_id(
 def _operator_rules(reason: str, by: str, hold_id: str) -> None:
     # Beyond the contract: rules for what an operator types into an audit trail.
     if not reason.strip():
-        raise Refused("--reason", "must say why")
+        raise OptionRefused("--reason", "must say why")
     if not by.strip():
-        raise Refused("--by", "must name the operator")
+        raise OptionRefused("--by", "must name the operator")
     if "@" in by:
         # Topics are kept for a year and read widely; an e-mail address is personal data.
-        raise Refused("--by", "must be an operator id, not an e-mail address")
+        raise OptionRefused("--by", "must be an operator id, not an e-mail address")
     if len(hold_id) > MAX_HOLD_ID:
-        raise Refused("--hold-id", f"must be at most {MAX_HOLD_ID} characters")
+        raise OptionRefused("--hold-id", f"must be at most {MAX_HOLD_ID} characters")
 
 
-def _validated(envelope: dict[str, Any]) -> Event:
+def _checked(
+    event_type: str, verb: str, customer: str, now: datetime, data: dict[str, Any]
+) -> Event:
+    """The operator rules, then the envelope checked by the services' own decoder."""
+    hold_id = data["hold_id"]
+    _operator_rules(data["reason"], data["by"], hold_id)
+    envelope = {
+        "event_id": f"hold-{hold_id}-{verb}",
+        "event_type": event_type,
+        "schema_version": 1,
+        "occurred_at": now.isoformat(),
+        "customer_id": customer,
+        "data": data,
+    }
     try:
         return decode(json.dumps(envelope, ensure_ascii=False))
     except ContractError as err:
-        raise Refused(OPTION_OF.get(err.field, err.field), err.reason, err.field) from None
+        option = OPTION_OF.get(err.field, err.field)
+        raise OptionRefused(option, err.reason, err.field) from None
 
 
 def build_placed(
@@ -158,35 +181,28 @@ def build_placed(
     reason: str,
     by: str,
     now: datetime,
+    *,
     invoice: str | None = None,
     amount: str | None = None,
     until: str | None = None,
     hold_id: str | None = None,
 ) -> HoldPlaced:
-    """A checked hold.placed event; raises Refused naming the option and the reason."""
+    """A checked hold.placed event; raises OptionRefused naming the option and the reason."""
     if hold_id is None:
         hold_id = derived_hold_id(
-            customer, kind, invoice, amount, until, reason, by, now.astimezone(UTC).date()
-        )
-    _operator_rules(reason, by, hold_id)
-    event = _validated(
-        {
-            "event_id": f"hold-{hold_id}-placed",
-            "event_type": "hold.placed",
-            "schema_version": 1,
-            "occurred_at": now.isoformat(),
-            "customer_id": customer,
-            "data": {
-                "hold_id": hold_id,
-                "kind": kind,
-                "invoice_id": invoice,
-                "amount": amount,
-                "until": until,
-                "reason": reason,
-                "by": by,
-            },
-        }
-    )
+            customer, kind, invoice=invoice, amount=amount, until=until, reason=reason, by=by,
+            on=now.astimezone(UTC).date(),
+        )  # fmt: skip
+    data = {
+        "hold_id": hold_id,
+        "kind": kind,
+        "invoice_id": invoice,
+        "amount": amount,
+        "until": until,
+        "reason": reason,
+        "by": by,
+    }
+    event = _checked("hold.placed", "placed", customer, now, data)
     assert isinstance(event, HoldPlaced)
     return event
 
@@ -194,18 +210,9 @@ def build_placed(
 def build_released(
     customer: str, hold_id: str, reason: str, by: str, now: datetime
 ) -> HoldReleased:
-    """A checked hold.released event; raises Refused naming the option and the reason."""
-    _operator_rules(reason, by, hold_id)
-    event = _validated(
-        {
-            "event_id": f"hold-{hold_id}-released",
-            "event_type": "hold.released",
-            "schema_version": 1,
-            "occurred_at": now.isoformat(),
-            "customer_id": customer,
-            "data": {"hold_id": hold_id, "reason": reason, "by": by},
-        }
-    )
+    """A checked hold.released event; raises OptionRefused naming the option and the reason."""
+    data = {"hold_id": hold_id, "reason": reason, "by": by}
+    event = _checked("hold.released", "released", customer, now, data)
     assert isinstance(event, HoldReleased)
     return event
 

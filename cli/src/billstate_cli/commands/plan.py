@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from billstate_cli.plan import plan
-from billstate_cli.replay import Replay
-from billstate_shared.contracts import ContractError, decode
-from billstate_shared.policy_file import PolicyError, load_policy
+from billstate_cli.policy_arg import REFUSED_EXIT, policy_or_none
+from billstate_cli.replay import Replay, replay_lines
+from billstate_shared.errors import Refused
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -26,24 +26,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        policy = load_policy(args.policy)
-    except PolicyError as err:
-        print(f"refused policy: {err}", file=sys.stderr)
-        return 2
+    policy = policy_or_none(args.policy)
+    if policy is None:
+        return REFUSED_EXIT
     replay = Replay(policy)
-    with open(args.events, "rb") as source:
-        for number, line in enumerate(source, start=1):
-            if not line.strip():
-                continue
-            try:
-                replay.feed(decode(line))
-            except (ContractError, ValueError) as err:
-                print(f"{args.events}:{number}: {err}", file=sys.stderr)
+    with args.events.open("rb") as source:
+        replay_lines(replay, source, None, str(args.events))
     try:
         result = plan(replay, args.customer, replay.last_tick)
-    except KeyError as err:
-        print(f"plan: {err.args[0]}", file=sys.stderr)
+    except Refused as err:
+        print(f"plan: {err.reason}", file=sys.stderr)
         return 1
     items = result.items()
     if args.json:

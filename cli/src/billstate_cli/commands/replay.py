@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from billstate_cli.policy_arg import REFUSED_EXIT, policy_or_none
 from billstate_cli.replay import Replay, replay_lines
 from billstate_shared.contracts import EVENT_TYPES
-from billstate_shared.policy_file import PolicyError, load_policy
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -29,18 +29,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        policy = load_policy(args.policy)
-    except PolicyError as err:
-        print(f"refused policy: {err}", file=sys.stderr)
-        return 2
+    policy = policy_or_none(args.policy)
+    if policy is None:
+        return REFUSED_EXIT
     only = set(args.only or ())
     unknown = only - set(EVENT_TYPES)
     if unknown:
         print(f"--only: unknown event types: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
     replay = Replay(policy)
-    source = sys.stdin.buffer if str(args.events) == "-" else open(args.events, "rb")  # noqa: SIM115
+    source = sys.stdin.buffer if str(args.events) == "-" else args.events.open("rb")
     out = sys.stdout.buffer
     with source:
         tally = replay_lines(replay, source, out, str(args.events), only)

@@ -16,6 +16,7 @@ from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
 from billstate_shared.contracts import ContractError, Event, decode
+from billstate_shared.errors import ConfigRefused, ExternalError, Refused
 from billstate_shared.kafka_auth import KafkaAuth, client_options
 from billstate_shared.settings import ServiceSettings
 from billstate_shared.topics import topic_for
@@ -61,8 +62,14 @@ class Kafka:
         return {"bootstrap_servers": self.bootstrap, **client_options(self.auth)}
 
 
-class SettingsError(Exception):
-    """The KAFKA_* settings are incomplete or contradict each other."""
+class SettingsError(ConfigRefused):
+    """The KAFKA_* settings are incomplete or contradict each other; says `Kafka settings: why`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("Kafka settings", reason)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.reason,))
 
 
 def kafka_of(args: argparse.Namespace) -> Kafka:
@@ -72,7 +79,10 @@ def kafka_of(args: argparse.Namespace) -> Kafka:
         settings = ServiceSettings()
     except ValidationError as err:
         problem = err.errors(include_url=False, include_input=False)[0]
-        raise SettingsError(f"Kafka settings: {problem['msg']}") from None
+        cause = problem.get("ctx", {}).get("error")
+        # A refused setting's own words, in pydantic's phrasing for a validator's error.
+        message = f"Value error, {cause.reason}" if isinstance(cause, Refused) else problem["msg"]
+        raise SettingsError(message) from None
     given: str | None = args.bootstrap
     return Kafka(given or settings.kafka_bootstrap_servers, settings.kafka_auth)
 
@@ -152,14 +162,22 @@ class Delivered:
     offset: int
 
 
-class SendError(Exception):
+class SendError(ExternalError):
     """Kafka could not take the records; `delivered` holds those acknowledged before, and
-    `sending` says whether any were handed to the producer (else nothing was written)."""
+    `sending` says whether any were handed to the producer (else nothing was written).
+    Running the same command again is safe (the services skip an applied event id)."""
 
-    def __init__(self, message: str, delivered: list[Delivered], sending: bool = False) -> None:
+    def __init__(self, message: str, delivered: list[Delivered], *, sending: bool = False) -> None:
         super().__init__(message)
         self.delivered = delivered
         self.sending = sending
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_send_error, (self.message, self.delivered, self.sending))
+
+
+def _send_error(message: str, delivered: list[Delivered], sending: bool) -> SendError:  # noqa: FBT001  (pickle passes it by position)
+    return SendError(message, delivered, sending=sending)
 
 
 async def produce(kafka: Kafka, items: Sequence[Outgoing]) -> list[Delivered]:
@@ -195,7 +213,7 @@ async def produce(kafka: Kafka, items: Sequence[Outgoing]) -> list[Delivered]:
             meta = await future
             delivered.append(Delivered(item, meta.partition, meta.offset))
     except KafkaError as err:
-        raise SendError(f"Kafka at {bootstrap} failed: {err}", delivered, True) from None
+        raise SendError(f"Kafka at {bootstrap} failed: {err}", delivered, sending=True) from None
     finally:
         await producer.stop()
     return delivered

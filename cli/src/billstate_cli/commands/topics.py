@@ -34,7 +34,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     strimzi.set_defaults(func=_strimzi)
 
 
-def _list(args: argparse.Namespace) -> int:
+def _list(_args: argparse.Namespace) -> int:
     print(f"{'topic':<36} {'parts':>5} {'cleanup':<8} {'retention':>9}  key          carries")
     for t in CATALOG:
         retention = "forever" if t.retention_days is None else f"{t.retention_days}d"

@@ -97,18 +97,21 @@ def by_customer(events: list[dict[str, Any]]) -> dict[str, list[str]]:
 
 
 @dataclass
-class Outcome:
+class RunRecords:
+    """What a run wrote to the output topics (and its dead-letter counts), read back; with
+    `replayed`, what `billstate replay` decides for the same input, to compare."""
+
     topics: dict[str, list[dict[str, Any]]]
     dlq: dict[str, int]
     replayed: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
-    def read(cls, bootstrap: str) -> Outcome:
+    def read(cls, bootstrap: str) -> RunRecords:
         topics = asyncio.run(read_all(bootstrap, list(OUTPUTS)))
         return cls(topics, asyncio.run(dlq_counts(bootstrap)))
 
     @classmethod
-    async def read_since(cls, bootstrap: str, since: dict[TopicPartition, int]) -> Outcome:
+    async def read_since(cls, bootstrap: str, since: dict[TopicPartition, int]) -> RunRecords:
         return cls(await read_all(bootstrap, list(OUTPUTS), since), {})
 
     def decisions(self) -> list[dict[str, Any]]:
@@ -141,19 +144,19 @@ def _is_decision(event: dict[str, Any]) -> bool:
     }
 
 
-def summary(outcome: Outcome, header: str, samples: int = 3) -> str:
+def summary(records: RunRecords, header: str, samples: int = 3) -> str:
     lines = [header, ""]
-    states = outcome.latest_states()
+    states = records.latest_states()
     stages = Counter(s["stage"] for s in states.values())
     order = ["current", *sorted(k for k in stages if k != "current")]
     lines.append(
         "Customers per stage now: "
         + " · ".join(f"{stage} {stages[stage]}" for stage in order if stages[stage])
     )
-    commands = outcome.topics[ACCESS_COMMANDS.name]
+    commands = records.topics[ACCESS_COMMANDS.name]
     suspends = [c for c in commands if c["event_type"] == "access.suspend"]
     restores = [c for c in commands if c["event_type"] == "access.restore"]
-    applied = Counter(e["event_type"] for e in outcome.topics[ACCESS_EVENTS.name])
+    applied = Counter(e["event_type"] for e in records.topics[ACCESS_EVENTS.name])
     suspended = sum(len(c["data"]["subscription_ids"]) for c in suspends)
     restored = sum(len(c["data"]["subscription_ids"]) for c in restores)
     lines.append(
@@ -164,7 +167,7 @@ def summary(outcome: Outcome, header: str, samples: int = 3) -> str:
         "Access applied by the provider: "
         + (", ".join(f"{k.split('.')[1]} {v}" for k, v in sorted(applied.items())) or "nothing")
     )
-    notices = outcome.topics[NOTICE_REQUESTS.name]
+    notices = records.topics[NOTICE_REQUESTS.name]
     kinds = Counter((n["data"]["kind"], n["data"]["locale"]) for n in notices)
     per_kind: dict[str, list[str]] = defaultdict(list)
     for (kind, locale), count in sorted(kinds.items()):
@@ -172,18 +175,18 @@ def summary(outcome: Outcome, header: str, samples: int = 3) -> str:
     lines.append(f"Notices requested: {len(notices)}")
     for kind, parts in per_kind.items():
         lines.append(f"  {kind:<15} {', '.join(parts)}")
-    deliveries = Counter(d["event_type"] for d in outcome.topics[NOTICE_DELIVERIES.name])
+    deliveries = Counter(d["event_type"] for d in records.topics[NOTICE_DELIVERIES.name])
     lines.append(
         f"Deliveries: {deliveries.get('notice.delivered', 0)} delivered,"
         f" {deliveries.get('notice.failed', 0)} failed"
     )
-    dead = {k: v for k, v in outcome.dlq.items() if v}
+    dead = {k: v for k, v in records.dlq.items() if v}
     lines.append(
         "Dead letters: "
         + (", ".join(f"{k} {v}" for k, v in sorted(dead.items())) if dead else "none")
     )
-    if outcome.replayed:
-        compared, differ = outcome.agreement()
+    if records.replayed:
+        compared, differ = records.agreement()
         verdict = (
             "the same" if not differ else f"DIFFERENT for {len(differ)} customers: {differ[:5]}"
         )
@@ -192,20 +195,20 @@ def summary(outcome: Outcome, header: str, samples: int = 3) -> str:
             f" {verdict}"
         )
     lines.append("")
-    for customer in pick_samples(outcome, samples):
-        lines.extend(timeline(outcome, customer))
+    for customer in pick_samples(records, samples):
+        lines.extend(timeline(records, customer))
         lines.append("")
     return "\n".join(lines)
 
 
-def pick_samples(outcome: Outcome, count: int) -> list[str]:
+def pick_samples(records: RunRecords, count: int) -> list[str]:
     """Customers whose stories show the most: restored after suspension, still suspended,
     and one with a broken promise or failed payment."""
     per: dict[str, Counter[str]] = defaultdict(Counter)
-    for event in outcome.decisions():
+    for event in records.decisions():
         data = event["data"]
         per[event["customer_id"]][data.get("kind") or event["event_type"]] += 1
-    states = outcome.latest_states()
+    states = records.latest_states()
     wanted: list[Callable[[str], bool]] = [
         lambda c: per[c]["access.restore"] > 0,
         lambda c: bool(states.get(c, {}).get("suspended_subscription_ids")),
@@ -220,13 +223,13 @@ def pick_samples(outcome: Outcome, count: int) -> list[str]:
     return chosen[:count]
 
 
-def timeline(outcome: Outcome, customer: str) -> list[str]:
-    state = outcome.latest_states().get(customer, {})
+def timeline(records: RunRecords, customer: str) -> list[str]:
+    state = records.latest_states().get(customer, {})
     lines = [f"{customer}: now {state.get('stage', '?')}"]
     day = ""
     # Replay's order is the order decisions were made in; the services spread them over three
     # topics, whose records have no common order (the agreement line says they are the same).
-    source = [e for e in outcome.replayed if _is_decision(e)] or outcome.decisions()
+    source = [e for e in records.replayed if _is_decision(e)] or records.decisions()
     for event in source:
         if event["customer_id"] != customer:
             continue
