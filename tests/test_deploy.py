@@ -140,7 +140,8 @@ def test_env_uses_the_service_prefix_and_real_settings(service: str) -> None:
             continue
         assert name.startswith(_prefix(service)), f"{service}: {name} lacks {_prefix(service)}"
         assert name.removeprefix(_prefix(service)) in fields, f"{service}: {name} is no setting"
-    assert env[f"{_prefix(service)}HTTP_HOST"]["value"] == "0.0.0.0"
+    # The pod's setting, compared here; this test binds nothing.
+    assert env[f"{_prefix(service)}HTTP_HOST"]["value"] == "0.0.0.0"  # noqa: S104
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -339,6 +340,23 @@ def _read_replicas(folder: Path) -> dict[tuple[str, str], int | None]:
     kustomization can change a replica count.
     """
     doc = _kustomization(folder)
+    replicas = _resource_replicas(folder, doc)
+    entries = list(doc.get("patches", []))
+    entries += [{"path": p} for p in doc.get("patchesStrategicMerge", [])]
+    for entry in entries:
+        text = entry["patch"] if "patch" in entry else (folder / entry["path"]).read_text("utf-8")
+        target = entry.get("target", {})
+        for patch in yaml.safe_load_all(text):
+            if isinstance(patch, list):  # JSON 6902
+                _json6902(patch, target, replicas)
+            elif patch:
+                _strategic(patch, target, replicas)
+    _replicas_field(doc, replicas)
+    return replicas
+
+
+def _resource_replicas(folder: Path, doc: Doc) -> dict[tuple[str, str], int | None]:
+    """The workloads of a kustomization's `resources`, folders followed, as they are there."""
     replicas: dict[tuple[str, str], int | None] = {}
     for ref in doc.get("resources", []):
         path = folder / ref
@@ -348,42 +366,42 @@ def _read_replicas(folder: Path) -> dict[tuple[str, str], int | None]:
         for item in yaml.safe_load_all(path.read_text(encoding="utf-8")):
             if item and item.get("kind") in WORKLOADS:
                 replicas[(item["kind"], item["metadata"]["name"])] = item["spec"].get("replicas")
+    return replicas
 
-    def strategic(patch: Doc, target: Doc) -> None:
-        if not isinstance(patch, dict) or "replicas" not in patch.get("spec", {}):
-            return
+
+def _json6902(ops: list[Doc], target: Doc, replicas: dict[tuple[str, str], int | None]) -> None:
+    for op in ops:
+        if op["path"] != "/spec/replicas":
+            continue
         for kind, name in replicas:
-            candidate = {"kind": kind, "metadata": {"name": name}}
-            if _target_matches(target, candidate) and _target_matches(
-                {"kind": patch.get("kind"), "name": patch["metadata"]["name"]}, candidate
-            ):
-                replicas[(kind, name)] = patch["spec"]["replicas"]
+            if _target_matches(target, {"kind": kind, "metadata": {"name": name}}):
+                replicas[(kind, name)] = op.get("value")
 
-    entries = list(doc.get("patches", []))
-    entries += [{"path": p} for p in doc.get("patchesStrategicMerge", [])]
-    for entry in entries:
-        text = entry["patch"] if "patch" in entry else (folder / entry["path"]).read_text("utf-8")
-        target = entry.get("target", {})
-        for patch in yaml.safe_load_all(text):
-            if isinstance(patch, list):  # JSON 6902
-                for op in patch:
-                    if op["path"] != "/spec/replicas":
-                        continue
-                    for kind, name in replicas:
-                        if _target_matches(target, {"kind": kind, "metadata": {"name": name}}):
-                            replicas[(kind, name)] = op.get("value")
-            elif patch:
-                strategic(patch, target)
+
+def _strategic(patch: Doc, target: Doc, replicas: dict[tuple[str, str], int | None]) -> None:
+    if not isinstance(patch, dict) or "replicas" not in patch.get("spec", {}):
+        return
+    for kind, name in replicas:
+        candidate = {"kind": kind, "metadata": {"name": name}}
+        if _target_matches(target, candidate) and _target_matches(
+            {"kind": patch.get("kind"), "name": patch["metadata"]["name"]}, candidate
+        ):
+            replicas[(kind, name)] = patch["spec"]["replicas"]
+
+
+def _replicas_field(doc: Doc, replicas: dict[tuple[str, str], int | None]) -> None:
+    """A kustomization's own `replicas` list, applied by workload name."""
     for entry in doc.get("replicas", []):
         for kind, name in replicas:
             if name == entry["name"]:
                 replicas[(kind, name)] = entry["count"]
-    return replicas
 
 
 def _render(overlay: str) -> list[Doc]:
-    rendered = subprocess.run(
-        ["kubectl", "kustomize", str(K8S / "overlays" / overlay)],
+    kubectl = shutil.which("kubectl")
+    assert kubectl is not None, "kubectl is not installed"
+    rendered = subprocess.run(  # noqa: S603  (fixed argv: kubectl on one of our overlays)
+        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
         capture_output=True,
         text=True,
         check=False,

@@ -14,8 +14,8 @@ import pytest
 
 from billstate_cli.drive import Driver, start_at_end
 from billstate_cli.local import SERVICES, Fleet
-from billstate_cli.outcome import Outcome, ends_now
 from billstate_cli.replay import Replay
+from billstate_cli.summary import RunRecords, ends_now
 from billstate_collections.domain.snapshot import state_data
 from billstate_shared.contracts import decode
 from billstate_shared.contracts.outbound import to_bytes
@@ -59,6 +59,7 @@ class Pipeline:
     async def drive(
         self,
         events: Iterable[dict[str, Any]],
+        *,
         twice: bool = False,
         after_tick: Callable[[Driver], None] | None = None,
     ) -> None:
@@ -70,12 +71,12 @@ class Pipeline:
                     await driver.send(event)
             await driver.settle()
 
-    async def settle(self, timeout: float = 120.0) -> None:
+    async def settle(self) -> None:
         async with Driver(self.bootstrap, self.groups) as driver:
-            await driver.settle(timeout)
+            await driver.settle()
 
-    async def outcome(self) -> Outcome:
-        return await Outcome.read_since(self.bootstrap, self.since)
+    async def outcome(self) -> RunRecords:
+        return await RunRecords.read_since(self.bootstrap, self.since)
 
     def access(self, customer_id: str) -> dict[str, Any]:
         url = self.fleet.get("access-control").url(f"/customers/{customer_id}/access")
@@ -87,10 +88,10 @@ class Pipeline:
 def replayed(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """What `billstate replay` decides for the same input, as JSON."""
     replay = Replay(load_policy(POLICY))
-    out = []
+    out: list[dict[str, Any]] = []
     for event in events:
-        for produced in replay.feed(decode(json.dumps(event).encode())):
-            out.append(json.loads(to_bytes(produced)))
+        produced = replay.feed(decode(json.dumps(event).encode()))
+        out.extend(json.loads(to_bytes(p)) for p in produced)
     return out
 
 

@@ -6,6 +6,7 @@ the SCRAM listener of the local broker; the test harness drives and reads over t
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -54,5 +55,10 @@ async def test_the_lifecycle_runs_with_every_service_logged_in(
         assert stages == ["overdue", "final_notice", "suspended", "current"]
     finally:
         pipeline.fleet.stop()
-    logs = "".join(p.read_text(errors="replace") for p in tmp_path.glob("*.log"))
+    logs = await asyncio.to_thread(_logs, tmp_path)
     assert PASSWORD not in logs
+
+
+def _logs(folder: Path) -> str:
+    """What the services logged, all of it."""
+    return "".join(p.read_text(errors="replace") for p in folder.glob("*.log"))

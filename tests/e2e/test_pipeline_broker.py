@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import urllib.request
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +32,17 @@ def ids_by_customer(events: list[dict[str, Any]]) -> dict[str, list[str]]:
         if event["event_type"] in DECIDED:
             found.setdefault(event["customer_id"], []).append(event["event_id"])
     return {c: sorted(ids) for c, ids in found.items()}
+
+
+def http_get(url: str) -> tuple[int, str]:
+    """Status and body of a GET (blocking: run it in a thread)."""
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        return int(answer.status), answer.read().decode()
+
+
+def at_least(count: int) -> Callable[[list[Any]], bool]:
+    """`read_after`'s condition: `count` records or more."""
+    return lambda records: len(records) >= count
 
 
 async def test_one_customer_lifecycle_end_to_end(pipeline: Pipeline) -> None:
@@ -76,10 +89,9 @@ async def test_one_customer_lifecycle_end_to_end(pipeline: Pipeline) -> None:
     assert applied["access.restored"] == len(suspended)
     for service in pipeline.fleet.services:
         for probe in ("/healthz", "/readyz"):
-            with urllib.request.urlopen(service.url(probe), timeout=5) as answer:
-                assert answer.status == 200, (service.name, probe)
-        with urllib.request.urlopen(service.url("/metrics"), timeout=5) as answer:
-            metrics = answer.read().decode()
+            status, _ = await asyncio.to_thread(http_get, service.url(probe))
+            assert status == 200, (service.name, probe)
+        _, metrics = await asyncio.to_thread(http_get, service.url("/metrics"))
         for name in ("billstate_messages_processed_total", "billstate_consumer_lag"):
             assert name in metrics, (service.name, name)
 
@@ -131,7 +143,7 @@ async def test_bad_messages_on_every_inbound_topic_go_to_the_dlq(pipeline: Pipel
         readers = {"invoicing", "collections"} & set(topic.readers)
         expected = len(bad) * len(readers)
         records = await read_after(
-            pipeline.bootstrap, starts[topic.name], lambda rs, n=expected: len(rs) >= n, timeout=60
+            pipeline.bootstrap, starts[topic.name], at_least(expected), timeout=60
         )
         reasons = [read_headers(r.headers) for r in records]
         assert {r["service"] for r in reasons} == readers, topic.name

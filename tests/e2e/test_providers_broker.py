@@ -7,11 +7,13 @@ the test process. Afterwards the services' logs are scanned for addresses and se
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -35,6 +37,8 @@ SUBSCRIPTIONS = {
 CLIENT_SECRET = "pc-client-secret-e2e-9f3b7d"
 SMTP_PASSWORD = "smtp-password-e2e-4c8a1e"
 FROM = "collections@partner.example"
+# What the partner scheduled for the renewal; suspension drops it, restoring brings it back.
+SCHEDULED = {"product": {"productId": "CFQ7TTC0LH18"}}
 
 
 def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -51,16 +55,7 @@ async def test_lifecycle_with_partner_center_and_email(
     events = load_jsonl(ROOT / "docs" / "examples" / "lifecycle.jsonl", "-pc")
     profile = next(e for e in events if e["event_type"] == "customer.upserted")["data"]
     emails = (profile["billing_email"], profile["partner_contact_email"])
-
-    secrets = tmp_path / "secrets"
-    secrets.mkdir()
-    (secrets / "client-secret").write_text(CLIENT_SECRET + "\n", encoding="utf-8")
-    mapping = tmp_path / "partner-center.yaml"
-    mapping.write_text(
-        f"customers:\n  {CUSTOMER}: {TENANT}\nsubscriptions:\n"
-        + "".join(f"  {ours}: {theirs}\n" for ours, theirs in SUBSCRIPTIONS.items()),
-        encoding="utf-8",
-    )
+    client_secret, mapping = _configure(tmp_path)
 
     with (
         PartnerCenterServer.in_thread(client_secret=CLIENT_SECRET) as pc,
@@ -68,146 +63,189 @@ async def test_lifecycle_with_partner_center_and_email(
     ):
         for theirs in SUBSCRIPTIONS.values():
             pc.add_subscription(
-                TENANT,
-                theirs,
-                autoRenewEnabled=True,
-                scheduledNextTermInstructions={"product": {"productId": "CFQ7TTC0LH18"}},
+                TENANT, theirs, autoRenewEnabled=True, scheduledNextTermInstructions=SCHEDULED
             )
         pipeline = Pipeline(
-            kafka_bootstrap,
-            tmp_path,
-            {
-                "BILLSTATE_ACCESS_CONTROL_PROVIDER": "partner_center",
-                "BILLSTATE_ACCESS_CONTROL_PARTNER_CENTER_BASE_URL": pc.base_url,
-                "BILLSTATE_ACCESS_CONTROL_PARTNER_CENTER_TOKEN_URL": pc.token_url,
-                "BILLSTATE_ACCESS_CONTROL_PARTNER_CENTER_CLIENT_ID": pc.client_id,
-                "BILLSTATE_ACCESS_CONTROL_PARTNER_CENTER_CLIENT_SECRET_FILE": str(
-                    secrets / "client-secret"
-                ),
-                "BILLSTATE_ACCESS_CONTROL_PARTNER_CENTER_MAPPING_FILE": str(mapping),
-                "BILLSTATE_ACCESS_CONTROL_RECONCILE_INTERVAL": "1",
-                "BILLSTATE_ACCESS_CONTROL_RETRY_BASE_DELAY": "0.05",
-                "BILLSTATE_NOTIFICATIONS_CHANNEL": "email",
-                "BILLSTATE_NOTIFICATIONS_SMTP_HOST": smtp.host,
-                "BILLSTATE_NOTIFICATIONS_SMTP_PORT": str(smtp.port),
-                "BILLSTATE_NOTIFICATIONS_SMTP_USERNAME": smtp.username,
-                "BILLSTATE_NOTIFICATIONS_SMTP_PASSWORD": SMTP_PASSWORD,
-                "BILLSTATE_NOTIFICATIONS_SMTP_FROM_ADDRESS": FROM,
-                "BILLSTATE_NOTIFICATIONS_SMTP_CA_FILE": str(smtp.ca_file),
-            },
+            kafka_bootstrap, tmp_path, _environment(pc, smtp, client_secret, mapping)
         )
         try:
             await pipeline.start()
-            payment = next(i for i, e in enumerate(events) if e["event_type"] == "payment.received")
-
-            # Unpaid: climbs to suspension; Partner Center shows both subscriptions suspended,
-            # auto-renew and the scheduled change dropped, as the real service does.
-            await pipeline.drive(events[:payment])
-            await pipeline.settle()
-            for theirs in SUBSCRIPTIONS.values():
-                held = pc.subscription(TENANT, theirs)
-                assert held["status"] == "suspended"
-                assert held["autoRenewEnabled"] is False
-            patches = {t: pc.patches(TENANT, t) for t in SUBSCRIPTIONS.values()}
-
-            # Paid: restored, and what suspension dropped is back.
-            await pipeline.drive(events[payment:])
-            await pipeline.settle()
-            for theirs in SUBSCRIPTIONS.values():
-                held = pc.subscription(TENANT, theirs)
-                assert held["status"] == "active"
-                assert held["autoRenewEnabled"] is True
-                assert held.get("scheduledNextTermInstructions") == {
-                    "product": {"productId": "CFQ7TTC0LH18"}
-                }
-                assert pc.patches(TENANT, theirs) > patches[theirs]
-            after_restore = {t: pc.patches(TENANT, t) for t in SUBSCRIPTIONS.values()}
-
-            outcome = await pipeline.outcome()
-            notices = [
-                n
-                for n in outcome.topics["notifications.requests.v1"]
-                if n["customer_id"] == CUSTOMER
-            ]
-            kinds = Counter(n["data"]["kind"] for n in notices)
-            assert kinds["reminder"] == 2
-            assert kinds["restored"] == 1
-
-            # One e-mail per notice, to the audience's address, in the audience's language.
-            def one_each(received: list[Received]) -> bool:
-                ids = {r.message["Message-ID"] for r in received}
-                return all(message_id(n["data"]["notice_id"], "partner.example") in ids
-                           for n in notices)  # fmt: skip
-
-            received = smtp.wait(one_each, timeout=60)
-            by_id = Counter(r.message["Message-ID"] for r in received)
-            for notice in notices:
-                data = notice["data"]
-                mid = message_id(data["notice_id"], "partner.example")
-                assert by_id[mid] == 1, data["notice_id"]
-                mail = next(r for r in received if r.message["Message-ID"] == mid)
-                assert mail.tls
-                assert mail.login == smtp.username
-                if data["audience"] == "customer":
-                    assert mail.rcpt_tos == (profile["billing_email"],)
-                    assert mail.message["Content-Language"] == "zh-TW"
-                else:
-                    assert mail.rcpt_tos == (profile["partner_contact_email"],)
-                    assert mail.message["Content-Language"] == "en"
-                assert mail.message["Subject"]
-                assert mail.text()
-                assert mail.html()
-            overdue = [
-                r
-                for r in received
-                if r.message["Content-Language"] == "zh-TW" and "1,450.00" in r.text()
-            ]
-            assert overdue, "the zh-TW notices state the overdue amount"
-
-            # Someone suspends a subscription by hand in Partner Center: the reconciler reports
-            # the drift, puts it back, and staff get a notice.
-            theirs = SUBSCRIPTIONS["sub-7c1e9a"]
-            pc.hand_change(TENANT, theirs, status="suspended")
-            until(
-                lambda: pc.subscription(TENANT, theirs)["status"] == "active",
-                60,
-                "the reconciler re-applies the desired state",
-            )
-            await pipeline.settle()
-            drift = [
-                e
-                for e in (await pipeline.outcome()).topics["access.events.v1"]
-                if e["event_type"] == "access.drift" and e["customer_id"] == CUSTOMER
-            ]
-            assert [d["data"] for d in drift] == [
-                {
-                    "subscription_id": "sub-7c1e9a",
-                    "provider": "partner_center",
-                    "desired": "active",
-                    "observed": "suspended",
-                }
-            ]
-            staff = staff_notice(AccessDrift.model_validate(drift[0]), "en")
-            staff_mid = message_id(staff.notice_id, "partner.example")
-            received = smtp.wait(
-                lambda rs: any(r.message["Message-ID"] == staff_mid for r in rs), timeout=60
-            )
-            (alert,) = [r for r in received if r.message["Message-ID"] == staff_mid]
-            assert alert.rcpt_tos == (profile["partner_contact_email"],)
-            # Nothing else was touched twice: the other subscription saw no new PATCH.
-            other = SUBSCRIPTIONS["sub-55d0f2"]
-            assert pc.patches(TENANT, other) == after_restore[other]
+            after_restore = await _suspend_then_restore(pipeline, pc, events)
+            await _one_email_per_notice(pipeline, smtp, profile)
+            await _drift_is_repaired_and_reported(pipeline, pc, smtp, profile, after_restore)
             issued = pc.issued_tokens()
         finally:
             pipeline.fleet.stop()
 
     # The services' logs hold no address, no secret and no token.
-    logs = {p.name: p.read_text(errors="replace") for p in tmp_path.glob("*.log")}
+    logs = await asyncio.to_thread(_logs, tmp_path)
+    _no_leaks(logs, (*emails, FROM, CLIENT_SECRET, SMTP_PASSWORD, *issued))
+
+
+def _configure(tmp_path: Path) -> tuple[Path, Path]:
+    """The mounted client-secret file and the partner's mapping file."""
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    client_secret = secrets / "client-secret"
+    client_secret.write_text(CLIENT_SECRET + "\n", encoding="utf-8")
+    mapping = tmp_path / "partner-center.yaml"
+    mapping.write_text(
+        f"customers:\n  {CUSTOMER}: {TENANT}\nsubscriptions:\n"
+        + "".join(f"  {ours}: {theirs}\n" for ours, theirs in SUBSCRIPTIONS.items()),
+        encoding="utf-8",
+    )
+    return client_secret, mapping
+
+
+def _environment(
+    pc: PartnerCenterServer, smtp: SmtpTestServer, client_secret: Path, mapping: Path
+) -> dict[str, str]:
+    """The services configured as a partner would configure them."""
+    return {
+        "BILLSTATE_ACCESS_CONTROL_PROVIDER": "partner_center",
+        "BILLSTATE_ACCESS_CONTROL_PARTNER_CENTER_BASE_URL": pc.base_url,
+        "BILLSTATE_ACCESS_CONTROL_PARTNER_CENTER_TOKEN_URL": pc.token_url,
+        "BILLSTATE_ACCESS_CONTROL_PARTNER_CENTER_CLIENT_ID": pc.client_id,
+        "BILLSTATE_ACCESS_CONTROL_PARTNER_CENTER_CLIENT_SECRET_FILE": str(client_secret),
+        "BILLSTATE_ACCESS_CONTROL_PARTNER_CENTER_MAPPING_FILE": str(mapping),
+        "BILLSTATE_ACCESS_CONTROL_RECONCILE_INTERVAL": "1",
+        "BILLSTATE_ACCESS_CONTROL_RETRY_BASE_DELAY": "0.05",
+        "BILLSTATE_NOTIFICATIONS_CHANNEL": "email",
+        "BILLSTATE_NOTIFICATIONS_SMTP_HOST": smtp.host,
+        "BILLSTATE_NOTIFICATIONS_SMTP_PORT": str(smtp.port),
+        "BILLSTATE_NOTIFICATIONS_SMTP_USERNAME": smtp.username,
+        "BILLSTATE_NOTIFICATIONS_SMTP_PASSWORD": SMTP_PASSWORD,
+        "BILLSTATE_NOTIFICATIONS_SMTP_FROM_ADDRESS": FROM,
+        "BILLSTATE_NOTIFICATIONS_SMTP_CA_FILE": str(smtp.ca_file),
+    }
+
+
+async def _suspend_then_restore(
+    pipeline: Pipeline, pc: PartnerCenterServer, events: list[dict[str, Any]]
+) -> dict[str, int]:
+    """Drive the lifecycle; the PATCH count per subscription once it is restored."""
+    payment = next(i for i, e in enumerate(events) if e["event_type"] == "payment.received")
+
+    # Unpaid: climbs to suspension; Partner Center shows both subscriptions suspended,
+    # auto-renew and the scheduled change dropped, as the real service does.
+    await pipeline.drive(events[:payment])
+    await pipeline.settle()
+    for theirs in SUBSCRIPTIONS.values():
+        held = pc.subscription(TENANT, theirs)
+        assert held["status"] == "suspended"
+        assert held["autoRenewEnabled"] is False
+    patches = {t: pc.patches(TENANT, t) for t in SUBSCRIPTIONS.values()}
+
+    # Paid: restored, and what suspension dropped is back.
+    await pipeline.drive(events[payment:])
+    await pipeline.settle()
+    for theirs in SUBSCRIPTIONS.values():
+        held = pc.subscription(TENANT, theirs)
+        assert held["status"] == "active"
+        assert held["autoRenewEnabled"] is True
+        assert held.get("scheduledNextTermInstructions") == {
+            "product": {"productId": "CFQ7TTC0LH18"}
+        }
+        assert pc.patches(TENANT, theirs) > patches[theirs]
+    return {t: pc.patches(TENANT, t) for t in SUBSCRIPTIONS.values()}
+
+
+async def _one_email_per_notice(
+    pipeline: Pipeline, smtp: SmtpTestServer, profile: dict[str, Any]
+) -> None:
+    """One e-mail per notice, to the audience's address, in the audience's language."""
+    outcome = await pipeline.outcome()
+    notices = [
+        n for n in outcome.topics["notifications.requests.v1"] if n["customer_id"] == CUSTOMER
+    ]
+    kinds = Counter(n["data"]["kind"] for n in notices)
+    assert kinds["reminder"] == 2
+    assert kinds["restored"] == 1
+
+    def one_each(received: list[Received]) -> bool:
+        ids = {r.message["Message-ID"] for r in received}
+        return all(message_id(n["data"]["notice_id"], "partner.example") in ids
+                   for n in notices)  # fmt: skip
+
+    received = await smtp.wait_async(one_each, timeout=60)
+    by_id = Counter(r.message["Message-ID"] for r in received)
+    for notice in notices:
+        data = notice["data"]
+        mid = message_id(data["notice_id"], "partner.example")
+        assert by_id[mid] == 1, data["notice_id"]
+        mail = next(r for r in received if r.message["Message-ID"] == mid)
+        assert mail.tls
+        assert mail.login == smtp.username
+        if data["audience"] == "customer":
+            assert mail.rcpt_tos == (profile["billing_email"],)
+            assert mail.message["Content-Language"] == "zh-TW"
+        else:
+            assert mail.rcpt_tos == (profile["partner_contact_email"],)
+            assert mail.message["Content-Language"] == "en"
+        assert mail.message["Subject"]
+        assert mail.text()
+        assert mail.html()
+    overdue = [
+        r for r in received if r.message["Content-Language"] == "zh-TW" and "1,450.00" in r.text()
+    ]
+    assert overdue, "the zh-TW notices state the overdue amount"
+
+
+async def _drift_is_repaired_and_reported(
+    pipeline: Pipeline,
+    pc: PartnerCenterServer,
+    smtp: SmtpTestServer,
+    profile: dict[str, Any],
+    after_restore: dict[str, int],
+) -> None:
+    """Someone suspends a subscription by hand in Partner Center: the reconciler reports
+    the drift, puts it back, and staff get a notice."""
+    theirs = SUBSCRIPTIONS["sub-7c1e9a"]
+    pc.hand_change(TENANT, theirs, status="suspended")
+    await asyncio.to_thread(
+        until,
+        lambda: pc.subscription(TENANT, theirs)["status"] == "active",
+        60,
+        "the reconciler re-applies the desired state",
+    )
+    await pipeline.settle()
+    drift = [
+        e
+        for e in (await pipeline.outcome()).topics["access.events.v1"]
+        if e["event_type"] == "access.drift" and e["customer_id"] == CUSTOMER
+    ]
+    assert [d["data"] for d in drift] == [
+        {
+            "subscription_id": "sub-7c1e9a",
+            "provider": "partner_center",
+            "desired": "active",
+            "observed": "suspended",
+        }
+    ]
+    staff = staff_notice(AccessDrift.model_validate(drift[0]), "en")
+    staff_mid = message_id(staff.notice_id, "partner.example")
+    received = await smtp.wait_async(
+        lambda rs: any(r.message["Message-ID"] == staff_mid for r in rs), timeout=60
+    )
+    (alert,) = [r for r in received if r.message["Message-ID"] == staff_mid]
+    assert alert.rcpt_tos == (profile["partner_contact_email"],)
+    # Nothing else was touched twice: the other subscription saw no new PATCH.
+    other = SUBSCRIPTIONS["sub-55d0f2"]
+    assert pc.patches(TENANT, other) == after_restore[other]
+
+
+def _logs(folder: Path) -> dict[str, str]:
+    """Each service's log by file name."""
+    return {p.name: p.read_text(errors="replace") for p in folder.glob("*.log")}
+
+
+def _no_leaks(logs: dict[str, str], leaks: tuple[str, ...]) -> None:
+    """Every service line is JSON, and none holds any of `leaks`."""
     assert set(logs) >= {"access-control.log", "notifications.log"}
     assert sum(len(text.splitlines()) for text in logs.values()) > 100
     for name, text in logs.items():
         for line in text.splitlines():
             if line.startswith("{"):
                 json.loads(line)  # every service line is JSON
-        for secret in (*emails, FROM, CLIENT_SECRET, SMTP_PASSWORD, *issued):
+        for secret in leaks:
             assert secret not in text, f"{name} leaks a secret or an address"

@@ -186,19 +186,19 @@ def _properties(layout: Layout) -> str:
         "process.roles=broker,controller",
         "node.id=1",
         f"controller.quorum.voters=1@127.0.0.1:{controller}",
-        f"listeners=PLAINTEXT://127.0.0.1:{layout.port},CONTROLLER://127.0.0.1:{controller},"
-        f"SASL_PLAINTEXT://127.0.0.1:{layout.sasl_port}",
-        f"advertised.listeners=PLAINTEXT://127.0.0.1:{layout.port},"
-        f"SASL_PLAINTEXT://127.0.0.1:{layout.sasl_port}",
+        (f"listeners=PLAINTEXT://127.0.0.1:{layout.port},CONTROLLER://127.0.0.1:{controller},"
+         f"SASL_PLAINTEXT://127.0.0.1:{layout.sasl_port}"),
+        (f"advertised.listeners=PLAINTEXT://127.0.0.1:{layout.port},"
+         f"SASL_PLAINTEXT://127.0.0.1:{layout.sasl_port}"),
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        "listener.security.protocol.map="
-        "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT",
+        ("listener.security.protocol.map="
+         "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"),
         # A SCRAM listener like a Strimzi cluster's, so clients' authentication is tested
         # for real; users are added with add_scram_user.
         "sasl.enabled.mechanisms=SCRAM-SHA-512",
-        "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="
-        "org.apache.kafka.common.security.scram.ScramLoginModule required;",
+        ("listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="
+         "org.apache.kafka.common.security.scram.ScramLoginModule required;"),
         f"log.dirs={layout.data}",
         "num.partitions=1",
         "auto.create.topics.enable=false",
@@ -287,7 +287,7 @@ def up(layout: Layout, timeout: float = 120.0) -> str:
         if fmt.returncode != 0:
             raise LocalKafkaError(f"formatting KRaft storage failed:\n{fmt.stdout}{fmt.stderr}")
     offset = layout.log.stat().st_size if layout.log.exists() else 0
-    with open(layout.run / "broker.out", "ab") as out:
+    with (layout.run / "broker.out").open("ab") as out:
         proc = subprocess.Popen(
             [java, "-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
              f"-Dlog4j2.configurationFile={log4j}", "-cp", classpath, "kafka.Kafka", str(props)],
@@ -326,7 +326,7 @@ def _wait_started(layout: Layout, pid: int, offset: int, timeout: float) -> None
             tail = layout.log.read_text(errors="replace")[-3000:] if layout.log.exists() else ""
             raise LocalKafkaError(f"the broker exited while starting; see {layout.log}\n{tail}")
         if layout.log.exists():
-            with open(layout.log, "rb") as fh:
+            with layout.log.open("rb") as fh:
                 fh.seek(offset)
                 started = STARTED_MARKER.encode() in fh.read()
             # A restarted `up` on a running broker passes offset 0 and finds the old marker.

@@ -33,7 +33,8 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[TopicPartition, int]:
     try:
         partitions = consumer.partitions_for_topic(topic)
         if partitions is None:
-            await consumer._client.force_metadata_update()
+            # aiokafka has no public way to refresh the consumer's metadata.
+            await consumer._client.force_metadata_update()  # noqa: SLF001
             partitions = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         offsets: dict[TopicPartition, int] = await consumer.end_offsets(tps)
@@ -46,7 +47,7 @@ async def read_after(
     bootstrap: str,
     start: dict[TopicPartition, int],
     until: Callable[[list[ConsumerRecord]], bool],
-    timeout: float = 30.0,
+    timeout: float = 30.0,  # noqa: ASYNC109  (the error says how many records came by then)
 ) -> list[ConsumerRecord]:
     """Read records after `start` until `until(records)` holds; fail after `timeout` seconds."""
     consumer = AIOKafkaConsumer(
@@ -74,7 +75,9 @@ async def read_after(
 
 
 async def wait_for(
-    predicate: Callable[[], bool], timeout: float = 30.0, every: float = 0.05
+    predicate: Callable[[], bool],
+    timeout: float = 30.0,  # noqa: ASYNC109  (the callers' API: each passes its own deadline)
+    every: float = 0.05,
 ) -> None:
     """Poll a condition with a deadline; the only sanctioned way for a test to wait."""
     deadline = time.monotonic() + timeout

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
@@ -68,7 +68,7 @@ class PartnerCenterServer:
         self,
         *,
         client_id: str = "b1e5c0de-0000-4000-8000-00000000c11e",
-        client_secret: str = "test-secret-not-real",
+        client_secret: str = "test-secret-not-real",  # noqa: S107  (a throw-away test credential)
         scope: str = SCOPE,
         expires_in: int = 3599,
         partner_tenant: str = PARTNER_TENANT,
@@ -121,7 +121,7 @@ class PartnerCenterServer:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> PartnerCenterServer:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -130,7 +130,7 @@ class PartnerCenterServer:
 
     @classmethod
     @contextmanager
-    def in_thread(cls, **kwargs: Any) -> Iterator[PartnerCenterServer]:
+    def in_thread(cls, **kwargs: Any) -> Iterator[Self]:
         """The server on its own event loop in a daemon thread, for synchronous tests."""
         server = cls(**kwargs)
         loop = asyncio.new_event_loop()
@@ -384,37 +384,61 @@ class PartnerCenterServer:
         resource = self._subscriptions.get(key)
         if resource is None:
             return _error(404, 20003, f"Subscription with id {key[1]} not found.")
-        current = resource["attributes"]["etag"]
-        if if_match is None:
-            return _error(412, 2055, "An If-Match header with the subscription's etag is required")
-        if if_match.strip().removeprefix("W/").strip('"') != current:
-            return _error(412, 2055, "Etag is no longer valid")
-        if not isinstance(body, dict) or body.get("id") != key[1]:
-            return _error(400, 800002, "Invalid request input: a whole Subscription is required")
-        status = body.get("status")
-        if status not in ("active", "suspended"):
-            return _error(400, 3000, "Invalid property: status")
-        auto_renew = body.get("autoRenewEnabled", resource.get("autoRenewEnabled"))
-        scheduled = body.get("scheduledNextTermInstructions")
-        if status == "suspended" and resource["status"] == "suspended" and auto_renew:
-            return _error(400, 2001, "A suspended subscription cannot be changed")
-        if scheduled is not None and not auto_renew:
-            return _error(400, 800002, "Scheduled changes need autoRenewEnabled true")
-        if status == "suspended":
-            # What the real service does: no renewal, and the mid-term change deletes
-            # whatever was scheduled for the renewal.
-            resource["status"] = "suspended"
-            resource["autoRenewEnabled"] = False
-            resource.pop("scheduledNextTermInstructions", None)
-        else:
-            resource["status"] = "active"
-            resource["autoRenewEnabled"] = bool(auto_renew)
-            if scheduled is not None:
-                resource["scheduledNextTermInstructions"] = copy.deepcopy(scheduled)
-            else:
-                resource.pop("scheduledNextTermInstructions", None)
-        for field in ("friendlyName", "quantity"):
-            if field in body:
-                resource[field] = body[field]
+        # Not `or`: a Response is a mapping, falsy while its state is empty.
+        refused = _precondition_failed(resource, if_match)
+        if refused is None:
+            refused = _invalid_patch(resource, key, body)
+        if refused is not None:
+            return refused
+        _write(resource, body)
         resource["attributes"]["etag"] = _etag()
         return web.json_response(copy.deepcopy(resource))
+
+
+def _precondition_failed(resource: dict[str, Any], if_match: str | None) -> web.Response | None:
+    """412 unless the PATCH names the subscription's current etag."""
+    current = resource["attributes"]["etag"]
+    if if_match is None:
+        return _error(412, 2055, "An If-Match header with the subscription's etag is required")
+    if if_match.strip().removeprefix("W/").strip('"') != current:
+        return _error(412, 2055, "Etag is no longer valid")
+    return None
+
+
+def _invalid_patch(
+    resource: dict[str, Any], key: tuple[str, str], body: Any
+) -> web.Response | None:
+    """400 for a body Partner Center refuses: not a whole subscription, or a change it forbids."""
+    if not isinstance(body, dict) or body.get("id") != key[1]:
+        return _error(400, 800002, "Invalid request input: a whole Subscription is required")
+    status = body.get("status")
+    if status not in ("active", "suspended"):
+        return _error(400, 3000, "Invalid property: status")
+    auto_renew = body.get("autoRenewEnabled", resource.get("autoRenewEnabled"))
+    if status == "suspended" and resource["status"] == "suspended" and auto_renew:
+        return _error(400, 2001, "A suspended subscription cannot be changed")
+    if body.get("scheduledNextTermInstructions") is not None and not auto_renew:
+        return _error(400, 800002, "Scheduled changes need autoRenewEnabled true")
+    return None
+
+
+def _write(resource: dict[str, Any], body: dict[str, Any]) -> None:
+    """The write of a valid PATCH (the etag is renewed by the caller)."""
+    auto_renew = body.get("autoRenewEnabled", resource.get("autoRenewEnabled"))
+    scheduled = body.get("scheduledNextTermInstructions")
+    if body["status"] == "suspended":
+        # What the real service does: no renewal, and the mid-term change deletes
+        # whatever was scheduled for the renewal.
+        resource["status"] = "suspended"
+        resource["autoRenewEnabled"] = False
+        resource.pop("scheduledNextTermInstructions", None)
+    else:
+        resource["status"] = "active"
+        resource["autoRenewEnabled"] = bool(auto_renew)
+        if scheduled is not None:
+            resource["scheduledNextTermInstructions"] = copy.deepcopy(scheduled)
+        else:
+            resource.pop("scheduledNextTermInstructions", None)
+    for field in ("friendlyName", "quantity"):
+        if field in body:
+            resource[field] = body[field]

@@ -15,14 +15,16 @@ KAFKA_IMAGE = f"apache/kafka:{localkafka.KAFKA_VERSION}"
 def _docker_answers() -> bool:
     """A ping, not `which docker`: the client alone is no engine."""
     try:
-        import docker
+        # Imported here: docker and testcontainers are dev dependencies, and this plugin
+        # loads in every pytest run of an environment that installs billstate-shared.
+        import docker  # noqa: PLC0415
 
         client = docker.from_env(timeout=3)
         try:
             return bool(client.ping())
         finally:
             client.close()
-    except Exception:
+    except Exception:  # noqa: BLE001  (whatever fails, there is no engine to use)
         return False
 
 
@@ -33,7 +35,7 @@ def kafka_bootstrap() -> Iterator[str]:
         yield bootstrap
         return
     if _docker_answers():
-        from testcontainers.kafka import KafkaContainer
+        from testcontainers.kafka import KafkaContainer  # noqa: PLC0415  (a dev dependency)
 
         with KafkaContainer(image=KAFKA_IMAGE).with_kraft() as container:
             yield container.get_bootstrap_server()
@@ -53,7 +55,7 @@ def kafka_bootstrap() -> Iterator[str]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
+    item: pytest.Item,
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     """In CI a skipped broker test is a failure: the real-broker tests must run."""
     report = yield

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import trustme
 from aiosmtpd.controller import Controller
@@ -72,28 +72,35 @@ class _Fault:
 
 
 class _Handler:
-    """aiosmtpd hooks; they run on the server's thread, so all shared state is locked."""
+    """aiosmtpd hooks; they run on the server's thread, so all shared state is locked (the
+    owner's `take_fault` and `accept` take its lock)."""
 
-    def __init__(self, owner: SmtpTestServer) -> None:
-        self.owner = owner
+    def __init__(
+        self,
+        take_fault: Callable[[Stage], str | None],
+        accept: Callable[[Received], None],
+    ) -> None:
+        self.take_fault, self.accept = take_fault, accept
         self.sequence = itertools.count(1)
 
-    async def handle_RCPT(
+    async def handle_RCPT(  # noqa: N802  (aiosmtpd looks its hooks up by this name)
         self,
-        server: SMTP,
-        session: Session,
+        _server: SMTP,
+        _session: Session,
         envelope: Envelope,
         address: str,
-        rcpt_options: list[str],
+        _rcpt_options: list[str],
     ) -> str:
-        fault = self.owner._take_fault("RCPT")
+        fault = self.take_fault("RCPT")
         if fault is not None:
             return fault
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        fault = self.owner._take_fault("DATA")
+    async def handle_DATA(  # noqa: N802  (aiosmtpd looks its hooks up by this name)
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        fault = self.take_fault("DATA")
         if fault is not None:
             return fault
         raw = envelope.original_content or b""
@@ -101,7 +108,7 @@ class _Handler:
         assert isinstance(message, EmailMessage)
         auth = session.auth_data
         login = auth.login.decode() if isinstance(auth, LoginPassword) else None
-        self.owner._accept(
+        self.accept(
             Received(
                 mail_from=envelope.mail_from or "",
                 rcpt_tos=tuple(envelope.rcpt_tos),
@@ -130,7 +137,7 @@ class _Controller(Controller):
         if self.auth_in_clear:
             # Set after construction: the constructor argument makes aiosmtpd warn on
             # every connection, and its warning cannot be filtered from this thread.
-            smtp._auth_require_tls = False
+            smtp._auth_require_tls = False  # noqa: SLF001  (aiosmtpd has no public setter)
         return smtp
 
     def _create_server(self) -> Any:
@@ -158,7 +165,7 @@ class SmtpTestServer:
         self,
         *,
         username: str = "billstate",
-        password: str = "smtp-test-password",
+        password: str = "smtp-test-password",  # noqa: S107  (a throw-away test credential)
         tls: TlsMode = "starttls",
         require_auth: bool = True,
         directory: Path | None = None,
@@ -186,7 +193,7 @@ class SmtpTestServer:
         assert self._controller is not None, "start() first"
         return int(self._controller.port)
 
-    def start(self) -> SmtpTestServer:
+    def start(self) -> Self:
         # aiosmtpd logs every envelope address at INFO and a deprecation notice per login
         # at WARNING; tests' logs carry no addresses and no noise.
         logging.getLogger("mail.log").setLevel(logging.ERROR)
@@ -196,7 +203,7 @@ class SmtpTestServer:
             self.ca.issue_cert(HOST, "localhost").configure_cert(context)
         starttls = self.tls == "starttls"
         controller = _Controller(
-            _Handler(self),
+            _Handler(self._take_fault, self._accept),
             hostname=HOST,
             port=0,
             ssl_context=context if self.tls == "implicit" else None,
@@ -220,7 +227,7 @@ class SmtpTestServer:
         if self._own_directory:
             shutil.rmtree(self.directory, ignore_errors=True)
 
-    def __enter__(self) -> SmtpTestServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(
@@ -276,7 +283,9 @@ class SmtpTestServer:
             return list(self._received)
 
     async def wait_async(
-        self, until: Callable[[list[Received]], bool], timeout: float = 10.0
+        self,
+        until: Callable[[list[Received]], bool],
+        timeout: float = 10.0,  # noqa: ASYNC109  (bounds the worker thread's wait; a cancel cannot)
     ) -> list[Received]:
         """`wait` for async tests: blocks a worker thread, not the event loop."""
         return await asyncio.to_thread(self.wait, until, timeout)
@@ -284,7 +293,7 @@ class SmtpTestServer:
     # ---- server side (the server's thread) ------------------------------------------------
 
     def _authenticate(
-        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+        self, _server: SMTP, _session: Session, _envelope: Envelope, mechanism: str, data: Any
     ) -> AuthResult:
         if mechanism not in ("PLAIN", "LOGIN") or not isinstance(data, LoginPassword):
             return AuthResult(success=False, handled=False)

@@ -43,7 +43,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType, TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import aiohttp
 from aiohttp import web
@@ -187,7 +187,9 @@ class WebhookReceiver:
         return self._wait(predicate, timeout)
 
     async def wait_for_async(
-        self, predicate: Callable[[tuple[Delivery, ...]], bool], timeout: float = 10.0
+        self,
+        predicate: Callable[[tuple[Delivery, ...]], bool],
+        timeout: float = 10.0,  # noqa: ASYNC109  (bounds the worker thread's wait; a cancel cannot)
     ) -> tuple[Delivery, ...]:
         """`wait_for` for coroutines: a worker thread blocks, the caller's loop keeps going."""
         return await asyncio.to_thread(self._wait, predicate, timeout)
@@ -246,11 +248,11 @@ class WebhookReceiver:
         timeout: float = 10.0,
     ) -> int:
         """`send` from a thread without a loop (the background-thread mode's tests)."""
-        request = urllib.request.Request(
+        request = urllib.request.Request(  # noqa: S310  (http on loopback, never file:)
             self.url_for(path or self.path), data=body, headers=_own(headers), method="POST"
         )
         try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
                 return int(response.status)
         except urllib.error.HTTPError as err:
             return int(err.code)
@@ -283,7 +285,7 @@ class WebhookReceiver:
             await self._runner.cleanup()
             self._runner = None
 
-    async def __aenter__(self) -> WebhookReceiver:
+    async def __aenter__(self) -> Self:
         await self.start()
         return self
 
@@ -297,7 +299,7 @@ class WebhookReceiver:
 
     # ---- serving from a background thread -------------------------------------------------
 
-    def __enter__(self) -> WebhookReceiver:
+    def __enter__(self) -> Self:
         ready = threading.Event()
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._serve_in_thread(ready)),
@@ -328,7 +330,7 @@ class WebhookReceiver:
     async def _serve_in_thread(self, ready: threading.Event) -> None:
         try:
             await self.start()
-        except BaseException as err:
+        except BaseException as err:  # noqa: BLE001  (handed to __enter__, which raises it)
             self._thread_error = err
             ready.set()
             return
