@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from billstate_shared.contracts.currencies import ISO_4217_CODES
+from billstate_shared.domain.currencies import ISO_4217_CODES
 
 __all__ = [
     "AMOUNT_PATTERN",
