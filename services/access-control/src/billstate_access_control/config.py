@@ -3,9 +3,10 @@
 from pathlib import Path
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from billstate_shared.runtime.retry import RetryPolicy
 from billstate_shared.settings import ServiceSettings
 
 PREFIX = "BILLSTATE_ACCESS_CONTROL_"
@@ -18,9 +19,9 @@ class Settings(ServiceSettings):
     http_port: int = 8080
     data_dir: Path = Path(".cache/data/access-control")
     consumer_group: str = "access-control"
-    # Where access lives: the built-in ledger, Partner Center, or the partner's own system
-    # behind a signed webhook.
-    provider: Literal["ledger", "partner_center", "webhook"] = "ledger"
+    # Where access lives: the service's own store (builtin), Partner Center, or the
+    # partner's own system behind a signed webhook. `ledger`, builtin's old name, still works.
+    provider: Literal["builtin", "partner_center", "webhook"] = "builtin"
     # Per subscription: the first call plus retries; delays double from the base delay.
     retry_attempts: int = Field(default=5, ge=1)
     retry_base_delay: float = Field(default=0.2, ge=0)
@@ -47,6 +48,17 @@ class Settings(ServiceSettings):
     webhook_secret: SecretStr | None = None
     webhook_secret_file: Path | None = None
     webhook_timeout: float = Field(default=10.0, gt=0, le=120)
+
+    @field_validator("provider", mode="before")
+    @classmethod
+    def _old_name(cls, value: object) -> object:
+        """`ledger` is what the built-in provider was called before; it still means builtin."""
+        return "builtin" if value == "ledger" else value
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """How often a provider call is tried per subscription, and the waits in between."""
+        return RetryPolicy(self.retry_attempts, self.retry_base_delay, self.retry_max_delay)
 
     @model_validator(mode="after")
     def _provider_complete(self) -> Self:

@@ -9,12 +9,12 @@ reason, so a failure is visible twice and never silent.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import structlog
 
 from billstate_access_control.domain import (
+    AccessEvents,
     Action,
     Command,
     CustomerAccess,
@@ -23,52 +23,38 @@ from billstate_access_control.domain import (
     decide,
     settled,
 )
-from billstate_access_control.providers import Change, Provider, ProviderError
+from billstate_access_control.providers import Change, Provider
 from billstate_access_control.store import Store
-from billstate_shared.contracts import (
-    AccessFailed,
-    AccessFailedData,
-    AccessRestore,
-    AccessRestored,
-    AccessRestoredData,
-    AccessSuspend,
-    AccessSuspended,
-    AccessSuspendedData,
-    EventBase,
-    decode,
-    encode,
-)
-from billstate_shared.domain.ids import make_id
+from billstate_shared.contracts import AccessRestore, AccessSuspend, EventBase, decode, encode
+from billstate_shared.errors import ExternalError, Refused
 from billstate_shared.runtime.dlq import DeadLetter
-from billstate_shared.runtime.loop import Produce, Record, Refused
 from billstate_shared.runtime.metrics import Metrics
+from billstate_shared.runtime.records import Produce, Record
+from billstate_shared.runtime.retry import RetryPolicy, Sleep, Tried
 from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS
 
 log = structlog.get_logger("billstate.access_control")
 
-MAX_ERROR = 500  # characters of a provider's error kept in events and DLQ reasons
+MAX_ERROR = 500  # characters of a provider's error kept in events, logs and DLQ reasons
 
 
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """How often a provider call is tried, and how long to wait in between."""
-
-    attempts: int = 5
-    base_delay: float = 0.2
-    max_delay: float = 30.0
-
-    def delay(self, attempt: int) -> float:
-        """The wait after failed attempt number `attempt` (1, 2, ...): base, 2x base, 4x..."""
-        return float(min(self.base_delay * 2 ** (attempt - 1), self.max_delay))
+def error_text(err: BaseException | None) -> str:
+    """A provider error's own message (an adapter bug or a transport error: its repr), cut to
+    MAX_ERROR characters."""
+    if err is None:
+        return ""
+    text = err.message if isinstance(err, ExternalError) else repr(err)
+    return text[:MAX_ERROR]
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """How one provider call ended after its retries."""
+def failure(tried: Tried) -> str:
+    """Why a provider call failed for good: its last error."""
+    return error_text(tried.error) or "unknown error"
 
-    ok: bool
-    attempts: int
-    error: str = ""
+
+def produce(event: EventBase) -> Produce:
+    """An `access.*` event as the record to write, keyed by customer."""
+    return Produce(ACCESS_EVENTS.name, event.customer_id.encode(), encode(event))
 
 
 class AccessHandler:
@@ -79,10 +65,10 @@ class AccessHandler:
         *,
         store: Store,
         provider: Provider,
-        retry: Retry,
+        retry: RetryPolicy,
         service: str = "access-control",
         metrics: Metrics | None = None,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        sleep: Sleep = asyncio.sleep,
     ) -> None:
         self.store, self.provider, self.retry = store, provider, retry
         self.service, self.metrics, self.sleep = service, metrics, sleep
@@ -118,14 +104,17 @@ class AccessHandler:
             command_id=data.command_id,
             subscription_ids=tuple(data.subscription_ids),
         )
+        events = AccessEvents(
+            customer_id=event.customer_id, provider=self.provider.name, at=event.occurred_at
+        )
         state = self.store.load(command.customer_id, [command.command_id])
         actions = decide(state, command)
         # Already applied by an earlier delivery of this command: announce again, same ids.
-        outputs = [self._done(event, a) for a in settled(state, command)]
+        outputs = [produce(events.done(a)) for a in settled(state, command)]
         state = accept(state, command)
         self.store.save(state)
 
-        failures: list[tuple[Action, Outcome]] = []
+        failures: list[tuple[Action, Tried]] = []
         for action in actions:
             change = Change(
                 customer_id=command.customer_id,
@@ -135,33 +124,29 @@ class AccessHandler:
                 reason=data.reason,
                 stage=data.stage,
             )
-            outcome = await self.apply(change)
-            if outcome.ok:
+            tried = await self.apply(change)
+            if tried.ok:
                 state = self._record(state, action)
-                outputs.append(self._done(event, action))
+                outputs.append(produce(events.done(action)))
             else:
-                failures.append((action, outcome))
-                outputs.append(self._failed(event, action, outcome))
+                failures.append((action, tried))
+                outputs.append(
+                    produce(events.failed(action, attempts=tried.attempts, error=failure(tried)))
+                )
         if failures:
             outputs.append(self._dead_letter(record, value, event, failures))
         return outputs
 
-    async def apply(self, change: Change) -> Outcome:
+    async def apply(self, change: Change) -> Tried:
         """Call the provider until it succeeds, refuses for good, or the attempts run out.
 
         Also the reconciler's way to re-apply, so both share one retry policy."""
-        attempt, error = 0, ""
-        while attempt < self.retry.attempts:
-            attempt += 1
-            wait: float | None = None
-            try:
-                await self.provider.apply(change)
-                return Outcome(True, attempt)
-            except ProviderError as err:
-                error, retryable, wait = err.message, err.retryable, err.retry_after
-            except Exception as err:  # an adapter bug or a transport error: worth a retry
-                error, retryable = repr(err), True
-            error = error[:MAX_ERROR]
+
+        def failed(
+            attempt: int,
+            err: BaseException,
+            retryable: bool,  # noqa: FBT001  (the shape RetryPolicy calls back with)
+        ) -> None:
             log.warning(
                 "provider call failed",
                 provider=self.provider.name,
@@ -169,17 +154,12 @@ class AccessHandler:
                 desired=change.desired,
                 attempt=attempt,
                 retryable=retryable,
-                error=error,
+                error=error_text(err),
             )
-            if not retryable:
-                break
-            if attempt < self.retry.attempts:
-                # The far side's Retry-After wins over our backoff, within the cap.
-                delay = self.retry.delay(attempt)
-                if wait is not None:
-                    delay = min(max(delay, wait), max(self.retry.max_delay, delay))
-                await self.sleep(delay)
-        return Outcome(False, attempt, error or "unknown error")
+
+        return await self.retry.attempt(
+            lambda: self.provider.apply(change), sleep=self.sleep, on_failure=failed
+        )
 
     def _record(self, state: CustomerAccess, action: Action) -> CustomerAccess:
         state = applied(
@@ -188,73 +168,20 @@ class AccessHandler:
         self.store.save(state)
         return state
 
-    def _done(self, command: AccessSuspend | AccessRestore, action: Action) -> Produce:
-        sid, cid, name = action.subscription_id, action.command_id, self.provider.name
-        event: AccessSuspended | AccessRestored
-        if action.desired == "suspended":
-            event = AccessSuspended(
-                event_id=make_id("acc", cid, sid, "suspended"),
-                event_type="access.suspended",
-                occurred_at=command.occurred_at,
-                customer_id=command.customer_id,
-                data=AccessSuspendedData(command_id=cid, subscription_id=sid, provider=name),
-            )
-        else:
-            event = AccessRestored(
-                event_id=make_id("acc", cid, sid, "restored"),
-                event_type="access.restored",
-                occurred_at=command.occurred_at,
-                customer_id=command.customer_id,
-                data=AccessRestoredData(command_id=cid, subscription_id=sid, provider=name),
-            )
-        return self._produce(event)
-
-    def _failed(
-        self, command: AccessSuspend | AccessRestore, action: Action, outcome: Outcome
-    ) -> Produce:
-        return self._produce(
-            AccessFailed(
-                event_id=make_id("acc", action.command_id, action.subscription_id, "failed"),
-                event_type="access.failed",
-                occurred_at=command.occurred_at,
-                customer_id=command.customer_id,
-                data=AccessFailedData(
-                    command_id=action.command_id,
-                    subscription_id=action.subscription_id,
-                    provider=self.provider.name,
-                    attempts=outcome.attempts,
-                    error=outcome.error,
-                ),
-            )
-        )
-
-    def _produce(self, event: EventBase) -> Produce:
-        return Produce(ACCESS_EVENTS.name, event.customer_id.encode(), encode(event))
-
     def _dead_letter(
         self,
         record: Record,
         value: bytes,
         command: AccessSuspend | AccessRestore,
-        failures: list[tuple[Action, Outcome]],
+        failures: list[tuple[Action, Tried]],
     ) -> Produce:
         reason = "; ".join(
             f"provider {self.provider.name} could not make subscription {action.subscription_id}"
-            f" {action.desired} after {outcome.attempts} attempt(s): {outcome.error}"
-            for action, outcome in failures
+            f" {action.desired} after {tried.attempts} attempt(s): {failure(tried)}"
+            for action, tried in failures
         )
-        letter = DeadLetter(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key,
-            value=value,
-            reason=reason,
-            field="data.subscription_ids",
-            service=self.service,
-            event_type=command.event_type,
-        )
+        refused = Refused("data.subscription_ids", reason, command.event_type)
         if self.metrics is not None:
             self.metrics.dead_lettered.labels(self.service, record.topic).inc()
-        log.warning("dead-lettered", field=letter.field, reason=reason)
-        return Produce(letter.dlq_topic, letter.key, value, tuple(letter.headers()))
+        log.warning("dead-lettered", field=refused.field, reason=reason)
+        return DeadLetter.from_record(record, self.service, refused, value=value).produce()

@@ -5,38 +5,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter as Tally
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import structlog
 from prometheus_client import Counter
 
-from billstate_access_control.domain import SubscriptionAccess, applied, compare, observed
-from billstate_access_control.handlers import AccessHandler, Outcome
+from billstate_access_control.domain import (
+    AccessEvents,
+    Action,
+    applied,
+    compare,
+    observed,
+)
+from billstate_access_control.handlers import AccessHandler, error_text, failure, produce
 from billstate_access_control.providers import Change, Provider
 from billstate_access_control.store import Store
-from billstate_shared.contracts import (
-    AccessDrift,
-    AccessDriftData,
-    AccessFailed,
-    AccessFailedData,
-    AccessRestored,
-    AccessRestoredData,
-    AccessSuspended,
-    AccessSuspendedData,
-    EventBase,
-    encode,
-)
-from billstate_shared.domain.ids import make_id
-from billstate_shared.runtime.loop import Produce
+from billstate_shared.contracts import EventBase
 from billstate_shared.runtime.metrics import Metrics
-from billstate_shared.topics import ACCESS_EVENTS
+from billstate_shared.runtime.records import Produce
+from billstate_shared.runtime.wallclock import WallClock, utc_now
 
 log = structlog.get_logger("billstate.access_control.reconcile")
 
 Send = Callable[[Produce], Awaitable[None]]
-Clock = Callable[[], datetime]
 # The memo slot where the reconciler counts drift episodes per subscription, so each
 # episode gets its own event ids while a re-apply that keeps failing repeats its ids.
 MEMO = "reconciler"
@@ -77,11 +69,10 @@ class Reconciler:
         metrics: Metrics | None = None,
         service: str = "access-control",
         page: int = 500,
-        clock: Clock | None = None,
+        clock: WallClock = utc_now,
     ) -> None:
         self.store, self.provider, self.handler, self.send = store, provider, handler, send
-        self.service, self.page = service, page
-        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.service, self.page, self.clock = service, page, clock
         self._stop = asyncio.Event()
         self._checked = (
             None
@@ -100,7 +91,7 @@ class Reconciler:
         while not self._stop.is_set():
             try:
                 await self.run_once()
-            except Exception as err:
+            except Exception as err:  # noqa: BLE001  (a failed pass must not end the service)
                 log.warning("reconcile pass failed", error=repr(err)[:500])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=interval)
@@ -128,15 +119,15 @@ class Reconciler:
             sub = state.subscription(subscription_id)
             try:
                 seen = await self.provider.observe(customer_id, subscription_id)
-            except Exception as err:
-                # One unreadable subscription (a 500, a timeout) must not end the pass; a
-                # throttled provider makes every read fail and the pass simply finds nothing.
+            except Exception as err:  # noqa: BLE001  (one bad read must not end the pass)
+                # A 500 or a timeout on one subscription; a throttled provider makes every
+                # read fail and the pass simply finds nothing.
                 result.unreadable += 1
                 log.warning(
                     "cannot observe",
                     customer_id=customer_id,
                     subscription_id=subscription_id,
-                    error=(getattr(err, "message", None) or repr(err))[:500],
+                    error=error_text(err),
                 )
                 return
             verdict = compare(sub, seen)
@@ -145,12 +136,10 @@ class Reconciler:
                 self._checked.labels(self.service, self.provider.name, verdict).inc()
             if verdict in ("in_sync", "unknown"):
                 return
-            cid = sub.command_id or "reconciler"
+            wanted = Action(subscription_id, sub.desired, sub.command_id or "reconciler")
             if verdict == "landed":
-                self.store.save(
-                    applied(state, subscription_id, sub.desired, cid, self.provider.name)
-                )
-                await self._emit([self._done(customer_id, sub, cid, episode=None)])
+                self._applied(customer_id, wanted)
+                await self._emit(self._events(customer_id).done(wanted))
                 return
             episode: int | None = None
             if verdict == "drift":
@@ -164,29 +153,51 @@ class Reconciler:
                     desired=sub.desired,
                     observed=seen,
                 )
-                await self._emit([self._drift(customer_id, sub, seen, episode)])
+                await self._emit(
+                    self._events(customer_id).drift(wanted, observed=seen, episode=episode)
+                )
             else:
                 episode = self._episode(customer_id, subscription_id) or None
-            change = Change(customer_id, subscription_id, sub.desired, cid, reason="reconcile")
-            outcome = await self.handler.apply(change)
-            if outcome.ok:
-                result.reapplied += 1
-                state = self.store.load(customer_id)
-                self.store.save(
-                    applied(state, subscription_id, sub.desired, cid, self.provider.name)
-                )
-                await self._emit([self._done(customer_id, sub, cid, episode)])
-            else:
-                result.failed += 1
-                log.warning(
-                    "re-apply failed",
-                    customer_id=customer_id,
-                    subscription_id=subscription_id,
-                    attempts=outcome.attempts,
-                    error=outcome.error,
-                )
-                if episode is not None:
-                    await self._emit([self._failed(customer_id, sub, cid, episode, outcome)])
+            await self._reapply(customer_id, wanted, episode, result)
+
+    async def _reapply(
+        self, customer_id: str, wanted: Action, episode: int | None, result: Round
+    ) -> None:
+        """Apply the desired state again, through the handler's retry policy."""
+        change = Change(
+            customer_id=customer_id,
+            subscription_id=wanted.subscription_id,
+            desired=wanted.desired,
+            command_id=wanted.command_id,
+            reason="reconcile",
+        )
+        tried = await self.handler.apply(change)
+        if tried.ok:
+            result.reapplied += 1
+            self._applied(customer_id, wanted)
+            await self._emit(self._events(customer_id).done(wanted, episode))
+            return
+        result.failed += 1
+        error = failure(tried)
+        log.warning(
+            "re-apply failed",
+            customer_id=customer_id,
+            subscription_id=wanted.subscription_id,
+            attempts=tried.attempts,
+            error=error,
+        )
+        if episode is not None:
+            failed = self._events(customer_id).failed(
+                wanted, attempts=tried.attempts, error=error, episode=episode
+            )
+            await self._emit(failed)
+
+    def _applied(self, customer_id: str, done: Action) -> None:
+        """Record that the provider has `done`, on behalf of the command that asked."""
+        state = self.store.load(customer_id)
+        self.store.save(
+            applied(state, done.subscription_id, done.desired, done.command_id, self.provider.name)
+        )
 
     def _episode(self, customer_id: str, subscription_id: str) -> int:
         memo = self.store.memo(MEMO, customer_id, subscription_id) or {}
@@ -197,64 +208,10 @@ class Reconciler:
         self.store.remember(MEMO, customer_id, subscription_id, {"drifts": episode})
         return episode
 
-    async def _emit(self, events: Sequence[EventBase]) -> None:
-        for event in events:
-            await self.send(Produce(ACCESS_EVENTS.name, event.customer_id.encode(), encode(event)))
+    def _events(self, customer_id: str) -> AccessEvents:
+        """The event builder for one customer, stamped now (the wall clock: a reconcile pass
+        is about the real world, not a business decision)."""
+        return AccessEvents(customer_id=customer_id, provider=self.provider.name, at=self.clock())
 
-    def _drift(
-        self, customer_id: str, sub: SubscriptionAccess, seen: str, episode: int
-    ) -> AccessDrift:
-        sid = sub.subscription_id
-        return AccessDrift(
-            event_id=make_id("acc", customer_id, sid, "drift", str(episode)),
-            event_type="access.drift",
-            occurred_at=self.clock(),
-            customer_id=customer_id,
-            data=AccessDriftData(
-                subscription_id=sid, provider=self.provider.name, desired=sub.desired, observed=seen
-            ),
-        )
-
-    def _done(
-        self, customer_id: str, sub: SubscriptionAccess, cid: str, episode: int | None
-    ) -> EventBase:
-        """The command's own event id when its change simply landed late; a re-apply after
-        drift episode n gets ids of its own, so it is not taken for the first application."""
-        sid, name = sub.subscription_id, self.provider.name
-        word = "suspended" if sub.desired == "suspended" else "restored"
-        parts = (
-            (cid, sid, word) if episode is None else (cid, sid, word, "reconciled", str(episode))
-        )
-        if sub.desired == "suspended":
-            return AccessSuspended(
-                event_id=make_id("acc", *parts),
-                event_type="access.suspended",
-                occurred_at=self.clock(),
-                customer_id=customer_id,
-                data=AccessSuspendedData(command_id=cid, subscription_id=sid, provider=name),
-            )
-        return AccessRestored(
-            event_id=make_id("acc", *parts),
-            event_type="access.restored",
-            occurred_at=self.clock(),
-            customer_id=customer_id,
-            data=AccessRestoredData(command_id=cid, subscription_id=sid, provider=name),
-        )
-
-    def _failed(
-        self, customer_id: str, sub: SubscriptionAccess, cid: str, episode: int, outcome: Outcome
-    ) -> AccessFailed:
-        sid = sub.subscription_id
-        return AccessFailed(
-            event_id=make_id("acc", cid, sid, "failed", "reconciled", str(episode)),
-            event_type="access.failed",
-            occurred_at=self.clock(),
-            customer_id=customer_id,
-            data=AccessFailedData(
-                command_id=cid,
-                subscription_id=sid,
-                provider=self.provider.name,
-                attempts=outcome.attempts,
-                error=outcome.error or "re-apply failed",
-            ),
-        )
+    async def _emit(self, event: EventBase) -> None:
+        await self.send(produce(event))

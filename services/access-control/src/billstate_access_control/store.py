@@ -1,4 +1,5 @@
-"""SQLite (WAL) store: desired and applied access, accepted command ids, and the ledger.
+"""SQLite (WAL) store: desired and applied access, accepted command ids, the built-in
+provider's records.
 
 Synchronous and short: each call is one small transaction on one connection, used from the
 event loop's thread only. Everything survives a restart, so a redelivered command is still
@@ -14,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from billstate_access_control.domain import CustomerAccess, Status, SubscriptionAccess
+from billstate_access_control.domain import Access, CustomerAccess, SubscriptionAccess
 
 FILENAME = "access-control.sqlite3"
 
@@ -53,17 +54,14 @@ CREATE TABLE IF NOT EXISTS ledger (
 _STATUSES: frozenset[str] = frozenset({"active", "suspended"})
 
 
-def _status(value: object) -> Status:
+def _status(value: object) -> Access:
     if value not in _STATUSES:
         raise ValueError(f"corrupt access store: status {value!r}")
-    return cast(Status, value)
-
-
-_SUB_COLUMNS = "subscription_id, desired, applied, command_id, applied_by, provider"
+    return cast("Access", value)
 
 
 def _subscription(row: tuple[Any, ...]) -> SubscriptionAccess:
-    """A row of `_SUB_COLUMNS` as the domain value."""
+    """A row of (subscription_id, desired, applied, command_id, applied_by, provider)."""
     sid, desired, applied, command_id, applied_by, provider = row
     return SubscriptionAccess(
         subscription_id=sid,
@@ -108,7 +106,9 @@ class Store:
     def load(self, customer_id: str, command_ids: Iterable[str] = ()) -> CustomerAccess:
         """The customer's subscriptions, and which of `command_ids` were accepted before."""
         rows = self._rows(
-            f"SELECT {_SUB_COLUMNS} FROM subscriptions WHERE customer_id = ?", customer_id
+            "SELECT subscription_id, desired, applied, command_id, applied_by, provider"
+            " FROM subscriptions WHERE customer_id = ?",
+            customer_id,
         )
         subs = {row[0]: _subscription(row) for row in rows}
         seen = frozenset(
@@ -158,7 +158,9 @@ class Store:
         subscription billstate has touched a page at a time, never holding them all."""
         start = after or ("", "")
         rows = self._rows(
-            f"SELECT customer_id, {_SUB_COLUMNS} FROM subscriptions"
+            "SELECT customer_id,"
+            " subscription_id, desired, applied, command_id, applied_by, provider"
+            " FROM subscriptions"
             " WHERE (customer_id, subscription_id) > (?, ?)"
             " ORDER BY customer_id, subscription_id LIMIT ?",
             start[0],
@@ -178,7 +180,7 @@ class Store:
             customer_id,
             subscription_id,
         )
-        return cast(dict[str, Any], json.loads(rows[0][0])) if rows else None
+        return cast("dict[str, Any]", json.loads(rows[0][0])) if rows else None
 
     def remember(
         self, provider: str, customer_id: str, subscription_id: str, memo: dict[str, Any]
@@ -198,10 +200,11 @@ class Store:
                 (provider, customer_id, subscription_id),
             )
 
-    # -- the ledger provider's records --------------------------------------------------
+    # -- the built-in provider's records ------------------------------------------------
+    # (The table keeps its first name, `ledger`, so existing data files stay readable.)
 
-    def ledger_apply(self, customer_id: str, subscription_id: str, status: str) -> None:
-        """Set the ledger's status of a subscription and count the call."""
+    def builtin_apply(self, customer_id: str, subscription_id: str, status: Access) -> None:
+        """Set the built-in provider's status of a subscription and count the call."""
         with self._tx() as db:
             db.execute(
                 "INSERT INTO ledger (customer_id, subscription_id, status, calls)"
@@ -211,18 +214,20 @@ class Store:
                 (customer_id, subscription_id, status),
             )
 
-    def ledger_status(self, customer_id: str, subscription_id: str) -> str | None:
+    def builtin_status(self, customer_id: str, subscription_id: str) -> Access | None:
+        """What the built-in provider holds for a subscription; None for one it never set."""
         rows = self._rows(
             "SELECT status FROM ledger WHERE customer_id = ? AND subscription_id = ?",
             customer_id,
             subscription_id,
         )
-        return str(rows[0][0]) if rows else None
+        return _status(rows[0][0]) if rows and rows[0][0] in _STATUSES else None
 
     # -- what GET /customers/{id}/access serves -----------------------------------------
 
     def view(self, customer_id: str) -> list[dict[str, Any]]:
-        """Each subscription's desired and applied state, by whom, and the ledger's call count."""
+        """Each subscription's desired and applied state, by whom, and the built-in provider's
+        call count."""
         rows = self._rows(
             "SELECT s.subscription_id, s.desired, s.applied, s.command_id, s.provider,"
             " COALESCE(l.calls, 0)"

@@ -22,7 +22,7 @@ import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from billstate_access_control.config import Settings
-from billstate_access_control.domain import Status
+from billstate_access_control.domain import Access
 from billstate_access_control.entrypoints.service import AccessControl
 from billstate_access_control.providers import Change, Provider, ProviderError
 from billstate_shared.contracts import (
@@ -59,10 +59,10 @@ class Flaky:
         subscription_id = change.subscription_id
         self.calls[subscription_id] = self.calls.get(subscription_id, 0) + 1
         if self.calls[subscription_id] <= self.failures:
-            raise ProviderError(True, f"HTTP 503 (call {self.calls[subscription_id]})")
+            raise ProviderError(f"HTTP 503 (call {self.calls[subscription_id]})", retryable=True)
         self.state[subscription_id] = change.desired
 
-    async def observe(self, customer_id: str, subscription_id: str) -> Status | None:
+    async def observe(self, customer_id: str, subscription_id: str) -> Access | None:
         return self.state.get(subscription_id)  # type: ignore[return-value]
 
     async def close(self) -> None:
@@ -190,7 +190,7 @@ async def test_suspend_then_restore(kafka_bootstrap: str, tmp_path: Path) -> Non
         records = await read_after(kafka_bootstrap, start, count(customer, "access.suspended", 2))
         suspended = events(records, customer, "access.suspended")
         assert sorted(e["data"]["subscription_id"] for e in suspended) == ["sub-a", "sub-b"]
-        assert {e["data"]["provider"] for e in suspended} == {"ledger"}
+        assert {e["data"]["provider"] for e in suspended} == {"builtin"}
         assert {e["data"]["command_id"] for e in suspended} == {"s-1"}
 
         status, body, _ = await get(service, f"/customers/{customer}/access")
@@ -203,7 +203,7 @@ async def test_suspend_then_restore(kafka_bootstrap: str, tmp_path: Path) -> Non
             "desired": "suspended",
             "applied": "suspended",
             "command_id": "s-1",
-            "provider": "ledger",
+            "provider": "builtin",
             "calls": 1,
         }
 
@@ -461,7 +461,7 @@ async def test_the_reconciler_reports_a_hand_made_change_as_drift_and_puts_it_ba
         )
         await read_after(kafka_bootstrap, start, count(customer, "access.suspended", 2))
 
-        service.store.ledger_apply(customer, "sub-a", "active")  # reactivated by hand
+        service.store.builtin_apply(customer, "sub-a", "active")  # reactivated by hand
         start = await marks(kafka_bootstrap, EVENTS)
         status, found = await post(service, "/reconcile")
         assert status == 200
@@ -476,7 +476,7 @@ async def test_the_reconciler_reports_a_hand_made_change_as_drift_and_puts_it_ba
         (drift,) = events(records, customer, "access.drift")
         assert drift["data"] == {
             "subscription_id": "sub-a",
-            "provider": "ledger",
+            "provider": "builtin",
             "desired": "suspended",
             "observed": "active",
         }

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import structlog
 
-from billstate_access_control.handlers import AccessHandler, Retry
+from billstate_access_control.handlers import AccessHandler
 from billstate_access_control.providers import Change, ProviderError
 from billstate_access_control.providers.partner_center import (
     NAME,
@@ -33,7 +33,8 @@ from billstate_shared.contracts import (
     decode,
 )
 from billstate_shared.runtime.dlq import read_headers
-from billstate_shared.runtime.loop import Produce
+from billstate_shared.runtime.records import Produce
+from billstate_shared.runtime.retry import RetryPolicy
 from billstate_shared.testing.events import access_command
 from billstate_shared.testing.partner_center import PartnerCenterServer
 
@@ -119,7 +120,7 @@ def make(store: Store, provider: PartnerCenterProvider) -> tuple[AccessHandler, 
     handler = AccessHandler(
         store=store,
         provider=provider,
-        retry=Retry(attempts=5, base_delay=0.2, max_delay=30.0),
+        retry=RetryPolicy(attempts=5, base_delay=0.2, max_delay=30.0),
         sleep=sleep,
     )
     return handler, slept

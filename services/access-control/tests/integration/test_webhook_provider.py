@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from billstate_access_control.handlers import AccessHandler, Retry
+from billstate_access_control.handlers import AccessHandler
 from billstate_access_control.providers import Change, Provider, ProviderError
 from billstate_access_control.providers.webhook import (
     WebhookProvider,
@@ -26,7 +26,8 @@ from billstate_shared.contracts import (
     decode,
 )
 from billstate_shared.runtime.dlq import read_headers
-from billstate_shared.runtime.loop import Produce
+from billstate_shared.runtime.records import Produce
+from billstate_shared.runtime.retry import RetryPolicy
 from billstate_shared.testing.events import access_command
 from billstate_shared.testing.webhook_receiver import WebhookReceiver
 from billstate_shared.webhooks import new_secret
@@ -90,7 +91,7 @@ def make(
     handler = AccessHandler(
         store=store,
         provider=provider,
-        retry=Retry(attempts=attempts, base_delay=0.2, max_delay=max_delay),
+        retry=RetryPolicy(attempts=attempts, base_delay=0.2, max_delay=max_delay),
         sleep=sleep,
     )
     return handler, slept

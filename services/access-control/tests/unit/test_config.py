@@ -10,8 +10,13 @@ from pydantic import ValidationError
 from billstate_access_control.config import Settings
 
 
-def test_the_ledger_needs_nothing() -> None:
-    assert Settings().provider == "ledger"
+def test_the_builtin_provider_needs_nothing() -> None:
+    assert Settings().provider == "builtin"
+
+
+def test_ledger_is_the_builtin_providers_old_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BILLSTATE_ACCESS_CONTROL_PROVIDER", "ledger")
+    assert Settings().provider == "builtin"
 
 
 def test_partner_center_without_credentials_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,7 +29,7 @@ def test_partner_center_without_credentials_is_refused(monkeypatch: pytest.Monke
 
 def test_an_unknown_provider_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BILLSTATE_ACCESS_CONTROL_PROVIDER", "carrier_pigeon")
-    with pytest.raises(ValidationError, match="ledger"):
+    with pytest.raises(ValidationError, match="builtin"):
         Settings()
 
 

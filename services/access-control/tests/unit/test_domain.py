@@ -39,7 +39,7 @@ def run(
     for action in actions:
         if action.subscription_id not in fail:
             state = applied(
-                state, action.subscription_id, action.desired, action.command_id, "ledger"
+                state, action.subscription_id, action.desired, action.command_id, "builtin"
             )
     return state, actions
 
@@ -53,7 +53,7 @@ def test_suspend_asks_for_one_call_per_subscription() -> None:
             "suspended",
             "suspended",
             "c1",
-            "ledger",
+            "builtin",
         )
 
 

@@ -13,16 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from billstate_access_control.domain import Status
-from billstate_access_control.handlers import AccessHandler, Retry
-from billstate_access_control.providers import Change, LedgerProvider, ProviderError
+from billstate_access_control.domain import Access
+from billstate_access_control.handlers import AccessHandler
+from billstate_access_control.providers import BuiltinProvider, Change, ProviderError
 from billstate_access_control.store import Store
 from billstate_shared.contracts import (
     ContractError,
     decode,
 )
+from billstate_shared.errors import Refused
 from billstate_shared.runtime.dlq import read_headers
-from billstate_shared.runtime.loop import Produce, Refused
+from billstate_shared.runtime.records import Produce
+from billstate_shared.runtime.retry import RetryPolicy
 from billstate_shared.testing.events import access_command
 
 AT = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
@@ -46,7 +48,7 @@ class Flaky:
 
     name = "flaky"
 
-    def __init__(self, failures: int, retryable: bool = True) -> None:
+    def __init__(self, failures: int, *, retryable: bool = True) -> None:
         self.failures, self.retryable = failures, retryable
         self.calls: dict[str, int] = {}
 
@@ -54,9 +56,11 @@ class Flaky:
         subscription_id = change.subscription_id
         self.calls[subscription_id] = self.calls.get(subscription_id, 0) + 1
         if self.calls[subscription_id] <= self.failures:
-            raise ProviderError(self.retryable, f"HTTP 503 on try {self.calls[subscription_id]}")
+            raise ProviderError(
+                f"HTTP 503 on try {self.calls[subscription_id]}", retryable=self.retryable
+            )
 
-    async def observe(self, customer_id: str, subscription_id: str) -> Status | None:
+    async def observe(self, customer_id: str, subscription_id: str) -> Access | None:
         return None
 
     async def close(self) -> None:
@@ -90,7 +94,7 @@ def make(store: Store, provider: object, attempts: int = 5) -> tuple[AccessHandl
     handler = AccessHandler(
         store=store,
         provider=provider,  # type: ignore[arg-type]
-        retry=Retry(attempts=attempts, base_delay=0.2, max_delay=1.0),
+        retry=RetryPolicy(attempts=attempts, base_delay=0.2, max_delay=1.0),
         sleep=sleep,
     )
     return handler, slept
@@ -107,7 +111,7 @@ def types(outputs: list[Produce] | tuple[Produce, ...]) -> list[tuple[str, str]]
 
 
 async def test_suspend_then_restore_emits_one_event_per_subscription(store: Store) -> None:
-    handler, _ = make(store, LedgerProvider(store))
+    handler, _ = make(store, BuiltinProvider(store))
     out = list(await handler(Rec(command("suspend", "c1", "s1", "s2"))))
     assert types(out) == [("access.events.v1", "access.suspended")] * 2
     event = decode(out[0].value)
@@ -117,7 +121,7 @@ async def test_suspend_then_restore_emits_one_event_per_subscription(store: Stor
     assert json.loads(out[0].value)["data"] == {
         "command_id": "c1",
         "subscription_id": "s1",
-        "provider": "ledger",
+        "provider": "builtin",
     }
     out = list(await handler(Rec(command("restore", "r1", "s1", "s2", "s3"))))
     assert types(out) == [("access.events.v1", "access.restored")] * 2
@@ -134,7 +138,7 @@ async def test_suspend_then_restore_emits_one_event_per_subscription(store: Stor
 
 
 async def test_a_duplicate_is_announced_again_without_a_provider_call(store: Store) -> None:
-    handler, _ = make(store, LedgerProvider(store))
+    handler, _ = make(store, BuiltinProvider(store))
     first = list(await handler(Rec(command("suspend", "c1", "s1"))))
     again = list(await handler(Rec(command("suspend", "c1", "s1"), offset=42)))
     assert [o.value for o in again] == [o.value for o in first]  # same event, same id
@@ -142,7 +146,7 @@ async def test_a_duplicate_is_announced_again_without_a_provider_call(store: Sto
 
 
 async def test_a_second_suspend_with_a_new_id_is_silent(store: Store) -> None:
-    handler, _ = make(store, LedgerProvider(store))
+    handler, _ = make(store, BuiltinProvider(store))
     await handler(Rec(command("suspend", "c1", "s1")))
     assert list(await handler(Rec(command("suspend", "c2", "s1")))) == []
     assert store.view("contoso")[0]["calls"] == 1
@@ -158,7 +162,7 @@ async def test_retries_with_exponential_backoff_then_succeeds(store: Store) -> N
 
 
 async def test_backoff_is_capped(store: Store) -> None:
-    assert Retry(attempts=9, base_delay=0.2, max_delay=1.0).delay(8) == 1.0
+    assert RetryPolicy(attempts=9, base_delay=0.2, max_delay=1.0).delay(8) == 1.0
 
 
 async def test_giving_up_emits_failed_and_dead_letters_the_command(store: Store) -> None:
@@ -220,13 +224,13 @@ async def test_a_redelivered_failed_command_tries_again(store: Store) -> None:
 
 
 async def test_bad_bytes_are_a_contract_error(store: Store) -> None:
-    handler, _ = make(store, LedgerProvider(store))
+    handler, _ = make(store, BuiltinProvider(store))
     with pytest.raises(ContractError):
         await handler(Rec(b"\xff{not json"))
 
 
 async def test_other_event_types_are_refused(store: Store) -> None:
-    handler, _ = make(store, LedgerProvider(store))
+    handler, _ = make(store, BuiltinProvider(store))
     tick = b'{"event_id":"t1","event_type":"clock.tick","schema_version":1,'
     tick += b'"occurred_at":"2027-01-11T00:00:00+00:00","customer_id":"*","data":{}}'
     with pytest.raises(Refused) as refused:
@@ -235,7 +239,7 @@ async def test_other_event_types_are_refused(store: Store) -> None:
 
 
 async def test_a_wrong_key_or_no_value_is_refused(store: Store) -> None:
-    handler, _ = make(store, LedgerProvider(store))
+    handler, _ = make(store, BuiltinProvider(store))
     with pytest.raises(Refused) as refused:
         await handler(Rec(command("suspend", "c1", "s1"), key=b"fabrikam"))
     assert refused.value.field == "key"

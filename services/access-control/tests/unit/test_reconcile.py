@@ -1,4 +1,4 @@
-"""The reconciler against the ledger provider: drift reported once per episode and re-applied,
+"""The reconciler against the built-in provider: drift reported once per episode and re-applied,
 a late-landed change recorded without drift, a failed change retried without drift."""
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ from billstate_access_control.domain import (
     applied,
     compare,
 )
-from billstate_access_control.handlers import AccessHandler, Retry
-from billstate_access_control.providers import LedgerProvider, ProviderError
+from billstate_access_control.handlers import AccessHandler
+from billstate_access_control.providers import BuiltinProvider, ProviderError
 from billstate_access_control.reconcile import Reconciler
 from billstate_access_control.store import Store
 from billstate_shared.contracts import decode
 from billstate_shared.domain.ids import make_id
-from billstate_shared.runtime.loop import Produce
+from billstate_shared.runtime.records import Produce
+from billstate_shared.runtime.retry import RetryPolicy
 
 NOW = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
 
@@ -54,18 +55,18 @@ def store(tmp_path: Path) -> Iterator[Store]:
 
 
 class Rig:
-    """A reconciler over a real store and the ledger provider, collecting what it sends."""
+    """A reconciler over a real store and the built-in provider, collecting what it sends."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self.provider = LedgerProvider(store)
+        self.provider = BuiltinProvider(store)
         self.sent: list[Produce] = []
 
         async def no_wait(_: float) -> None:
             return None
 
         self.handler = AccessHandler(
-            store=store, provider=self.provider, retry=Retry(attempts=2), sleep=no_wait
+            store=store, provider=self.provider, retry=RetryPolicy(attempts=2), sleep=no_wait
         )
 
         async def send(out: Produce) -> None:
@@ -81,8 +82,8 @@ class Rig:
         state: CustomerAccess = accept(self.store.load(customer), command)
         for sid in subs:
             if landed:
-                self.store.ledger_apply(customer, sid, "suspended")
-                state = applied(state, sid, "suspended", "cmd-1", "ledger")
+                self.store.builtin_apply(customer, sid, "suspended")
+                state = applied(state, sid, "suspended", "cmd-1", "builtin")
         self.store.save(state)
 
     def events(self) -> list[dict[str, Any]]:
@@ -92,7 +93,7 @@ class Rig:
 async def test_a_hand_made_change_is_reported_once_and_put_back(store: Store) -> None:
     rig = Rig(store)
     rig.suspended("contoso", "sub-a", "sub-b")
-    store.ledger_apply("contoso", "sub-a", "active")  # someone reactivates it by hand
+    store.builtin_apply("contoso", "sub-a", "active")  # someone reactivates it by hand
 
     first = await rig.reconciler.run_once()
     assert first.public() == {
@@ -110,12 +111,12 @@ async def test_a_hand_made_change_is_reported_once_and_put_back(store: Store) ->
     assert [e["event_type"] for e in events] == ["access.drift", "access.suspended"]
     assert events[0]["data"] == {
         "subscription_id": "sub-a",
-        "provider": "ledger",
+        "provider": "builtin",
         "desired": "suspended",
         "observed": "active",
     }
     assert all(decode(p.value) for p in rig.sent)
-    assert store.ledger_status("contoso", "sub-a") == "suspended"
+    assert store.builtin_status("contoso", "sub-a") == "suspended"
     sub = store.load("contoso").subscription("sub-a")
     assert (sub.desired, sub.applied, sub.applied_by) == ("suspended", "suspended", "cmd-1")
 
@@ -126,7 +127,7 @@ async def test_a_hand_made_change_is_reported_once_and_put_back(store: Store) ->
     assert rig.sent == []
 
     # A second hand change is a new episode, with event ids of its own.
-    store.ledger_apply("contoso", "sub-a", "active")
+    store.builtin_apply("contoso", "sub-a", "active")
     await rig.reconciler.run_once()
     again = rig.events()
     assert again[0]["event_type"] == "access.drift"
@@ -137,7 +138,7 @@ async def test_a_hand_made_change_is_reported_once_and_put_back(store: Store) ->
 async def test_a_change_that_landed_unrecorded_is_recorded_without_drift(store: Store) -> None:
     rig = Rig(store)
     rig.suspended("fabrikam", "sub-a", landed=False)
-    store.ledger_apply("fabrikam", "sub-a", "suspended")  # the call landed, the write did not
+    store.builtin_apply("fabrikam", "sub-a", "suspended")  # the call landed, the write did not
 
     result = await rig.reconciler.run_once()
     assert result.public()["landed"] == 1
@@ -151,36 +152,36 @@ async def test_a_change_that_landed_unrecorded_is_recorded_without_drift(store: 
 async def test_a_change_that_never_landed_is_retried_without_drift(store: Store) -> None:
     rig = Rig(store)
     rig.suspended("northwind", "sub-a", landed=False)
-    store.ledger_apply("northwind", "sub-a", "active")  # the provider knows it, still active
+    store.builtin_apply("northwind", "sub-a", "active")  # the provider knows it, still active
 
     result = await rig.reconciler.run_once()
     assert (result.public()["pending"], result.public()["reapplied"]) == (1, 1)
     assert [e["event_type"] for e in rig.events()] == ["access.suspended"]
-    assert store.ledger_status("northwind", "sub-a") == "suspended"
+    assert store.builtin_status("northwind", "sub-a") == "suspended"
 
 
 async def test_a_provider_that_cannot_tell_is_left_alone(store: Store) -> None:
     rig = Rig(store)
-    rig.suspended("tailspin", "sub-a", landed=False)  # the ledger never heard of it
+    rig.suspended("tailspin", "sub-a", landed=False)  # the built-in provider never heard of it
 
     result = await rig.reconciler.run_once()
     assert result.public()["unknown"] == 1
     assert rig.sent == []
 
 
-class Unreadable(LedgerProvider):
+class Unreadable(BuiltinProvider):
     """Reads fail for one subscription (a 500 there); the rest answer."""
 
     async def observe(self, customer_id: str, subscription_id: str) -> Any:
         if subscription_id == "sub-a":
-            raise ProviderError(True, "Partner Center GET: HTTP 500")
+            raise ProviderError("Partner Center GET: HTTP 500", retryable=True)
         return await super().observe(customer_id, subscription_id)
 
 
 async def test_one_unreadable_subscription_does_not_end_the_pass(store: Store) -> None:
     rig = Rig(store)
     rig.suspended("adatum", "sub-a", "sub-b")
-    store.ledger_apply("adatum", "sub-b", "active")  # drift on the readable one
+    store.builtin_apply("adatum", "sub-b", "active")  # drift on the readable one
     rig.reconciler.provider = Unreadable(store)
     result = await rig.reconciler.run_once()
     assert (result.unreadable, result.verdicts["drift"], result.reapplied) == (1, 1, 1)

@@ -1,4 +1,4 @@
-"""The SQLite store: what it keeps survives a restart; the ledger counts its calls."""
+"""The SQLite store: what it keeps survives a restart; the built-in provider counts its calls."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def test_state_and_seen_ids_survive_a_restart(tmp_path: Path) -> None:
     store = Store(tmp_path)
     command = Command("contoso", "access.suspend", "c1", ("s1", "s2"))
     state = accept(CustomerAccess("contoso"), command)
-    state = applied(state, "s1", "suspended", "c1", "ledger")
+    state = applied(state, "s1", "suspended", "c1", "builtin")
     store.save(state)
     store.close()
 
@@ -25,21 +25,21 @@ def test_state_and_seen_ids_survive_a_restart(tmp_path: Path) -> None:
     reopened.close()
 
 
-def test_ledger_counts_calls_and_view_joins_them(tmp_path: Path) -> None:
+def test_builtin_counts_calls_and_view_joins_them(tmp_path: Path) -> None:
     store = Store(tmp_path)
     state = accept(CustomerAccess("contoso"), Command("contoso", "access.suspend", "c1", ("s1",)))
-    store.save(applied(state, "s1", "suspended", "c1", "ledger"))
-    store.ledger_apply("contoso", "s1", "suspended")
-    store.ledger_apply("contoso", "s1", "suspended")
-    assert store.ledger_status("contoso", "s1") == "suspended"
-    assert store.ledger_status("contoso", "s9") is None
+    store.save(applied(state, "s1", "suspended", "c1", "builtin"))
+    store.builtin_apply("contoso", "s1", "suspended")
+    store.builtin_apply("contoso", "s1", "suspended")
+    assert store.builtin_status("contoso", "s1") == "suspended"
+    assert store.builtin_status("contoso", "s9") is None
     assert store.view("contoso") == [
         {
             "subscription_id": "s1",
             "desired": "suspended",
             "applied": "suspended",
             "command_id": "c1",
-            "provider": "ledger",
+            "provider": "builtin",
             "calls": 2,
         }
     ]

@@ -2,11 +2,11 @@
 
 from billstate_access_control.domain.access import (
     DESIRED_BY_COMMAND,
+    Access,
     Action,
     Command,
     CommandType,
     CustomerAccess,
-    Status,
     SubscriptionAccess,
     Verdict,
     accept,
@@ -16,20 +16,24 @@ from billstate_access_control.domain.access import (
     observed,
     settled,
 )
+from billstate_access_control.domain.events import AccessEvents, change_id, drift_id
 
 __all__ = [
     "DESIRED_BY_COMMAND",
+    "Access",
+    "AccessEvents",
     "Action",
     "Command",
     "CommandType",
     "CustomerAccess",
-    "Status",
     "SubscriptionAccess",
     "Verdict",
     "accept",
     "applied",
+    "change_id",
     "compare",
     "decide",
+    "drift_id",
     "observed",
     "settled",
 ]

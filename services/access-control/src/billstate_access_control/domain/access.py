@@ -12,10 +12,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
-Status = Literal["active", "suspended"]
+# A subscription's access: wanted (desired), confirmed (applied) or reported (observed).
+Access = Literal["active", "suspended"]
 CommandType = Literal["access.suspend", "access.restore"]
 
-DESIRED_BY_COMMAND: Mapping[CommandType, Status] = {
+DESIRED_BY_COMMAND: Mapping[CommandType, Access] = {
     "access.suspend": "suspended",
     "access.restore": "active",
 }
@@ -31,7 +32,7 @@ class Command:
     subscription_ids: tuple[str, ...]
 
     @property
-    def desired(self) -> Status:
+    def desired(self) -> Access:
         return DESIRED_BY_COMMAND[self.command_type]
 
     def targets(self) -> tuple[str, ...]:
@@ -44,7 +45,7 @@ class Action:
     """Bring `subscription_id` to `desired` through the provider, on behalf of `command_id`."""
 
     subscription_id: str
-    desired: Status
+    desired: Access
     command_id: str
 
 
@@ -58,8 +59,8 @@ class SubscriptionAccess:
     """
 
     subscription_id: str
-    desired: Status = "active"
-    applied: Status = "active"
+    desired: Access = "active"
+    applied: Access = "active"
     command_id: str | None = None
     applied_by: str | None = None
     provider: str | None = None
@@ -133,7 +134,7 @@ def accept(state: CustomerAccess, command: Command) -> CustomerAccess:
 def applied(
     state: CustomerAccess,
     subscription_id: str,
-    status: Status,
+    status: Access,
     command_id: str,
     provider: str | None = None,
 ) -> CustomerAccess:
@@ -164,7 +165,7 @@ def settled(state: CustomerAccess, command: Command) -> list[Action]:
 Verdict = Literal["in_sync", "unknown", "landed", "drift", "pending"]
 
 
-def compare(sub: SubscriptionAccess, observed: Status | None) -> Verdict:
+def compare(sub: SubscriptionAccess, observed: Access | None) -> Verdict:
     """What the reconciler makes of what a provider reports for a subscription.
 
     - `unknown`: the provider cannot tell (a webhook, an unmapped subscription): leave it;
@@ -184,7 +185,7 @@ def compare(sub: SubscriptionAccess, observed: Status | None) -> Verdict:
 
 
 def observed(
-    state: CustomerAccess, subscription_id: str, status: Status, provider: str
+    state: CustomerAccess, subscription_id: str, status: Access, provider: str
 ) -> CustomerAccess:
     """Record what a provider reported, keeping who asked for the desired state: after a
     drift, `applied` is the truth on the provider's side until the re-apply lands."""

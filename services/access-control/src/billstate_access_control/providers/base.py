@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
-Desired = Literal["active", "suspended"]
+from billstate_access_control.domain import Access
+from billstate_shared.errors import ExternalError
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,25 +20,23 @@ class Change:
 
     customer_id: str
     subscription_id: str
-    desired: Desired
+    desired: Access
     command_id: str
     reason: str = ""
     stage: str = ""
 
 
-class ProviderError(Exception):
-    """A provider could not apply a change; `retryable` says whether trying again can help
-    (a timeout, a 429 or a 5xx can; a 404 or a refused transition cannot). `retry_after`
-    is the wait in seconds the far side asked for (a 429's Retry-After), honoured by the
-    caller's backoff."""
+class ProviderError(ExternalError):
+    """A provider could not apply a change (or read one back).
 
-    def __init__(self, retryable: bool, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retryable, self.message, self.retry_after = retryable, message, retry_after
+    `retryable` says whether trying again can help (a timeout, a 429 or a 5xx can; a 404 or
+    a refused transition cannot); `retry_after` is the wait in seconds the far side asked
+    for (a 429's Retry-After), honoured by the retry policy within its ceiling.
+    """
 
 
 class Provider(Protocol):
-    """A provider adapter (the ledger, Partner Center, a webhook).
+    """A provider adapter (the built-in one, Partner Center, a webhook).
 
     `apply` must be idempotent: setting the state a subscription already has is a success.
     """
@@ -48,7 +47,7 @@ class Provider(Protocol):
         """Set the subscription's access; raise ProviderError on failure."""
         ...
 
-    async def observe(self, customer_id: str, subscription_id: str) -> Desired | None:
+    async def observe(self, customer_id: str, subscription_id: str) -> Access | None:
         """The state the provider reports now, for the reconciler; None when it cannot tell
         (a webhook provider, or a subscription it does not know)."""
         ...

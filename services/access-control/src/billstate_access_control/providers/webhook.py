@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from datetime import UTC, datetime
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from billstate_access_control.providers.base import Change, Desired, ProviderError
+from billstate_access_control.domain import Access
+from billstate_access_control.providers.base import Change, ProviderError
 from billstate_shared.domain.ids import make_id
+from billstate_shared.runtime.wallclock import WallClock, utc_now
 from billstate_shared.webhooks import DeliveryError, Poster, signed_headers, validate_secret
-
-Clock = Callable[[], datetime]
 
 
 class WebhookProviderConfig(BaseModel):
@@ -60,9 +58,8 @@ class WebhookProvider:
 
     name = "webhook"
 
-    def __init__(self, config: WebhookProviderConfig, *, clock: Clock | None = None) -> None:
-        self.config = config
-        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+    def __init__(self, config: WebhookProviderConfig, *, clock: WallClock = utc_now) -> None:
+        self.config, self.clock = config, clock
         self._poster = Poster(str(config.url), timeout=config.timeout, clock=self.clock)
 
     async def apply(self, change: Change) -> None:
@@ -74,9 +71,16 @@ class WebhookProvider:
         try:
             await self._poster.send(body, headers)
         except DeliveryError as err:
-            raise ProviderError(err.retryable, err.message, err.retry_after) from None
+            raise ProviderError(
+                err.message, retryable=err.retryable, retry_after=err.retry_after
+            ) from None
 
-    async def observe(self, customer_id: str, subscription_id: str) -> Desired | None:
+    async def observe(
+        self,
+        customer_id: str,  # noqa: ARG002  (the Provider protocol's signature)
+        subscription_id: str,  # noqa: ARG002  (the Provider protocol's signature)
+    ) -> Access | None:
+        """None: a webhook cannot be read back."""
         return None
 
     async def close(self) -> None:

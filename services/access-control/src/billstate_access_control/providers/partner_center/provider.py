@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import aiohttp
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from billstate_access_control.providers.base import Change, Desired, ProviderError
+from billstate_access_control.domain import Access
+from billstate_access_control.providers.base import Change, ProviderError
+from billstate_access_control.providers.partner_center.entra import EntraToken
+from billstate_access_control.providers.partner_center.mapping import check_ids
+from billstate_access_control.providers.partner_center.transport import Answer, Transport
 from billstate_access_control.store import Store
 
 API = "https://api.partnercenter.microsoft.com"
@@ -28,18 +26,8 @@ NAME = "partner_center"
 # scheduled changes, and a suspended subscription does not renew): restored on reactivation.
 DROPPED_BY_SUSPENSION = ("autoRenewEnabled", "scheduledNextTermInstructions")
 
-_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _STALE_ETAG = "2055"  # Partner Center's 400 "Etag is no longer valid": same remedy as a 412
-
-
-def _check_ids(mapping: dict[str, str], what: str) -> dict[str, str]:
-    for key, value in mapping.items():
-        if not key:
-            raise ValueError(f"{what}: an empty billstate id")
-        if not _GUID.match(value):
-            raise ValueError(f"{what}: {key} maps to {value!r}, not a GUID")
-    return mapping
 
 
 class PartnerCenterConfig(BaseModel):
@@ -65,105 +53,18 @@ class PartnerCenterConfig(BaseModel):
     @field_validator("customers")
     @classmethod
     def _tenants(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_ids(value, "customers")
+        return check_ids(value, "customers")
 
     @field_validator("subscriptions")
     @classmethod
     def _subscriptions(cls, value: dict[str, str]) -> dict[str, str]:
-        return _check_ids(value, "subscriptions")
-
-
-# -- the mapping file ---------------------------------------------------------------------
-
-
-def load_mapping(path: Path | str) -> tuple[dict[str, str], dict[str, str]]:
-    """Read `{customers: {billstate id: tenant id}, subscriptions: {billstate id: PC id}}`.
-
-    Bad content raises a ValueError naming the file, the line and the problem."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = err.strerror if isinstance(err, OSError) else "not UTF-8"
-        raise ValueError(f"{path}: cannot read the mapping ({reason})") from None
-
-    def fail(node: yaml.Node | None, problem: str) -> ValueError:
-        line = f":{node.start_mark.line + 1}" if node is not None else ""
-        return ValueError(f"{path}{line}: {problem}")
-
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark
-        where = f":{mark.line + 1}" if mark is not None else ""
-        raise ValueError(f"{path}{where}: not valid YAML ({err.problem})") from None
-    if root is None:
-        return {}, {}
-    if not isinstance(root, yaml.MappingNode):
-        raise fail(root, "the mapping must be a YAML mapping with customers and subscriptions")
-
-    sections: dict[str, dict[str, str]] = {"customers": {}, "subscriptions": {}}
-    seen: set[str] = set()
-    for key_node, value_node in root.value:
-        section = _text(key_node)
-        if section not in sections:
-            raise fail(
-                key_node, f"unknown key {key_node.value!r}; expected customers, subscriptions"
-            )
-        if section in seen:
-            raise fail(key_node, f"{section} appears twice")
-        seen.add(section)
-        if isinstance(value_node, yaml.ScalarNode) and value_node.tag.endswith(":null"):
-            continue  # `customers:` with nothing under it
-        if not isinstance(value_node, yaml.MappingNode):
-            raise fail(value_node, f"{section} must be a mapping of billstate id to GUID")
-        target = sections[section]
-        for id_node, guid_node in value_node.value:
-            ours = _text(id_node)
-            if ours is None or not ours:
-                raise fail(id_node, f"{section}: a billstate id must be a non-empty string")
-            if ours in target:
-                raise fail(id_node, f"{section}: {ours} appears twice")
-            theirs = _text(guid_node)
-            if theirs is None or not _GUID.match(theirs):
-                raise fail(guid_node, f"{section}: {ours} must map to a GUID")
-            target[ours] = theirs
-    return sections["customers"], sections["subscriptions"]
-
-
-def _text(node: yaml.Node) -> str | None:
-    """A scalar's text when it is a string or an integer (an all-digit customer id)."""
-    if not isinstance(node, yaml.ScalarNode):
-        return None
-    if node.tag.endswith((":str", ":int")):
-        return str(node.value)
-    return None
-
-
-# -- the provider -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    status: int
-    body: Any
-    retry_after: float | None
-
-
-def _retry_after(value: str | None) -> float | None:
-    if value is None:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None  # an HTTP date: rare from Partner Center; our backoff applies instead
-    return max(seconds, 0.0)
+        return check_ids(value, "subscriptions")
 
 
 class PartnerCenterProvider:
     """Sets a CSP subscription's `status` with GET, then PATCH of the whole resource under
     `If-Match`. Remembers (in the store's memo) what a suspension drops and puts it back on
-    reactivation."""
+    reactivation. `clock` (monotonic seconds) times the token's life."""
 
     name = NAME
 
@@ -174,11 +75,17 @@ class PartnerCenterProvider:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.config, self.store, self.clock = config, store, clock
-        self._session: aiohttp.ClientSession | None = None
-        self._token: str | None = None
-        self._token_until = 0.0
-        self._token_lock = asyncio.Lock()
+        self.config, self.store = config, store
+        self._http = Transport(config.request_timeout)
+        self._token = EntraToken(
+            self._http,
+            token_url=config.token_url,
+            client_id=config.client_id,
+            client_secret=config.client_secret,
+            scope=config.scope,
+            margin=config.token_margin,
+            clock=clock,
+        )
 
     # -- the Provider protocol --------------------------------------------------------
 
@@ -186,7 +93,8 @@ class PartnerCenterProvider:
         tenant = self._tenant(change.customer_id)
         if tenant is None:
             raise ProviderError(
-                False, f"customer {change.customer_id} has no Partner Center tenant in the mapping"
+                f"customer {change.customer_id} has no Partner Center tenant in the mapping",
+                retryable=False,
             )
         path = self._path(tenant, change.subscription_id)
         for _ in range(self.config.max_conflict_retries + 1):
@@ -200,8 +108,8 @@ class PartnerCenterProvider:
                 return
             if status not in ("active", "suspended"):
                 raise ProviderError(
-                    False,
                     f"Partner Center subscription is {status!r}, neither active nor suspended",
+                    retryable=False,
                 )
             body = self._target(change, resource)
             answer = await self._call(
@@ -215,12 +123,11 @@ class PartnerCenterProvider:
                 continue  # changed since our GET: read it again
             raise self._failure("PATCH", answer)
         raise ProviderError(
-            True,
             f"Partner Center subscription changed under us {self.config.max_conflict_retries + 1}"
-            " times in a row (HTTP 412)",
+            " times in a row (HTTP 412)"
         )
 
-    async def observe(self, customer_id: str, subscription_id: str) -> Desired | None:
+    async def observe(self, customer_id: str, subscription_id: str) -> Access | None:
         tenant = self._tenant(customer_id)
         if tenant is None:
             return None
@@ -237,9 +144,7 @@ class PartnerCenterProvider:
         return None
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
     # -- what to send -----------------------------------------------------------------
 
@@ -251,9 +156,11 @@ class PartnerCenterProvider:
         cid, sid = change.customer_id, change.subscription_id
         if change.desired == "suspended":
             memo: dict[str, Any] = {"command_id": change.command_id}
-            for field in DROPPED_BY_SUSPENSION:
-                if resource.get(field) is not None:
-                    memo[field] = resource[field]
+            memo.update(
+                (field, resource[field])
+                for field in DROPPED_BY_SUSPENSION
+                if resource.get(field) is not None
+            )
             # Remembered before the PATCH: if we crash after it lands, the values are safe;
             # only an active subscription gets here, so a memo is never overwritten with
             # what a suspension already dropped.
@@ -262,9 +169,12 @@ class PartnerCenterProvider:
             if "scheduledNextTermInstructions" in body:
                 body["scheduledNextTermInstructions"] = None
         else:
-            for field, value in (self.store.memo(NAME, cid, sid) or {}).items():
-                if field in DROPPED_BY_SUSPENSION:
-                    body[field] = value
+            remembered = self.store.memo(NAME, cid, sid) or {}
+            body.update(
+                (field, value)
+                for field, value in remembered.items()
+                if field in DROPPED_BY_SUSPENSION
+            )
         return body
 
     def _tenant(self, customer_id: str) -> str | None:
@@ -278,7 +188,7 @@ class PartnerCenterProvider:
     def _request_id(change: Change, etag: str) -> str:
         # Same change of the same version, same MS-RequestId: a PATCH retried after a timeout
         # is recognised by Partner Center as the same call, as its headers doc asks.
-        key = "\n".join((change.command_id, change.subscription_id, change.desired, etag))
+        key = f"{change.command_id}\n{change.subscription_id}\n{change.desired}\n{etag}"
         return str(uuid.uuid5(uuid.NAMESPACE_URL, key))
 
     # -- HTTP -------------------------------------------------------------------------
@@ -289,21 +199,14 @@ class PartnerCenterProvider:
             raise self._failure("GET", answer)
         resource = answer.body
         if not isinstance(resource, dict):
-            raise ProviderError(True, "Partner Center GET: HTTP 200 without a JSON object")
+            raise ProviderError("Partner Center GET: HTTP 200 without a JSON object")
         attributes = resource.get("attributes")
         etag = attributes.get("etag") if isinstance(attributes, dict) else None
         if not isinstance(etag, str) or not etag:
             raise ProviderError(
-                False, "Partner Center GET: the subscription has no attributes.etag"
+                "Partner Center GET: the subscription has no attributes.etag", retryable=False
             )
         return resource, etag
-
-    def _session_now(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.config.request_timeout)
-            )
-        return self._session
 
     async def _call(
         self,
@@ -313,12 +216,12 @@ class PartnerCenterProvider:
         body: Mapping[str, Any] | None = None,
         etag: str | None = None,
         request_id: str | None = None,
-    ) -> _Answer:
+    ) -> Answer:
         """One API call; a 401 drops the token and tries once more with a fresh one."""
         url = self.config.base_url.rstrip("/") + path
-        answer = _Answer(0, None, None)
+        answer = Answer(0, None, None)
         for _ in range(2):
-            token = await self._access_token()
+            token = await self._token.get()
             headers = {
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/json",
@@ -328,80 +231,15 @@ class PartnerCenterProvider:
             }
             if etag is not None:
                 headers["If-Match"] = f'"{etag.strip(chr(34))}"'
-            answer = await self._send(method, url, headers, body, f"Partner Center {method}")
+            answer = await self._http.send(
+                method, url, headers=headers, what=f"Partner Center {method}", body=body
+            )
             if answer.status != 401:
                 return answer
-            self._drop_token(token)
+            self._token.drop(token)
         return answer
 
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        headers: dict[str, str],
-        body: Mapping[str, Any] | None,
-        what: str,
-        form: dict[str, str] | None = None,
-    ) -> _Answer:
-        session = self._session_now()
-        try:
-            async with session.request(
-                method, url, headers=headers, json=body, data=form
-            ) as response:
-                raw = await response.read()
-                retry_after = _retry_after(response.headers.get("Retry-After"))
-                status = response.status
-        except TimeoutError:
-            raise ProviderError(
-                True, f"{what} timed out after {self.config.request_timeout:g}s"
-            ) from None
-        except aiohttp.ClientError as err:
-            # The class only: aiohttp's text can carry the URL and request details.
-            raise ProviderError(True, f"{what} failed: {type(err).__name__}") from None
-        try:
-            parsed: Any = json.loads(raw) if raw else None
-        except ValueError:
-            parsed = None
-        return _Answer(status, parsed, retry_after)
-
-    async def _access_token(self) -> str:
-        async with self._token_lock:
-            if self._token is not None and self.clock() < self._token_until:
-                return self._token
-            form = {
-                "grant_type": "client_credentials",
-                "client_id": self.config.client_id,
-                "client_secret": self.config.client_secret.get_secret_value(),
-                "scope": self.config.scope,
-            }
-            headers = {"Accept": "application/json"}
-            answer = await self._send(
-                "POST", self.config.token_url, headers, None, "token request", form=form
-            )
-            body = answer.body if isinstance(answer.body, dict) else {}
-            if answer.status != 200:
-                error = body.get("error")
-                kind = f" {error}" if isinstance(error, str) and error.isidentifier() else ""
-                retryable = answer.status == 429 or answer.status >= 500
-                raise ProviderError(
-                    retryable, f"token request: HTTP {answer.status}{kind}", answer.retry_after
-                )
-            token = body.get("access_token")
-            if not isinstance(token, str) or not token:
-                raise ProviderError(True, "token request: HTTP 200 without an access_token")
-            try:
-                lifetime = float(body.get("expires_in", 0))
-            except (TypeError, ValueError):
-                lifetime = 0.0
-            self._token = token
-            self._token_until = self.clock() + max(lifetime - self.config.token_margin, 0.0)
-            return token
-
-    def _drop_token(self, token: str) -> None:
-        if self._token == token:  # another call may have refreshed it already
-            self._token, self._token_until = None, 0.0
-
-    def _failure(self, method: str, answer: _Answer) -> ProviderError:
+    def _failure(self, method: str, answer: Answer) -> ProviderError:
         """A short error: status, Partner Center's error code and a scrubbed description."""
         code = _code(answer.body)
         text = f"Partner Center {method}: HTTP {answer.status}"
@@ -412,11 +250,11 @@ class PartnerCenterProvider:
             text += f": {self._scrub(description)}"
         retryable = answer.status in (408, 429) or answer.status >= 500
         retry_after = answer.retry_after if retryable else None
-        return ProviderError(retryable, text, retry_after)
+        return ProviderError(text, retryable=retryable, retry_after=retry_after)
 
     def _scrub(self, text: str) -> str:
         """Partner Center's own words, without addresses or anything of our credentials."""
-        for secret in (self._token, self.config.client_secret.get_secret_value()):
+        for secret in (self._token.current, self.config.client_secret.get_secret_value()):
             if secret:
                 text = text.replace(secret, "<redacted>")
         text = _EMAIL.sub("<email>", text)

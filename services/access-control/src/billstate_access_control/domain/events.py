@@ -1,0 +1,109 @@
+"""The events access-control emits, built in one place for the command handler and the
+reconciler, so both use one id scheme.
+
+Event ids are deterministic (at-least-once delivery: a redelivery announces again under the
+same id, and consumers dedupe):
+
+- a change a command asked for: `acc(command_id, subscription_id, suspended|restored|failed)`;
+- the reconciler's re-apply after drift episode n: the same parts plus `reconciled, n`, so it
+  is not taken for the first application, while a re-apply that keeps failing repeats its id;
+- a drift: `acc(customer_id, subscription_id, drift, n)`, one per episode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from billstate_access_control.domain.access import Access, Action
+from billstate_shared.contracts import (
+    AccessDrift,
+    AccessDriftData,
+    AccessFailed,
+    AccessFailedData,
+    AccessRestored,
+    AccessRestoredData,
+    AccessSuspended,
+    AccessSuspendedData,
+)
+from billstate_shared.domain.ids import make_id
+
+Ending = Literal["suspended", "restored", "failed"]
+
+
+def change_id(action: Action, ending: Ending, episode: int | None = None) -> str:
+    """The id of what became of `action`; `episode` is the drift episode a re-apply repairs."""
+    parts: tuple[str, ...] = (action.command_id, action.subscription_id, ending)
+    if episode is not None:
+        parts = (*parts, "reconciled", str(episode))
+    return make_id("acc", *parts)
+
+
+def drift_id(customer_id: str, subscription_id: str, episode: int) -> str:
+    return make_id("acc", customer_id, subscription_id, "drift", str(episode))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AccessEvents:
+    """The `access.*` events of one customer's subscriptions, as applied by `provider`,
+    stamped `at` (the command's time for the handler, the pass's time for the reconciler)."""
+
+    customer_id: str
+    provider: str
+    at: datetime
+
+    def done(self, action: Action, episode: int | None = None) -> AccessSuspended | AccessRestored:
+        """`action` landed: `access.suspended` or `access.restored`."""
+        cid, sid = action.command_id, action.subscription_id
+        if action.desired == "suspended":
+            return AccessSuspended(
+                event_id=change_id(action, "suspended", episode),
+                event_type="access.suspended",
+                occurred_at=self.at,
+                customer_id=self.customer_id,
+                data=AccessSuspendedData(
+                    command_id=cid, subscription_id=sid, provider=self.provider
+                ),
+            )
+        return AccessRestored(
+            event_id=change_id(action, "restored", episode),
+            event_type="access.restored",
+            occurred_at=self.at,
+            customer_id=self.customer_id,
+            data=AccessRestoredData(command_id=cid, subscription_id=sid, provider=self.provider),
+        )
+
+    def failed(
+        self, action: Action, *, attempts: int, error: str, episode: int | None = None
+    ) -> AccessFailed:
+        """`action` did not land after `attempts` calls; `error` is the last one's."""
+        return AccessFailed(
+            event_id=change_id(action, "failed", episode),
+            event_type="access.failed",
+            occurred_at=self.at,
+            customer_id=self.customer_id,
+            data=AccessFailedData(
+                command_id=action.command_id,
+                subscription_id=action.subscription_id,
+                provider=self.provider,
+                attempts=attempts,
+                error=error,
+            ),
+        )
+
+    def drift(self, wanted: Action, *, observed: Access, episode: int) -> AccessDrift:
+        """The provider reports `observed` where billstate had applied `wanted.desired`."""
+        sid = wanted.subscription_id
+        return AccessDrift(
+            event_id=drift_id(self.customer_id, sid, episode),
+            event_type="access.drift",
+            occurred_at=self.at,
+            customer_id=self.customer_id,
+            data=AccessDriftData(
+                subscription_id=sid,
+                provider=self.provider,
+                desired=wanted.desired,
+                observed=observed,
+            ),
+        )
