@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billstate_shared.contracts import decode
-from billstate_shared.domain.ledger import ZERO, Ledger, Outcome, apply_event
+from billstate_shared.domain.ledger import ZERO, Ledger, Payment, Posting, apply_event
 
 D = Decimal
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -41,13 +41,25 @@ def issue(
     amount: str,
     due_on: str,
     currency: str = "USD",
-) -> Outcome:
+) -> Posting:
     due = date.fromisoformat(due_on)
-    return ledger.issue(invoice_id, currency, D(amount), due - timedelta(days=30), due, ())
+    return ledger.issue(
+        invoice_id,
+        currency,
+        D(amount),
+        issued_on=due - timedelta(days=30),
+        due_on=due,
+        subscription_ids=(),
+    )
 
 
 def opens(ledger: Ledger) -> dict[str, Decimal]:
     return {i.invoice_id: i.open for i in ledger.invoices.values()}
+
+
+def parked_payments(ledger: Ledger) -> list[Payment]:
+    """The payments waiting, whole, for the invoice they name."""
+    return [p for p in ledger.payments.values() if not p.reversed and ledger.is_parked(p)]
 
 
 # ---- rule 1, case by case -----------------------------------------------------------------
@@ -59,7 +71,7 @@ def test_targeted_payment_pays_its_invoice_first_then_oldest_due_then_credit() -
     issue(ledger, "MID", "100", "2026-10-15")
     issue(ledger, "NEW", "100", "2026-11-01")
 
-    assert ledger.receive("P1", "USD", D("350"), "NEW", at(0)) is Outcome.APPLIED
+    assert ledger.receive("P1", "USD", D("350"), "NEW", at(0)) is Posting.APPLIED
 
     # NEW first (targeted), then OLD and MID oldest-due-first, then 50 of credit.
     assert opens(ledger) == {"OLD": 0, "MID": 0, "NEW": 0}
@@ -112,7 +124,7 @@ def test_reversal_undoes_exactly_what_the_payment_paid() -> None:
     ledger.receive("P2", "USD", D("120"), None, at(1))
     assert opens(ledger) == {"A": 0, "B": D("50")}
 
-    assert ledger.reverse("P2") is Outcome.APPLIED
+    assert ledger.reverse("P2") is Posting.APPLIED
 
     assert opens(ledger) == before == {"A": D("100"), "B": D("70")}
     assert ledger.credit("USD") == 0
@@ -133,16 +145,16 @@ def test_credit_on_account_pays_an_invoice_reopened_by_a_reversal() -> None:
 
 def test_duplicates_are_ignored() -> None:
     ledger = Ledger()
-    assert issue(ledger, "A", "100", "2026-10-01") is Outcome.APPLIED
-    assert issue(ledger, "A", "999", "2026-09-01") is Outcome.DUPLICATE
-    assert ledger.receive("P1", "USD", D("10"), None, at(0)) is Outcome.APPLIED
-    assert ledger.receive("P1", "USD", D("10"), None, at(0)) is Outcome.DUPLICATE
-    assert ledger.adjust("adj-1", "A", D("-5")) is Outcome.APPLIED
-    assert ledger.adjust("adj-1", "A", D("-5")) is Outcome.DUPLICATE
-    assert ledger.reverse("P1") is Outcome.APPLIED
-    assert ledger.reverse("P1") is Outcome.DUPLICATE
-    assert ledger.void("A") is Outcome.APPLIED
-    assert ledger.void("A") is Outcome.DUPLICATE
+    assert issue(ledger, "A", "100", "2026-10-01") is Posting.APPLIED
+    assert issue(ledger, "A", "999", "2026-09-01") is Posting.DUPLICATE
+    assert ledger.receive("P1", "USD", D("10"), None, at(0)) is Posting.APPLIED
+    assert ledger.receive("P1", "USD", D("10"), None, at(0)) is Posting.DUPLICATE
+    assert ledger.adjust("adj-1", "A", D("-5")) is Posting.APPLIED
+    assert ledger.adjust("adj-1", "A", D("-5")) is Posting.DUPLICATE
+    assert ledger.reverse("P1") is Posting.APPLIED
+    assert ledger.reverse("P1") is Posting.DUPLICATE
+    assert ledger.void("A") is Posting.APPLIED
+    assert ledger.void("A") is Posting.DUPLICATE
 
     assert opens(ledger) == {"A": 0}
     assert ledger.credit("USD") == 0
@@ -152,14 +164,14 @@ def test_a_payment_for_an_unknown_invoice_is_parked_whole_until_it_arrives() -> 
     ledger = Ledger()
     issue(ledger, "OTHER", "100", "2026-10-01")
 
-    assert ledger.receive("P1", "USD", D("150"), "LATER", at(0)) is Outcome.PARKED
+    assert ledger.receive("P1", "USD", D("150"), "LATER", at(0)) is Posting.PARKED
     assert opens(ledger) == {"OTHER": D("100")}  # parked money pays nothing yet
-    assert [p.payment_id for p in ledger.parked_payments()] == ["P1"]
+    assert [p.payment_id for p in parked_payments(ledger)] == ["P1"]
 
     issue(ledger, "LATER", "100", "2026-11-01")
 
     assert opens(ledger) == {"OTHER": D("50"), "LATER": 0}
-    assert ledger.parked_payments() == []
+    assert parked_payments(ledger) == []
 
 
 def test_a_parked_payment_in_another_currency_is_released_when_its_invoice_arrives() -> None:
@@ -181,9 +193,9 @@ def test_a_parked_payment_in_another_currency_is_released_when_its_invoice_arriv
 
 def test_adjustments_voids_and_reversals_may_arrive_before_what_they_change() -> None:
     ledger = Ledger()
-    assert ledger.adjust("adj-1", "A", D("-40")) is Outcome.PARKED
-    assert ledger.void("B") is Outcome.PARKED
-    assert ledger.reverse("P1") is Outcome.PARKED
+    assert ledger.adjust("adj-1", "A", D("-40")) is Posting.PARKED
+    assert ledger.void("B") is Posting.PARKED
+    assert ledger.reverse("P1") is Posting.PARKED
 
     issue(ledger, "A", "100", "2026-10-01")
     issue(ledger, "B", "100", "2026-10-02")
@@ -258,11 +270,11 @@ def test_apply_event_reads_contract_events() -> None:
         )
     )
 
-    assert apply_event(ledger, issued) is Outcome.APPLIED
-    assert apply_event(ledger, paid) is Outcome.APPLIED
-    assert apply_event(ledger, adjusted) is Outcome.APPLIED
-    assert apply_event(ledger, adjusted) is Outcome.DUPLICATE
-    assert apply_event(ledger, tick) is Outcome.IGNORED
+    assert apply_event(ledger, issued) is Posting.APPLIED
+    assert apply_event(ledger, paid) is Posting.APPLIED
+    assert apply_event(ledger, adjusted) is Posting.APPLIED
+    assert apply_event(ledger, adjusted) is Posting.DUPLICATE
+    assert apply_event(ledger, tick) is Posting.IGNORED
     assert opens(ledger) == {"A": D("70.00")}
     assert ledger.invoices["A"].subscription_ids == ("sub-1",)
 
@@ -280,11 +292,12 @@ class Op:
 
     kind: str
     args: tuple[object, ...]
+    keywords: tuple[tuple[str, object], ...] = ()
 
-    def apply(self, ledger: Ledger) -> Outcome:
+    def apply(self, ledger: Ledger) -> Posting:
         method = getattr(ledger, self.kind)
-        outcome: Outcome = method(*self.args)
-        return outcome
+        posting: Posting = method(*self.args, **dict(self.keywords))
+        return posting
 
     @property
     def key(self) -> tuple[str, object]:
@@ -308,13 +321,14 @@ def ledger_ops(draw: st.DrawFn) -> list[Op]:
         currency_of[invoice_id] = currency
         due = draw(due_dates)
         issued = due - timedelta(days=draw(st.integers(0, 30)))
-        ops.append(Op("issue", (invoice_id, currency, draw(money), issued, due, ())))
+        dates = (("issued_on", issued), ("due_on", due), ("subscription_ids", ()))
+        ops.append(Op("issue", (invoice_id, currency, draw(money)), dates))
     for n in range(draw(st.integers(0, 3))):
         target = draw(st.sampled_from(INVOICE_IDS))  # may be an invoice never issued
         delta = draw(money) * draw(st.sampled_from((-1, 1)))
         ops.append(Op("adjust", (f"adj-{n}", target, delta)))
-    for invoice_id in draw(st.lists(st.sampled_from(INVOICE_IDS), max_size=2, unique=True)):
-        ops.append(Op("void", (invoice_id,)))
+    voided = draw(st.lists(st.sampled_from(INVOICE_IDS), max_size=2, unique=True))
+    ops.extend(Op("void", (invoice_id,)) for invoice_id in voided)
     payment_ids = draw(st.lists(st.sampled_from(PAYMENT_IDS), max_size=5, unique=True))
     for payment_id in payment_ids:
         target = draw(st.none() | st.sampled_from(INVOICE_IDS))
@@ -324,8 +338,8 @@ def ledger_ops(draw: st.DrawFn) -> list[Op]:
             currency = currency_of[target]
         received = at(draw(st.integers(0, 5)))  # ties are broken by payment_id
         ops.append(Op("receive", (payment_id, currency, draw(money), target, received)))
-    for payment_id in draw(st.lists(st.sampled_from(PAYMENT_IDS), max_size=3, unique=True)):
-        ops.append(Op("reverse", (payment_id,)))
+    reversed_ = draw(st.lists(st.sampled_from(PAYMENT_IDS), max_size=3, unique=True))
+    ops.extend(Op("reverse", (payment_id,)) for payment_id in reversed_)
     return ops
 
 
@@ -412,7 +426,7 @@ def test_duplicates_change_nothing(ops: list[Op], data: st.DataObject) -> None:
         seen.add(op.key)
         if data.draw(st.booleans()):
             again = data.draw(st.sampled_from([o for o in ops if o.key in seen]))
-            assert again.apply(ledger) is Outcome.DUPLICATE
+            assert again.apply(ledger) is Posting.DUPLICATE
     assert snapshot(ledger) == expected
 
 

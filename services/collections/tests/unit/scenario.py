@@ -1,4 +1,5 @@
-"""A small test DSL: compact inbound events with deterministic ids, run through `Replay`.
+"""A small test DSL: compact inbound events with deterministic ids, run through the `Driver`
+(invoicing's aging and collections' engine in-process, as `billstate replay` runs them).
 
     s = Story()
     out = run(
@@ -26,9 +27,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
+from driver import Driver
 
-from billstate_cli.replay import Replay
-from billstate_collections.domain.book import Book
+from billstate_collections.domain.book import CURRENT, Book
 from billstate_shared.contracts import (
     AccessRestore,
     AccessSuspend,
@@ -61,6 +62,17 @@ def make_policy(**overrides: Any) -> Policy:
     data = yaml.safe_load(STANDARD_PATH.read_text(encoding="utf-8"))
     data.update(overrides)
     return Policy.model_validate(data, by_alias=True)
+
+
+def stage_index(policy: Policy, name: str) -> int:
+    """Position of stage `name` in a book (0 = first stage, -1 = `current`); KeyError if the
+    policy has no such stage."""
+    if name == "current":
+        return CURRENT
+    for index, stage in enumerate(policy.stages):
+        if stage.name == name:
+            return index
+    raise KeyError(f"policy {policy.name!r} v{policy.version} has no stage {name!r}")
 
 
 def d(value: DateLike) -> date:
@@ -257,7 +269,7 @@ class Story:
         if isinstance(when, datetime):
             moment = when
         elif isinstance(when, str) and "T" in when:
-            moment = datetime.fromisoformat(when.replace("Z", "+00:00"))
+            moment = datetime.fromisoformat(when)
         else:
             moment = datetime.combine(d(when), time(self.hour), tzinfo=self.zone)
         moment = moment.astimezone(UTC)
@@ -280,10 +292,10 @@ def tick(when: DateLike | datetime, zone: ZoneInfo = TAIPEI) -> Event:
 
 @dataclass
 class Run:
-    """A replay and everything it produced so far; `feed` continues it."""
+    """A driver and everything it produced so far; `feed` continues it."""
 
     policy: Policy
-    replay: Replay
+    driver: Driver
     outputs: list[EventBase] = field(default_factory=list)
 
     def feed(self, *events: Event | Iterable[Event]) -> list[EventBase]:
@@ -292,13 +304,13 @@ class Run:
         for event in _flatten(events):
             # The cores hand back light forms; the tests read validated contract models.
             new.extend(
-                p if isinstance(p, EventBase) else p.model() for p in self.replay.feed(event)
+                p if isinstance(p, EventBase) else p.model() for p in self.driver.feed(event)
             )
         self.outputs.extend(new)
         return new
 
     def book(self, customer: str = CUSTOMER) -> Book:
-        return self.replay.books[customer]
+        return self.driver.books[customer]
 
     def of(self, *event_types: str, customer: str | None = None) -> list[EventBase]:
         return [
@@ -343,9 +355,9 @@ class Run:
 
 
 def run(*events: Event | Iterable[Event], policy: Policy | None = None) -> Run:
-    """Run events (or lists of events) through a fresh `Replay`."""
+    """Run events (or lists of events) through a fresh `Driver`."""
     chosen = policy or standard()
-    result = Run(chosen, Replay(chosen))
+    result = Run(chosen, Driver(chosen))
     result.feed(*events)
     return result
 

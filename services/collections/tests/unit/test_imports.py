@@ -2,6 +2,8 @@
 
 import importlib
 
+import pytest
+
 
 def test_package_imports() -> None:
     for name in (
@@ -14,7 +16,7 @@ def test_package_imports() -> None:
         importlib.import_module(name)
 
 
-def test_settings_use_service_prefix(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_settings_use_service_prefix(monkeypatch: pytest.MonkeyPatch) -> None:
     from billstate_collections.config import Settings
 
     monkeypatch.setenv("BILLSTATE_COLLECTIONS_KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:1")

@@ -1,4 +1,4 @@
-"""Properties of the whole engine (aging + collections, as `Replay` composes them) over random
+"""Properties of the whole engine (aging + collections, as the `Driver` composes them) over random
 histories: customers, invoices in one or two currencies, payments (targeted or not, partial),
 reversals, adjustments, voids, holds, profile changes, failed payments and daily ticks with
 some downtime.
@@ -14,6 +14,7 @@ import os
 import random
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -26,7 +27,7 @@ from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from scenario import Run, Story, make_policy, run, tick
+from scenario import Run, Story, make_policy, run, stage_index, tick
 
 from billstate_collections.domain.assess import assess
 from billstate_collections.domain.book import CURRENT, Book
@@ -109,8 +110,99 @@ class Customer:
     subs: tuple[str, ...]
 
 
-def _inbound(draw: st.DrawFn, c: Customer, day: date) -> Event:
+def _issue(draw: st.DrawFn, c: Customer, day: date) -> Event:
     s = c.story
+    invoice_id = f"{s.customer}-I{len(c.invoices)}"
+    currency = draw(st.sampled_from(c.currencies))
+    due = day + timedelta(days=draw(st.integers(-12, 12)))
+    subs = draw(st.lists(st.sampled_from(c.subs), max_size=2, unique=True))
+    c.invoices.append((invoice_id, currency))
+    return s.issue(
+        invoice_id,
+        draw(st.sampled_from(INVOICE_AMOUNTS)),
+        due,
+        currency=currency,
+        issued_on=min(day, due),
+        subs=subs,
+    )
+
+
+def _pay(draw: st.DrawFn, c: Customer, _day: date) -> Event:
+    s = c.story
+    payment_id = f"{s.customer}-P{len(c.payments)}"
+    c.payments.append(payment_id)
+    target: str | None = None
+    currency = draw(st.sampled_from(c.currencies))
+    choice = draw(st.sampled_from(("none", "none", "known", "future")))
+    if choice == "known" and c.invoices:
+        target, currency = draw(st.sampled_from(c.invoices))
+    elif choice == "future":
+        target = f"{s.customer}-I{len(c.invoices) + draw(st.integers(0, 2))}"
+    amount = draw(st.sampled_from(PAYMENT_AMOUNTS))
+    return s.pay(payment_id, amount, currency=currency, invoice_id=target)
+
+
+def _reverse(draw: st.DrawFn, c: Customer, _day: date) -> Event:
+    return c.story.reverse(draw(st.sampled_from(c.payments)))
+
+
+def _adjust(draw: st.DrawFn, c: Customer, _day: date) -> Event:
+    invoice_id, _ = draw(st.sampled_from(c.invoices))
+    return c.story.adjust(invoice_id, draw(st.sampled_from(("-10.00", "-60.00", "15.00"))))
+
+
+def _void(draw: st.DrawFn, c: Customer, _day: date) -> Event:
+    invoice_id, _ = draw(st.sampled_from(c.invoices))
+    return c.story.void(invoice_id)
+
+
+def _dispute(draw: st.DrawFn, c: Customer, _day: date) -> Event:
+    s = c.story
+    invoice_id, _ = draw(st.sampled_from(c.invoices))
+    hold_id = f"{s.customer}-H{len(c.holds)}"
+    c.holds.append(hold_id)
+    return s.dispute(hold_id, invoice_id, draw(st.sampled_from((None, "10.00"))))
+
+
+def _hold(draw: st.DrawFn, c: Customer, day: date) -> Event:
+    s = c.story
+    hold_id = f"{s.customer}-H{len(c.holds)}"
+    c.holds.append(hold_id)
+    if draw(st.booleans()):
+        return s.promise(hold_id, day + timedelta(days=draw(st.integers(0, 8))))
+    return s.hold(hold_id, "manual")
+
+
+def _release(draw: st.DrawFn, c: Customer, _day: date) -> Event:
+    return c.story.release(draw(st.sampled_from(c.holds)))
+
+
+def _fail(draw: st.DrawFn, c: Customer, _day: date) -> Event:
+    named = [invoice_id for invoice_id, _ in c.invoices]
+    return c.story.fail(draw(st.sampled_from([None, *named])))
+
+
+def _upsert(draw: st.DrawFn, c: Customer, _day: date) -> Event:
+    tags = ["strategic"] if draw(st.integers(0, 5)) == 0 else ["smb"]
+    subs = draw(st.lists(st.sampled_from(c.subs), unique=True))
+    return c.story.upsert(tags=tags, subs=subs, locale=draw(st.sampled_from(("en", "zh-TW"))))
+
+
+INBOUND: dict[str, Callable[[st.DrawFn, Customer, date], Event]] = {
+    "issue": _issue,
+    "pay": _pay,
+    "reverse": _reverse,
+    "adjust": _adjust,
+    "void": _void,
+    "dispute": _dispute,
+    "hold": _hold,
+    "release": _release,
+    "fail": _fail,
+    "upsert": _upsert,
+}
+
+
+def _inbound(draw: st.DrawFn, c: Customer, day: date) -> Event:
     kinds = ["issue", "issue", "issue", "pay", "pay", "pay", "upsert", "hold", "fail"]
     if c.invoices:
         kinds += ["adjust", "void", "dispute"]
@@ -118,60 +210,7 @@ def _inbound(draw: st.DrawFn, c: Customer, day: date) -> Event:
         kinds += ["reverse"]
     if c.holds:
         kinds += ["release"]
-    kind = draw(st.sampled_from(kinds))
-    if kind == "issue":
-        invoice_id = f"{s.customer}-I{len(c.invoices)}"
-        currency = draw(st.sampled_from(c.currencies))
-        due = day + timedelta(days=draw(st.integers(-12, 12)))
-        subs = draw(st.lists(st.sampled_from(c.subs), max_size=2, unique=True))
-        c.invoices.append((invoice_id, currency))
-        return s.issue(
-            invoice_id,
-            draw(st.sampled_from(INVOICE_AMOUNTS)),
-            due,
-            currency=currency,
-            issued_on=min(day, due),
-            subs=subs,
-        )
-    if kind == "pay":
-        payment_id = f"{s.customer}-P{len(c.payments)}"
-        c.payments.append(payment_id)
-        target: str | None = None
-        currency = draw(st.sampled_from(c.currencies))
-        choice = draw(st.sampled_from(("none", "none", "known", "future")))
-        if choice == "known" and c.invoices:
-            target, currency = draw(st.sampled_from(c.invoices))
-        elif choice == "future":
-            target = f"{s.customer}-I{len(c.invoices) + draw(st.integers(0, 2))}"
-        amount = draw(st.sampled_from(PAYMENT_AMOUNTS))
-        return s.pay(payment_id, amount, currency=currency, invoice_id=target)
-    if kind == "reverse":
-        return s.reverse(draw(st.sampled_from(c.payments)))
-    if kind == "adjust":
-        invoice_id, _ = draw(st.sampled_from(c.invoices))
-        return s.adjust(invoice_id, draw(st.sampled_from(("-10.00", "-60.00", "15.00"))))
-    if kind == "void":
-        invoice_id, _ = draw(st.sampled_from(c.invoices))
-        return s.void(invoice_id)
-    if kind == "dispute":
-        invoice_id, _ = draw(st.sampled_from(c.invoices))
-        hold_id = f"{s.customer}-H{len(c.holds)}"
-        c.holds.append(hold_id)
-        return s.dispute(hold_id, invoice_id, draw(st.sampled_from((None, "10.00"))))
-    if kind == "hold":
-        hold_id = f"{s.customer}-H{len(c.holds)}"
-        c.holds.append(hold_id)
-        if draw(st.booleans()):
-            return s.promise(hold_id, day + timedelta(days=draw(st.integers(0, 8))))
-        return s.hold(hold_id, "manual")
-    if kind == "release":
-        return s.release(draw(st.sampled_from(c.holds)))
-    if kind == "fail":
-        named = [invoice_id for invoice_id, _ in c.invoices]
-        return s.fail(draw(st.sampled_from([None, *named])))
-    tags = ["strategic"] if draw(st.integers(0, 5)) == 0 else ["smb"]
-    subs = draw(st.lists(st.sampled_from(c.subs), unique=True))
-    return s.upsert(tags=tags, subs=subs, locale=draw(st.sampled_from(("en", "zh-TW"))))
+    return INBOUND[draw(st.sampled_from(kinds))](draw, c, day)
 
 
 @st.composite
@@ -203,8 +242,7 @@ def histories(draw: st.DrawFn, *, gaps: bool = True, quiet_tail: int = 0) -> lis
         step = draw(st.sampled_from((1, 1, 1, 1, 2, 5))) if gaps else 1
         day += timedelta(days=step)
         events.append(tick(day))
-    for n in range(1, quiet_tail + 1):
-        events.append(tick(day + timedelta(days=n)))
+    events.extend(tick(day + timedelta(days=n)) for n in range(1, quiet_tail + 1))
     return events
 
 
@@ -270,8 +308,8 @@ def test_a_no_stage_is_entered_before_every_stage_below_it(
         for i, e in enumerate(outputs):
             if not isinstance(e, StageEntered):
                 continue
-            index = policy.stage_index(e.data.stage)
-            assert policy.stage_index(e.data.previous) == stage, (customer, e.data)
+            index = stage_index(policy, e.data.stage)
+            assert stage_index(policy, e.data.previous) == stage, (customer, e.data)
             # Everything up to the next stage change belongs to this one.
             rest = []
             for later in outputs[i + 1 :]:
@@ -305,7 +343,7 @@ def test_b_nobody_stays_in_a_stage_while_not_delinquent(
     r = run(policy=policy)
     for inbound in events:
         r.feed(inbound)
-        for book in r.replay.books.values():
+        for book in r.driver.books.values():
             if book.as_of is None:
                 assert book.stage == CURRENT
                 continue
@@ -399,9 +437,9 @@ def test_e_reordering_a_days_ledger_events_gives_the_same_state_at_the_next_tick
             isinstance(e, StageEntered) and e.data.why.rule.startswith("rule 7")
             for e in (*out_a, *out_b)
         )
-        assert sorted(a.replay.books) == sorted(b.replay.books)
-        for customer, book_a in a.replay.books.items():
-            book_b = b.replay.books[customer]
+        assert sorted(a.driver.books) == sorted(b.driver.books)
+        for customer, book_a in a.driver.books.items():
+            book_b = b.driver.books[customer]
             if book_a.as_of is None:
                 assert book_b.as_of is None
                 continue
@@ -458,41 +496,55 @@ def test_g_suspension_on_is_the_day_the_suspend_stage_is_entered(
         else:
             last_input[inbound.customer_id] = position
         outputs.extend((position, today, e) for e in r.feed(inbound))
-    end = today
     for customer, quiet_from in last_input.items():
-        entered = [
-            e.data.as_of
-            for p, _, e in outputs
-            if isinstance(e, StageEntered)
-            and e.customer_id == customer
-            and p >= quiet_from
-            and e.data.stage == policy.stages[suspend].name
-        ]
-        stage = CURRENT
-        aged = False
-        for p, day, e in outputs:
-            if e.customer_id != customer:
-                continue
-            if isinstance(e, InvoiceAged):
-                aged = True
-                continue
-            if isinstance(e, StageEntered):
-                stage = policy.stage_index(e.data.stage)
-                continue
-            if not isinstance(e, NoticeRequested) or stage >= suspend:
-                continue
-            assert "suspension_on" in e.data.facts, e.data
-            if p < quiet_from or not aged or e.data.facts["as_of"] != day.isoformat():
-                continue
-            promised = e.data.facts["suspension_on"]
-            if promised is None:
-                assert entered == [], (e.data.kind, e.data.facts)
-            elif date.fromisoformat(str(promised)) < end:
-                observe(f"suspension_on kept ({policy.name}, {e.data.kind})")
-                assert entered[:1] == [date.fromisoformat(str(promised))], (
-                    e.data.kind,
-                    e.data.facts,
-                )
+        _check_suspension_on(
+            policy, outputs, suspend=suspend, customer=customer, quiet_from=quiet_from, end=today
+        )
+
+
+def _check_suspension_on(
+    policy: Policy,
+    outputs: list[tuple[int, date, Any]],
+    *,
+    suspend: int,
+    customer: str,
+    quiet_from: int,
+    end: date,
+) -> None:
+    """Test (g) for one customer: `outputs` are (input position, business date, output)."""
+    entered = [
+        e.data.as_of
+        for p, _, e in outputs
+        if isinstance(e, StageEntered)
+        and e.customer_id == customer
+        and p >= quiet_from
+        and e.data.stage == policy.stages[suspend].name
+    ]
+    stage = CURRENT
+    aged = False
+    for p, day, e in outputs:
+        if e.customer_id != customer:
+            continue
+        if isinstance(e, InvoiceAged):
+            aged = True
+            continue
+        if isinstance(e, StageEntered):
+            stage = stage_index(policy, e.data.stage)
+            continue
+        if not isinstance(e, NoticeRequested) or stage >= suspend:
+            continue
+        assert "suspension_on" in e.data.facts, e.data
+        if p < quiet_from or not aged or e.data.facts["as_of"] != day.isoformat():
+            continue
+        promised = e.data.facts["suspension_on"]
+        if promised is None:
+            assert entered == [], (e.data.kind, e.data.facts)
+        elif date.fromisoformat(str(promised)) < end:
+            observe(f"suspension_on kept ({policy.name}, {e.data.kind})")
+            assert entered[:1] == [date.fromisoformat(str(promised))], (
+                e.data.kind,
+                e.data.facts,
+            )
 
 
 def test_histories_reach_the_whole_ladder() -> None:

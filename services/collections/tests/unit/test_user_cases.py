@@ -387,7 +387,7 @@ def test_reminders_7_and_1_days_before_due_none_for_a_paid_invoice() -> None:
         s.pay("P1", "100.00", invoice_id="INV-PAID"),
         s.days("2026-10-21", "2026-11-01"),
     )
-    reminded = [n for n in r.notices("reminder")]
+    reminded = list(r.notices("reminder"))
     assert [(n.data.facts["invoice"], n.data.facts["as_of"]) for n in reminded] == [
         ({"invoice_id": "INV-1", "due_on": DUE, "open": "100.00", "currency": "USD"}, "2026-10-25"),
         ({"invoice_id": "INV-1", "due_on": DUE, "open": "100.00", "currency": "USD"}, "2026-10-31"),

@@ -10,16 +10,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+from driver import Driver
 from scenario import standard
 
-from billstate_cli.replay import Replay
-from billstate_cli.simulation import history
 from billstate_collections.domain.assess import assess
 from billstate_collections.domain.book import Book
 from billstate_collections.domain.book_state import dump_book, load_book
 from billstate_collections.domain.engine import stage_name
 from billstate_collections.domain.schedule import projected_entries
-from billstate_collections.domain.snapshot import state_data, state_event, state_record
+from billstate_collections.domain.snapshot import state_data, state_record
 from billstate_shared.contracts import (
     CollectionsState,
     CollectionsStateData,
@@ -32,6 +31,17 @@ from billstate_shared.contracts import (
 )
 from billstate_shared.domain.ids import make_id
 from billstate_shared.domain.policy import Policy
+
+# `billstate simulate`'s history of 60 customers over 120 days (seed 11), recorded: customers,
+# invoices, payments in parts and late, failures, holds, adjustments, a void and a reversal.
+HISTORY = Path(__file__).resolve().parents[1] / "golden" / "history-60x120-seed11.jsonl"
+
+
+def state_event(book: Book, policy: Policy, occurred_at: datetime) -> CollectionsState:
+    """`state_record` as the validated contract model."""
+    model = state_record(book, policy, occurred_at).model()
+    assert isinstance(model, CollectionsState)
+    return model
 
 
 def reference_state(book: Book, policy: Policy, occurred_at: datetime) -> CollectionsState:
@@ -82,14 +92,14 @@ def reference_state(book: Book, policy: Policy, occurred_at: datetime) -> Collec
 
 def test_state_records_and_books_equal_the_validated_forms_over_a_history() -> None:
     policy = standard()
-    replay = Replay(policy)
+    driver = Driver(policy)
     checked, holds, stages = 0, 0, set()
-    for envelope in history(60, 120, seed=11):
-        event = decode(json.dumps(envelope))
-        out = replay.feed(event)
+    for line in HISTORY.read_bytes().splitlines():
+        event = decode(line)
+        out = driver.feed(event)
         touched = {o.customer_id for o in out if o.event_type == "invoice.aged"}
         touched.add(event.customer_id)
-        for book in [replay.books[c] for c in sorted(touched) if c in replay.books]:
+        for book in [driver.books[c] for c in sorted(touched) if c in driver.books]:
             record = state_record(book, policy, event.occurred_at)
             expected = encode(reference_state(book, policy, event.occurred_at))
             assert record.encode() == expected
@@ -114,9 +124,10 @@ def test_a_partition_faust_has_not_committed_on_keeps_its_entries() -> None:
 
     from faust.types import TP
 
-    from billstate_collections.entrypoints.worker import uncommitted
+    from billstate_collections.handlers import uncommitted
 
-    committed: defaultdict[TP, int | None] = defaultdict(lambda: None)
+    # faust's map is keyed by TP named tuples; the handler looks plain tuples up in it.
+    committed: defaultdict[tuple[str, int], int | None] = defaultdict(lambda: None)
     committed[TP("billing.invoices.v1", 0)] = None
     committed[TP("billing.invoices.v1", 1)] = 10
     sent = [

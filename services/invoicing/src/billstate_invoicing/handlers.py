@@ -1,1 +1,113 @@
-"""Message handlers of invoicing: decode, call the pure core, collect outputs."""
+"""Message handlers of invoicing: one record in; keep the register, age on a clock tick, and
+return the `invoice.aged` events to send (the register is written to its table here).
+
+No faust or aiokafka here: the entrypoint hands in the table (any mutable mapping of bytes) and
+the partitioner, and sends what `handle` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, MutableMapping
+
+import orjson
+import structlog
+
+from billstate_invoicing.domain.aging import Aging, Register
+from billstate_invoicing.domain.aging import record as record_event
+from billstate_shared.contracts import ClockTick, Event
+from billstate_shared.contracts.outbound import to_bytes
+from billstate_shared.domain.ledger import LEDGER_EVENTS, Posting
+from billstate_shared.domain.ledger_state import dump_ledger, load_ledger
+from billstate_shared.domain.policy import Policy
+from billstate_shared.runtime.records import Produce, Record
+from billstate_shared.topics import DUE_DATES
+
+log = structlog.get_logger("billstate.invoicing")
+
+
+class Registers:
+    """Registers by partition: a tick on partition p ages only the customers kept there, so
+    every table write lands in the changelog partition of the record being processed.
+
+    The aging index is derived from the table: after an assignment (or a restart) the first
+    record scans the table once and tracks every open invoice again. `partition_of` is the
+    producer's partitioner: the partition a key is written to.
+    """
+
+    def __init__(
+        self,
+        table: MutableMapping[bytes, bytes],
+        policy: Policy,
+        partition_of: Callable[[bytes], int],
+    ) -> None:
+        self.table, self.policy, self.partition_of = table, policy, partition_of
+        self.live: dict[int, dict[str, Register]] = {}
+        self.aging: dict[int, Aging] = {}
+        self.warm = False
+
+    def partition(self, p: int) -> tuple[dict[str, Register], Aging]:
+        if not self.warm:
+            self._warm()
+        if p not in self.aging:
+            self.live[p], self.aging[p] = {}, Aging(self.policy)
+        return self.live[p], self.aging[p]
+
+    def _warm(self) -> None:
+        self.warm = True
+        for key, raw in self.table.items():
+            live, aging = self.partition(self.partition_of(key))
+            register = Register(key.decode(), load_ledger(orjson.loads(raw)))
+            live[register.customer_id] = register
+            aging.watch(register)
+
+    def get(self, p: int, customer_id: str) -> Register:
+        live, _aging = self.partition(p)
+        register = live.get(customer_id)
+        if register is None:
+            register = live[customer_id] = Register(customer_id)
+        return register
+
+    def forget(self) -> None:
+        self.live.clear()
+        self.aging.clear()
+        self.warm = False
+
+
+class InvoicingHandler:
+    """One inbound record in: a ledger event updates its customer's register (stored when it
+    changed), a clock tick returns the partition's `invoice.aged` events, keyed by customer."""
+
+    def __init__(
+        self,
+        *,
+        table: MutableMapping[bytes, bytes],
+        policy: Policy,
+        partition_of: Callable[[bytes], int],
+    ) -> None:
+        self.table = table
+        self.registers = Registers(table, policy, partition_of)
+
+    def forget(self) -> None:
+        """Start from the table again (on revocation, or before a try is repeated): the aged
+        events of a half-sent tick are then sent again, with the same ids."""
+        self.registers.forget()
+
+    def handle(self, record: Record, event: Event) -> list[Produce]:
+        registers = self.registers
+        if isinstance(event, ClockTick):
+            live, aging = registers.partition(record.partition)
+            aged = aging.tick(event.occurred_at, live.get)
+            log.info("tick", aged=len(aged))
+            topic = DUE_DATES.name
+            return [Produce(topic, out.customer_id.encode(), to_bytes(out)) for out in aged]
+        if event.event_type in LEDGER_EVENTS:
+            register = registers.get(record.partition, event.customer_id)
+            _live, aging = registers.partition(record.partition)
+            if record_event(aging, register, event) is Posting.APPLIED:
+                key = record.key
+                assert key is not None  # the intake checked it is the customer_id
+                self.table[key] = orjson.dumps(dump_ledger(register.ledger))
+            log.info("recorded", event_type=event.event_type)
+        else:
+            log.info("skipped", event_type=event.event_type)
+        return []

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import orjson
 
-from billstate_invoicing.domain.aging import Aging, Register, aged_event
+from billstate_invoicing.domain.aging import Aging, Register
 from billstate_shared.contracts import encode
 from billstate_shared.contracts.outbound import Aged, AgedData, Amount, to_bytes
 from billstate_shared.domain.ids import readable_id
@@ -44,6 +44,22 @@ def test_build_equals_the_dataclass_constructor() -> None:
     assert built == plain
     assert hash(built) == hash(plain)
     assert repr(built) == repr(plain)
+
+
+def aged_event(customer_id: str, invoice: Invoice, as_of: date, occurred_at: datetime) -> Aged:
+    """An aged event built from an invoice outside the tick loop."""
+    return Aged.build(
+        readable_id("aged", customer_id, invoice.invoice_id, as_of),
+        occurred_at,
+        customer_id,
+        invoice.invoice_id,
+        invoice.due_on,
+        as_of,
+        (as_of - invoice.due_on).days,
+        invoice.open,
+        invoice.currency,
+        invoice.subscription_ids,
+    )
 
 
 def _reference(aged: Aged) -> bytes:
@@ -91,7 +107,14 @@ def test_tick_ids_are_readable_ids_short_or_hashed() -> None:
     aging = Aging(load_policy(POLICY))
     for customer in ("c1", "c" * 120):
         register = Register(customer)
-        register.ledger.issue("inv-1", "USD", Decimal("5"), date(2026, 3, 1), date(2026, 3, 31), ())
+        register.ledger.issue(
+            "inv-1",
+            "USD",
+            Decimal(5),
+            issued_on=date(2026, 3, 1),
+            due_on=date(2026, 3, 31),
+            subscription_ids=(),
+        )
         aging.watch(register)
         when = datetime(2026, 4, 1 + len(customer) // 100, 9, tzinfo=UTC)
         [aged] = aging.tick(when, {customer: register}.get)

@@ -10,7 +10,9 @@ from billstate_shared.domain.ledger import Ledger
 
 
 def dump_ledger(ledger: Ledger) -> dict[str, Any]:
-    """What the ledger was told, not what it derived: allocation is rebuilt on load."""
+    """What the ledger was told, not what it derived: allocation is rebuilt on load.
+
+    The ledger's serializer, so it reads the ledger's private records of what it was told."""
     return {
         "invoices": [
             [i.invoice_id, i.currency, str(i.amount), i.issued_on.isoformat(),
@@ -22,10 +24,11 @@ def dump_ledger(ledger: Ledger) -> dict[str, Any]:
             for p in ledger.payments.values()
         ],
         "adjustments": [
-            [eid, inv, str(delta)] for eid, (inv, delta) in ledger._adjustments.items()
+            [eid, inv, str(delta)]
+            for eid, (inv, delta) in ledger._adjustments.items()  # noqa: SLF001
         ],
-        "voided": sorted(ledger._voided),
-        "reversed": sorted(ledger._reversed),
+        "voided": sorted(ledger._voided),  # noqa: SLF001
+        "reversed": sorted(ledger._reversed),  # noqa: SLF001
         "version": ledger.version,
     }  # fmt: skip
 
@@ -42,9 +45,13 @@ def load_ledger(data: dict[str, Any]) -> Ledger:
         ledger.reverse(payment_id)
     for invoice_id, currency, amount, issued_on, due_on, subs in data["invoices"]:
         ledger.issue(
-            invoice_id, currency, Decimal(amount), date.fromisoformat(issued_on),
-            date.fromisoformat(due_on), tuple(subs),
-        )  # fmt: skip
+            invoice_id,
+            currency,
+            Decimal(amount),
+            issued_on=date.fromisoformat(issued_on),
+            due_on=date.fromisoformat(due_on),
+            subscription_ids=tuple(subs),
+        )
     for payment_id, currency, amount, invoice_id, received_at in data["payments"]:
         ledger.receive(
             payment_id, currency, Decimal(amount), invoice_id, datetime.fromisoformat(received_at)

@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from billstate_shared.contracts.currencies import ISO_4217_CODES
+from billstate_shared.domain.currencies import ISO_4217_CODES
 
 __all__ = [
     "CURRENT",
@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 CURRENT: Final = "current"
-"""The state of a customer in no stage; `Policy.stage_index(CURRENT)` is -1."""
+"""The name of the state of a customer in no stage (a book's stage index -1)."""
 
 DEFAULT_KEY: Final = "default"
 """The `minimum_overdue` key for every currency not listed; always present after validation."""
@@ -328,12 +328,6 @@ class Policy(BaseModel):
     def _default_minimum(self) -> Decimal:
         return self.minimum_overdue[DEFAULT_KEY]
 
-    @cached_property
-    def _stage_indexes(self) -> dict[str, int]:
-        indexes = {stage.name: index for index, stage in enumerate(self.stages)}
-        indexes[CURRENT] = -1
-        return indexes
-
     def threshold(self, currency: str) -> Decimal:
         """The overdue amount from which `currency` escalates: its own minimum, else `default`."""
         return self._thresholds.get(currency, self._default_minimum)
@@ -343,22 +337,10 @@ class Policy(BaseModel):
         """The time zone whose dates are the business dates."""
         return ZoneInfo(self.timezone)
 
-    def stage_index(self, name: str) -> int:
-        """Position of stage `name` (0 = first stage, -1 = `current`); KeyError if unknown."""
-        try:
-            return self._stage_indexes[name]
-        except KeyError:
-            raise KeyError(f"policy {self.name!r} v{self.version} has no stage {name!r}") from None
-
     @cached_property
     def suspend_stage_index(self) -> int | None:
         """Index of the stage with `action: suspend`, or None when the policy never suspends."""
         return next((i for i, stage in enumerate(self.stages) if stage.suspends), None)
-
-    @cached_property
-    def reminder_days(self) -> frozenset[int]:
-        """The reminder offsets as a set, for the per-event membership test."""
-        return frozenset(self.reminders.days_before_due)
 
     @property
     def ref(self) -> tuple[str, int]:

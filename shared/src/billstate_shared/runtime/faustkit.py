@@ -16,8 +16,11 @@ from aiokafka import AIOKafkaConsumer
 from billstate_shared.contracts import ContractError, Event, decode
 from billstate_shared.errors import Refused
 from billstate_shared.kafka_auth import KafkaAuth, client_options
+from billstate_shared.logging import configure_logging
+from billstate_shared.policy_file import PolicyError, load_policy
 from billstate_shared.runtime.dlq import DeadLetter
 from billstate_shared.runtime.health import Progress
+from billstate_shared.runtime.http import HttpServer, build_app
 from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.runtime.retry import RetryPolicy
 from billstate_shared.topic_admin import apply_topics
@@ -30,6 +33,7 @@ def make_app(
     name: str,
     bootstrap: str,
     data_dir: Path,
+    *,
     replication_factor: int = 1,
     store: str = "rocksdb://",
     commit_interval: float = 0.5,
@@ -123,7 +127,8 @@ class Intake:
             await self.dead(message, err)
             return None
         key = message.key.decode("utf-8", "replace") if message.key is not None else None
-        if event.customer_id != "*" and key != event.customer_id:
+        # A clock tick is for every customer ("*"), whatever its key.
+        if key != event.customer_id != "*":
             # A record keyed otherwise sits on another customer's partition, next to state
             # that is not its own; it must be re-sent with the right key.
             self.bind(message)
@@ -175,30 +180,34 @@ class Intake:
 def watch_progress(app: Any, progress: Progress) -> None:
     """Feed the probes from faust's own signals and lag."""
 
-    @app.on_partitions_assigned.connect
-    async def _assigned(app: Any, assigned: Any, **kwargs: Any) -> None:
+    async def _assigned(_app: Any, _assigned: Any, **_: Any) -> None:
         progress.on_assigned()
 
-    @app.on_partitions_revoked.connect
-    async def _revoked(app: Any, revoked: Any, **kwargs: Any) -> None:
+    async def _revoked(_app: Any, _revoked: Any, **_: Any) -> None:
         progress.on_revoked()
 
-    @app.timer(1.0)
     async def _lag() -> None:
         progress.recovering = bool(app.tables.recovery.in_recovery)
         consumer = app.consumer
+        offsets = consumer._committed_offset  # noqa: SLF001  (faust has no public view of it)
         for tp in consumer.assignment():
             end = consumer.highwater(tp)
-            committed = consumer._committed_offset.get(tp)
+            committed = offsets.get(tp)
             if end is not None:
                 position = committed if committed is not None else 0
                 progress.set_lag(tp.topic, tp.partition, max(end - position, 0))
+
+    # Registered by call, not by decorator: faust's decorators are untyped.
+    app.on_partitions_assigned.connect(_assigned)
+    app.on_partitions_revoked.connect(_revoked)
+    app.timer(1.0)(_lag)
 
 
 async def ensure_changelog(
     bootstrap: str,
     app_id: str,
     table: str,
+    *,
     partitions: int,
     replication_factor: int,
     auth: KafkaAuth | None = None,
@@ -220,7 +229,8 @@ async def ensure_changelog(
     await consumer.start()
     try:
         for _ in range(200):
-            await consumer._client.force_metadata_update()
+            # aiokafka's consumer has no public call that refreshes the metadata.
+            await consumer._client.force_metadata_update()  # noqa: SLF001
             if len(consumer.partitions_for_topic(name) or ()) == partitions:
                 return name
             await asyncio.sleep(0.05)
@@ -278,10 +288,6 @@ def serve(
     build: Callable[[Any, Any, Progress, Metrics], Any],
 ) -> None:
     """Start a faust worker process: policy (refused = nothing starts), changelog, probes."""
-    from billstate_shared.logging import configure_logging
-    from billstate_shared.policy_file import PolicyError, load_policy
-    from billstate_shared.runtime.http import HttpServer, build_app
-
     configure_logging(settings.service, settings.log_level, settings.log_format)
     try:
         policy = load_policy(settings.policy_file)
@@ -292,19 +298,20 @@ def serve(
             settings.kafka_bootstrap_servers,
             settings.consumer_group,
             table,
-            CUSTOMER_PARTITIONS,
-            settings.replication_factor,
-            settings.kafka_auth,
+            partitions=CUSTOMER_PARTITIONS,
+            replication_factor=settings.replication_factor,
+            auth=settings.kafka_auth,
         )
     )
     progress, metrics = Progress(), Metrics(settings.service)
     app = build(settings, policy, progress, metrics)
     server = HttpServer(build_app(progress, metrics), settings.http_host, settings.http_port)
 
-    @app.task
     async def _http() -> None:
         await server.start()
         log.info("http listening", port=server.port)
+
+    app.task(_http)
 
     worker = faust.Worker(app, loglevel=settings.log_level.lower(), override_logging=False)
     worker.execute_from_commandline()

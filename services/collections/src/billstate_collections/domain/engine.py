@@ -18,7 +18,7 @@ from billstate_shared.contracts import (
 )
 from billstate_shared.contracts.outbound import Aged, Outbound
 from billstate_shared.domain.ids import make_id
-from billstate_shared.domain.ledger import LEDGER_EVENTS, Outcome, apply_event
+from billstate_shared.domain.ledger import LEDGER_EVENTS, Posting, apply_event
 from billstate_shared.domain.policy import Policy
 
 DEFAULT_LOCALE = "en"
@@ -31,12 +31,13 @@ def stage_name(policy: Policy, index: int) -> str:
     return "current" if index == CURRENT else policy.stages[index].name
 
 
-def step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:
+def step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:  # noqa: PLR0911
     """Apply one inbound or due-date event to a customer's book; return what it decided."""
+    # One exit per kind of event that decides nothing: the dispatch reads best flat.
     if type(event) is Aged or isinstance(event, InvoiceAged):
         return _on_time(book, event, policy)
     if event.event_type in LEDGER_EVENTS:
-        outcome = apply_event(book.ledger, event)
+        posting = apply_event(book.ledger, event)
     elif isinstance(event, CustomerUpserted):
         if event.event_id in book.seen:
             return []  # a duplicate changes nothing, also after a newer upsert
@@ -44,9 +45,9 @@ def step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:
         d = event.data
         book.profile = Profile(d.locale, frozenset(d.tags), tuple(sorted(d.subscription_ids)))
         book.version += 1
-        outcome = Outcome.APPLIED
+        posting = Posting.APPLIED
     elif isinstance(event, HoldPlaced):
-        outcome = _place_hold(book, event, policy)
+        posting = _place_hold(book, event, policy)
     elif isinstance(event, HoldReleased):
         hold_id = event.data.hold_id
         if hold_id in book.released:
@@ -54,20 +55,20 @@ def step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:
         book.released.add(hold_id)
         book.holds.pop(hold_id, None)
         book.version += 1
-        outcome = Outcome.APPLIED
+        posting = Posting.APPLIED
     elif isinstance(event, PaymentFailed):
         return _payment_failed(book, event, policy)
     else:
         return []  # clock ticks and outbound types are not collections' input
-    if outcome is not Outcome.APPLIED:
+    if posting is not Posting.APPLIED:
         return []
     return _settle(book, event, policy)
 
 
-def _place_hold(book: Book, event: HoldPlaced, policy: Policy) -> Outcome:
+def _place_hold(book: Book, event: HoldPlaced, policy: Policy) -> Posting:
     d = event.data
     if d.hold_id in book.holds or d.hold_id in book.released:
-        return Outcome.DUPLICATE
+        return Posting.DUPLICATE
     placed_on = book.as_of or event.occurred_at.astimezone(policy.zone).date()
     until = d.until
     if d.kind == "promise_to_pay" and until is not None:
@@ -78,7 +79,7 @@ def _place_hold(book: Book, event: HoldPlaced, policy: Policy) -> Outcome:
         d.hold_id, d.kind, d.invoice_id, d.amount, until, d.reason, d.by, placed_on
     )
     book.version += 1
-    return Outcome.APPLIED
+    return Posting.APPLIED
 
 
 # ---- backward: at once, on any change (rule 7) ---------------------------------------------
@@ -107,12 +108,16 @@ def _drop(book: Book, a: Assessment, trigger: Any, policy: Policy, out: list[Out
         f"Moved down from {stage_name(policy, previous)} to {stage_name(policy, target)} at once:"
         f" {cause}."
     )
-    out.append(_stage_entered(book, a, trigger, policy, previous, "rule 7: backward at once", text))
+    out.append(
+        _stage_entered(
+            book, a, trigger, policy, previous=previous, rule="rule 7: backward at once", text=text
+        )
+    )
     suspend_index = policy.suspend_stage_index
     if suspend_index is not None and previous >= suspend_index > target and book.suspended:
         restored = book.suspended
         book.suspended = ()
-        out.append(_command("restore", book, a, trigger, policy, restored, cause))
+        out.append(_command("restore", book, a, trigger, policy, subs=restored, reason=cause))
         # Rule 9 for every notice before the suspend stage, also when the customer is not
         # delinquent now but other open invoices will fall due. After a drop the target is the
         # stage: the next move up is on a later business date.
@@ -120,7 +125,7 @@ def _drop(book: Book, a: Assessment, trigger: Any, policy: Policy, out: list[Out
         facts = _facts(book, a, policy, due)
         facts["subscription_ids"] = list(restored)
         facts["still_delinquent"] = a.delinquent
-        out.append(_notice(book, a, trigger, "restored", "customer", facts))
+        out.append(_notice(book, a, trigger, "restored", "customer", facts=facts))
 
 
 def _release_paid(
@@ -135,7 +140,7 @@ def _release_paid(
         book.suspended = tuple(s for s in book.suspended if s in a.scope)
         book.transitions += 1
         reason = f"{', '.join(free)} no longer billed by an overdue invoice"
-        out.append(_command("restore", book, a, trigger, policy, free, reason))
+        out.append(_command("restore", book, a, trigger, policy, subs=free, reason=reason))
 
 
 # ---- forward: only on time (rule 6) ---------------------------------------------------------
@@ -170,7 +175,7 @@ def _on_time(book: Book, event: InvoiceAged | Aged, policy: Policy) -> list[Outp
         gate = policy.stages[index].min_days_in_previous
         if gate and book.entered_on is not None and (as_of - book.entered_on).days < gate:
             break
-        _enter(book, index, a, event, policy, out)
+        _enter(book, index, a, event, policy, out=out)
     # Not a move up, so a promise does not pause it: while in the suspend stage, what the
     # overdue invoices bill is what is suspended (rule 8), whatever order payments came in.
     _extend_suspension(book, a, event, policy, out)
@@ -194,9 +199,11 @@ def _wake_on(book: Book, a: Assessment, policy: Policy) -> date:
     if a.target > book.stage and book.entered_on is not None:
         gate = stages[book.stage + 1].min_days_in_previous
         dates.append(book.entered_on + timedelta(days=gate))
-    for hold in book.holds.values():
-        if hold.kind == "promise_to_pay" and hold.until is not None:
-            dates.append(hold.until + ONE_DAY)
+    dates.extend(
+        hold.until + ONE_DAY
+        for hold in book.holds.values()
+        if hold.kind == "promise_to_pay" and hold.until is not None
+    )
     return min((d for d in dates if d > as_of), default=date.max)
 
 
@@ -220,12 +227,12 @@ def _promise_blocks(
                 facts = _facts(book, a, policy, suspension_on(book, policy, a.as_of))
                 facts["hold_id"] = hold.hold_id
                 facts["promised_until"] = hold.until.isoformat()
-                out.append(_notice(book, a, trigger, "promise_broken", "customer", facts))
+                out.append(_notice(book, a, trigger, "promise_broken", "customer", facts=facts))
     return blocked
 
 
 def _enter(
-    book: Book, index: int, a: Assessment, trigger: Any, policy: Policy, out: list[Output]
+    book: Book, index: int, a: Assessment, trigger: Any, policy: Policy, *, out: list[Output]
 ) -> None:
     stage = policy.stages[index]
     previous = book.stage
@@ -247,12 +254,16 @@ def _enter(
         f" {_days(a.days_past_due)} past due (stage starts at day {stage.days_past_due}); overdue"
         f" {_amounts(a)} at or above the minimum{gate_text}."
     )
-    out.append(_stage_entered(book, a, trigger, policy, previous, "rule 6: forward on time", text))
+    out.append(
+        _stage_entered(
+            book, a, trigger, policy, previous=previous, rule="rule 6: forward on time", text=text
+        )
+    )
     if stage.action == "suspend":
         subs = tuple(s for s in a.scope if s not in book.suspended)
         if subs:
             book.suspended = tuple(sorted(set(book.suspended).union(subs)))
-            out.append(_command("suspend", book, a, trigger, policy, subs, text))
+            out.append(_command("suspend", book, a, trigger, policy, subs=subs, reason=text))
     suspend_index = policy.suspend_stage_index
     due = None
     if suspend_index is not None and index < suspend_index:
@@ -261,7 +272,7 @@ def _enter(
         facts = _facts(book, a, policy, due)
         if stage.action == "suspend":
             facts["subscription_ids"] = list(book.suspended)
-        out.append(_notice(book, a, trigger, stage.name, audience, facts))
+        out.append(_notice(book, a, trigger, stage.name, audience, facts=facts))
 
 
 def _extend_suspension(
@@ -276,7 +287,7 @@ def _extend_suspension(
         book.suspended = tuple(sorted(set(book.suspended).union(subs)))
         book.transitions += 1
         reason = f"{', '.join(subs)} billed by an overdue invoice while suspended"
-        out.append(_command("suspend", book, a, trigger, policy, subs, reason))
+        out.append(_command("suspend", book, a, trigger, policy, subs=subs, reason=reason))
 
 
 # ---- reminders (rule 10) and informational notices -----------------------------------------
@@ -308,7 +319,9 @@ def _remind(book: Book, event: InvoiceAged | Aged, policy: Policy, out: list[Out
         "currency": invoice.currency,
     }
     facts["days_before_due"] = days_before
-    out.append(_notice(book, a, event, "reminder", "customer", facts, key=(d.invoice_id, min(due))))
+    out.append(
+        _notice(book, a, event, "reminder", "customer", facts=facts, key=(d.invoice_id, min(due)))
+    )
 
 
 def _payment_failed(book: Book, event: PaymentFailed, policy: Policy) -> list[Output]:
@@ -322,7 +335,9 @@ def _payment_failed(book: Book, event: PaymentFailed, policy: Policy) -> list[Ou
     facts = _facts(book, a, policy, due)
     facts["invoice_id"] = event.data.invoice_id
     facts["will_retry"] = event.data.will_retry
-    return [_notice(book, a, event, "payment_failed", "customer", facts, key=(event.event_id,))]
+    return [
+        _notice(book, a, event, "payment_failed", "customer", facts=facts, key=(event.event_id,))
+    ]
 
 
 # ---- building outputs -----------------------------------------------------------------------
@@ -352,8 +367,10 @@ def _money(a: Assessment) -> list[dict[str, str]]:
     return [{"amount": str(amount), "currency": currency} for currency, amount in a.overdue]
 
 
-def _ref(policy: Policy) -> dict[str, Any]:
-    return {"name": policy.name, "version": policy.version}
+def policy_ref(policy: Policy) -> dict[str, Any]:
+    """The policy's `ref` as the JSON object every decision and state carries."""
+    name, version = policy.ref
+    return {"name": name, "version": version}
 
 
 def _stamp(trigger: Any) -> datetime:
@@ -366,7 +383,7 @@ def _stamp(trigger: Any) -> datetime:
 
 
 def _stage_entered(
-    book: Book, a: Assessment, trigger: Any, policy: Policy, previous: int, rule: str, text: str
+    book: Book, a: Assessment, trigger: Any, policy: Policy, *, previous: int, rule: str, text: str
 ) -> Outbound:
     stage = stage_name(policy, book.stage)
     anchor = a.anchor
@@ -379,7 +396,7 @@ def _stage_entered(
         "anchor_due_on": anchor.due_on.isoformat() if anchor else None,
         "days_past_due": a.days_past_due,
         "overdue": overdue,
-        "policy": _ref(policy),
+        "policy": policy_ref(policy),
     }
     return Outbound(
         event_id=make_id("stg", book.customer_id, book.transitions, stage, a.as_of),
@@ -403,6 +420,7 @@ def _command(
     a: Assessment,
     trigger: Any,
     policy: Policy,
+    *,
     subs: tuple[str, ...],
     reason: str,
 ) -> Outbound:
@@ -417,7 +435,7 @@ def _command(
             "subscription_ids": list(subs),
             "reason": reason,
             "stage": stage_name(policy, book.stage),
-            "policy": _ref(policy),
+            "policy": policy_ref(policy),
         },
     )
 
@@ -439,7 +457,7 @@ def _facts(book: Book, a: Assessment, policy: Policy, due: date | None) -> dict[
             for inv, amount in a.overdue_invoices
         ],
         "suspension_on": due.isoformat() if due else None,
-        "policy": {"name": policy.name, "version": policy.version},
+        "policy": policy_ref(policy),
     }
 
 
@@ -449,6 +467,7 @@ def _notice(
     trigger: Any,
     kind: str,
     audience: Literal["customer", "partner"],
+    *,
     facts: dict[str, Any],
     key: tuple[object, ...] | None = None,
 ) -> Outbound:

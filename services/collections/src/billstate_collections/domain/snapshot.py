@@ -7,9 +7,9 @@ from typing import Any
 
 from billstate_collections.domain.assess import assess
 from billstate_collections.domain.book import Book
-from billstate_collections.domain.engine import stage_name
+from billstate_collections.domain.engine import policy_ref, stage_name
 from billstate_collections.domain.schedule import projected_entries
-from billstate_shared.contracts import CollectionsState, CollectionsStateData
+from billstate_shared.contracts import CollectionsStateData
 from billstate_shared.contracts.outbound import Outbound
 from billstate_shared.domain.ids import make_id
 from billstate_shared.domain.policy import Policy
@@ -57,7 +57,7 @@ def state_values(book: Book, policy: Policy) -> dict[str, Any]:
         }
         if upcoming
         else None,
-        "policy": {"name": policy.name, "version": policy.version},
+        "policy": policy_ref(policy),
     }
 
 
@@ -67,7 +67,7 @@ def state_data(book: Book, policy: Policy) -> CollectionsStateData:
 
 def state_record(book: Book, policy: Policy, occurred_at: datetime) -> Outbound:
     """The state record to publish after a change; its id names the change it follows.
-    Its bytes are those of `encode(state_event(...))`; `.model()` validates it."""
+    Its bytes are those of the encoded `CollectionsState`; `.model()` validates it."""
     return Outbound(
         event_id=make_id(
             "state",
@@ -82,10 +82,3 @@ def state_record(book: Book, policy: Policy, occurred_at: datetime) -> Outbound:
         customer_id=book.customer_id,
         data=state_values(book, policy),
     )
-
-
-def state_event(book: Book, policy: Policy, occurred_at: datetime) -> CollectionsState:
-    """`state_record` as the validated contract model."""
-    model = state_record(book, policy, occurred_at).model()
-    assert isinstance(model, CollectionsState)
-    return model

@@ -10,7 +10,7 @@ from datetime import date, datetime, timedelta
 from billstate_shared.contracts import Event
 from billstate_shared.contracts.outbound import Aged
 from billstate_shared.domain.ids import MAX_READABLE_ID, readable_id
-from billstate_shared.domain.ledger import ZERO, Invoice, Ledger, Outcome, apply_event
+from billstate_shared.domain.ledger import ZERO, Invoice, Ledger, Posting, apply_event
 from billstate_shared.domain.policy import Policy
 
 
@@ -56,7 +56,7 @@ class Aging:
                 opens = invoice.due_on - self.window
                 heapq.heappush(self._waiting, (opens, customer, invoice.invoice_id))
 
-    def tick(
+    def tick(  # noqa: C901, PLR0912  (the hot loop stays in one frame; see below)
         self,
         occurred_at: datetime,
         registers: Callable[[str], Register | None],
@@ -133,24 +133,9 @@ def _order(invoice: Invoice) -> tuple[date, date, str]:
     return invoice.order
 
 
-def aged_event(customer_id: str, invoice: Invoice, as_of: date, occurred_at: datetime) -> Aged:
-    return Aged.build(
-        readable_id("aged", customer_id, invoice.invoice_id, as_of),
-        occurred_at,
-        customer_id,
-        invoice.invoice_id,
-        invoice.due_on,
-        as_of,
-        (as_of - invoice.due_on).days,
-        invoice.open,
-        invoice.currency,
-        invoice.subscription_ids,
-    )
-
-
-def record(aging: Aging, register: Register, event: Event) -> Outcome:
+def record(aging: Aging, register: Register, event: Event) -> Posting:
     """Invoicing's handling of a ledger event: update the register, track what may age."""
-    outcome = apply_event(register.ledger, event)
-    if outcome is not Outcome.IGNORED:
+    posting = apply_event(register.ledger, event)
+    if posting is not Posting.IGNORED:
         aging.watch(register)
-    return outcome
+    return posting
