@@ -6,7 +6,7 @@ UV_VERSION := 0.13.9
 TOOLS := .cache/tools
 UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 RUN := $(UV) run --frozen
-KAFKA := $(RUN) python -m billstate_shared.localkafka
+KAFKA := $(RUN) python -m billstate_devkit.localkafka
 LOCAL_BOOTSTRAP := 127.0.0.1:$(or $(BILLSTATE_KAFKA_PORT),39092)
 
 .PHONY: help
@@ -37,7 +37,7 @@ test: install ## every test, real broker included (starts a local Kafka unless K
 lint: install ## ruff (lint and format), mypy strict, import-linter contracts
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy shared/src cli/src services/*/src
+	$(RUN) mypy shared/src devkit/src cli/src services/*/src bench
 	$(RUN) lint-imports
 
 .PHONY: format

@@ -24,7 +24,7 @@
    minus the send time of that customer's payment (one process, one monotonic clock).
 
 Broker: KAFKA_BOOTSTRAP_SERVERS if set; otherwise the project's local broker
-(`billstate_shared.localkafka`, BILLSTATE_CACHE_DIR / BILLSTATE_KAFKA_PORT honoured), started
+(`billstate_devkit.localkafka`, BILLSTATE_CACHE_DIR / BILLSTATE_KAFKA_PORT honoured), started
 and stopped by the bench unless it was already running. Do not point the bench at a cluster
 where services run under their default consumer groups: they would consume its events.
 """

@@ -38,7 +38,7 @@ from harness import (
     tree_mib,
 )
 
-from billstate_shared import localkafka
+from billstate_devkit import localkafka
 from billstate_shared.topics import CUSTOMERS, DUE_DATES, EVENTS, INVOICES, STATE
 
 TARGET_RSS_MIB = 2048.0

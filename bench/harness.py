@@ -21,7 +21,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from billstate_cli.local import Fleet, Service
 from billstate_collections.entrypoints.worker import INPUTS
-from billstate_shared import localkafka
+from billstate_devkit import localkafka
 from billstate_shared.topic_admin import apply_topics
 from billstate_shared.topics import CUSTOMER_PARTITIONS
 

@@ -475,6 +475,21 @@ def test_dockerfile_copies_every_workspace_member_manifest() -> None:
     assert {".venv", ".cache"} <= set(ignored)
 
 
+def test_image_leaves_out_the_dev_kit() -> None:
+    dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text(encoding="utf-8")
+    workspace = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    # The image installs the root project's dependencies, never the whole workspace ...
+    assert "--all-packages" not in dockerfile
+    assert "--no-dev" in dockerfile
+    assert "COPY devkit " not in dockerfile  # only its manifest, for the lock
+    # ... and those are the services and the CLI; the dev kit is a dev dependency only.
+    assert "billstate-devkit" not in workspace["project"]["dependencies"]
+    assert "billstate-devkit" in workspace["dependency-groups"]["dev"]
+    for member in ("shared", "cli", *(f"services/{name}" for name in SERVICES)):
+        manifest = tomllib.loads((ROOT / member / "pyproject.toml").read_text(encoding="utf-8"))
+        assert not any("devkit" in dep for dep in manifest["project"]["dependencies"]), member
+
+
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlays_render_with_kustomize(overlay: str) -> None:

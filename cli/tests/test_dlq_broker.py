@@ -12,10 +12,10 @@ from aiokafka import AIOKafkaProducer
 
 from billstate_cli.commands.dlq import REDRIVE_HEADER
 from billstate_cli.main import main
+from billstate_devkit.events import hold_placed
+from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after
 from billstate_shared.contracts import HoldPlaced, decode
 from billstate_shared.runtime.dlq import DeadLetter
-from billstate_shared.testing.events import hold_placed
-from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after
 from billstate_shared.topics import CONTROL
 
 pytestmark = pytest.mark.broker

@@ -8,8 +8,8 @@ import pytest
 
 from billstate_cli.commands.dlq import REDRIVE_HEADER, Letter, plan_redrive, select, table
 from billstate_cli.main import main
+from billstate_devkit.events import hold_placed
 from billstate_shared.runtime.dlq import DeadLetter, read_headers
-from billstate_shared.testing.events import hold_placed
 
 DLQ = "collections.control.v1.dlq"
 

@@ -9,8 +9,8 @@ import uuid
 import pytest
 
 from billstate_cli.main import main
+from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after
 from billstate_shared.contracts import HoldPlaced, HoldReleased, decode
-from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after
 from billstate_shared.topics import CONTROL
 
 pytestmark = pytest.mark.broker

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from billstate_cli.main import main
+from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after
 from billstate_shared.contracts import decode
-from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after
 from billstate_shared.topics import CONTROL, INVOICES
 
 pytestmark = pytest.mark.broker

@@ -17,10 +17,10 @@ from billstate_cli.local import SERVICES, Fleet
 from billstate_cli.replay import Replay
 from billstate_cli.summary import RunRecords, ends_now
 from billstate_collections.domain.snapshot import state_data
+from billstate_devkit.kafka import ensure_catalog
 from billstate_shared.contracts import decode
 from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.policy_file import load_policy
-from billstate_shared.testing.kafka import ensure_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = ROOT / "policies" / "standard.yaml"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from billstate_shared.testing.kafka import local_scram
+from billstate_devkit.kafka import local_scram
 
 from .conftest import ROOT, Pipeline, load_jsonl
 

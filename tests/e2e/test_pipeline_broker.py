@@ -15,8 +15,8 @@ from aiokafka import AIOKafkaProducer
 
 from billstate_cli.drive import Driver, tick_event
 from billstate_cli.simulation import history
+from billstate_devkit.kafka import end_offsets, read_after
 from billstate_shared.runtime.dlq import read_headers
-from billstate_shared.testing.kafka import end_offsets, read_after
 from billstate_shared.topics import CLOCK, CONTROL, CUSTOMERS, INVOICES, PAYMENTS
 
 from .conftest import ROOT, Pipeline, final_states, load_jsonl, replayed

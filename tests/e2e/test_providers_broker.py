@@ -17,11 +17,11 @@ from typing import Any
 
 import pytest
 
+from billstate_devkit.partner_center import PartnerCenterServer
+from billstate_devkit.smtp import Received, SmtpTestServer
 from billstate_notifications.channels.email import message_id
 from billstate_notifications.domain.staff import staff_notice
 from billstate_shared.contracts import AccessDrift
-from billstate_shared.testing.partner_center import PartnerCenterServer
-from billstate_shared.testing.smtp import Received, SmtpTestServer
 
 from .conftest import ROOT, Pipeline, load_jsonl
 

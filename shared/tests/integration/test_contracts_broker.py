@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after, wait_for
 from billstate_shared.contracts import ContractError, Event, decode, encode
 from billstate_shared.contracts.examples import EXAMPLES
-from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after, wait_for
 from billstate_shared.topics import CATALOG, CLOCK, CUSTOMER_PARTITIONS, INVOICES, topic_for
 
 pytestmark = pytest.mark.broker

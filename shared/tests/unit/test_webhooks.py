@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 from standardwebhooks import Webhook
 
-from billstate_shared.testing.webhook_receiver import Delivery, WebhookReceiver
+from billstate_devkit.webhook_receiver import Delivery, WebhookReceiver
 from billstate_shared.webhooks import (
     TOLERANCE,
     DeliveryError,

@@ -25,12 +25,12 @@ from billstate_access_control.config import Settings
 from billstate_access_control.domain import Access
 from billstate_access_control.entrypoints.service import AccessControl
 from billstate_access_control.providers import Change, Provider, ProviderError
+from billstate_devkit.events import access_command
+from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after, wait_for
 from billstate_shared.contracts import (
     decode,
 )
 from billstate_shared.runtime.dlq import read_headers
-from billstate_shared.testing.events import access_command
-from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after, wait_for
 from billstate_shared.topic_admin import start_group_at_end
 from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS
 

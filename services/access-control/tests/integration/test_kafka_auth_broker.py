@@ -18,9 +18,9 @@ from pydantic import SecretStr
 
 from billstate_access_control.config import Settings
 from billstate_access_control.entrypoints.service import AccessControl
+from billstate_devkit.events import access_command
+from billstate_devkit.kafka import end_offsets, local_scram, read_after, wait_for
 from billstate_shared.kafka_auth import KafkaAuth
-from billstate_shared.testing.events import access_command
-from billstate_shared.testing.kafka import end_offsets, local_scram, read_after, wait_for
 from billstate_shared.topic_admin import apply_topics, start_group_at_end
 from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS, CATALOG
 

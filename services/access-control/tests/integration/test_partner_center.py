@@ -1,6 +1,6 @@
 """The Partner Center provider against a local Partner Center, driven by the real handler.
 
-The server (billstate_shared.testing.partner_center) speaks the token endpoint and the
+The server (billstate_devkit.partner_center) speaks the token endpoint and the
 subscription GET/PATCH with etags; faults are injected there, never in our code. The handler's
 `sleep` only records, so Retry-After and backoff are asserted without waiting for them.
 """
@@ -29,14 +29,14 @@ from billstate_access_control.providers.partner_center import (
     PartnerCenterProvider,
 )
 from billstate_access_control.store import Store
+from billstate_devkit.events import access_command
+from billstate_devkit.partner_center import PartnerCenterServer
 from billstate_shared.contracts import (
     decode,
 )
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.runtime.records import Produce
 from billstate_shared.runtime.retry import RetryPolicy
-from billstate_shared.testing.events import access_command
-from billstate_shared.testing.partner_center import PartnerCenterServer
 
 AT = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
 CONTOSO = "7d0b9a52-3c1e-4a8f-9d1e-2b6f0c7a1e01"

@@ -22,14 +22,14 @@ from billstate_access_control.providers.webhook import (
     message_id,
 )
 from billstate_access_control.store import Store
+from billstate_devkit.events import access_command
+from billstate_devkit.webhook_receiver import WebhookReceiver
 from billstate_shared.contracts import (
     decode,
 )
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.runtime.records import Produce
 from billstate_shared.runtime.retry import RetryPolicy
-from billstate_shared.testing.events import access_command
-from billstate_shared.testing.webhook_receiver import WebhookReceiver
 from billstate_shared.webhooks import new_secret
 
 AT = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)

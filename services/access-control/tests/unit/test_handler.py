@@ -17,6 +17,7 @@ from billstate_access_control.domain import Access
 from billstate_access_control.handlers import AccessHandler
 from billstate_access_control.providers import BuiltinProvider, Change, ProviderError
 from billstate_access_control.store import Store
+from billstate_devkit.events import access_command
 from billstate_shared.contracts import (
     ContractError,
     decode,
@@ -25,7 +26,6 @@ from billstate_shared.errors import Refused
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.runtime.records import Produce
 from billstate_shared.runtime.retry import RetryPolicy
-from billstate_shared.testing.events import access_command
 
 AT = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
 

@@ -16,15 +16,15 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from billstate_devkit.events import notice_request
+from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after, wait_for
+from billstate_devkit.smtp import Received, SmtpTestServer
 from billstate_notifications.channels.email import EmailChannel, EmailConfig, message_id
 from billstate_notifications.config import Settings
 from billstate_notifications.entrypoints.service import NotificationsService
 from billstate_notifications.handlers import TOPICS
 from billstate_shared.contracts import CustomerUpserted, CustomerUpsertedData, decode, encode
 from billstate_shared.runtime.dlq import read_headers
-from billstate_shared.testing.events import notice_request
-from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after, wait_for
-from billstate_shared.testing.smtp import Received, SmtpTestServer
 from billstate_shared.topic_admin import start_group_at_end
 
 pytestmark = pytest.mark.broker

@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from billstate_devkit.events import notice_request
+from billstate_devkit.smtp import SmtpTestServer, TlsMode
 from billstate_notifications.channels import Channel, ChannelError
 from billstate_notifications.channels.email import EmailChannel, EmailConfig, message_id
 from billstate_notifications.domain import Rendered, render
 from billstate_shared.contracts import NoticeRequested
-from billstate_shared.testing.events import notice_request
-from billstate_shared.testing.smtp import SmtpTestServer, TlsMode
 
 FROM = "billing@billstate.test"
 BILLING = "ap@contoso.example"

@@ -22,6 +22,8 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from billstate_devkit.events import notice_request
+from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after, wait_for
 from billstate_notifications.config import Settings
 from billstate_notifications.domain import staff_notice
 from billstate_notifications.entrypoints.service import NotificationsService
@@ -35,8 +37,6 @@ from billstate_shared.contracts import (
     encode,
 )
 from billstate_shared.runtime.dlq import read_headers
-from billstate_shared.testing.events import notice_request
-from billstate_shared.testing.kafka import end_offsets, ensure_catalog, read_after, wait_for
 from billstate_shared.topic_admin import start_group_at_end
 
 pytestmark = pytest.mark.broker

@@ -15,6 +15,7 @@ import pytest
 from aiohttp import web
 from pydantic import SecretStr, ValidationError
 
+from billstate_devkit.webhook_receiver import WebhookReceiver
 from billstate_notifications.channels import Channel, ChannelError
 from billstate_notifications.channels.webhook import (
     WebhookChannel,
@@ -25,7 +26,6 @@ from billstate_notifications.domain import Rendered
 from billstate_notifications.handlers import NotificationsHandler
 from billstate_notifications.store import Store
 from billstate_shared.contracts import decode
-from billstate_shared.testing.webhook_receiver import WebhookReceiver
 from billstate_shared.webhooks import TOLERANCE, new_secret
 
 SECRET = new_secret()

@@ -7,7 +7,7 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from billstate_shared import localkafka
+from billstate_devkit import localkafka
 
 KAFKA_IMAGE = f"apache/kafka:{localkafka.KAFKA_VERSION}"
 

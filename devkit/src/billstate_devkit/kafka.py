@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from billstate_shared.localkafka import Layout, add_scram_user
+from billstate_devkit.localkafka import Layout, add_scram_user
 from billstate_shared.topic_admin import apply_topics
 from billstate_shared.topics import CATALOG
 

@@ -1,0 +1,1 @@
+"""Development only: the pytest plugin, the local Kafka launcher, and local test servers."""

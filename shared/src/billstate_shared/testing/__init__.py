@@ -1,1 +1,0 @@
-"""Test tooling shipped with the library: the Kafka fixture plugin and local servers."""
