@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import faust
 import structlog
@@ -22,6 +22,7 @@ from billstate_shared.runtime.dlq import DeadLetter
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.http import HttpServer, build_app
 from billstate_shared.runtime.metrics import Metrics
+from billstate_shared.runtime.records import Produce
 from billstate_shared.runtime.retry import RetryPolicy
 from billstate_shared.topic_admin import apply_topics
 from billstate_shared.topics import CUSTOMER_PARTITIONS, CUSTOMERS, Topic
@@ -275,6 +276,51 @@ async def process(
             await intake.dead(message, Refused("$", f"unexpected error: {err!r}"))
         finally:
             intake.done(message, started)
+
+
+class Handler(Protocol):
+    """What a faust worker's handler offers its agent."""
+
+    def handle(self, record: Any, event: Event) -> list[Produce]:
+        """One decoded record in; what to write out."""
+        ...
+
+    def forget(self) -> None:
+        """Drop cached state: on revocation, and before a failed try is repeated."""
+        ...
+
+
+def run_agent(
+    app: Any,
+    *,
+    service: str,
+    inputs: Sequence[Topic],
+    outputs: Iterable[str],
+    handler: Handler,
+    progress: Progress,
+    metrics: Metrics,
+) -> None:
+    """The one agent of a faust worker: reads `inputs` in order (concurrency 1), feeds the
+    probes, dead-letters what cannot be decoded, sends what `handler` returns."""
+    inbound = raw_topic(app, *(t.name for t in inputs))
+    outbound = {name: raw_topic(app, name) for name in outputs}
+    intake = Intake(app, service, metrics, progress, [t.dlq for t in inputs])
+    watch_progress(app, progress)
+
+    async def _forget(_app: Any, _revoked: Any, **_: Any) -> None:
+        handler.forget()
+
+    async def handle(message: Any, event: Event) -> None:
+        # send_soon: buffered, flushed before faust commits the offset.
+        for out in handler.handle(message, event):
+            outbound[out.topic].send_soon(key=out.key, value=out.value)
+
+    async def agent(stream: Any) -> None:
+        await process(stream, intake, handle, handler.forget)
+
+    # Registered by call, not by decorator: faust's decorators are untyped.
+    app.on_partitions_revoked.connect(_forget)
+    app.agent(inbound, name=f"billstate.{service}", concurrency=1)(agent)
 
 
 def _retrying(attempt: int, reset: Callable[[], None]) -> None:

@@ -6,15 +6,8 @@ from typing import Any
 
 from billstate_collections.config import Settings
 from billstate_collections.handlers import ROUTE, CollectionsHandler, Committed
-from billstate_shared.contracts import Event
 from billstate_shared.domain.policy import Policy
-from billstate_shared.runtime.faustkit import (
-    Intake,
-    make_app,
-    process,
-    raw_topic,
-    watch_progress,
-)
+from billstate_shared.runtime.faustkit import make_app, run_agent
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.topics import (
@@ -39,8 +32,6 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
         auth=settings.kafka_auth,
         producer_linger=settings.producer_linger,
     )
-    inbound = raw_topic(app, *(t.name for t in INPUTS))
-    outbound = {name: raw_topic(app, name) for name in {*ROUTE.values(), STATE.name}}
     table = app.Table("books", partitions=INPUTS[0].partitions, key_type=bytes, value_type=bytes)
 
     def committed() -> Committed:
@@ -51,20 +42,13 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
     handler = CollectionsHandler(
         table=table, policy=policy, cache_size=settings.cache_size, committed=committed
     )
-    intake = Intake(app, "collections", metrics, progress, [t.dlq for t in INPUTS])
-    watch_progress(app, progress)
-
-    @app.on_partitions_revoked.connect
-    async def _forget(_app: Any, _revoked: Any, **_: Any) -> None:
-        handler.forget()
-
-    async def handle(message: Any, event: Event) -> None:
-        # send_soon: buffered, flushed before faust commits the offset.
-        for out in handler.handle(message, event):
-            outbound[out.topic].send_soon(key=out.key, value=out.value)
-
-    @app.agent(inbound, concurrency=1)
-    async def collect(stream: Any) -> None:
-        await process(stream, intake, handle, handler.forget)
-
+    run_agent(
+        app,
+        service="collections",
+        inputs=INPUTS,
+        outputs={*ROUTE.values(), STATE.name},
+        handler=handler,
+        progress=progress,
+        metrics=metrics,
+    )
     return app
