@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from billstate_access_control.domain import Access, CustomerAccess, SubscriptionAccess
+from billstate_shared.errors import BillstateError
 
 FILENAME = "access-control.sqlite3"
 
@@ -56,7 +57,7 @@ _STATUSES: frozenset[str] = frozenset({"active", "suspended"})
 
 def _status(value: object) -> Access:
     if value not in _STATUSES:
-        raise ValueError(f"corrupt access store: status {value!r}")
+        raise BillstateError(f"corrupt access store: status {value!r}")
     return cast("Access", value)
 
 

@@ -14,7 +14,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer
 
 from billstate_shared.contracts import ContractError, Event, decode
-from billstate_shared.errors import Refused
+from billstate_shared.errors import ExternalError, Refused
 from billstate_shared.kafka_auth import KafkaAuth, client_options
 from billstate_shared.logging import configure_logging
 from billstate_shared.policy_file import PolicyError, load_policy
@@ -235,7 +235,9 @@ async def ensure_changelog(
             if len(consumer.partitions_for_topic(name) or ()) == partitions:
                 return name
             await asyncio.sleep(0.05)
-        raise RuntimeError(f"changelog topic {name} did not appear in the cluster metadata")
+        raise ExternalError(
+            f"changelog topic {name} did not appear in the cluster metadata", retryable=False
+        )
     finally:
         await consumer.stop()
 
