@@ -60,19 +60,33 @@ class RetryPolicy:
         """`work()`'s result, trying again while the error is retryable and tries remain;
         otherwise the last error is raised. `on_failure` hears of every failed try."""
 
+        pause = sleep if sleep is not None else asyncio.sleep
+        # The first try outside tenacity: it is every record's path, and a retrying object
+        # costs more than most handlers; tenacity takes over from the second try.
+        try:
+            return await work()
+        except Exception as err:
+            again = retryable(err)
+            if on_failure is not None:
+                on_failure(1, err, again)
+            if not again or self.attempts <= 1:
+                raise
+            await pause(self.delay(1, _hint(err)))
+
         async def once() -> T:
             try:
                 return await work()
             except Exception as err:
                 if on_failure is not None:
-                    on_failure(tries.statistics.get("attempt_number", 1), err, retryable(err))
+                    number = tries.statistics.get("attempt_number", 1) + 1
+                    on_failure(number, err, retryable(err))
                 raise
 
         tries = tenacity.AsyncRetrying(
-            stop=tenacity.stop_after_attempt(max(1, self.attempts)),
+            stop=tenacity.stop_after_attempt(self.attempts - 1),
             wait=self._wait,
             retry=tenacity.retry_if_exception(retryable),
-            sleep=sleep if sleep is not None else asyncio.sleep,
+            sleep=pause,
             reraise=True,
         )
         return await tries(once)
@@ -99,6 +113,11 @@ class RetryPolicy:
         return Tried(ok=True, attempts=count)
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
+        # tenacity counts from the second try, which was this policy's try number 2.
         error = state.outcome.exception() if state.outcome is not None else None
-        hint = error.retry_after if isinstance(error, ExternalError) else None
-        return self.delay(state.attempt_number, hint)
+        return self.delay(state.attempt_number + 1, _hint(error))
+
+
+def _hint(error: BaseException | None) -> float | None:
+    """The wait the far side asked for, if the error carries one."""
+    return error.retry_after if isinstance(error, ExternalError) else None
