@@ -32,10 +32,13 @@ from billstate_shared.contracts import (
 from billstate_shared.contracts.examples import EXAMPLES
 from billstate_shared.contracts.types import (
     AMOUNT_PATTERN,
+    MAX_HOLDS,
+    MAX_SUBSCRIPTIONS,
     NON_NEGATIVE_AMOUNT_PATTERN,
     POSITIVE_AMOUNT_PATTERN,
     SIGNED_AMOUNT_PATTERN,
 )
+from billstate_shared.domain.currencies import ISO_4217_CODES
 
 Doc = dict[str, Any]
 Path = tuple[str | int, ...]
@@ -205,6 +208,10 @@ def test_wrong_json_type_is_refused_at_its_field(event_type: str, path: Path) ->
 
 _ID = ["", "has space", "tab\there", "x" * 129]
 _DATE = ["2026-02-30", "2026-11-01T00:00:00+00:00", "01/11/2026", "20261101", "2026-1-1"]
+_DATE += ["1999-12-31", "2200-01-01", "0001-01-01", "9999-12-31"]
+_TEXT = ["x" * 1001, "bell\x07", "nul\x00", "c1\x85"]
+_LABEL = ["x" * 129, "line\nbreak"]
+_TOO_MANY_MONEY = [{"amount": "1.00", "currency": "USD"}] * (len(ISO_4217_CODES) + 1)
 # Right JSON type, wrong content: keyed by the field's own name, wherever it appears.
 _BAD_VALUES: dict[str, list[Any]] = {
     "event_id": ["", "x" * 129, "line\nbreak", "nul\x00"],
@@ -217,21 +224,29 @@ _BAD_VALUES: dict[str, list[Any]] = {
         "2026-13-01T09:30:00Z",
         "1 Nov 2026 09:30 UTC",
         "",
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-14:00",
+        "1999-12-31T23:59:59+00:00",
+        "2200-01-01T00:00:00Z",
+        "2000-01-01T23:59:59Z",
+        "2000-01-01T09:59:59-14:00",
+        "2199-12-31T00:00:00Z",
+        "2199-12-31T14:00:00+14:00",
     ],
     "customer_id": ["has space", "x" * 65, "", "*", "ünïcode"],
     "amount": ["1.23456", "1e3", "", "abc", "1.", ".5", "+1", " 1.00", "1,000.00", "NaN"],
-    "amount_delta": ["0.00", "1.00001", "-"],
+    "amount_delta": ["0.00", "1.00001", "-", "1000000000000", "-999999999999999999.9999"],
     "currency": ["usd", "ABC", "US", "EURO", ""],
     "invoice_id": _ID,
     "payment_id": _ID,
     "hold_id": _ID,
     "command_id": _ID,
     "notice_id": _ID,
-    "subscription_id": _ID,
+    "subscription_id": [*_ID, "x" * 65, "back\\slash", "ü"],
     "anchor_invoice_id": _ID,
     "trigger_event_id": ["", "x" * 129],
-    "subscription_ids": [[""], ["has space"], [1]],
-    "suspended_subscription_ids": [[""]],
+    "subscription_ids": [[""], ["has space"], [1], ["s"] * 251, ["x" * 65], ['q"uote'], ["é"]],
+    "suspended_subscription_ids": [[""], ["s"] * 251, ["x" * 65]],
     "issued_on": _DATE,
     "due_on": _DATE,
     "as_of": _DATE,
@@ -242,17 +257,28 @@ _BAD_VALUES: dict[str, list[Any]] = {
     "locale": ["english!", "e", "en_US", "", "en-"],
     "billing_email": ["not-an-email", "a@b", "a b@c.example", ""],
     "partner_contact_email": ["not-an-email", ""],
-    "name": [""],
-    "kind": [""],
+    "name": ["", "x" * 1001, "nul\x00"],
+    "kind": ["", "x" * 129],
     "audience": ["everyone", "Customer"],
     "desired": ["deleted"],
-    "attempts": [0, -1, 1.5],
-    "version": [0, -3],
-    "days_past_due": [1.5, "15"],
+    "attempts": [0, -1, 1.5, 10**9 + 1],
+    "version": [0, -3, 10**9 + 1],
+    "days_past_due": [1.5, "15", 100_001, -100_001, 10**30],
+    "sequence": [-1, 2**53 + 1, 1.5, "4", True],
     "delinquent": [1, "yes", None],
     "will_retry": [0, "no", None],
-    "tags": [[1], [None]],
-    "overdue": [[{"amount": "1.00"}], [{"amount": 1, "currency": "USD"}]],
+    "tags": [[1], [None], [""], ["x" * 65], ["t"] * 33, ["nul\x00"]],
+    "overdue": [[{"amount": "1.00"}], [{"amount": 1, "currency": "USD"}], _TOO_MANY_MONEY],
+    "reason": _TEXT,
+    "text": _TEXT,
+    "error": _TEXT,
+    "observed": _TEXT,
+    "by": _LABEL,
+    "stage": _LABEL,
+    "previous": _LABEL,
+    "rule": _LABEL,
+    "provider": _LABEL,
+    "channel": _LABEL,
     "outstanding": [{"amount": "1.00"}, {"amount": "1.00", "currency": "USD", "x": 1}],
     "facts": [["a"], "text"],
     "data": [None, "x"],
@@ -281,8 +307,9 @@ def test_invalid_value_is_refused_at_its_field(event_type: str, path: Path, bad:
 
 
 def test_every_data_field_has_a_content_check_or_is_free_text() -> None:
-    free_text = {"reason", "by", "stage", "previous", "rule", "text", "provider", "channel"}
-    free_text |= {"observed", "error", "holds", "next", "why", "policy"}
+    # Free text has a length check too (in _BAD_VALUES); what is left is objects checked
+    # member by member, and the list of holds (its length: test_holds_in_force_are_capped).
+    free_text = {"holds", "next", "why", "policy"}
     for event_type in EXAMPLES:
         for name in doc_of(event_type)["data"]:
             assert name in _BAD_VALUES or name in free_text, (event_type, name)
@@ -706,3 +733,79 @@ def test_decode_never_crashes_on_mutated_examples(event_type: str, data: st.Data
     mutated = replaced(doc, path, data.draw(_JSON))
     result = outcome(json.dumps(mutated))
     assert isinstance(result, EventBase) or result.field
+
+
+# ---------------------------------------------------------------------------------------
+# Limits: the largest values are accepted, one more is refused (docs/contracts.md "Limits")
+# ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event_type", "path"),
+    [
+        ("invoice.issued", ("data", "amount")),
+        ("payment.received", ("data", "amount")),
+        ("invoice.adjusted", ("data", "amount_delta")),
+    ],
+)
+def test_input_amounts_are_below_ten_to_the_twelve(event_type: str, path: Path) -> None:
+    decode(json.dumps(replaced(doc_of(event_type), path, "999999999999.9999")))
+    err = refusal(replaced(doc_of(event_type), path, "1000000000000"))
+    assert err.field == dotted(path)
+    assert "12 integer" in err.reason
+
+
+def test_dispute_amount_is_below_ten_to_the_twelve() -> None:
+    decode(json.dumps(_hold(kind="dispute", invoice_id="I-1", amount="999999999999.9999")))
+    err = refusal(_hold(kind="dispute", invoice_id="I-1", amount="1000000000000.00"))
+    assert err.field == "data.amount"
+
+
+def test_output_money_keeps_eighteen_digits_for_sums() -> None:
+    # Sums of input amounts are published as money: they may exceed the input ceiling.
+    doc = replaced(
+        doc_of("collections.state"), ("data", "overdue", 0, "amount"), "999999999999999999.9999"
+    )
+    decode(json.dumps(doc))
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("occurred_at",), "2000-01-02T00:00:00Z"),
+        (("occurred_at",), "2000-01-01T10:00:00-14:00"),
+        (("occurred_at",), "2199-12-30T23:59:59.999999+00:00"),
+        (("occurred_at",), "2199-12-31T13:59:59+14:00"),
+        (("data", "issued_on"), "2000-01-01"),
+        (("data", "due_on"), "2199-12-31"),
+        (("data", "subscription_ids"), [f"sub-{i:0>60}" for i in range(MAX_SUBSCRIPTIONS)]),
+    ],
+)
+def test_values_at_their_limits_are_accepted(path: Path, value: Any) -> None:
+    decode(json.dumps(replaced(doc_of("invoice.issued"), path, value)))
+
+
+def test_text_and_lists_at_their_limits_are_accepted() -> None:
+    doc = doc_of("customer.upserted")
+    doc["data"]["name"] = "N" * 1000
+    doc["data"]["tags"] = [f"{i:x>64}" for i in range(32)]
+    decode(json.dumps(doc))
+    hold = _hold(kind="manual", reason="line one\nline two\ttabbed" + "r" * 975, by="b" * 128)
+    decode(json.dumps(hold))
+
+
+def test_holds_in_force_are_capped() -> None:
+    doc = doc_of("collections.state")
+    hold = doc["data"]["holds"][0]
+    doc["data"]["holds"] = [{**hold, "hold_id": f"H-{i}"} for i in range(MAX_HOLDS)]
+    decode(json.dumps(doc))
+    doc["data"]["holds"].append({**hold, "hold_id": "H-extra"})
+    assert refusal(doc).field == "data.holds"
+
+
+def test_command_sequence_is_optional_and_bounded() -> None:
+    for event_type in ("access.suspend", "access.restore"):
+        event = decode(json.dumps(removed(doc_of(event_type), ("data", "sequence"))))
+        assert event.data.sequence is None  # type: ignore[union-attr]
+        doc = replaced(doc_of(event_type), ("data", "sequence"), 2**53)
+        assert decode(json.dumps(doc)).data.sequence == 2**53  # type: ignore[union-attr]

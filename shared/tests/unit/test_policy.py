@@ -711,3 +711,26 @@ def test_load_policy_names_the_file_in_errors(tmp_path: Path) -> None:
         load_policy(path)
 
     assert str(caught.value) == f"{path}:2: version: must be at least 1, got 0"
+
+
+@pytest.mark.parametrize(
+    ("line", "field", "reason"),
+    [
+        ("policy: " + "p" * 129, "policy", "at most 128 characters"),
+        ('policy: "p\\u0007"', "policy", "pattern"),
+        ("policy: p\nversion: 1000000001", "version", "less than or equal to 1000000000"),
+    ],
+)
+def test_a_policy_name_or_version_no_decision_could_carry_is_refused(
+    line: str, field: str, reason: str
+) -> None:
+    # Every decision names its policy (contracts' PolicyRef): a name or version outside its
+    # limits would make every output invalid, so the file is refused instead.
+    head = line if "version:" in line else line + "\nversion: 1"
+    error = refused(
+        head
+        + "\ntimezone: UTC\nminimum_overdue: {}\nstages:\n  - {name: overdue, days_past_due: 1}\n"
+    )
+
+    assert error.field == field
+    assert reason in error.reason

@@ -11,21 +11,32 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from billstate_shared.contracts.types import (
+    MAX_HOLDS,
+    MAX_SUBSCRIPTIONS,
+    MAX_TAGS,
     Amount,
     Currency,
     CustomerId,
     Date,
+    DayCount,
     Email,
     EventId,
     Id,
+    Label,
     Locale,
     NonEmptyStr,
+    NonEmptyText,
     PositiveAmount,
     PositiveInt,
     SchemaVersion,
     SignedAmount,
+    SubscriptionId,
+    Subscriptions,
+    Tag,
+    Text,
     Timestamp,
 )
+from billstate_shared.domain.currencies import ISO_4217_CODES
 
 __all__ = [
     "EVENT_TYPES",
@@ -107,6 +118,10 @@ class Money(ContractModel):
     currency: Currency
 
 
+# One money amount per currency at most.
+MoneyList = Annotated[list[Money], Field(max_length=len(ISO_4217_CODES))]
+
+
 class PolicyRef(ContractModel):
     """The collections policy (name and version) that made a decision."""
 
@@ -150,8 +165,8 @@ class _HoldFields(ContractModel):
     invoice_id: Id | None = Field(default=None, validate_default=True)
     amount: PositiveAmount | None = None
     until: Date | None = Field(default=None, validate_default=True)
-    reason: str
-    by: str
+    reason: Text
+    by: Label
 
     @field_validator("invoice_id")
     @classmethod
@@ -189,20 +204,20 @@ class Hold(_HoldFields):
 class NextStage(ContractModel):
     """The next stage the customer would enter, and the first date it can happen."""
 
-    stage: str
+    stage: Label
     earliest_on: Date
 
 
 class Why(ContractModel):
     """Which rule and which inputs decided a stage change."""
 
-    rule: str
-    text: str
+    rule: Label
+    text: Text
     trigger_event_id: EventId | None
     anchor_invoice_id: Id | None
     anchor_due_on: Date | None
-    days_past_due: int | None
-    overdue: list[Money]
+    days_past_due: DayCount | None
+    overdue: MoneyList
     policy: PolicyRef
 
 
@@ -230,12 +245,12 @@ class EventBase(ContractModel):
 class CustomerUpsertedData(ContractModel):
     """A customer's current master data; the latest record wins."""
 
-    name: NonEmptyStr
+    name: NonEmptyText
     locale: Locale
     billing_email: Email
     partner_contact_email: Email
-    tags: list[str]
-    subscription_ids: list[Id]
+    tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)]
+    subscription_ids: Subscriptions
 
 
 class CustomerUpserted(EventBase):
@@ -253,7 +268,7 @@ class InvoiceIssuedData(ContractModel):
     amount: PositiveAmount
     issued_on: Date
     due_on: Annotated[Date, Field(description="On or after issued_on.")]
-    subscription_ids: list[Id]
+    subscription_ids: Subscriptions
 
     @field_validator("due_on")
     @classmethod
@@ -278,7 +293,7 @@ class InvoiceAdjustedData(ContractModel):
 
     invoice_id: Id
     amount_delta: SignedAmount
-    reason: str
+    reason: Text
 
 
 class InvoiceAdjusted(EventBase):
@@ -292,7 +307,7 @@ class InvoiceVoidedData(ContractModel):
     """An invoice that no longer counts."""
 
     invoice_id: Id
-    reason: str
+    reason: Text
 
 
 class InvoiceVoided(EventBase):
@@ -322,7 +337,7 @@ class PaymentReversedData(ContractModel):
     """A whole payment undone (chargeback, returned transfer)."""
 
     payment_id: Id
-    reason: str
+    reason: Text
 
 
 class PaymentReversed(EventBase):
@@ -336,7 +351,7 @@ class PaymentFailedData(ContractModel):
     """A failed collection attempt; informational, changes no balance."""
 
     invoice_id: Id | None = None
-    reason: str
+    reason: Text
     will_retry: bool
 
 
@@ -370,9 +385,9 @@ class InvoiceAgedData(ContractModel):
     invoice_id: Id
     due_on: Date
     as_of: Date
-    days_past_due: int
+    days_past_due: DayCount
     outstanding: Money
-    subscription_ids: list[Id]
+    subscription_ids: Subscriptions
 
 
 class InvoiceAged(EventBase):
@@ -397,8 +412,8 @@ class HoldReleasedData(ContractModel):
     """An operator ends a hold."""
 
     hold_id: Id
-    reason: str
-    by: str
+    reason: Text
+    by: Label
 
 
 class HoldReleased(EventBase):
@@ -411,14 +426,14 @@ class HoldReleased(EventBase):
 class CollectionsStateData(ContractModel):
     """A customer's whole collections state after a change."""
 
-    stage: str
+    stage: Label
     delinquent: bool
-    overdue: list[Money]
+    overdue: MoneyList
     anchor_due_on: Date | None
-    days_past_due: int | None
+    days_past_due: DayCount | None
     as_of: Date | None
-    holds: list[Hold]
-    suspended_subscription_ids: list[Id]
+    holds: Annotated[list[Hold], Field(max_length=MAX_HOLDS)]
+    suspended_subscription_ids: Subscriptions
     next: NextStage | None
     policy: PolicyRef
 
@@ -433,11 +448,11 @@ class CollectionsState(EventBase):
 class StageEnteredData(ContractModel):
     """A stage change and why it happened."""
 
-    stage: str
-    previous: str
+    stage: Label
+    previous: Label
     as_of: Date
-    days_past_due: int | None
-    overdue: list[Money]
+    days_past_due: DayCount | None
+    overdue: MoneyList
     why: Why
 
 
@@ -452,10 +467,16 @@ class AccessCommandData(ContractModel):
     """The desired access state for some subscriptions; command_id is deterministic."""
 
     command_id: Id
-    subscription_ids: Annotated[list[Id], Field(min_length=1)]
-    reason: str
-    stage: str
+    subscription_ids: Annotated[
+        list[SubscriptionId], Field(min_length=1, max_length=MAX_SUBSCRIPTIONS)
+    ]
+    reason: Text
+    stage: Label
     policy: PolicyRef
+    # The version of the customer's book the command was decided on: it grows with every
+    # change, so access-control can refuse a command older than one it has applied (a stale
+    # command re-driven from a DLQ). Absent on commands decided before it existed.
+    sequence: Annotated[int, Field(ge=0, le=2**53)] | None = None
 
 
 # Both commands carry the same data; the aliases keep the "<Event>Data" naming rule.
@@ -479,8 +500,8 @@ class AccessRestore(EventBase):
 
 class _AccessAppliedFields(ContractModel):
     command_id: Id
-    subscription_id: Id
-    provider: str
+    subscription_id: SubscriptionId
+    provider: Label
 
 
 class AccessSuspendedData(_AccessAppliedFields):
@@ -509,10 +530,10 @@ class AccessFailedData(ContractModel):
     """A command that could not be applied to one subscription."""
 
     command_id: Id
-    subscription_id: Id
-    provider: str
+    subscription_id: SubscriptionId
+    provider: Label
     attempts: PositiveInt
-    error: str
+    error: Text
 
 
 class AccessFailed(EventBase):
@@ -525,10 +546,10 @@ class AccessFailed(EventBase):
 class AccessDriftData(ContractModel):
     """Access changed outside billstate; the reconciler re-applies the desired state."""
 
-    subscription_id: Id
-    provider: str
+    subscription_id: SubscriptionId
+    provider: Label
     desired: Literal["active", "suspended"]
-    observed: str
+    observed: Text
 
 
 class AccessDrift(EventBase):
@@ -559,9 +580,9 @@ class NoticeDeliveredData(ContractModel):
     """A notice handed to its channel (no addresses)."""
 
     notice_id: Id
-    channel: str
+    channel: Label
     attempts: PositiveInt
-    error: str | None = None
+    error: Text | None = None
 
 
 class NoticeDelivered(EventBase):
@@ -575,9 +596,9 @@ class NoticeFailedData(ContractModel):
     """A notice given up on after its retries (no addresses)."""
 
     notice_id: Id
-    channel: str
+    channel: Label
     attempts: PositiveInt
-    error: NonEmptyStr
+    error: NonEmptyText
 
 
 class NoticeFailed(EventBase):

@@ -249,6 +249,7 @@ _EXAMPLES: list[Event] = [
             reason="USD 1250.00 overdue for 41 days",
             stage="suspended",
             policy=_POLICY,
+            sequence=4,
         ),
     ),
     AccessRestore(
@@ -262,6 +263,7 @@ _EXAMPLES: list[Event] = [
             reason="Nothing overdue",
             stage="current",
             policy=_POLICY,
+            sequence=6,
         ),
     ),
     AccessSuspended(

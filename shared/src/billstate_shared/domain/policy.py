@@ -245,8 +245,13 @@ class Policy(BaseModel):
         serialize_by_alias=True,
     )
 
-    name: Annotated[str, Strict(), Field(alias="policy", min_length=1)]
-    version: Days
+    # Every decision carries the name and version (contracts' PolicyRef): the same limits.
+    name: Annotated[
+        str,
+        Strict(),
+        Field(alias="policy", min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$"),
+    ]
+    version: Annotated[int, Strict(), Field(ge=1, le=1_000_000_000)]
     timezone: Annotated[str, Strict()]
     minimum_overdue: Annotated[
         Mapping[CurrencyKey, Money],

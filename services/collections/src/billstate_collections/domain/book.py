@@ -3,12 +3,47 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
+from hashlib import blake2b
 
 from billstate_shared.domain.ledger import Ledger
 
 CURRENT = -1  # stage index of a customer in no stage
+DEDUPE_SIZE = 32  # ids a dedupe window keeps (the newest); docs/policy.md "Duplicates"
+
+
+def digest(key: str) -> str:
+    """The compact form a window keeps of an id: 20 hex digits of its hash, whatever the
+    id's length (up to 128 characters of up to 4 bytes each)."""
+    return blake2b(key.encode(), digest_size=10).hexdigest()
+
+
+@dataclass(slots=True)
+class Window:
+    """The ids (as digests) of the newest `DEDUPE_SIZE` events of one kind a book applied,
+    each with its `occurred_at`, and `floor`: the latest `occurred_at` among those forgotten.
+
+    An event is known when its id is in the window, or when it is no newer than `floor`: a
+    redelivered old event is older than what was forgotten after it, so it is recognised by
+    its time once its id is gone. A book therefore keeps a fixed number of ids however long
+    it lives.
+    """
+
+    ids: dict[str, datetime | None] = field(default_factory=dict)  # digest -> time, oldest first
+    floor: datetime | None = None
+
+    def knows(self, key: str, at: datetime) -> bool:
+        return digest(key) in self.ids or (self.floor is not None and at <= self.floor)
+
+    def add(self, key: str, at: datetime | None) -> None:
+        ids = self.ids
+        ids[digest(key)] = at
+        while len(ids) > DEDUPE_SIZE:
+            oldest = next(iter(ids))
+            when = ids.pop(oldest)
+            if when is not None and (self.floor is None or when > self.floor):
+                self.floor = when
 
 
 @dataclass(slots=True)
@@ -47,12 +82,18 @@ class Book:
     as_of: date | None = None  # the latest business date seen (rule 11)
     suspended: tuple[str, ...] = ()
     holds: dict[str, HoldRecord] = field(default_factory=dict)
-    released: set[str] = field(default_factory=set)  # hold ids released, perhaps before placed
-    reminded: set[tuple[str, int]] = field(default_factory=set)  # (invoice_id, days before due)
+    # Hold ids released (perhaps before placed), or promises ended: such an id is never
+    # placed again.
+    released: Window = field(default_factory=Window)
+    # (invoice_id, days before due) of reminders sent; dropped once the invoice is due, as
+    # no reminder comes after the due date.
+    reminded: set[tuple[str, int]] = field(default_factory=set)
     # Event ids of applied events that carry no id of their own to dedupe by (profile
     # upserts, failed payments): a redelivered old upsert must not undo a newer one.
-    seen: set[str] = field(default_factory=set)
-    transitions: int = 0  # decisions made so far; part of every output id
+    seen: Window = field(default_factory=Window)
+    # Decisions made so far; part of every output id, and the `sequence` of every access
+    # command: each command follows its own decision, so the number grows with each one.
+    transitions: int = 0
     version: int = 0  # bumped when profile or holds change
     evaluated: tuple[int, int, date | None] = (-1, -1, None)  # what the last climb looked at
     wake_on: date = date.max  # before this date, with nothing else changed, time decides nothing

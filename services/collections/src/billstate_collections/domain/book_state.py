@@ -2,16 +2,33 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from billstate_collections.domain.book import Book, HoldRecord, Profile
+from billstate_collections.domain.book import Book, HoldRecord, Profile, Window, digest
 from billstate_shared.domain.ledger_state import dump_ledger, load_ledger
 
 
 def _day(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _dump_window(window: Window) -> dict[str, Any]:
+    return {
+        "ids": [[key, None if at is None else at.isoformat()] for key, at in window.ids.items()],
+        "floor": None if window.floor is None else window.floor.isoformat(),
+    }
+
+
+def _load_window(data: Any) -> Window:
+    if isinstance(data, list):  # a book stored before windows: a sorted list of ids
+        return Window(dict.fromkeys(map(digest, data)))
+    return Window({key: _time(at) for key, at in data["ids"]}, _time(data["floor"]))
 
 
 def dump_book(book: Book) -> dict[str, Any]:
@@ -31,9 +48,9 @@ def dump_book(book: Book) -> dict[str, Any]:
              h.placed_on.isoformat() if h.placed_on else None]
             for h in book.holds.values()
         ],
-        "released": sorted(book.released),
+        "released": _dump_window(book.released),
         "reminded": sorted([inv, days] for inv, days in book.reminded),
-        "seen": sorted(book.seen),
+        "seen": _dump_window(book.seen),
         "transitions": book.transitions,
         "version": book.version,
     }  # fmt: skip
@@ -50,9 +67,9 @@ def load_book(data: dict[str, Any]) -> Book:
         entered_on=_day(data["entered_on"]),
         as_of=_day(data["as_of"]),
         suspended=tuple(data["suspended"]),
-        released=set(data["released"]),
+        released=_load_window(data["released"]),
         reminded={(inv, days) for inv, days in data["reminded"]},
-        seen=set(data["seen"]),
+        seen=_load_window(data["seen"]),
         transitions=data["transitions"],
         version=data["version"],
     )  # fmt: skip

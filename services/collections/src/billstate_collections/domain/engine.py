@@ -17,9 +17,11 @@ from billstate_shared.contracts import (
     PaymentFailed,
 )
 from billstate_shared.contracts.outbound import Aged, Outbound
+from billstate_shared.contracts.types import MAX_HOLDS, MAX_SUBSCRIPTIONS, MAX_TEXT
 from billstate_shared.domain.ids import make_id
 from billstate_shared.domain.ledger import LEDGER_EVENTS, Posting, apply_event
 from billstate_shared.domain.policy import Policy
+from billstate_shared.errors import Refused
 
 DEFAULT_LOCALE = "en"
 ONE_DAY = timedelta(days=1)
@@ -39,9 +41,9 @@ def step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:  # no
     if event.event_type in LEDGER_EVENTS:
         posting = apply_event(book.ledger, event)
     elif isinstance(event, CustomerUpserted):
-        if event.event_id in book.seen:
+        if book.seen.knows(event.event_id, event.occurred_at):
             return []  # a duplicate changes nothing, also after a newer upsert
-        book.seen.add(event.event_id)
+        book.seen.add(event.event_id, event.occurred_at)
         d = event.data
         book.profile = Profile(d.locale, frozenset(d.tags), tuple(sorted(d.subscription_ids)))
         book.version += 1
@@ -50,9 +52,9 @@ def step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:  # no
         posting = _place_hold(book, event, policy)
     elif isinstance(event, HoldReleased):
         hold_id = event.data.hold_id
-        if hold_id in book.released:
+        if hold_id not in book.holds and book.released.knows(hold_id, event.occurred_at):
             return []
-        book.released.add(hold_id)
+        book.released.add(hold_id, event.occurred_at)
         book.holds.pop(hold_id, None)
         book.version += 1
         posting = Posting.APPLIED
@@ -67,8 +69,16 @@ def step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:  # no
 
 def _place_hold(book: Book, event: HoldPlaced, policy: Policy) -> Posting:
     d = event.data
-    if d.hold_id in book.holds or d.hold_id in book.released:
+    if d.hold_id in book.holds or book.released.knows(d.hold_id, event.occurred_at):
         return Posting.DUPLICATE
+    if len(book.holds) >= MAX_HOLDS:
+        # Checked before anything changes: the record goes to the DLQ, the book stays as is.
+        raise Refused(
+            "data.hold_id",
+            f"the customer has {MAX_HOLDS} holds in force, the most collections keeps;"
+            " release one first",
+            event.event_type,
+        )
     placed_on = book.as_of or event.occurred_at.astimezone(policy.zone).date()
     until = d.until
     if d.kind == "promise_to_pay" and until is not None:
@@ -152,6 +162,8 @@ def _on_time(book: Book, event: InvoiceAged | Aged, policy: Policy) -> list[Outp
     as_of = book.as_of
     if as_of is None or d.as_of > as_of:
         as_of = book.as_of = d.as_of
+        if book.reminded:
+            _forget_reminders(book, as_of)
     if d.days_past_due < 0:  # only an invoice not yet due can have a reminder (rule 10)
         _remind(book, event, policy, out)
     evaluated = book.evaluated
@@ -221,7 +233,7 @@ def _promise_blocks(
         else:
             # The day after the promise: kept if no longer delinquent, else broken, once.
             del book.holds[hold.hold_id]
-            book.released.add(hold.hold_id)
+            book.released.add(hold.hold_id, trigger.occurred_at)
             book.version += 1
             if a.delinquent:
                 facts = _facts(book, a, policy, suspension_on(book, policy, a.as_of))
@@ -260,7 +272,7 @@ def _enter(
         )
     )
     if stage.action == "suspend":
-        subs = tuple(s for s in a.scope if s not in book.suspended)
+        subs = _to_suspend(book, a)
         if subs:
             book.suspended = tuple(sorted(set(book.suspended).union(subs)))
             out.append(_command("suspend", book, a, trigger, policy, subs=subs, reason=text))
@@ -282,7 +294,7 @@ def _extend_suspension(
     suspend_index = policy.suspend_stage_index
     if suspend_index is None or book.stage < suspend_index:
         return
-    subs = tuple(s for s in a.scope if s not in book.suspended)
+    subs = _to_suspend(book, a)
     if subs:
         book.suspended = tuple(sorted(set(book.suspended).union(subs)))
         book.transitions += 1
@@ -290,7 +302,26 @@ def _extend_suspension(
         out.append(_command("suspend", book, a, trigger, policy, subs=subs, reason=reason))
 
 
+def _to_suspend(book: Book, a: Assessment) -> tuple[str, ...]:
+    """The subscriptions in scope not suspended yet; a book suspends at most
+    MAX_SUBSCRIPTIONS (the first in id order), what one command or state can name."""
+    subs = tuple(s for s in a.scope if s not in book.suspended)
+    room = MAX_SUBSCRIPTIONS - len(book.suspended)
+    return subs if len(subs) <= room else subs[: max(room, 0)]
+
+
 # ---- reminders (rule 10) and informational notices -----------------------------------------
+
+
+def _forget_reminders(book: Book, as_of: date) -> None:
+    """Reminders are sent before the due date only: what was reminded of an invoice due by
+    now is no longer needed to avoid a second one."""
+    invoices = book.ledger.invoices
+    kept = {
+        r for r in book.reminded if (inv := invoices.get(r[0])) is not None and inv.due_on > as_of
+    }
+    if len(kept) != len(book.reminded):
+        book.reminded = kept
 
 
 def _remind(book: Book, event: InvoiceAged | Aged, policy: Policy, out: list[Output]) -> None:
@@ -301,6 +332,8 @@ def _remind(book: Book, event: InvoiceAged | Aged, policy: Policy, out: list[Out
     invoice = book.ledger.invoices.get(d.invoice_id)
     if invoice is None or invoice.open <= 0:
         return  # rule 10: none for an invoice already paid
+    if book.as_of is not None and invoice.due_on <= book.as_of:
+        return  # a late (redelivered) aged event: the due date has passed, its reminders too
     # After a gap in ticks, the reminders skipped over become one reminder now.
     due = [
         n
@@ -325,9 +358,9 @@ def _remind(book: Book, event: InvoiceAged | Aged, policy: Policy, out: list[Out
 
 
 def _payment_failed(book: Book, event: PaymentFailed, policy: Policy) -> list[Output]:
-    if event.event_id in book.seen:
+    if book.seen.knows(event.event_id, event.occurred_at):
         return []  # the notice for it went out already
-    book.seen.add(event.event_id)
+    book.seen.add(event.event_id, event.occurred_at)
     as_of = book.as_of or event.occurred_at.astimezone(policy.zone).date()
     a = assess(book, as_of, policy)
     # Between ticks: today's climb is done (or, before any aging, yet to come).
@@ -341,6 +374,12 @@ def _payment_failed(book: Book, event: PaymentFailed, policy: Policy) -> list[Ou
 
 
 # ---- building outputs -----------------------------------------------------------------------
+
+
+def _clip(text: str) -> str:
+    """Free text as the contracts take it: at most MAX_TEXT characters (a long list of
+    subscriptions or currencies is cut, with an ellipsis)."""
+    return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "\u2026"
 
 
 def _days(n: int) -> str:
@@ -388,6 +427,7 @@ def _stage_entered(
     stage = stage_name(policy, book.stage)
     anchor = a.anchor
     overdue = _money(a)
+    text = _clip(text)
     why = {
         "rule": rule,
         "text": text,
@@ -433,9 +473,12 @@ def _command(
         data={
             "command_id": command_id,
             "subscription_ids": list(subs),
-            "reason": reason,
+            "reason": _clip(reason),
             "stage": stage_name(policy, book.stage),
             "policy": policy_ref(policy),
+            # Each command follows its own decision (transitions + 1), so the number grows
+            # with every command for the customer: access-control refuses an older one.
+            "sequence": book.transitions,
         },
     )
 

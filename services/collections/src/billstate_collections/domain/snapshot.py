@@ -11,6 +11,7 @@ from billstate_collections.domain.engine import policy_ref, stage_name
 from billstate_collections.domain.schedule import projected_entries
 from billstate_shared.contracts import CollectionsStateData
 from billstate_shared.contracts.outbound import Outbound
+from billstate_shared.contracts.types import LATEST_DATE
 from billstate_shared.domain.ids import make_id
 from billstate_shared.domain.policy import Policy
 
@@ -27,6 +28,8 @@ def state_values(book: Book, policy: Policy) -> dict[str, Any]:
         if book.as_of is not None
         else []
     )
+    if upcoming and upcoming[0][1] > LATEST_DATE:
+        upcoming = []  # beyond the contracts' date range: not a date anyone can act on
     anchor = a.anchor if a is not None else None
     return {
         "stage": stage_name(policy, book.stage),
