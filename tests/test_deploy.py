@@ -252,6 +252,21 @@ def test_every_service_logs_into_kafka_as_its_own_kafka_user(service: str) -> No
     assert volume["secret"]["secretName"] == "billstate-cluster-ca-cert"
 
 
+@pytest.mark.parametrize("service", sorted(SINGLE_REPLICA))
+def test_the_http_token_is_a_mounted_secret_file(service: str) -> None:
+    """The services with routes beyond the probes (access-control's customer view and
+    /reconcile, notifications' /notices) read their bearer token from a mounted Secret."""
+    env, prefix = _env(service), _prefix(service)
+    token = env[f"{prefix}HTTP_TOKEN_FILE"]["value"]
+    folder, name = token.rsplit("/", 1)
+    mounts = {m["mountPath"]: m for m in _container(service)["volumeMounts"]}
+    assert mounts[folder].get("readOnly") is True, f"{service}: {folder} is not read-only"
+    volumes = _workload(service)["spec"]["template"]["spec"]["volumes"]
+    (volume,) = [v for v in volumes if v["name"] == mounts[folder]["name"]]
+    assert volume["secret"]["secretName"] == "billstate-http-token"
+    assert volume["secret"]["items"] == [{"key": "token", "path": name}]
+
+
 def test_topics_yaml_is_what_the_catalog_generates_today() -> None:
     committed = (BASE / "topics.yaml").read_text(encoding="utf-8")
     assert committed == strimzi_manifest(CATALOG, "billstate", 3), (

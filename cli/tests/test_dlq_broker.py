@@ -12,11 +12,11 @@ from aiokafka import AIOKafkaProducer
 
 from billstate_cli.commands.dlq import REDRIVE_HEADER
 from billstate_cli.main import main
-from billstate_devkit.events import hold_placed
+from billstate_devkit.events import access_command, hold_placed
 from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after
-from billstate_shared.contracts import HoldPlaced, decode
+from billstate_shared.contracts import HoldPlaced, decode, encode
 from billstate_shared.runtime.dlq import DeadLetter
-from billstate_shared.topics import CONTROL
+from billstate_shared.topics import ACCESS_COMMANDS, CONTROL
 
 pytestmark = pytest.mark.broker
 
@@ -169,3 +169,79 @@ def test_redrive_sends_a_dead_letter_back_once_and_refuses_what_would_fail_again
     assert isinstance(decode(mine[0].value), HoldPlaced)
     (source,) = [v.decode() for k, v in mine[0].headers if k == REDRIVE_HEADER]
     assert re.fullmatch(rf"{re.escape(DLQ)}:\d+:\d+", source)
+
+
+def numbered(kind: str, customer: str, command_id: str, sequence: int | None) -> bytes:
+    """An access command as collections sends it, with its sequence."""
+    envelope = json.loads(access_command(kind, customer, command_id, ["sub-a"]))
+    envelope["data"]["sequence"] = sequence
+    return encode(decode(json.dumps(envelope).encode()))
+
+
+def test_redrive_skips_an_access_command_older_than_the_newest_for_its_customer(
+    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A suspend (sequence 12) failed and was dead-lettered; the customer paid and the restore
+    (15) went out. Re-driving the suspend would be refused by access-control as stale: the
+    re-drive says so first, and sends it only with --force-stale."""
+    customer = f"cli-stale-{uuid.uuid4().hex[:10]}"
+    suspend = numbered("suspend", customer, "s-12", 12)
+    restore = numbered("restore", customer, "r-15", 15)
+    unnumbered = numbered("suspend", customer, "s-old", None)
+
+    async def history() -> None:
+        await ensure_catalog(kafka_bootstrap)
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        await producer.start()
+        try:
+            for value in (suspend, restore):
+                await producer.send_and_wait(ACCESS_COMMANDS.name, value, key=customer.encode())
+        finally:
+            await producer.stop()
+
+    asyncio.run(history())
+
+    def letter(value: bytes, offset: int) -> DeadLetter:
+        return DeadLetter(
+            topic=ACCESS_COMMANDS.name,
+            partition=1,
+            offset=offset,
+            key=customer.encode(),
+            value=value,
+            reason="provider down could not make subscription sub-a suspended",
+            field="data.subscription_ids",
+            service="access-control",
+            event_type="access.suspend",
+        )
+
+    asyncio.run(write_dead_letters(kafka_bootstrap, [letter(suspend, 5), letter(unnumbered, 6)]))
+    where = ["--customer", customer, "--bootstrap", kafka_bootstrap]
+    dlq = ACCESS_COMMANDS.dlq
+
+    dry = main(["dlq", "redrive", dlq, *where])
+    dry_out = capsys.readouterr().out
+    sent = main(["dlq", "redrive", dlq, "--send", *where])
+    sent_out = capsys.readouterr().out
+    forced = main(["dlq", "redrive", dlq, "--send", "--force-stale", *where])
+    forced_out = capsys.readouterr().out
+
+    stale = (
+        f"access.suspend s-12: stale: sequence 12 is older than 15, the newest command for"
+        f" {customer} on {ACCESS_COMMANDS.name}"
+    )
+    assert (dry, sent, forced) == (0, 0, 0)
+    lines = dry_out.splitlines()
+    assert re.fullmatch(rf"stale \d+:\d+: {re.escape(stale)}; skipped", lines[0])
+    assert len([x for x in lines if x.startswith("would send")]) == 1
+    assert "s-old" not in lines[0]
+    assert lines[-1] == (
+        f"dry run: 2 selected in {dlq}: 1 to send, 0 refused, 0 duplicate(s), 1 stale;"
+        " add --send to produce"
+    )
+    assert sent_out.splitlines()[-1] == (
+        f"2 selected in {dlq}: 1 sent, 0 refused, 0 duplicate(s), 1 stale"
+    )
+    assert re.search(rf"stale \d+:\d+: {re.escape(stale)}; sent anyway", forced_out)
+    assert forced_out.splitlines()[-1] == (
+        f"2 selected in {dlq}: 2 sent, 0 refused, 0 duplicate(s), 1 stale (sent anyway)"
+    )

@@ -8,7 +8,8 @@ import pytest
 
 from billstate_cli.commands.dlq import REDRIVE_HEADER, Letter, plan_redrive, select, table
 from billstate_cli.main import main
-from billstate_devkit.events import hold_placed
+from billstate_devkit.events import access_command, hold_placed
+from billstate_shared.contracts import decode, encode
 from billstate_shared.runtime.dlq import DeadLetter, read_headers
 
 DLQ = "collections.control.v1.dlq"
@@ -130,3 +131,55 @@ def test_a_redrive_plan_refuses_an_event_on_the_wrong_topic() -> None:
             " (it belongs on billing.invoices.v1)"
         )
     ]
+
+
+ACCESS_DLQ = "access.commands.v1.dlq"
+
+
+def access_letter(
+    offset: int, command_id: str, sequence: int | None, kind: str = "suspend"
+) -> Letter:
+    envelope = json.loads(access_command(kind, "contoso", command_id, ["sub-a"]))
+    envelope["data"]["sequence"] = sequence
+    value = encode(decode(json.dumps(envelope).encode()))
+    dead = DeadLetter(
+        topic="access.commands.v1",
+        partition=4,
+        offset=200 + offset,
+        key=b"contoso",
+        value=value,
+        reason="provider builtin could not make subscription sub-a suspended",
+        field="data.subscription_ids",
+        service="access-control",
+        event_type=f"access.{kind}",
+    )
+    return Letter(
+        4, offset, 1_700_000_000_000 + offset, b"contoso", value, read_headers(dead.headers())
+    )
+
+
+def test_a_redrive_plan_skips_access_commands_older_than_the_newest() -> None:
+    """A suspend (sequence 12) dead-lettered before the customer paid (restore, 15): sent
+    back, it would suspend a customer who has paid; access-control refuses it, and the plan
+    says so before anything is sent."""
+    old = access_letter(1, "s-12", 12)
+    newer = access_letter(2, "s-16", 16)
+    unnumbered = access_letter(3, "s-none", None)
+    newest = {"contoso": 15, "fabrikam": 40}
+
+    plan = plan_redrive(ACCESS_DLQ, [old, newer, unnumbered], newest)
+
+    assert [i.origin for i in plan.items] == ["4:2", "4:3"]
+    assert plan.stale == [
+        (
+            "stale 4:1: access.suspend s-12: stale: sequence 12 is older than 15, the newest"
+            " command for contoso on access.commands.v1; skipped"
+        )
+    ]
+    assert (plan.refused, plan.duplicates) == ([], [])
+
+    forced = plan_redrive(ACCESS_DLQ, [old, newer], newest, force_stale=True)
+    assert [i.origin for i in forced.items] == ["4:1", "4:2"]
+    assert forced.stale[0].endswith("; sent anyway")
+    # Without what the topic holds, nothing is judged stale.
+    assert plan_redrive(ACCESS_DLQ, [old]).stale == []

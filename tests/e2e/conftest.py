@@ -80,7 +80,10 @@ class Pipeline:
 
     def access(self, customer_id: str) -> dict[str, Any]:
         url = self.fleet.get("access-control").url(f"/customers/{customer_id}/access")
-        with urllib.request.urlopen(url, timeout=5) as answer:
+        request = urllib.request.Request(
+            url, headers={"Authorization": f"Bearer {self.fleet.token}"}
+        )
+        with urllib.request.urlopen(request, timeout=5) as answer:
             body: dict[str, Any] = json.loads(answer.read())
             return body
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -60,6 +61,8 @@ class Fleet:
     policy: Path
     extra_env: dict[str, str] = field(default_factory=dict)
     services: list[Service] = field(default_factory=list)
+    # The bearer token of the services' non-probe routes, made for this run.
+    token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     def start(self, names: tuple[str, ...] = SERVICES) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -72,6 +75,7 @@ class Fleet:
                 f"{service.prefix}DATA_DIR": str(self.root / name),
                 f"{service.prefix}POLICY_FILE": str(self.policy),
                 f"{service.prefix}LOG_FORMAT": "json",
+                "BILLSTATE_HTTP_TOKEN": self.token,
                 **self.extra_env,
             }
             with service.log.open("ab") as log:

@@ -19,6 +19,9 @@ from billstate_shared.kafka_auth import ENV as KAFKA_AUTH_ENV
 from billstate_shared.kafka_auth import KafkaAuth, SaslMechanism, SecurityProtocol
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:39092"
+# The bearer token of the non-probe HTTP routes, shared by every service unless a service's
+# own `<PREFIX>HTTP_TOKEN` / `<PREFIX>HTTP_TOKEN_FILE` is set.
+SHARED_HTTP_TOKEN = "BILLSTATE_HTTP_TOKEN"  # noqa: S105  (a variable's name)
 
 
 class ServiceSettings(BaseSettings):
@@ -27,7 +30,8 @@ class ServiceSettings(BaseSettings):
     `<PREFIX>KAFKA_BOOTSTRAP_SERVERS` wins; the plain `KAFKA_BOOTSTRAP_SERVERS` that the tests
     and `make` export is the fallback, so one variable points every service at a cluster. The
     Kafka security settings (`KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*`, `KAFKA_SSL_CA_FILE`)
-    fall back the same way.
+    fall back the same way, and so does the HTTP token (`BILLSTATE_HTTP_TOKEN` or
+    `BILLSTATE_HTTP_TOKEN_FILE`, one token for every service).
     """
 
     model_config = SettingsConfigDict(env_prefix="BILLSTATE_", frozen=True, extra="ignore")
@@ -45,6 +49,10 @@ class ServiceSettings(BaseSettings):
     log_format: str = "auto"  # auto: JSON unless stderr is a TTY; or json / console
     http_host: str = "127.0.0.1"
     http_port: int = 0
+    # Bearer token of every HTTP route but /healthz, /readyz and /metrics; without one those
+    # routes are disabled (403). Mount it as a file: `<PREFIX>HTTP_TOKEN_FILE`.
+    http_token: SecretStr | None = None
+    http_token_file: Path | None = None
     data_dir: Path = Path(".cache/data")
 
     @model_validator(mode="before")
@@ -85,6 +93,7 @@ class ServiceSettings(BaseSettings):
         for field, name in plain.items():
             if value := os.environ.get(name):
                 fallback[field] = value
+        fallback |= _shared_token(settings_cls, init_settings)
         return (
             init_settings,
             env_settings,
@@ -109,3 +118,25 @@ class ServiceSettings(BaseSettings):
             sasl_password=self.kafka_sasl_password,
             ssl_ca_file=self.kafka_ssl_ca_file,
         )
+
+
+def _shared_token(
+    settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource
+) -> dict[str, str]:
+    """`BILLSTATE_HTTP_TOKEN` or `..._FILE`, unless the service sets a token of its own (its
+    prefixed variables, or the values it was built with): never two tokens at once."""
+    prefix = str(settings_cls.model_config.get("env_prefix", "")).upper()
+    given = getattr(init_settings, "init_kwargs", {})
+    own = ("http_token", "http_token_file")
+    if any(given.get(name) not in (None, "") for name in own) or any(
+        os.environ.get(prefix + name.upper()) for name in own
+    ):
+        return {}
+    return {
+        name: value
+        for name, value in (
+            ("http_token", os.environ.get(SHARED_HTTP_TOKEN)),
+            ("http_token_file", os.environ.get(SHARED_HTTP_TOKEN + "_FILE")),
+        )
+        if value
+    }

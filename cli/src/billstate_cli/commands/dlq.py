@@ -8,8 +8,8 @@ import json
 import re
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -28,10 +28,10 @@ from billstate_cli.commands.send import (
     report_failure,
     safe,
 )
-from billstate_shared.contracts import ContractError
+from billstate_shared.contracts import AccessRestore, AccessSuspend, ContractError, decode
 from billstate_shared.errors import ExternalError
 from billstate_shared.runtime.dlq import read_headers
-from billstate_shared.topics import DLQ_TOPICS
+from billstate_shared.topics import ACCESS_COMMANDS, DLQ_TOPICS
 
 # Marks a re-driven record on its source topic, for whoever traces it later; services ignore it.
 REDRIVE_HEADER = "billstate.redrive.source"
@@ -67,7 +67,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
             "Re-produces the selected dead letters' original values, unchanged, to the topic "
             "named in their billstate.dlq.topic header, keyed by customer_id, in DLQ order. "
             "A value the services would refuse again is not sent (fix it and use `billstate "
-            "send`); a second copy of an event_id is skipped. Only --send produces."
+            "send`); a second copy of an event_id is skipped. An access command older than "
+            "the newest command for its customer on access.commands.v1 (a lower "
+            "data.sequence) is stale and skipped: access-control would refuse it. Only "
+            "--send produces."
         ),
     )
     _selection(redrive)
@@ -81,6 +84,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="only the dead letters at these DLQ partition:offset positions",
     )
     redrive.add_argument("--send", action="store_true", help="produce (default: dry run)")
+    redrive.add_argument(
+        "--force-stale",
+        action="store_true",
+        help="send stale access commands too (access-control refuses them again unless it "
+        "has accepted no newer command for the customer)",
+    )
     redrive.set_defaults(func=_redrive)
 
 
@@ -341,10 +350,36 @@ class Plan:
     items: list[Outgoing]
     refused: list[str]  # "DLQ:P:O: field: reason"
     duplicates: list[str]
+    stale: list[str] = field(default_factory=list)  # access commands older than the newest
 
 
-def plan_redrive(topic: str, letters: Sequence[Letter]) -> Plan:
-    """Check each letter as the services will when it comes back; refuse what they would."""
+def stale_reason(event: Any, newest: Mapping[str, int]) -> str | None:
+    """Why an access command is stale: its sequence is lower than the newest command's for
+    its customer on access.commands.v1 (access-control refuses such a command). None for
+    another event, a command without a sequence, or a customer with none on the topic."""
+    if not isinstance(event, AccessSuspend | AccessRestore) or event.data.sequence is None:
+        return None
+    latest = newest.get(event.customer_id)
+    if latest is None or event.data.sequence >= latest:
+        return None
+    return (
+        f"{event.event_type} {event.data.command_id}: stale: sequence {event.data.sequence}"
+        f" is older than {latest}, the newest command for {event.customer_id} on"
+        f" {ACCESS_COMMANDS.name}"
+    )
+
+
+def plan_redrive(
+    topic: str,
+    letters: Sequence[Letter],
+    newest: Mapping[str, int] | None = None,
+    *,
+    force_stale: bool = False,
+) -> Plan:
+    """Check each letter as the services will when it comes back; refuse what they would.
+
+    `newest` is the highest command sequence per customer on access.commands.v1: an access
+    command below it is stale, skipped (or, with `force_stale`, sent and said so)."""
     source_topic = topic.removesuffix(".dlq")
     plan = Plan([], [], [])
     seen = Seen()
@@ -374,13 +409,52 @@ def plan_redrive(topic: str, letters: Sequence[Letter]) -> Plan:
                 f"duplicate {x.at}: event_id {event.event_id} as at {first[0]}, skipped{same}"
             )
             continue
+        why = stale_reason(event, newest or {})
+        if why is not None:
+            plan.stale.append(f"stale {x.at}: {why}; {'sent anyway' if force_stale else 'skipped'}")
+            if not force_stale:
+                continue
         headers = ((REDRIVE_HEADER, origin.encode()),)
         plan.items.append(Outgoing(x.at, source, event, x.value, headers))
     return plan
 
 
-def _redrive(args: argparse.Namespace) -> int:
-    command = "billstate dlq redrive"
+async def newest_sequences(kafka: Kafka, customers: Collection[str]) -> dict[str, int]:
+    """The highest `data.sequence` per customer among the commands on access.commands.v1
+    now (what access-control has been sent; it refuses a new command older than those it
+    accepted). Only `customers` are looked at; a record that does not decode is passed by."""
+    wanted = {c.encode() for c in customers}
+    newest: dict[str, int] = {}
+    if not wanted:
+        return newest
+    for record in await read_letters(kafka, ACCESS_COMMANDS.name):
+        if record.key not in wanted or record.value is None:
+            continue
+        try:
+            event = decode(record.value)
+        except ContractError:
+            continue
+        if isinstance(event, AccessSuspend | AccessRestore) and event.data.sequence is not None:
+            customer = event.customer_id
+            newest[customer] = max(newest.get(customer, event.data.sequence), event.data.sequence)
+    return newest
+
+
+def _plan(args: argparse.Namespace, chosen: Sequence[Letter], command: str) -> Plan | int:
+    """The plan for access commands: stale ones (older than the newest command of their
+    customer on access.commands.v1) are marked; or an exit code if the topic is unreadable."""
+    customers = {c for c in (x.customer() for x in chosen) if c is not None}
+    try:
+        newest = asyncio.run(newest_sequences(kafka_of(args), customers))
+    except DlqError as err:
+        print(f"{command}: cannot tell stale commands: {err}; nothing sent", file=sys.stderr)
+        return 1
+    return plan_redrive(args.topic, chosen, newest, force_stale=args.force_stale)
+
+
+def _chosen(args: argparse.Namespace, command: str) -> list[Letter] | int:
+    """The letters the arguments select; or an exit status after saying what is wrong (2
+    for an --offset not in the DLQ)."""
     loaded = _load(args, command)
     if isinstance(loaded, int):
         return loaded
@@ -391,13 +465,33 @@ def _redrive(args: argparse.Namespace) -> int:
         print(f"{command}: --offset {', '.join(absent)}: no such record in {args.topic}",
               file=sys.stderr)  # fmt: skip
         return 2
-    chosen = select(loaded, args.customer, args.field, positions)
-    plan = plan_redrive(args.topic, chosen)
+    return select(loaded, args.customer, args.field, positions)
+
+
+def _report(args: argparse.Namespace, plan: Plan, commands: bool) -> str:  # noqa: FBT001
+    """Print what is refused, duplicated or stale; the counts for the summary line."""
     for line in plan.refused:
         print(line, file=sys.stderr)
     for line in plan.duplicates:
         print(line)
+    for line in plan.stale:
+        print(line)
     counts = f"{len(plan.refused)} refused, {len(plan.duplicates)} duplicate(s)"
+    if commands:
+        counts += f", {len(plan.stale)} stale" + (" (sent anyway)" if args.force_stale else "")
+    return counts
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    command = "billstate dlq redrive"
+    chosen = _chosen(args, command)
+    if isinstance(chosen, int):
+        return chosen
+    commands = args.topic == ACCESS_COMMANDS.dlq
+    plan = _plan(args, chosen, command) if commands else plan_redrive(args.topic, chosen)
+    if isinstance(plan, int):
+        return plan
+    counts = _report(args, plan, commands)
     code = 1 if plan.refused else 0
     if not args.send:
         for item in plan.items:

@@ -11,6 +11,15 @@ from billstate_shared.settings import ServiceSettings
 
 PREFIX = "BILLSTATE_ACCESS_CONTROL_"
 
+# The consumer's max.poll.interval.ms (aiokafka's default, which the Loop keeps): a batch
+# that takes longer costs the partitions. A batch is kept to 80% of it.
+POLL_INTERVAL = 300.0
+BATCH_SHARE = 0.8
+# A record may wait one budget for the lock (the reconciler or a re-attempt holds it for at
+# most one) and then spend one of its own: two budgets per record at most.
+MAX_COMMAND_BUDGET = POLL_INTERVAL * BATCH_SHARE / 2
+MAX_RECORDS = 50
+
 
 class Settings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore")
@@ -26,6 +35,15 @@ class Settings(ServiceSettings):
     retry_attempts: int = Field(default=5, ge=1)
     retry_base_delay: float = Field(default=0.2, ge=0)
     retry_max_delay: float = Field(default=30.0, ge=0)
+    # Seconds one command may spend on provider calls and the waits between them. A command
+    # that runs out is parked in the store and tried again later; the partition moves on.
+    command_budget: float = Field(default=30.0, gt=0, le=MAX_COMMAND_BUDGET)
+    # A parked command is tried again after PARK_DELAY seconds, doubling each time it is
+    # parked again, or after the provider's Retry-After when longer; at most PARK_MAX_DELAY.
+    park_delay: float = Field(default=60.0, gt=0)
+    park_max_delay: float = Field(default=900.0, gt=0)
+    # How often the store is checked for parked commands that are due.
+    park_poll_interval: float = Field(default=5.0, gt=0, le=300)
     # Seconds between reconcile passes (desired vs what the provider reports); 0: only on
     # POST /reconcile. A pass reads every subscription billstate has touched, a page at a time.
     reconcile_interval: float = Field(default=300.0, ge=0)
@@ -59,6 +77,13 @@ class Settings(ServiceSettings):
     def retry(self) -> RetryPolicy:
         """How often a provider call is tried per subscription, and the waits in between."""
         return RetryPolicy(self.retry_attempts, self.retry_base_delay, self.retry_max_delay)
+
+    @property
+    def max_records(self) -> int:
+        """Records per poll: at two budgets per record, a batch ends within 80% of the poll
+        interval (4 records with the 30 s default; never more than 50)."""
+        fits = int(POLL_INTERVAL * BATCH_SHARE // (2 * self.command_budget))
+        return max(1, min(MAX_RECORDS, fits))
 
     @model_validator(mode="after")
     def _provider_complete(self) -> Self:

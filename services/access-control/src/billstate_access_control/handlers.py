@@ -4,14 +4,28 @@ One access command in; per subscription that needs it, one provider call (with r
 exponential backoff) and one `access.suspended` / `access.restored` out. A subscription the
 provider will not change gets `access.failed` and the command itself goes to the DLQ with the
 reason, so a failure is visible twice and never silent.
+
+Each command has a time budget (`Budget.seconds`) for its provider calls and the waits between
+them. A command that runs out of it (a provider throttling with a long Retry-After, or too slow
+to answer) is *parked*: kept in the store with the time of its next attempt, announced to staff
+once (`access.failed`, its error starting with `parked`), and the partition moves on. The
+`Reattempts` task (reattempt.py) applies it again when it is due, under the same desired-state
+rules: a later command for a subscription supersedes what a parked one wanted.
+
+A new command whose `sequence` is lower than the highest accepted for the customer is stale:
+refused before any provider call, to the DLQ with the reason.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 import structlog
+from prometheus_client import Counter, Gauge
 
 from billstate_access_control.domain import (
     AccessEvents,
@@ -21,16 +35,19 @@ from billstate_access_control.domain import (
     accept,
     applied,
     decide,
+    park_delay,
     settled,
+    stale,
 )
 from billstate_access_control.providers import Change, Provider
-from billstate_access_control.store import Store
+from billstate_access_control.store import Parked, Store
 from billstate_shared.contracts import AccessRestore, AccessSuspend, EventBase, decode, encode
 from billstate_shared.errors import ExternalError, Refused
 from billstate_shared.runtime.dlq import DeadLetter
 from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.runtime.records import Produce, Record
 from billstate_shared.runtime.retry import RetryPolicy, Sleep, Tried
+from billstate_shared.runtime.wallclock import WallClock, utc_now
 from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS
 
 log = structlog.get_logger("billstate.access_control")
@@ -57,8 +74,76 @@ def produce(event: EventBase) -> Produce:
     return Produce(ACCESS_EVENTS.name, event.customer_id.encode(), encode(event))
 
 
+class OutOfBudgetError(ExternalError):
+    """The time left of a command's budget does not cover the next provider call or wait.
+    `last` is the provider's last error (a 429, a timeout), if there was one."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        last: BaseException | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, retryable=False, retry_after=retry_after)
+        self.last = last
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Budget:
+    """How long one command may spend on provider calls and waits (`seconds`; None: no
+    limit), and when a parked command is tried again: `park_delay` after its first parking,
+    doubling each time it is parked again, or the provider's Retry-After when that is longer,
+    at most `park_max_delay`."""
+
+    seconds: float | None = None
+    park_delay: float = 60.0
+    park_max_delay: float = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A parked command's original record, as the handler reads records."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @classmethod
+    def of(cls, parked: Parked) -> Stored:
+        return cls(parked.topic, parked.partition, parked.offset, parked.key, parked.value)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a re-attempt of a parked command produced, and what to keep once those outputs
+    are acknowledged: the command parked again (updated), or None (nothing left to do)."""
+
+    outputs: list[Produce]
+    parked: Parked | None
+
+
+@dataclass
+class _Run:
+    """What one pass over a command's actions did."""
+
+    state: CustomerAccess
+    done: list[Action] = field(default_factory=list)
+    failures: list[tuple[Action, Tried]] = field(default_factory=list)
+    unfinished: list[Action] = field(default_factory=list)
+    out_of_budget: OutOfBudgetError | None = None
+    calls: int = 0
+
+
 class AccessHandler:
-    """The Loop's handler for access.commands.v1."""
+    """The Loop's handler for access.commands.v1, and the parked commands' re-attempts.
+
+    `clock` is the wall clock (when a parked command is due: about the real world, never a
+    business decision); `monotonic` measures the budget; `on_attempt` hears of every provider
+    call, so the probes see a worker that is busy, not stalled.
+    """
 
     def __init__(
         self,
@@ -69,18 +154,53 @@ class AccessHandler:
         service: str = "access-control",
         metrics: Metrics | None = None,
         sleep: Sleep = asyncio.sleep,
+        budget: Budget | None = None,
+        clock: WallClock = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_attempt: Callable[[], None] | None = None,
     ) -> None:
         self.store, self.provider, self.retry = store, provider, retry
         self.service, self.metrics, self.sleep = service, metrics, sleep
+        self.budget = budget if budget is not None else Budget()
+        self.clock, self.monotonic, self.on_attempt = clock, monotonic, on_attempt
         # Held per command and by the reconciler per subscription: the two never interleave
         # a read-call-write on the same subscription.
         self.lock = asyncio.Lock()
+        self._calls: Counter | None = None
+        self._stale: Counter | None = None
+        self._parkings: Counter | None = None
+        if metrics is not None:
+            registry = metrics.registry
+            self._calls = Counter(
+                "billstate_provider_calls", "Provider calls, by outcome",
+                ["service", "provider", "outcome"], registry=registry,
+            )  # fmt: skip
+            self._stale = Counter(
+                "billstate_access_stale_commands", "Commands refused as older than one applied",
+                ["service"], registry=registry,
+            )  # fmt: skip
+            self._parkings = Counter(
+                "billstate_access_parkings", "Commands parked after their time budget ran out",
+                ["service"], registry=registry,
+            )  # fmt: skip
+            parked = Gauge(
+                "billstate_access_parked_commands", "Commands parked now, waiting to be retried",
+                ["service"], registry=registry,
+            )  # fmt: skip
+            parked.labels(service).set_function(lambda: float(store.parked_count()))
 
     async def __call__(self, record: Record) -> Sequence[Produce]:
         async with self.lock:
             return await self._command(record)
 
-    async def _command(self, record: Record) -> Sequence[Produce]:
+    def deadline(self) -> float | None:
+        """When a piece of work started now must end (the monotonic clock), or None."""
+        seconds = self.budget.seconds
+        return None if seconds is None else self.monotonic() + seconds
+
+    # -- a command from the topic ---------------------------------------------------------
+
+    def _decode(self, record: Record) -> tuple[AccessSuspend | AccessRestore, Command]:
         value = record.value
         if value is None:
             raise Refused("$", "a record without a value is not an access command")
@@ -96,57 +216,146 @@ class AccessHandler:
             )
         if record.key != event.customer_id.encode():
             raise Refused("key", "the record key must be the customer_id (UTF-8)")
-
         data = event.data
         command = Command(
             customer_id=event.customer_id,
             command_type=event.event_type,
             command_id=data.command_id,
             subscription_ids=tuple(data.subscription_ids),
+            sequence=data.sequence,
         )
-        events = AccessEvents(
+        return event, command
+
+    def _events(self, event: AccessSuspend | AccessRestore) -> AccessEvents:
+        return AccessEvents(
             customer_id=event.customer_id, provider=self.provider.name, at=event.occurred_at
         )
+
+    async def _command(self, record: Record) -> Sequence[Produce]:
+        event, command = self._decode(record)
+        events = self._events(event)
         state = self.store.load(command.customer_id, [command.command_id])
-        actions = decide(state, command)
+        why = stale(state, command)
+        if why is not None:
+            if self._stale is not None:
+                self._stale.labels(self.service).inc()
+            log.warning("stale command", sequence=command.sequence, newest=state.sequence)
+            raise Refused("data.sequence", why, event.event_type)  # no provider call: DLQ
+
         # Already applied by an earlier delivery of this command: announce again, same ids.
         outputs = [produce(events.done(a)) for a in settled(state, command)]
+        waiting = self.store.parked(command.customer_id, command.command_id)
+        if waiting:
+            # Delivered again while parked (a crash before its offset was committed, or a
+            # re-drive): what is left is the re-attempt's to do, when it is due. Announce the
+            # parking again, same ids, in case the first announcement was lost.
+            parked = waiting[0]
+            outputs += [
+                produce(events.parked(a, attempts=parked.attempts, error=parked.last_error))
+                for a in decide(state, command)
+            ]
+            return outputs
+
+        actions = decide(state, command)
         state = accept(state, command)
         self.store.save(state)
+        run = await self._run(state, command, actions, event)
+        outputs += [produce(events.done(a)) for a in run.done]
+        if run.unfinished:
+            parked = self._park(record, command, run, previous=None)
+            self.store.park(parked)
+            outputs += [
+                produce(events.parked(a, attempts=parked.attempts, error=parked.last_error))
+                for a in run.unfinished
+            ]
+        outputs += self._failed(record, event, events, run)
+        return outputs
 
-        failures: list[tuple[Action, Tried]] = []
+    # -- a parked command, when it is due ------------------------------------------------
+
+    async def reattempt(self, parked: Parked) -> Outcome:
+        """Apply a parked command's unfinished subscriptions again. The caller holds `lock`,
+        sends the outputs, and then keeps `Outcome.parked` (or unparks the command).
+
+        A subscription that a later command has taken over, or that the reconciler has
+        finished meanwhile, needs no call; when nothing is left, the command is done."""
+        record = Stored.of(parked)
+        event, command = self._decode(record)
+        events = self._events(event)
+        state = self.store.load(command.customer_id, [command.command_id])
+        actions = decide(state, command)
+        if not actions:
+            log.info("parked command has nothing left to do", command_id=command.command_id)
+            return Outcome([produce(events.done(a)) for a in settled(state, command)], None)
+        run = await self._run(state, command, actions, event)
+        outputs = [produce(events.done(a)) for a in run.done]
+        outputs += self._failed(record, event, events, run)
+        again = self._park(record, command, run, previous=parked) if run.unfinished else None
+        log.info(
+            "parked command tried again",
+            command_id=command.command_id,
+            applied=len(run.done),
+            failed=len(run.failures),
+            parked_again=again is not None,
+        )
+        return Outcome(outputs, again)
+
+    # -- the provider calls of one command ---------------------------------------------
+
+    async def _run(
+        self,
+        state: CustomerAccess,
+        command: Command,
+        actions: Sequence[Action],
+        event: AccessSuspend | AccessRestore,
+    ) -> _Run:
+        """Each action through the provider, within one budget; once the budget is spent the
+        remaining actions are left unfinished, without a call."""
+        deadline = self.deadline()
+        run = _Run(state)
         for action in actions:
+            if run.out_of_budget is not None:
+                run.unfinished.append(action)
+                continue
             change = Change(
                 customer_id=command.customer_id,
                 subscription_id=action.subscription_id,
                 desired=action.desired,
                 command_id=action.command_id,
-                reason=data.reason,
-                stage=data.stage,
+                reason=event.data.reason,
+                stage=event.data.stage,
             )
-            tried = await self.apply(change)
+            tried = await self.apply(change, deadline=deadline)
+            run.calls += tried.attempts
             if tried.ok:
-                state = self._record(state, action)
-                outputs.append(produce(events.done(action)))
+                run.state = self._record(run.state, action)
+                run.done.append(action)
+            elif isinstance(tried.error, OutOfBudgetError):
+                run.out_of_budget = tried.error
+                run.unfinished.append(action)
             else:
-                failures.append((action, tried))
-                outputs.append(
-                    produce(events.failed(action, attempts=tried.attempts, error=failure(tried)))
-                )
-        if failures:
-            outputs.append(self._dead_letter(record, value, event, failures))
-        return outputs
+                run.failures.append((action, tried))
+        return run
 
-    async def apply(self, change: Change) -> Tried:
-        """Call the provider until it succeeds, refuses for good, or the attempts run out.
+    async def apply(self, change: Change, deadline: float | None = None) -> Tried:
+        """Call the provider until it succeeds, refuses for good, the attempts run out, or the
+        next call or wait would end after `deadline` (the monotonic clock; None: no limit).
 
-        Also the reconciler's way to re-apply, so both share one retry policy."""
+        `Tried.attempts` counts the provider calls made; out of time, `Tried.error` is an
+        `OutOfBudgetError` carrying the provider's last error. Also the reconciler's way to
+        re-apply, so both share one retry policy."""
+        calls = 0
+        last: BaseException | None = None
 
         def failed(
             attempt: int,
             err: BaseException,
             retryable: bool,  # noqa: FBT001  (the shape RetryPolicy calls back with)
         ) -> None:
+            nonlocal last
+            if isinstance(err, OutOfBudgetError):
+                return
+            last = err
             log.warning(
                 "provider call failed",
                 provider=self.provider.name,
@@ -157,9 +366,69 @@ class AccessHandler:
                 error=error_text(err),
             )
 
-        return await self.retry.attempt(
-            lambda: self.provider.apply(change), sleep=self.sleep, on_failure=failed
-        )
+        def spent(wait: float = 0.0) -> OutOfBudgetError:
+            hint = last.retry_after if isinstance(last, ExternalError) else None
+            why = f"the next call would wait {wait:g}s" if wait else "no time left for a call"
+            return OutOfBudgetError(f"out of time budget: {why}", last=last, retry_after=hint)
+
+        async def call() -> None:
+            nonlocal calls
+            if deadline is not None and deadline - self.monotonic() <= 0:
+                raise spent()
+            calls += 1
+            await self._call(change, deadline, last)
+
+        async def wait(seconds: float) -> None:
+            if deadline is not None and self.monotonic() + seconds >= deadline:
+                raise spent(seconds)
+            await self.sleep(seconds)
+
+        tried = await self.retry.attempt(call, sleep=wait, on_failure=failed)
+        return Tried(ok=tried.ok, attempts=calls, error=tried.error)
+
+    async def _call(
+        self, change: Change, deadline: float | None, last: BaseException | None
+    ) -> None:
+        """One provider call, told to the probes and counted by outcome."""
+        if self.on_attempt is not None:
+            self.on_attempt()
+        try:
+            await self._within(change, deadline, last)
+        except OutOfBudgetError:
+            self._count("out_of_budget")
+            raise
+        except ExternalError as err:
+            self._count("retryable" if err.retryable else "final")
+            raise
+        except Exception:
+            self._count("retryable")
+            raise
+        self._count("ok")
+
+    async def _within(
+        self, change: Change, deadline: float | None, last: BaseException | None
+    ) -> None:
+        """One provider call, cut short when the deadline passes."""
+        if deadline is None:
+            await self.provider.apply(change)
+            return
+        limit = asyncio.timeout(deadline - self.monotonic())
+        try:
+            async with limit:
+                await self.provider.apply(change)
+        except TimeoutError as err:
+            if not limit.expired():
+                raise
+            # Cut short by the budget: the call may have landed all the same, which the next
+            # attempt (a read first) or the reconciler finds.
+            cut = ExternalError(
+                f"{self.provider.name} call cut short by the time budget", retryable=True
+            )
+            raise OutOfBudgetError("out of time budget during a call", last=last or cut) from err
+
+    def _count(self, outcome: str) -> None:
+        if self._calls is not None:
+            self._calls.labels(self.service, self.provider.name, outcome).inc()
 
     def _record(self, state: CustomerAccess, action: Action) -> CustomerAccess:
         state = applied(
@@ -167,6 +436,70 @@ class AccessHandler:
         )
         self.store.save(state)
         return state
+
+    # -- parking and failing --------------------------------------------------------------
+
+    def _park(self, record: Record, command: Command, run: _Run, previous: Parked | None) -> Parked:
+        """The command parked (again), due after `park_delay` (or the Retry-After)."""
+        assert run.out_of_budget is not None
+        assert record.value is not None
+        spent = run.out_of_budget
+        parks = 1 if previous is None else previous.parks + 1
+        attempts = run.calls + (0 if previous is None else previous.attempts)
+        now = self.clock()
+        delay = park_delay(
+            parks, spent.retry_after, self.budget.park_delay, self.budget.park_max_delay
+        )
+        due = now + timedelta(seconds=delay)
+        budget = f"{self.budget.seconds:g}s " if self.budget.seconds is not None else ""
+        last = error_text(spent.last) or spent.message
+        error = (
+            f"parked: the {budget}time budget ran out after {attempts} provider call(s);"
+            f" last error: {last}; next attempt at {due.isoformat(timespec='seconds')}"
+        )[:MAX_ERROR]
+        if self._parkings is not None:
+            self._parkings.labels(self.service).inc()
+        log.warning(
+            "command parked",
+            command_id=command.command_id,
+            subscriptions=[a.subscription_id for a in run.unfinished],
+            parks=parks,
+            next_attempt=due.isoformat(),
+            error=last,
+        )
+        return Parked(
+            customer_id=command.customer_id,
+            command_id=command.command_id,
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key,
+            value=record.value,
+            parks=parks,
+            attempts=attempts,
+            parked_at=now if previous is None else previous.parked_at,
+            next_attempt=due,
+            last_error=error,
+        )
+
+    def _failed(
+        self,
+        record: Record,
+        event: AccessSuspend | AccessRestore,
+        events: AccessEvents,
+        run: _Run,
+    ) -> list[Produce]:
+        """`access.failed` per subscription that failed for good, and the command's dead
+        letter naming them all."""
+        if not run.failures:
+            return []
+        outputs = [
+            produce(events.failed(action, attempts=tried.attempts, error=failure(tried)))
+            for action, tried in run.failures
+        ]
+        assert record.value is not None
+        outputs.append(self._dead_letter(record, record.value, event, run.failures))
+        return outputs
 
     def _dead_letter(
         self,

@@ -1,4 +1,11 @@
-"""The reconciler: compares desired with observed access on a schedule and re-applies drift."""
+"""The reconciler: compares desired with observed access on a schedule and re-applies drift.
+
+It puts back only what billstate changed itself: a subscription no billstate command ever
+changed (`untouched`) is left as the provider has it, whatever that is. A change whose
+command is parked (its time budget ran out) is left to the command's own re-attempt, which
+keeps the provider's Retry-After. Each subscription's read and re-apply take at most the
+handler's time budget, so a pass never holds the lock a command waits for longer than that.
+"""
 
 from __future__ import annotations
 
@@ -48,6 +55,8 @@ class Round:
             "checked": sum(self.verdicts.values()),
             **{k: self.verdicts.get(k, 0) for k in ("in_sync", "unknown", "landed", "drift")},
             "pending": self.verdicts.get("pending", 0),
+            "untouched": self.verdicts.get("untouched", 0),
+            "parked": self.verdicts.get("parked", 0),
             "reapplied": self.reapplied,
             "failed": self.failed,
             "unreadable": self.unreadable,
@@ -117,8 +126,13 @@ class Reconciler:
             # Read again under the lock: a command may have changed it since the page.
             state = self.store.load(customer_id)
             sub = state.subscription(subscription_id)
+            deadline = self.handler.deadline()
             try:
-                seen = await self.provider.observe(customer_id, subscription_id)
+                if deadline is None:
+                    seen = await self.provider.observe(customer_id, subscription_id)
+                else:
+                    async with asyncio.timeout(deadline - self.handler.monotonic()):
+                        seen = await self.provider.observe(customer_id, subscription_id)
             except Exception as err:  # noqa: BLE001  (one bad read must not end the pass)
                 # A 500 or a timeout on one subscription; a throttled provider makes every
                 # read fail and the pass simply finds nothing.
@@ -130,11 +144,13 @@ class Reconciler:
                     error=error_text(err),
                 )
                 return
-            verdict = compare(sub, seen)
+            verdict: str = compare(sub, seen)
+            if verdict == "pending" and self.store.parked(customer_id, sub.command_id or ""):
+                verdict = "parked"  # its command's re-attempt applies it when due
             result.verdicts[verdict] += 1
             if self._checked is not None:
                 self._checked.labels(self.service, self.provider.name, verdict).inc()
-            if verdict in ("in_sync", "unknown"):
+            if verdict in ("in_sync", "unknown", "untouched", "parked"):
                 return
             wanted = Action(subscription_id, sub.desired, sub.command_id or "reconciler")
             if verdict == "landed":
@@ -158,10 +174,15 @@ class Reconciler:
                 )
             else:
                 episode = self._episode(customer_id, subscription_id) or None
-            await self._reapply(customer_id, wanted, episode, result)
+            await self._reapply(customer_id, wanted, episode, result, deadline)
 
     async def _reapply(
-        self, customer_id: str, wanted: Action, episode: int | None, result: Round
+        self,
+        customer_id: str,
+        wanted: Action,
+        episode: int | None,
+        result: Round,
+        deadline: float | None = None,
     ) -> None:
         """Apply the desired state again, through the handler's retry policy."""
         change = Change(
@@ -171,7 +192,7 @@ class Reconciler:
             command_id=wanted.command_id,
             reason="reconcile",
         )
-        tried = await self.handler.apply(change)
+        tried = await self.handler.apply(change, deadline=deadline)
         if tried.ok:
             result.reapplied += 1
             self._applied(customer_id, wanted)

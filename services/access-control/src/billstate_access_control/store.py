@@ -1,5 +1,5 @@
-"""SQLite (WAL) store: desired and applied access, accepted command ids, the built-in
-provider's records.
+"""SQLite (WAL) store: desired and applied access, accepted command ids and the highest
+command sequence per customer, parked commands, the built-in provider's records.
 
 Synchronous and short: each call is one small transaction on one connection, used from the
 event loop's thread only. Everything survives a restart, so a redelivered command is still
@@ -12,6 +12,8 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -43,6 +45,26 @@ CREATE TABLE IF NOT EXISTS memos (
     memo            TEXT NOT NULL,
     PRIMARY KEY (provider, customer_id, subscription_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sequences (
+    customer_id TEXT NOT NULL PRIMARY KEY,
+    sequence    INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS parked (
+    customer_id  TEXT NOT NULL,
+    command_id   TEXT NOT NULL,
+    topic        TEXT NOT NULL,
+    partition    INTEGER NOT NULL,
+    "offset"     INTEGER NOT NULL,
+    key          BLOB,
+    value        BLOB NOT NULL,
+    parks        INTEGER NOT NULL,
+    attempts     INTEGER NOT NULL,
+    parked_at    TEXT NOT NULL,
+    next_attempt TEXT NOT NULL,
+    last_error   TEXT NOT NULL,
+    PRIMARY KEY (customer_id, command_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS parked_due ON parked (next_attempt);
 CREATE TABLE IF NOT EXISTS ledger (
     customer_id     TEXT NOT NULL,
     subscription_id TEXT NOT NULL,
@@ -72,6 +94,69 @@ def _subscription(row: tuple[Any, ...]) -> SubscriptionAccess:
         applied_by=applied_by,
         provider=provider,
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Parked:
+    """A command whose time budget ran out before every subscription was applied: the
+    original record (to apply it again, or dead-letter it, as it came), how often it was
+    parked, the provider calls made so far, and when it is due again (UTC)."""
+
+    customer_id: str
+    command_id: str
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    parks: int
+    attempts: int
+    parked_at: datetime
+    next_attempt: datetime
+    last_error: str
+
+    def public(self) -> dict[str, Any]:
+        """What GET /customers/{id}/access shows of it."""
+        return {
+            "command_id": self.command_id,
+            "parks": self.parks,
+            "attempts": self.attempts,
+            "parked_at": self.parked_at.isoformat(),
+            "next_attempt": self.next_attempt.isoformat(),
+            "last_error": self.last_error,
+        }
+
+
+_PARKED_COLUMNS = (
+    'customer_id, command_id, topic, partition, "offset", key, value, parks, attempts,'
+    " parked_at, next_attempt, last_error"
+)
+
+
+def _parked(row: tuple[Any, ...]) -> Parked:
+    (customer_id, command_id, topic, partition, offset, key, value, parks, attempts) = row[:9]
+    parked_at, next_attempt, last_error = row[9:]
+    return Parked(
+        customer_id=customer_id,
+        command_id=command_id,
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key,
+        value=value,
+        parks=parks,
+        attempts=attempts,
+        parked_at=datetime.fromisoformat(parked_at),
+        next_attempt=datetime.fromisoformat(next_attempt),
+        last_error=last_error,
+    )
+
+
+def _instant(at: datetime) -> str:
+    """A sortable UTC text for an aware datetime (what `next_attempt` is compared by)."""
+    if at.tzinfo is None:
+        raise BillstateError("the access store keeps aware datetimes only")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 class Store:
@@ -105,7 +190,8 @@ class Store:
     # -- access state -------------------------------------------------------------------
 
     def load(self, customer_id: str, command_ids: Iterable[str] = ()) -> CustomerAccess:
-        """The customer's subscriptions, and which of `command_ids` were accepted before."""
+        """The customer's subscriptions, which of `command_ids` were accepted before, and the
+        highest command sequence accepted."""
         rows = self._rows(
             "SELECT subscription_id, desired, applied, command_id, applied_by, provider"
             " FROM subscriptions WHERE customer_id = ?",
@@ -121,10 +207,12 @@ class Store:
                 cid,
             )
         )
-        return CustomerAccess(customer_id, subs, seen)
+        sequence = self._rows("SELECT sequence FROM sequences WHERE customer_id = ?", customer_id)
+        return CustomerAccess(customer_id, subs, seen, sequence[0][0] if sequence else None)
 
     def save(self, state: CustomerAccess) -> None:
-        """Write the customer's subscriptions and accepted command ids (never forgets an id)."""
+        """Write the customer's subscriptions, accepted command ids (never forgets an id) and
+        highest sequence (never lowers it)."""
         with self._tx() as db:
             db.executemany(
                 "INSERT INTO subscriptions (customer_id, subscription_id,"
@@ -151,6 +239,13 @@ class Store:
                 "INSERT OR IGNORE INTO commands (customer_id, command_id) VALUES (?, ?)",
                 [(state.customer_id, cid) for cid in sorted(state.seen)],
             )
+            if state.sequence is not None:
+                db.execute(
+                    "INSERT INTO sequences (customer_id, sequence) VALUES (?, ?)"
+                    " ON CONFLICT (customer_id) DO UPDATE SET"
+                    " sequence = MAX(sequence, excluded.sequence)",
+                    (state.customer_id, state.sequence),
+                )
 
     def page(
         self, after: tuple[str, str] | None = None, limit: int = 500
@@ -169,6 +264,63 @@ class Store:
             limit,
         )
         return [(row[0], _subscription(row[1:])) for row in rows]
+
+    # -- parked commands ----------------------------------------------------------------
+
+    def park(self, parked: Parked) -> None:
+        """Keep (or update) a parked command."""
+        with self._tx() as db:
+            marks = ", ".join("?" * 12)
+            db.execute(
+                f"INSERT INTO parked ({_PARKED_COLUMNS}) VALUES ({marks})"  # noqa: S608  (column names, no input)
+                " ON CONFLICT (customer_id, command_id) DO UPDATE SET"
+                " parks = excluded.parks, attempts = excluded.attempts,"
+                " next_attempt = excluded.next_attempt, last_error = excluded.last_error",
+                (
+                    parked.customer_id,
+                    parked.command_id,
+                    parked.topic,
+                    parked.partition,
+                    parked.offset,
+                    parked.key,
+                    parked.value,
+                    parked.parks,
+                    parked.attempts,
+                    _instant(parked.parked_at),
+                    _instant(parked.next_attempt),
+                    parked.last_error,
+                ),
+            )
+
+    def unpark(self, customer_id: str, command_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "DELETE FROM parked WHERE customer_id = ? AND command_id = ?",
+                (customer_id, command_id),
+            )
+
+    def parked(self, customer_id: str, command_id: str | None = None) -> list[Parked]:
+        """The customer's parked commands (or the one with `command_id`), oldest first."""
+        sql = f"SELECT {_PARKED_COLUMNS} FROM parked WHERE customer_id = ?"  # noqa: S608  (column names, no input)
+        params: list[Any] = [customer_id]
+        if command_id is not None:
+            sql += " AND command_id = ?"
+            params.append(command_id)
+        rows = self._rows(sql + ' ORDER BY partition, "offset"', *params)
+        return [_parked(row) for row in rows]
+
+    def due(self, now: datetime, limit: int = 100) -> list[Parked]:
+        """Parked commands whose next attempt is at or before `now`, soonest first."""
+        rows = self._rows(
+            f"SELECT {_PARKED_COLUMNS} FROM parked WHERE next_attempt <= ?"  # noqa: S608  (column names, no input)
+            ' ORDER BY next_attempt, partition, "offset" LIMIT ?',
+            _instant(now),
+            limit,
+        )
+        return [_parked(row) for row in rows]
+
+    def parked_count(self) -> int:
+        return int(self._rows("SELECT COUNT(*) FROM parked")[0][0])
 
     # -- what a provider remembers between calls ------------------------------------------
 

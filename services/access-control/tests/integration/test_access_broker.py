@@ -20,6 +20,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from pydantic import SecretStr
 
 from billstate_access_control.config import Settings
 from billstate_access_control.domain import Access
@@ -29,6 +30,7 @@ from billstate_devkit.events import access_command
 from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after, wait_for
 from billstate_shared.contracts import (
     decode,
+    encode,
 )
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.topic_admin import start_group_at_end
@@ -40,6 +42,8 @@ COMMANDS = ACCESS_COMMANDS.name
 EVENTS = ACCESS_EVENTS.name
 DLQ = ACCESS_COMMANDS.dlq
 AT = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
+TOKEN = SecretStr("access-control-test-token")
+AUTH = {"Authorization": f"Bearer {TOKEN.get_secret_value()}"}
 
 
 # -- fake providers (plain classes: the service's own code paths run unchanged) -----------
@@ -85,9 +89,11 @@ def new_customer() -> str:
     return f"ac-{uuid.uuid4().hex[:12]}"
 
 
-def command(kind: str, customer: str, command_id: str, *subs: str) -> bytes:
+def command(
+    kind: str, customer: str, command_id: str, *subs: str, sequence: int | None = None
+) -> bytes:
     suspend = kind == "suspend"
-    return access_command(
+    value = access_command(
         kind,
         customer,
         command_id,
@@ -96,6 +102,12 @@ def command(kind: str, customer: str, command_id: str, *subs: str) -> bytes:
         stage="suspended" if suspend else "current",
         at=AT,
     )
+    if sequence is None:
+        return value
+    # As collections stamps it: the customer's command sequence (the devkit builder predates it).
+    envelope = json.loads(value)
+    envelope["data"]["sequence"] = sequence
+    return encode(decode(json.dumps(envelope).encode()))
 
 
 async def produce(bootstrap: str, customer: str, *values: bytes) -> None:
@@ -134,8 +146,10 @@ async def running(
     data_dir: Path,
     provider: Provider | None = None,
     group: str | None = None,
+    **overrides: Any,
 ) -> AsyncIterator[AccessControl]:
-    """An access-control service, started, assigned its partitions, and stopped after."""
+    """An access-control service, started, assigned its partitions, and stopped after;
+    `overrides` are settings."""
     await ensure_catalog(bootstrap)
     if group is None:
         group = f"access-control-test-{uuid.uuid4().hex[:12]}"
@@ -148,6 +162,7 @@ async def running(
         consumer_group=group,
         retry_attempts=4,
         retry_base_delay=0.01,
+        **({"http_token": TOKEN} | overrides),
     )
     service = AccessControl(settings, provider=provider)
     await service.start()
@@ -163,10 +178,14 @@ async def running(
             await service.close()
 
 
-async def get(service: AccessControl, path: str) -> tuple[int, Any, str]:
+async def get(
+    service: AccessControl, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, Any, str]:
     async with (
         aiohttp.ClientSession() as http,
-        http.get(f"http://127.0.0.1:{service.port}{path}") as response,
+        http.get(
+            f"http://127.0.0.1:{service.port}{path}", headers=AUTH if headers is None else headers
+        ) as response,
     ):
         text = await response.text()
         body = json.loads(text) if response.content_type == "application/json" else None
@@ -442,10 +461,14 @@ async def test_a_second_worker_joining_loses_and_repeats_nothing(
         assert all(w.loop.consumer.assignment() for w in both)
 
 
-async def post(service: AccessControl, path: str) -> tuple[int, Any]:
+async def post(
+    service: AccessControl, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, Any]:
     async with (
         aiohttp.ClientSession() as http,
-        http.post(f"http://127.0.0.1:{service.port}{path}") as response,
+        http.post(
+            f"http://127.0.0.1:{service.port}{path}", headers=AUTH if headers is None else headers
+        ) as response,
     ):
         return response.status, await response.json()
 
@@ -487,3 +510,111 @@ async def test_the_reconciler_reports_a_hand_made_change_as_drift_and_puts_it_ba
 
         _, again = await post(service, "/reconcile")
         assert (again["in_sync"], again["drift"]) == (2, 0)
+
+
+async def test_the_routes_that_read_or_change_need_the_token(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Probes and metrics are open; the customer view and /reconcile answer 401 without the
+    bearer token or with another one; with no token configured they are off (403)."""
+    wrong = {"Authorization": "Bearer not-the-token"}
+    async with running(kafka_bootstrap, tmp_path / "with") as service:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            status, _, _ = await get(service, path, headers={})
+            assert status == 200, path
+        for headers in ({}, wrong, {"Authorization": TOKEN.get_secret_value()}):
+            status, body, _ = await get(service, "/customers/contoso/access", headers=headers)
+            assert (status, body) == (401, {"error": "a bearer token is required"})
+            status, _ = await post(service, "/reconcile", headers=headers)
+            assert status == 401
+        status, body, _ = await get(service, "/customers/contoso/access")
+        assert (status, body["subscriptions"]) == (200, [])
+        status, found = await post(service, "/reconcile")
+        assert (status, found["checked"]) == (200, 0)
+    async with running(kafka_bootstrap, tmp_path / "without", http_token=None) as service:
+        status, _, _ = await get(service, "/healthz", headers={})
+        assert status == 200
+        for headers in ({}, AUTH):
+            status, body, _ = await get(service, "/customers/contoso/access", headers=headers)
+            assert status == 403
+            assert "disabled" in body["error"]
+            status, _ = await post(service, "/reconcile", headers=headers)
+            assert status == 403
+
+
+async def test_a_stale_command_is_refused_without_a_provider_call(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A suspend older (sequence 12) than the restore already applied (15), as a re-drive
+    from the DLQ would bring it: dead-lettered with the reason, no provider call, counted."""
+    customer = new_customer()
+    async with running(kafka_bootstrap, tmp_path) as service:
+        start = await marks(kafka_bootstrap, EVENTS, DLQ)
+        await produce(
+            kafka_bootstrap,
+            customer,
+            command("suspend", customer, "seq-11", "sub-a", sequence=11),
+            command("restore", customer, "seq-15", "sub-a", sequence=15),
+            command("suspend", customer, "seq-12", "sub-a", sequence=12),  # stale
+            command("suspend", customer, "seq-none", "fence"),  # no sequence: judged as before
+        )
+
+        def fenced(records: list[ConsumerRecord]) -> bool:
+            done = events(records, customer, "access.suspended")
+            return any(e["data"]["subscription_id"] == "fence" for e in done)
+
+        records = await read_after(kafka_bootstrap, start, fenced)
+        [letter] = of(records, customer, DLQ)
+        headers = read_headers(letter.headers)
+        assert headers["reason"] == "stale: sequence 12 is older than 15 already applied"
+        assert (headers["field"], headers["event_type"]) == ("data.sequence", "access.suspend")
+        assert json.loads(letter.value)["data"]["command_id"] == "seq-12"
+        mine = [json.loads(r.value) for r in of(records, customer, EVENTS)]
+        assert [(e["event_type"], e["data"]["command_id"]) for e in mine] == [
+            ("access.suspended", "seq-11"),
+            ("access.restored", "seq-15"),
+            ("access.suspended", "seq-none"),
+        ]
+        status, body, _ = await get(service, f"/customers/{customer}/access")
+        assert status == 200
+        assert body["sequence"] == 15
+        sub = by_subscription(body)["sub-a"]
+        assert (sub["desired"], sub["applied"], sub["command_id"], sub["calls"]) == (
+            "active",
+            "active",
+            "seq-15",
+            2,  # the suspend and the restore; none for the stale command
+        )
+        _, _, text = await get(service, "/metrics")
+        assert 'billstate_access_stale_commands_total{service="access-control"} 1.0' in text
+
+
+async def test_the_reconciler_leaves_a_subscription_billstate_never_changed(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A restore for a subscription billstate never suspended makes no call; when staff
+    suspend it by hand, the reconciler leaves it suspended, and says nothing."""
+    customer = new_customer()
+    async with running(kafka_bootstrap, tmp_path) as service:
+        start = await marks(kafka_bootstrap, EVENTS)
+        await produce(kafka_bootstrap, customer, command("restore", customer, "r-0", "sub-a"))
+        await wait_for(lambda: service.progress.processed >= 1, timeout=30)
+        service.store.builtin_apply(customer, "sub-a", "suspended")  # suspended by hand
+
+        status, found = await post(service, "/reconcile")
+        assert status == 200
+        assert (found["checked"], found["untouched"], found["drift"], found["reapplied"]) == (
+            1,
+            1,
+            0,
+            0,
+        )
+        assert service.store.builtin_status(customer, "sub-a") == "suspended"
+        # A marker through the topic: everything the service wrote for the customer is out.
+        await produce(kafka_bootstrap, customer, command("suspend", customer, "s-m", "marker"))
+        records = await read_after(kafka_bootstrap, start, count(customer, "access.suspended", 1))
+        assert [
+            e["data"]["subscription_id"] for e in events(records, customer, "access.suspended")
+        ] == ["marker"]
+        assert events(records, customer, "access.drift") == []
+        assert events(records, customer, "access.restored") == []

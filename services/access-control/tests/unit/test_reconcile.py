@@ -43,7 +43,23 @@ NOW = datetime(2027, 1, 11, 9, 0, tzinfo=UTC)
     ],
 )
 def test_compare(desired: Any, applied_: Any, seen: Any, verdict: str) -> None:
-    sub = SubscriptionAccess("sub-a", desired=desired, applied=applied_, command_id="c")
+    # A subscription billstate has changed: a provider confirmed command c's change.
+    sub = SubscriptionAccess(
+        "sub-a",
+        desired=desired,
+        applied=applied_,
+        command_id="c",
+        applied_by="c",
+        provider="builtin",
+    )
+    assert compare(sub, seen) == verdict
+
+
+@pytest.mark.parametrize(("seen", "verdict"), [("suspended", "untouched"), ("active", "in_sync")])
+def test_compare_leaves_alone_what_billstate_never_changed(seen: Any, verdict: str) -> None:
+    """A restore for a subscription billstate never suspended calls no provider; if staff
+    suspended it by hand, it stays suspended: billstate puts back only its own changes."""
+    sub = SubscriptionAccess("sub-a", desired="active", applied="active", command_id="r1")
     assert compare(sub, seen) == verdict
 
 
@@ -103,6 +119,8 @@ async def test_a_hand_made_change_is_reported_once_and_put_back(store: Store) ->
         "landed": 0,
         "drift": 1,
         "pending": 0,
+        "untouched": 0,
+        "parked": 0,
         "reapplied": 1,
         "failed": 0,
         "unreadable": 0,

@@ -21,6 +21,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from pydantic import SecretStr
 
 from billstate_devkit.events import notice_request
 from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after, wait_for
@@ -45,6 +46,8 @@ REQUESTS = "notifications.requests.v1"
 DELIVERIES = "notifications.deliveries.v1"
 ACCESS = "access.events.v1"
 CUSTOMERS = "billing.customers.v1"
+TOKEN = SecretStr("notifications-test-token")
+AUTH = {"Authorization": f"Bearer {TOKEN.get_secret_value()}"}
 
 
 def unique(prefix: str = "it") -> str:
@@ -95,6 +98,7 @@ async def env(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) ->
         data_dir=tmp_path_factory.mktemp("notifications"),
         http_port=0,
         retry_base_delay=0.01,
+        http_token=TOKEN,
     )
     service = NotificationsService(settings)
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
@@ -160,7 +164,7 @@ async def test_a_notice_is_rendered_to_the_outbox_and_reported(env: Env) -> None
 
     async with (
         aiohttp.ClientSession() as http,
-        http.get(f"{env.base_url}/notices/{notice_id}") as response,
+        http.get(f"{env.base_url}/notices/{notice_id}", headers=AUTH) as response,
     ):
         assert response.status == 200
         row = await response.json()
@@ -271,8 +275,15 @@ async def test_health_readiness_metrics_and_unknown_notices(env: Env) -> None:
         async with http.get(env.base_url + "/metrics") as response:
             assert response.status == 200
             text = await response.text()
-        async with http.get(env.base_url + "/notices/ntc-never-requested") as response:
+        async with http.get(
+            env.base_url + "/notices/ntc-never-requested", headers=AUTH
+        ) as response:
             assert response.status == 404
+        # The notice route needs the bearer token; the probes and the metrics do not.
+        for headers in ({}, {"Authorization": "Bearer not-the-token"}):
+            async with http.get(env.base_url + "/notices/ntc-x", headers=headers) as response:
+                assert response.status == 401
+                assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert 'billstate_messages_processed_total{service="notifications"' in text
     assert "billstate_notices_total" in text
     assert "billstate_consumer_lag" in text

@@ -1,17 +1,74 @@
-"""The service's HTTP face: /healthz, /readyz, /metrics, plus whatever routes the service adds."""
+"""The service's HTTP face: /healthz, /readyz, /metrics, plus whatever routes the service adds.
+
+The probes and the metrics are open (the kubelet and Prometheus carry no credentials). Every
+other route, the service's own and an unknown path alike, needs `Authorization: Bearer
+<token>`: 401 without it or with another token, compared in constant time. A service with no
+token configured serves those routes to nobody (403): they are off, never open.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hmac
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 from aiohttp import web
+from pydantic import SecretStr
 
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
 
+# What needs no token: the probes and the scrape.
+OPEN_PATHS: frozenset[str] = frozenset({"/healthz", "/readyz", "/metrics"})
+REALM = 'Bearer realm="billstate"'
+
+
+@dataclass
+class Guard:
+    """The bearer token the non-probe routes require; None: those routes are disabled."""
+
+    token: SecretStr | None = None
+
+    def admits(self, authorization: str | None) -> bool:
+        """Whether an `Authorization` header carries the token (constant-time compare)."""
+        if self.token is None or authorization is None:
+            return False
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not given.strip():
+            return False
+        expected = self.token.get_secret_value().encode()
+        return hmac.compare_digest(given.strip().encode(), expected)
+
+
+GUARD = web.AppKey("billstate_guard", Guard)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.path in OPEN_PATHS:
+        return await handler(request)
+    guard = request.app[GUARD]
+    if guard.token is None:
+        return web.json_response(
+            {"error": "this route is disabled: the service has no HTTP token (HTTP_TOKEN_FILE)"},
+            status=403,
+        )
+    if not guard.admits(request.headers.get("Authorization")):
+        return web.json_response(
+            {"error": "a bearer token is required"},
+            status=401,
+            headers={"WWW-Authenticate": REALM},
+        )
+    return await handler(request)
+
 
 def build_app(
-    progress: Progress, metrics: Metrics, routes: Iterable[web.RouteDef] = ()
+    progress: Progress,
+    metrics: Metrics,
+    routes: Iterable[web.RouteDef] = (),
+    token: SecretStr | None = None,
 ) -> web.Application:
     async def healthz(_request: web.Request) -> web.Response:
         ok, why = progress.live()
@@ -26,7 +83,8 @@ def build_app(
             metrics.lag.labels(metrics.service, topic, str(partition)).set(lag)
         return web.Response(body=metrics.render(), content_type="text/plain")
 
-    app = web.Application()
+    app = web.Application(middlewares=[_authenticate])
+    app[GUARD] = Guard(token)
     app.add_routes(
         [
             web.get("/healthz", healthz),

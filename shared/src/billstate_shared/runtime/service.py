@@ -52,7 +52,7 @@ class Service:
             max_records=max_records,
             auth=settings.kafka_auth,
         )
-        app = build_app(progress, metrics, routes)
+        app = build_app(progress, metrics, routes, token=settings.http_token)
         self.http = HttpServer(app, settings.http_host, settings.http_port)
         self._closed = False
 

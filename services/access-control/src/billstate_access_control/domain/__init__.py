@@ -14,7 +14,9 @@ from billstate_access_control.domain.access import (
     compare,
     decide,
     observed,
+    park_delay,
     settled,
+    stale,
 )
 from billstate_access_control.domain.events import AccessEvents, change_id, drift_id
 
@@ -35,5 +37,7 @@ __all__ = [
     "decide",
     "drift_id",
     "observed",
+    "park_delay",
     "settled",
+    "stale",
 ]

@@ -4,6 +4,10 @@ A command (`access.suspend` / `access.restore`) sets the *desired* state of its 
 a provider call is needed only where the *applied* state differs. So suspending twice is
 suspending once, a duplicate command causes no second provider call, and a restore touches
 only what is actually suspended.
+
+Commands carry the customer's `sequence` (it grows with every command collections decides):
+a new command older than one already accepted is stale and refused, so a command re-driven
+from a DLQ cannot undo a later one.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ class Command:
     command_type: CommandType
     command_id: str
     subscription_ids: tuple[str, ...]
+    # The customer's command sequence; None on commands decided before it existed.
+    sequence: int | None = None
 
     @property
     def desired(self) -> Access:
@@ -69,17 +75,31 @@ class SubscriptionAccess:
     def in_sync(self) -> bool:
         return self.desired == self.applied
 
+    @property
+    def untouched(self) -> bool:
+        """billstate never changed it: no provider ever confirmed a change billstate asked
+        for, and billstate wants nothing but the default (active). A restore command for a
+        subscription that was never suspended leaves it like this."""
+        return (
+            self.desired == "active"
+            and self.applied == "active"
+            and self.applied_by is None
+            and self.provider is None
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class CustomerAccess:
     """One customer's subscriptions and the command ids already accepted.
 
     `seen` only has to hold the ids of the commands being decided: a store may load just those.
+    `sequence` is the highest command sequence accepted for the customer (None: none yet).
     """
 
     customer_id: str
     subscriptions: Mapping[str, SubscriptionAccess] = field(default_factory=dict)
     seen: frozenset[str] = frozenset()
+    sequence: int | None = None
 
     def subscription(self, subscription_id: str) -> SubscriptionAccess:
         found = self.subscriptions.get(subscription_id)
@@ -95,6 +115,17 @@ def _owned(state: CustomerAccess, command: Command) -> list[SubscriptionAccess]:
     """The command's subscriptions whose desired state still comes from this command."""
     subs = (state.subscription(sid) for sid in command.targets())
     return [s for s in subs if s.command_id == command.command_id]
+
+
+def stale(state: CustomerAccess, command: Command) -> str | None:
+    """Why a new command is refused as stale: its sequence is lower than the highest already
+    accepted for the customer. A command without a sequence, or one already seen (a
+    redelivery: it is announced again, never applied anew), is judged as before."""
+    if command.sequence is None or state.sequence is None or command.command_id in state.seen:
+        return None
+    if command.sequence < state.sequence:
+        return f"stale: sequence {command.sequence} is older than {state.sequence} already applied"
+    return None
 
 
 def decide(state: CustomerAccess, command: Command) -> list[Action]:
@@ -120,7 +151,8 @@ def decide(state: CustomerAccess, command: Command) -> list[Action]:
 
 
 def accept(state: CustomerAccess, command: Command) -> CustomerAccess:
-    """Record the command's desired state and its id; a command already seen changes nothing."""
+    """Record the command's desired state, its id and its sequence; a command already seen
+    changes nothing."""
     if command.command_id in state.seen:
         return state
     changed = (
@@ -128,7 +160,10 @@ def accept(state: CustomerAccess, command: Command) -> CustomerAccess:
         for sid in command.targets()
     )
     updated = state.with_subscriptions(changed)
-    return replace(updated, seen=state.seen | {command.command_id})
+    known = [s for s in (state.sequence, command.sequence) if s is not None]
+    return replace(
+        updated, seen=state.seen | {command.command_id}, sequence=max(known) if known else None
+    )
 
 
 def applied(
@@ -162,13 +197,16 @@ def settled(state: CustomerAccess, command: Command) -> list[Action]:
     ]
 
 
-Verdict = Literal["in_sync", "unknown", "landed", "drift", "pending"]
+Verdict = Literal["in_sync", "unknown", "untouched", "landed", "drift", "pending"]
 
 
 def compare(sub: SubscriptionAccess, observed: Access | None) -> Verdict:
     """What the reconciler makes of what a provider reports for a subscription.
 
     - `unknown`: the provider cannot tell (a webhook, an unmapped subscription): leave it;
+    - `untouched`: billstate never changed the subscription (see `SubscriptionAccess.untouched`)
+      and the provider reports something else than active: someone else's doing (staff
+      suspended it by hand); billstate puts back only what it changed itself, so leave it;
     - `in_sync`: observed, desired and applied agree;
     - `landed`: the provider has the desired state though billstate never recorded the
       call as done (a crash between the call and the write): record it, no drift;
@@ -179,6 +217,8 @@ def compare(sub: SubscriptionAccess, observed: Access | None) -> Verdict:
     """
     if observed is None:
         return "unknown"
+    if sub.untouched and observed != sub.desired:
+        return "untouched"
     if observed == sub.desired:
         return "in_sync" if sub.applied == sub.desired else "landed"
     return "drift" if sub.applied == sub.desired else "pending"
@@ -193,3 +233,11 @@ def observed(
     return state.with_subscriptions(
         [replace(current, applied=status, applied_by=None, provider=provider)]
     )
+
+
+def park_delay(parks: int, retry_after: float | None, base: float, ceiling: float) -> float:
+    """Seconds until a parked command is tried again, after its `parks`-th parking (1, 2, ...):
+    `base` doubling per parking, or the provider's Retry-After when that is longer, at most
+    `ceiling`."""
+    backoff = base * 2 ** max(parks - 1, 0)
+    return float(min(max(backoff, retry_after or 0.0), ceiling))

@@ -5,6 +5,9 @@ Event ids are deterministic (at-least-once delivery: a redelivery announces agai
 same id, and consumers dedupe):
 
 - a change a command asked for: `acc(command_id, subscription_id, suspended|restored|failed)`;
+- a change parked after the command's time budget ran out: `acc(command_id, subscription_id,
+  parked)`, an `access.failed` that tells staff it will be tried again (one per command and
+  subscription, however often it is parked again);
 - the reconciler's re-apply after drift episode n: the same parts plus `reconciled, n`, so it
   is not taken for the first application, while a re-apply that keeps failing repeats its id;
 - a drift: `acc(customer_id, subscription_id, drift, n)`, one per episode.
@@ -29,7 +32,7 @@ from billstate_shared.contracts import (
 )
 from billstate_shared.domain.ids import make_id
 
-Ending = Literal["suspended", "restored", "failed"]
+Ending = Literal["suspended", "restored", "failed", "parked"]
 
 
 def change_id(action: Action, ending: Ending, episode: int | None = None) -> str:
@@ -88,6 +91,24 @@ class AccessEvents:
                 subscription_id=action.subscription_id,
                 provider=self.provider,
                 attempts=attempts,
+                error=error,
+            ),
+        )
+
+    def parked(self, action: Action, *, attempts: int, error: str) -> AccessFailed:
+        """`action` did not land within the command's time budget and waits in the store for
+        its next attempt: an `access.failed` whose error says so, under an id of its own (a
+        later failure for good is another event)."""
+        return AccessFailed(
+            event_id=change_id(action, "parked"),
+            event_type="access.failed",
+            occurred_at=self.at,
+            customer_id=self.customer_id,
+            data=AccessFailedData(
+                command_id=action.command_id,
+                subscription_id=action.subscription_id,
+                provider=self.provider,
+                attempts=max(attempts, 1),
                 error=error,
             ),
         )

@@ -68,6 +68,7 @@ class NotificationsService(Service):
             routes=[web.get("/notices/{notice_id}", self._notice)],
             max_records=settings.max_records,
         )
+        # /notices/{id} shows delivery details: it needs the bearer token (HTTP_TOKEN_FILE).
 
     async def started(self) -> None:
         log.info(
