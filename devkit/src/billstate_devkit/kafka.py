@@ -6,11 +6,16 @@ import asyncio
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from pydantic import SecretStr
 
-from billstate_devkit.localkafka import Layout, add_scram_user
+from billstate_devkit.localkafka import ADMIN_USER, Layout, add_scram_user
+from billstate_shared.acls import Acl, apply_acls
+from billstate_shared.kafka_auth import KafkaAuth
 from billstate_shared.topic_admin import apply_topics
 from billstate_shared.topics import CATALOG
 
@@ -87,19 +92,81 @@ async def wait_for(
         await asyncio.sleep(every)
 
 
-async def local_scram(bootstrap: str, user: str, password: str) -> str:
-    """The SCRAM-SHA-512 listener of the project's local broker, with `user` on it; skips
-    for an external cluster (whose listeners the tests cannot know)."""
+def _local_listener(bootstrap: str, what: str, port: int) -> Layout:
+    """The project's local broker, with its `what` listener on `port`; skips for an external
+    cluster (whose listeners the tests cannot know)."""
     layout = Layout.from_env()
     if bootstrap != layout.bootstrap:
-        pytest.skip("SASL runs against the project's local broker, not an external cluster")
+        pytest.skip(f"{what} runs against the project's local broker, not an external cluster")
     with socket.socket() as sock:
         sock.settimeout(1)
-        if sock.connect_ex(("127.0.0.1", layout.sasl_port)) != 0:
+        if sock.connect_ex(("127.0.0.1", port)) != 0:
             pytest.fail(
-                "the local broker has no SCRAM listener (it was started before it had one):"
+                f"the local broker has no {what} listener (it was started before it had one):"
                 " make kafka-down kafka-up"
             )
+    return layout
+
+
+def everything(user: str) -> tuple[Acl, ...]:
+    """ACLs that let `user` do what a client needs on every topic and group: the local broker
+    enforces ACLs, and a test of authentication alone should not meet them."""
+    principal = f"User:{user}"
+    return (
+        *(Acl(principal, "topic", "*", "literal", op)
+          for op in ("Read", "Write", "Create", "Describe", "DescribeConfigs")),
+        *(Acl(principal, "group", "*", "literal", op) for op in ("Read", "Describe")),
+    )  # fmt: skip
+
+
+async def local_scram(bootstrap: str, user: str, password: str) -> str:
+    """The SCRAM-SHA-512 listener of the project's local broker, with `user` on it, allowed
+    everything on topics and groups; skips for an external cluster."""
+    layout = _local_listener(bootstrap, "SCRAM", Layout.from_env().sasl_port)
     await ensure_catalog(bootstrap)
     await asyncio.to_thread(add_scram_user, layout, user, password)
+    # As User:ANONYMOUS, a super user; a broker started before it enforced ACLs needs none.
+    await apply_acls(bootstrap, everything(user), unless_disabled=True)
     return layout.sasl_bootstrap
+
+
+# The local broker's admin (a super user); the password guards a loopback dev broker only.
+ADMIN_PASSWORD = "local-admin-password-0c9e"  # noqa: S105
+
+
+def scram_over_tls(ca_file: Path, user: str, password: str) -> KafkaAuth:
+    """SCRAM-SHA-512 over TLS as `user`, trusting the CA in `ca_file`."""
+    return KafkaAuth(
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username=user,
+        sasl_password=SecretStr(password),
+        ssl_ca_file=ca_file,
+    )
+
+
+@dataclass(frozen=True)
+class LocalTls:
+    """The local broker's SASL_SSL listener: where it is, the CA to trust, its admin."""
+
+    layout: Layout
+    bootstrap: str
+    ca_file: Path
+    admin: KafkaAuth
+
+    def auth(self, user: str, password: str) -> KafkaAuth:
+        return scram_over_tls(self.ca_file, user, password)
+
+    async def add_user(self, user: str, password: str) -> None:
+        """A SCRAM user, with no ACLs: it may do nothing until some are applied."""
+        await asyncio.to_thread(add_scram_user, self.layout, user, password)
+
+
+async def local_sasl_ssl(bootstrap: str) -> LocalTls:
+    """The SASL_SSL listener of the project's local broker, the catalog applied and its admin
+    user on it; skips for an external cluster."""
+    layout = _local_listener(bootstrap, "SASL_SSL", Layout.from_env().ssl_port)
+    await ensure_catalog(bootstrap)
+    await asyncio.to_thread(add_scram_user, layout, ADMIN_USER, ADMIN_PASSWORD)
+    admin = scram_over_tls(layout.ca_file, ADMIN_USER, ADMIN_PASSWORD)
+    return LocalTls(layout, layout.ssl_bootstrap, layout.ca_file, admin)

@@ -16,10 +16,15 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import trustme
+from cryptography.hazmat.primitives import serialization
+
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.25.3"
 DEFAULT_PORT = 39092
 STARTED_MARKER = "Kafka Server started"
+# A super user on the SCRAM listeners: what applies ACLs as an operator would.
+ADMIN_USER = "billstate-admin"
 
 # Kafka 4 logs through log4j2 behind slf4j 1.7, so the slf4j 1.x binding is what it needs.
 POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
@@ -124,6 +129,29 @@ class Layout:
         """The SASL_PLAINTEXT (SCRAM-SHA-512) listener, for authentication tests."""
         return f"127.0.0.1:{self.sasl_port}"
 
+    @property
+    def ssl_port(self) -> int:
+        return self.port + 4
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        """The SASL_SSL (SCRAM-SHA-512 over TLS) listener, as on a Strimzi cluster."""
+        return f"127.0.0.1:{self.ssl_port}"
+
+    @property
+    def tls(self) -> Path:
+        """The throwaway CA and the broker's key and certificate, made at each start."""
+        return self.run / "tls"
+
+    @property
+    def ca_file(self) -> Path:
+        """The PEM certificate of the CA that signed the TLS listener's certificate."""
+        return self.tls / "ca.pem"
+
+    @property
+    def keystore(self) -> Path:
+        return self.tls / "broker.pem"
+
 
 def _need(tool: str, hint: str) -> str:
     path = shutil.which(tool)
@@ -187,18 +215,30 @@ def _properties(layout: Layout) -> str:
         "node.id=1",
         f"controller.quorum.voters=1@127.0.0.1:{controller}",
         (f"listeners=PLAINTEXT://127.0.0.1:{layout.port},CONTROLLER://127.0.0.1:{controller},"
-         f"SASL_PLAINTEXT://127.0.0.1:{layout.sasl_port}"),
+         f"SASL_PLAINTEXT://127.0.0.1:{layout.sasl_port},SASL_SSL://127.0.0.1:{layout.ssl_port}"),
         (f"advertised.listeners=PLAINTEXT://127.0.0.1:{layout.port},"
-         f"SASL_PLAINTEXT://127.0.0.1:{layout.sasl_port}"),
+         f"SASL_PLAINTEXT://127.0.0.1:{layout.sasl_port},SASL_SSL://127.0.0.1:{layout.ssl_port}"),
         "controller.listener.names=CONTROLLER",
         "inter.broker.listener.name=PLAINTEXT",
-        ("listener.security.protocol.map="
-         "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT"),
-        # A SCRAM listener like a Strimzi cluster's, so clients' authentication is tested
+        ("listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,"
+         "SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL"),
+        # SCRAM listeners like a Strimzi cluster's, so clients' authentication is tested
         # for real; users are added with add_scram_user.
         "sasl.enabled.mechanisms=SCRAM-SHA-512",
         ("listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config="
          "org.apache.kafka.common.security.scram.ScramLoginModule required;"),
+        ("listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config="
+         "org.apache.kafka.common.security.scram.ScramLoginModule required;"),
+        # TLS with the throwaway CA made at start (make_tls): PEM files, no JKS.
+        "listener.name.sasl_ssl.ssl.keystore.type=PEM",
+        f"listener.name.sasl_ssl.ssl.keystore.location={layout.keystore}",
+        "listener.name.sasl_ssl.ssl.truststore.type=PEM",
+        f"listener.name.sasl_ssl.ssl.truststore.location={layout.ca_file}",
+        # ACLs are enforced. The plain and controller listeners authenticate nobody, so their
+        # principal, User:ANONYMOUS, is a super user: the broker talks to its own controller
+        # and every test on the plain port does what it always did. So is the admin user.
+        "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        f"super.users=User:ANONYMOUS;User:{ADMIN_USER}",
         f"log.dirs={layout.data}",
         "num.partitions=1",
         "auto.create.topics.enable=false",
@@ -213,6 +253,25 @@ def _properties(layout: Layout) -> str:
         "log.segment.bytes=67108864",
         "",
     ])  # fmt: skip
+
+
+def make_tls(layout: Layout) -> None:
+    """A new CA and a broker certificate for 127.0.0.1 and localhost, as PEM files: the CA's
+    certificate for clients (`ca_file`), the key and chain for the broker (`keystore`)."""
+    ca = trustme.CA(organization_name="billstate local broker")
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    # Kafka reads an unencrypted PEM key only as PKCS#8; trustme writes the OpenSSL form.
+    key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), password=None)
+    pkcs8 = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    chain = b"".join(blob.bytes() for blob in cert.cert_chain_pems)
+    layout.tls.mkdir(parents=True, exist_ok=True)
+    ca.cert_pem.write_to_path(str(layout.ca_file))
+    layout.keystore.touch(mode=0o600)
+    layout.keystore.write_bytes(pkcs8 + chain)
 
 
 def _alive(pid: int) -> bool:
@@ -252,6 +311,9 @@ def status(layout: Layout) -> dict[str, str]:
         else ("starting" if pid else "stopped"),
         "pid": str(pid or "-"),
         "bootstrap": layout.bootstrap,
+        "scram": layout.sasl_bootstrap,
+        "sasl_ssl": layout.ssl_bootstrap,
+        "ca": str(layout.ca_file),
         "version": KAFKA_VERSION,
         "log": str(layout.log),
         "data": str(layout.data),
@@ -272,6 +334,7 @@ def up(layout: Layout, timeout: float = 120.0) -> str:
         )
     libs = fetch(layout)
     layout.run.mkdir(parents=True, exist_ok=True)
+    make_tls(layout)
     props = layout.run / "server.properties"
     props.write_text(_properties(layout), encoding="utf-8")
     log4j = layout.run / "log4j2.properties"

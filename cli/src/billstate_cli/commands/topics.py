@@ -1,4 +1,4 @@
-"""`billstate topics list|apply|strimzi`: the catalog, applied to a cluster or rendered."""
+"""`billstate topics list|apply|strimzi|acls`: the catalog, applied to a cluster or rendered."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import asyncio
 import sys
 from pathlib import Path
 
+from billstate_shared.acls import SERVICES, Acl, apply_acls, service_acls
 from billstate_shared.settings import ServiceSettings
 from billstate_shared.topic_admin import apply_topics
 from billstate_shared.topics import CATALOG, Topic
@@ -32,6 +33,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     strimzi.add_argument("--cluster", default="billstate", help="strimzi.io/cluster label")
     strimzi.add_argument("--replicas", type=int, default=3)
     strimzi.set_defaults(func=_strimzi)
+
+    acls = actions.add_parser(
+        "acls", help="print each service's ACLs (from the catalog); --apply creates them"
+    )
+    acls.add_argument("--service", action="append", choices=SERVICES, help="default: all")
+    acls.add_argument("--user", help="SCRAM user (default: the service name; one --service)")
+    acls.add_argument("--group", help="consumer group (default: the service name)")
+    acls.add_argument("--apply", action="store_true", help="create them, as KAFKA_* logs in")
+    acls.add_argument("--bootstrap", help="bootstrap servers (default: KAFKA_BOOTSTRAP_SERVERS)")
+    acls.set_defaults(func=_acls)
 
 
 def _list(_args: argparse.Namespace) -> int:
@@ -103,4 +114,24 @@ def _strimzi(args: argparse.Namespace) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(strimzi_manifest(CATALOG, args.cluster, args.replicas), encoding="utf-8")
     print(f"wrote {len(CATALOG)} KafkaTopic resources to {args.out}")
+    return 0
+
+
+def _acls(args: argparse.Namespace) -> int:
+    services = args.service or list(SERVICES)
+    if (args.user or args.group) and len(services) != 1:
+        print("--user and --group name one service's login: give one --service", file=sys.stderr)
+        return 2
+    bindings: list[Acl] = []
+    for service in services:
+        bindings.extend(service_acls(service, args.user, args.group))
+    for acl in bindings:
+        pattern = "" if acl.pattern == "literal" else f" ({acl.pattern})"
+        print(f"{acl.principal:<28} {acl.operation:<16} {acl.resource_type:<6} {acl.name}{pattern}")
+    if not args.apply:
+        return 0
+    settings = ServiceSettings()  # bootstrap and security from KAFKA_* variables: an admin
+    bootstrap = args.bootstrap or settings.kafka_bootstrap_servers
+    count = asyncio.run(apply_acls(bootstrap, bindings, auth=settings.kafka_auth))
+    print(f"{count} ACLs in force on {bootstrap} for {', '.join(services)}")
     return 0

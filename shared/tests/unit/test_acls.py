@@ -1,0 +1,165 @@
+"""The per-service ACLs follow from the topic catalog, and agree with the Strimzi KafkaUsers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from billstate_shared.acls import (
+    SERVICES,
+    Acl,
+    acl_bindings,
+    internal_topics,
+    service_acls,
+    service_grants,
+)
+from billstate_shared.topics import (
+    ACCESS_COMMANDS,
+    ACCESS_EVENTS,
+    CATALOG,
+    CLOCK,
+    CUSTOMERS,
+    DUE_DATES,
+    NOTICE_DELIVERIES,
+    NOTICE_REQUESTS,
+    Topic,
+)
+
+USERS = Path(__file__).resolve().parents[3] / "deploy" / "k8s" / "base" / "kafka-users.yaml"
+
+
+def _topics(service: str, operation: str) -> set[str]:
+    return {
+        a.name
+        for a in service_acls(service)
+        if a.resource_type == "topic" and a.pattern == "literal" and a.operation == operation
+    }
+
+
+def test_access_control_reads_commands_and_writes_events_and_its_dead_letters() -> None:
+    assert _topics("access-control", "Read") == {ACCESS_COMMANDS.name}
+    assert _topics("access-control", "Write") == {ACCESS_EVENTS.name, ACCESS_COMMANDS.dlq}
+    assert _topics("access-control", "Describe") == {
+        ACCESS_COMMANDS.name,
+        ACCESS_EVENTS.name,
+        ACCESS_COMMANDS.dlq,
+    }
+
+
+def test_notifications_may_not_write_commands_nor_read_anything_it_does_not_consume() -> None:
+    acls = service_acls("notifications")
+    assert not [a for a in acls if a.name == ACCESS_COMMANDS.name]
+    assert _topics("notifications", "Read") == {
+        NOTICE_REQUESTS.name,
+        ACCESS_EVENTS.name,
+        CUSTOMERS.name,
+    }
+    assert _topics("notifications", "Write") == {
+        NOTICE_DELIVERIES.name,
+        NOTICE_REQUESTS.dlq,
+        ACCESS_EVENTS.dlq,
+        CUSTOMERS.dlq,
+    }
+
+
+def test_every_reader_may_dead_letter_what_it_reads() -> None:
+    for service in SERVICES:
+        reads = _topics(service, "Read")
+        assert reads, service
+        assert {f"{name}.dlq" for name in reads} <= _topics(service, "Write")
+
+
+def test_each_catalog_topic_is_granted_exactly_to_its_readers_and_writers() -> None:
+    for topic in CATALOG:
+        readers = {s for s in SERVICES if topic.name in _topics(s, "Read")}
+        writers = {s for s in SERVICES if topic.name in _topics(s, "Write")}
+        assert readers == set(topic.readers) & set(SERVICES), topic.name
+        assert writers == set(topic.writers) & set(SERVICES), topic.name
+
+
+def test_the_group_is_the_service_name_unless_given() -> None:
+    groups = {a for a in service_acls("collections") if a.resource_type == "group"}
+    assert groups == {Acl("User:collections", "group", "collections", "literal", "Read")}
+    test_group = {
+        (a.name, a.operation)
+        for a in service_acls("collections", "e2e-collections", "collections-test-1")
+        if a.resource_type == "group"
+    }
+    assert test_group == {("collections-test-1", "Read")}
+
+
+def test_faust_workers_own_the_topics_prefixed_by_their_app_id_and_nothing_in_the_catalog() -> None:
+    for service in ("invoicing", "collections"):
+        prefixed = {(a.name, a.operation) for a in service_acls(service) if a.pattern == "prefix"}
+        assert prefixed == {
+            (f"{service}-", op) for op in ("Create", "Describe", "DescribeConfigs", "Read", "Write")
+        }
+        assert not [t for t in CATALOG if t.name.startswith(f"{service}-")]
+        for name in internal_topics(service, f"{service}-test-7"):
+            assert name.startswith(f"{service}-test-7-")
+            assert name.endswith("-changelog")
+    assert internal_topics("invoicing") == ("invoicing-registers-changelog",)
+    assert internal_topics("collections") == ("collections-books-changelog",)
+    for service in ("access-control", "notifications"):
+        assert internal_topics(service) == ()
+        assert not [a for a in service_acls(service) if a.pattern == "prefix"]
+        assert not [a for a in service_acls(service) if a.operation == "Create"]
+
+
+def test_no_cluster_or_transactional_acl_is_asked_for() -> None:
+    kinds = {a.resource_type for s in SERVICES for a in service_acls(s)}
+    assert kinds == {"topic", "group"}
+
+
+def test_a_topic_added_to_the_catalog_is_granted_from_its_readers_and_writers() -> None:
+    extra = Topic("billing.refunds.v1", ("refund.issued",), "refunds", readers=("collections",))
+    grants = service_grants("collections", catalog=(*CATALOG, extra))
+    assert [(g.name, g.operations) for g in grants if g.name == extra.name] == [
+        (extra.name, ("Read", "Describe"))
+    ]
+
+
+def test_bindings_are_one_per_operation_sorted_and_deduplicated() -> None:
+    grants = service_grants("invoicing")
+    acls = acl_bindings("User:x", (*grants, *grants))
+    assert list(acls) == sorted(set(acls))
+    assert len(acls) == sum(len(g.operations) for g in grants)
+    assert {a.principal for a in acls} == {"User:x"}
+    assert str(Acl("User:x", "topic", "invoicing-", "prefix", "Create")) == (
+        "User:x may Create topic invoicing- (prefix)"
+    )
+
+
+def test_an_unknown_service_is_refused() -> None:
+    with pytest.raises(ValueError, match="not a service"):
+        service_grants("billing bus")
+    with pytest.raises(ValueError, match="not a service"):
+        internal_topics("console")
+
+
+def _strimzi(service: str) -> set[tuple[str, str, str, str]]:
+    docs = [d for d in yaml.safe_load_all(USERS.read_text(encoding="utf-8")) if d]
+    (user,) = [d for d in docs if d["kind"] == "KafkaUser" and d["metadata"]["name"] == service]
+    return {
+        (acl["resource"]["type"], acl["resource"]["name"],
+         acl["resource"].get("patternType", "literal"), op)
+        for acl in user["spec"]["authorization"]["acls"]
+        for op in acl["operations"]
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_strimzi_kafka_users_grant_the_same(service: str) -> None:
+    ours = {(a.resource_type, a.name, a.pattern, a.operation) for a in service_acls(service)}
+    assert ours == _strimzi(service), (
+        f"deploy/k8s/base/kafka-users.yaml and billstate_shared.acls differ for {service}"
+    )
+
+
+def test_clock_and_due_dates_flow_through_invoicing() -> None:
+    assert CLOCK.name in _topics("invoicing", "Read")
+    assert DUE_DATES.name in _topics("invoicing", "Write")
+    assert DUE_DATES.name in _topics("collections", "Read")
+    assert DUE_DATES.name not in _topics("collections", "Write")
