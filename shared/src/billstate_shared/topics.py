@@ -76,6 +76,9 @@ CLOCK = Topic(
     key="*",
     readers=("invoicing",),
     writers=("billstate clock",),
+    # The broker stamps each tick's record time, which no sender can set: invoicing refuses a
+    # tick whose occurred_at is ahead of it by more than its clock skew.
+    extra_config=(("message.timestamp.type", "LogAppendTime"),),
 )
 DUE_DATES = Topic(
     "billing.due-dates.v1",

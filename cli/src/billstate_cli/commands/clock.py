@@ -9,14 +9,22 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from billstate_cli.drive import Driver, tick_event
+from billstate_invoicing.domain.clock import DEFAULT_SKEW, span, utc
+from billstate_shared.errors import Refused
 from billstate_shared.settings import ServiceSettings
+
+REFUSED_EXIT = 2
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     clock = sub.add_parser("clock", help="send clock ticks (business time) to billing.clock.v1")
     actions = clock.add_subparsers(dest="action", required=True, metavar="ACTION")
     tick = actions.add_parser("tick", help="one tick on every partition")
-    tick.add_argument("--at", type=_timestamp, help="RFC 3339 time with offset (default: now)")
+    tick.add_argument(
+        "--at",
+        type=_timestamp,
+        help="RFC 3339 time with offset (default: now); at most 10 minutes ahead of now",
+    )
     tick.add_argument("--bootstrap", help="default: KAFKA_BOOTSTRAP_SERVERS")
     tick.set_defaults(func=_tick)
     run = actions.add_parser("run", help="tick on a schedule until stopped")
@@ -45,10 +53,30 @@ async def _send(bootstrap: str, at: datetime) -> None:
         await driver.send(tick_event(at))
 
 
+def not_ahead(at: datetime, now: datetime, skew: timedelta = DEFAULT_SKEW) -> None:
+    """Refuse a tick more than `skew` ahead of now: invoicing would dead-letter it (it checks
+    a tick against the time the broker took it), and without that guard it would age every
+    open invoice to its date at once."""
+    ahead = at - now
+    if ahead > skew:
+        raise Refused(
+            "--at",
+            f"{utc(at)} is {span(ahead)} ahead of now ({utc(now)}); a tick may be at most"
+            f" {span(skew)} ahead, since time only moves forward and a tick from the future"
+            " would age every open invoice to its date at once",
+        )
+
+
 def _tick(args: argparse.Namespace) -> int:
-    bootstrap = args.bootstrap or ServiceSettings().kafka_bootstrap_servers
     # The scheduler is the one place that reads the wall clock: it is what "now" means.
-    at = args.at or datetime.now(UTC)
+    now = datetime.now(UTC)
+    at = args.at or now
+    try:
+        not_ahead(at, now)
+    except Refused as err:
+        print(f"billstate clock tick: {err}; nothing sent", file=sys.stderr)
+        return REFUSED_EXIT
+    bootstrap = args.bootstrap or ServiceSettings().kafka_bootstrap_servers
     asyncio.run(_send(bootstrap, at))
     print(f"tick {at.isoformat()} sent to every partition of billing.clock.v1 on {bootstrap}")
     return 0
@@ -60,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     async def loop() -> None:
         async with Driver(bootstrap, groups=()) as driver:
             while True:
-                at = datetime.now(UTC)
+                at = datetime.now(UTC)  # now, never ahead of it: the guard has nothing to refuse
                 await driver.send(tick_event(at))
                 print(f"tick {at.isoformat()}", flush=True)
                 await asyncio.sleep(args.every.total_seconds())

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from billstate_shared.settings import ServiceSettings
@@ -18,3 +19,6 @@ class Settings(ServiceSettings):
     data_dir: Path = Path(".cache/data/invoicing")
     replication_factor: int = 1
     commit_interval: float = 0.5  # seconds between offset commits (outputs are flushed first)
+    # Seconds a clock tick's occurred_at may be ahead of its record's Kafka time (which the
+    # broker stamps); a tick further ahead is dead-lettered and changes nothing.
+    clock_skew: float = Field(default=600.0, ge=0)

@@ -8,17 +8,22 @@ the partitioner, and sends what `handle` returns.
 from __future__ import annotations
 
 from collections.abc import Callable, MutableMapping
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import orjson
 import structlog
 
+from billstate_invoicing.config import Settings
 from billstate_invoicing.domain.aging import Aging, Register
 from billstate_invoicing.domain.aging import record as record_event
+from billstate_invoicing.domain.clock import check_tick
 from billstate_shared.contracts import ClockTick, Event
 from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.domain.ledger import LEDGER_EVENTS, Posting
 from billstate_shared.domain.ledger_state import dump_ledger, load_ledger
 from billstate_shared.domain.policy import Policy
+from billstate_shared.errors import Refused
 from billstate_shared.runtime.records import Produce, Record
 from billstate_shared.topics import DUE_DATES
 
@@ -73,9 +78,19 @@ class Registers:
         self.warm = False
 
 
+class TimedRecord(Record, Protocol):
+    """A record with its Kafka timestamp, in seconds since the epoch (faust's Message)."""
+
+    @property
+    def timestamp(self) -> float | None: ...
+
+
 class InvoicingHandler:
     """One inbound record in: a ledger event updates its customer's register (stored when it
-    changed), a clock tick returns the partition's `invoice.aged` events, keyed by customer."""
+    changed), a clock tick returns the partition's `invoice.aged` events, keyed by customer.
+
+    A tick more than `clock_skew` ahead of its record's Kafka time is refused (`Refused`:
+    the runtime dead-letters it) before it changes anything."""
 
     def __init__(
         self,
@@ -83,18 +98,23 @@ class InvoicingHandler:
         table: MutableMapping[bytes, bytes],
         policy: Policy,
         partition_of: Callable[[bytes], int],
+        clock_skew: timedelta | None = None,
     ) -> None:
         self.table = table
         self.registers = Registers(table, policy, partition_of)
+        if clock_skew is None:  # an entrypoint that does not pass it: the setting
+            clock_skew = timedelta(seconds=Settings().clock_skew)
+        self.clock_skew = clock_skew
 
     def forget(self) -> None:
         """Start from the table again (on revocation, or before a try is repeated): the aged
         events of a half-sent tick are then sent again, with the same ids."""
         self.registers.forget()
 
-    def handle(self, record: Record, event: Event) -> list[Produce]:
+    def handle(self, record: TimedRecord, event: Event) -> list[Produce]:
         registers = self.registers
         if isinstance(event, ClockTick):
+            check_tick(event.occurred_at, _record_time(record), self.clock_skew)
             live, aging = registers.partition(record.partition)
             aged = aging.tick(event.occurred_at, live.get)
             log.info("tick", aged=len(aged))
@@ -111,3 +131,11 @@ class InvoicingHandler:
         else:
             log.info("skipped", event_type=event.event_type)
         return []
+
+
+def _record_time(record: TimedRecord) -> datetime:
+    """The time Kafka stamped on the record (for the clock topic: when the broker took it)."""
+    seconds = record.timestamp
+    if seconds is None:
+        raise Refused("$", "a clock tick without a Kafka timestamp cannot be checked", "clock.tick")
+    return datetime.fromtimestamp(seconds, UTC)
