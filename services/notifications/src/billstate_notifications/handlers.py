@@ -45,11 +45,19 @@ from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.runtime.records import Produce, Record
 from billstate_shared.runtime.retry import RetryPolicy, Sleep
 from billstate_shared.runtime.wallclock import WallClock, utc_now
-from billstate_shared.topics import ACCESS_EVENTS, CUSTOMERS, NOTICE_DELIVERIES, NOTICE_REQUESTS
+from billstate_shared.topics import (
+    ACCESS_EVENTS,
+    BY_NAME,
+    CUSTOMERS,
+    NOTICE_DELIVERIES,
+    NOTICE_REQUESTS,
+)
 
 log = structlog.get_logger("billstate.notifications")
 
 TOPICS = (NOTICE_REQUESTS.name, ACCESS_EVENTS.name, CUSTOMERS.name)
+# What each topic may carry, from the catalog: anything else there is refused (DLQ).
+CARRIES = {name: BY_NAME[name].event_types for name in TOPICS}
 # Bound per message for the Loop's one log line; cleared at the start of the next message.
 _BOUND = ("notice_id", "kind", "outcome", "channel", "attempts")
 MAX_ERROR = 500
@@ -120,6 +128,13 @@ class NotificationsHandler:
             customer_id=event.customer_id, event_id=event.event_id
         )
         topic = record.topic
+        carried = CARRIES.get(topic)
+        if carried is None:
+            raise Refused("$", f"notifications does not read {topic}", event.event_type)
+        if event.event_type not in carried:
+            carries = ", ".join(carried)
+            reason = f"{event.event_type} is not accepted on {topic}; it carries {carries}"
+            raise Refused("event_type", reason, event.event_type)
         if topic == NOTICE_REQUESTS.name and isinstance(event, NoticeRequested):
             return await self._notify(
                 record, event.customer_id, event.data, event.event_type, event.event_id
@@ -135,9 +150,8 @@ class NotificationsHandler:
         if topic == CUSTOMERS.name and isinstance(event, CustomerUpserted):
             self._upsert_customer(event)
             return []
-        if topic not in TOPICS:
-            raise Refused("$", f"notifications does not read {topic}")
-        raise Refused("event_type", f"{event.event_type} is not an event of {topic}")
+        # Unreachable while every type the catalog lists for these topics is handled above.
+        raise Refused("event_type", f"{event.event_type} is not handled on {topic}")
 
     # ---- notices ------------------------------------------------------------------------
 

@@ -1,17 +1,23 @@
-"""What the faust workers share: app settings that avoid faust's pitfalls, dead letters, probes."""
+"""What the faust workers share: app settings that avoid faust's pitfalls, dead letters, probes,
+and offsets committed only after the broker acknowledged what their records wrote (`Window`)."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import faust
 import structlog
 from aiokafka import AIOKafkaConsumer
+from faust.tables.table import Table
+from faust.types.codecs import CodecArg
+from faust.types.tuples import FutureMessage
 
 from billstate_shared.contracts import ContractError, Event, decode
 from billstate_shared.errors import ExternalError, Refused
@@ -92,7 +98,12 @@ def raw_topic(app: Any, *names: str) -> Any:
 
 
 class Intake:
-    """Decode a record or dead-letter it, with metrics and the log context bound."""
+    """Decode a record or dead-letter it, with metrics and the log context bound.
+
+    A record is accepted only on a topic whose catalog entry carries its `event_type`: the
+    billing bus cannot release an operator's hold by writing `hold.released` to the payments
+    topic, nor age an invoice, nor tick the clock from an input topic.
+    """
 
     def __init__(
         self,
@@ -100,10 +111,15 @@ class Intake:
         service: str,
         metrics: Metrics,
         progress: Progress,
-        dlq_names: Iterable[str],
+        inputs: Iterable[Topic],
+        *,
+        window: Window,
     ) -> None:
         self.app, self.service, self.metrics, self.progress = app, service, metrics, progress
-        self.dlq = {name: raw_topic(app, name) for name in dlq_names}
+        self.window = window
+        inputs = list(inputs)
+        self.dlq = {t.dlq: raw_topic(app, t.dlq) for t in inputs}
+        self.accepts = {t.name: t.event_types for t in inputs}
         # Labelled children resolved once per topic, not per message.
         self._processed: dict[str, Any] = {}
         self._seconds = metrics.seconds.labels(service)
@@ -126,6 +142,15 @@ class Intake:
         except ContractError as err:
             self.bind(message)
             await self.dead(message, err)
+            return None
+        carried = self.accepts.get(message.topic, ())
+        if event.event_type not in carried:
+            self.bind(message)
+            reason = (
+                f"{event.event_type} is not accepted on {message.topic};"
+                f" it carries {', '.join(carried) or 'nothing this service reads'}"
+            )
+            await self.dead(message, Refused("event_type", reason, event.event_type))
             return None
         key = message.key.decode("utf-8", "replace") if message.key is not None else None
         # A clock tick is for every customer ("*"), whatever its key.
@@ -159,9 +184,7 @@ class Intake:
 
     async def dead(self, message: Any, refused: Refused) -> None:
         letter = DeadLetter.from_record(message, self.service, refused).produce()
-        await self.dlq[letter.topic].send(
-            key=letter.key, value=letter.value, headers=letter.headers
-        )
+        await self.window.send(self.dlq[letter.topic], letter.key, letter.value, letter.headers)
         self.metrics.dead_lettered.labels(self.service, message.topic).inc()
         log.warning("dead-lettered", field=refused.field, reason=refused.reason)
 
@@ -245,6 +268,317 @@ async def ensure_changelog(
 # What may be transient in a worker (a topic's metadata not yet spread, a broker moving a
 # partition): tried three times, 0.4 s and 0.8 s apart.
 RETRY = RetryPolicy(attempts=3, base_delay=0.4)
+# A send the broker did not acknowledge is sent again after 0.25 s, 0.5 s, 1 s, 2 s, 4 s, then
+# every 5 s, for as long as it takes (`attempts` is not used: the partition waits, it never
+# skips). Short, because a retry costs one produce request and the worker does nothing else.
+SEND_RETRY = RetryPolicy(attempts=1, base_delay=0.25, max_delay=5.0)
+# Consumed records whose writes may be on their way to the broker at once. Their sends
+# overlap; each offset waits until its own writes and every earlier record's are acknowledged.
+WINDOW = 1000
+
+
+@dataclass(slots=True)
+class Write:
+    """One record written for a consumed record, kept to be sent again byte for byte."""
+
+    channel: Any  # the faust topic it goes to
+    topic: str
+    key: bytes | None
+    value: bytes | None
+    partition: int | None
+    headers: Any
+    future: asyncio.Future[Any]
+
+    def error(self) -> BaseException | None:
+        """Why the broker did not take it, once settled; None when it was acknowledged."""
+        if self.future.cancelled():
+            return asyncio.CancelledError(f"send to {self.topic} cancelled")
+        return self.future.exception()
+
+    def __str__(self) -> str:
+        error = self.error()
+        return f"{self.topic}: {type(error).__name__}: {error}"
+
+
+@dataclass(slots=True)
+class Pending:
+    """A consumed record, and what it wrote that the broker may not have acknowledged yet."""
+
+    event: Any
+    writes: list[Write] = field(default_factory=list)
+
+
+async def _send(
+    channel: Any, key: bytes | None, value: bytes | None, partition: int | None, headers: Any
+) -> asyncio.Future[Any]:
+    """Hand one record to the producer now, not at commit (`force`: no faust attachment);
+    its future settles when the broker acknowledges it or refuses it."""
+    try:
+        sent = await channel.send(
+            key=key,
+            value=value,
+            partition=partition,
+            headers=headers,
+            key_serializer="raw",
+            value_serializer="raw",
+            force=True,
+        )
+    except Exception as err:  # noqa: BLE001  (refused at once: the same as refused later)
+        failed: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        failed.set_exception(err)
+        return failed
+    return cast("asyncio.Future[Any]", sent)
+
+
+class AckedTable(Table[bytes, bytes]):
+    """A faust table whose changelog writes belong to the record being processed: each
+    write's future goes to `on_write`, so the record's offset waits for it too."""
+
+    on_write: Callable[[FutureMessage], None] | None = None
+
+    def send_changelog(
+        self,
+        partition: int | None,
+        key: Any,
+        value: Any,
+        key_serializer: CodecArg | None = None,
+        value_serializer: CodecArg | None = None,
+    ) -> FutureMessage:
+        sent: FutureMessage = super().send_changelog(
+            partition, key, value, key_serializer, value_serializer
+        )
+        if self.on_write is not None:
+            self.on_write(sent)
+        return sent
+
+
+def acked_table(app: Any, name: str, *, partitions: int) -> AckedTable:
+    """A bytes-to-bytes table of `app` whose changelog writes are acknowledged before the
+    offsets of the records that made them commit (see `Window`)."""
+    table = AckedTable(
+        app,
+        name=name,
+        beacon=app.tables.beacon,
+        partitions=partitions,
+        key_type=bytes,
+        value_type=bytes,
+    )
+    app.tables.add(table)
+    return table
+
+
+class Window:
+    """Acknowledged before committed, for a faust agent that acks by hand (`stream.noack()`).
+
+    faust commits a record's offset once the record is acked, and its commit only flushes
+    the producer: a send that fails is logged, and the offset is committed past it. Here a
+    record is acked only when the broker has acknowledged every record it wrote (outputs,
+    dead letters, its table's changelog writes) and every earlier record is acked: acks go in
+    the order records came, so faust never commits past a record still in flight.
+
+    Up to `size` records may be in flight at once. A write the broker refuses stops the
+    agent (no new record is taken), marks the progress `blocked` with the reason, and is sent
+    again, same bytes, with `retry`'s backoff until it is acknowledged; with it go the later
+    in-flight writes to the same topic and key, so a customer's records still end in their
+    order (a compacted topic keeps the newest). Then the records are acked and the agent
+    goes on. A rebalance or a stop while blocked gives the unacknowledged records up without
+    acking them: their offsets are not committed, and whoever owns the partition next reads
+    them again.
+    """
+
+    def __init__(
+        self,
+        app: Any,
+        *,
+        service: str,
+        progress: Progress,
+        metrics: Metrics,
+        forget: Callable[[], None],
+        size: int = WINDOW,
+        retry: RetryPolicy = SEND_RETRY,
+    ) -> None:
+        self.app, self.service, self.progress, self.metrics = app, service, progress, metrics
+        self.forget, self.size, self.retry = forget, size, retry
+        self.stream: Any = None  # the agent's manual-ack stream, set when the agent starts
+        self.entries: deque[Pending] = deque()
+        self.current: Pending | None = None
+        self.blocked = False
+        self._open = asyncio.Event()  # the agent may take a record
+        self._work = asyncio.Event()  # a record waits to be settled
+        self._open.set()
+        self._given_up_through = -1  # generation whose held records were given up
+        self._blocked_gauge = metrics.blocked.labels(service)
+
+    # ---- the agent's side -----------------------------------------------------------
+
+    async def room(self) -> None:
+        """Wait until the agent may take a record: not blocked, and the window not full."""
+        while not self._open.is_set():
+            await self._open.wait()
+
+    def fresh(self, message: Any) -> bool:
+        """Whether a record the agent holds may still be processed. Not if its partitions
+        were revoked while it waited, or if earlier records were given up: acking it would
+        let faust commit past them."""
+        generation: int = message.generation_id
+        current: int = self.app.consumer_generation_id
+        return generation == current and generation > self._given_up_through
+
+    def drop(self, message: Any) -> None:
+        """Leave a held record unacked for its partition's next owner (or this worker after
+        the rebalance): faust must not wait for it."""
+        self.app.consumer._unacked_messages.discard(message)  # noqa: SLF001  (no public call)
+        log.info("record given up after a rebalance", topic=message.topic,
+                 partition=message.partition, offset=message.offset)  # fmt: skip
+
+    def begin(self, event: Any) -> None:
+        self.current = Pending(event)
+
+    def end(self) -> None:
+        pending, self.current = self.current, None
+        if pending is not None:
+            self.entries.append(pending)
+            self._work.set()
+            self._update()
+
+    async def send(
+        self, channel: Any, key: bytes | None, value: bytes | None, headers: Any = None
+    ) -> None:
+        """Send one record for the record in hand; its offset waits for the acknowledgement.
+
+        Through faust's producer buffer, like the table's changelog writes: in order, and
+        without the agent waiting for the producer (a full batch waits for the broker)."""
+        pending = self.current
+        if pending is None:
+            raise RuntimeError("a send outside a record: nothing would wait for it")
+        future: FutureMessage = channel.send_soon(
+            key=key, value=value, headers=headers, key_serializer="raw", value_serializer="raw"
+        )
+        topic = channel.get_topic_name()
+        pending.writes.append(Write(channel, topic, key, value, None, headers, future))
+
+    def track(self, sent: FutureMessage) -> None:
+        """A table's changelog write (`AckedTable.on_write`) joins the record in hand."""
+        pending = self.current
+        message = sent.message
+        if pending is None:
+            # Not from the agent (faust writes no changelog by itself): nobody would wait.
+            log.error("changelog write outside a record", topic=message.channel.get_topic_name())
+            return
+        channel = message.channel
+        pending.writes.append(
+            Write(channel, channel.get_topic_name(), message.key, message.value,
+                  message.partition, message.headers, sent)
+        )  # fmt: skip
+
+    # ---- the settling task ----------------------------------------------------------
+
+    async def settle(self) -> None:
+        """Ack records in order as their writes are acknowledged; recover failed writes.
+        Should this task itself fail, the worker stops: nothing it held is acked."""
+        try:
+            await self._settle()
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:
+            log.exception("acknowledging records failed; stopping the worker")
+            await self.app.crash(err)
+
+    async def _settle(self) -> None:
+        while True:
+            if not self.entries:
+                self._work.clear()
+                await self._work.wait()
+                continue
+            head = self.entries[0]
+            for write in head.writes:
+                if not write.future.done():
+                    await asyncio.wait((write.future,))
+            if not self.entries or self.entries[0] is not head:
+                continue  # given up while waiting
+            if any(write.error() is not None for write in head.writes):
+                await self._recover()
+                continue
+            self.entries.popleft()
+            await self.stream.ack(head.event)
+            self._update()
+
+    async def _recover(self) -> None:
+        self.blocked = True
+        self._update()
+        self._blocked_gauge.set(1)
+        attempt = 0
+        try:
+            while True:
+                # Wait for every write in flight: then the whole picture is known.
+                waiting = [w.future for e in self.entries for w in e.writes if not w.future.done()]
+                if waiting:
+                    await asyncio.wait(waiting)
+                if self._revoking():
+                    self._give_up()
+                    return
+                again = self._again()
+                failed = [w for w in again if w.error() is not None]
+                if not failed:
+                    break
+                attempt += 1
+                for write in failed:
+                    self.metrics.send_failures.labels(self.service, write.topic).inc()
+                reason = (
+                    f"{len(failed)} record(s) not acknowledged by the broker, retrying"
+                    f" (attempt {attempt}); first: {failed[0]}"
+                )
+                self.progress.block(reason)
+                log.error("send failed; partition stopped", attempt=attempt,
+                          failed=len(failed), error=str(failed[0]))  # fmt: skip
+                # At most 5 s: a rebalance or a stop waits that long for the give-up below.
+                await asyncio.sleep(self.retry.delay(attempt))
+                if self._revoking():
+                    self._give_up()
+                    return
+                for write in again:
+                    write.future = await _send(
+                        write.channel, write.key, write.value, write.partition, write.headers
+                    )
+            log.warning("sends acknowledged; partition resumed", attempts=attempt + 1)
+        finally:
+            self.blocked = False
+            self.progress.unblock()
+            self._blocked_gauge.set(0)
+            self._update()
+
+    def _again(self) -> list[Write]:
+        """What to send again, in the order first sent: every failed write, and every later
+        write to a topic and key a failed one goes to (a customer's order, kept)."""
+        again: list[Write] = []
+        keys: set[tuple[str, bytes | None]] = set()
+        for entry in self.entries:
+            for write in entry.writes:
+                key = (write.topic, write.key)
+                if write.error() is not None or key in keys:
+                    again.append(write)
+                    keys.add(key)
+        return again
+
+    def _revoking(self) -> bool:
+        # faust stops the flow when partitions are revoked and when the worker stops, and
+        # then waits for every record taken to be acked.
+        return not self.app.flow_control.is_active()
+
+    def _give_up(self) -> None:
+        given_up = len(self.entries)
+        for entry in self.entries:
+            self.app.consumer._unacked_messages.discard(entry.event.message)  # noqa: SLF001
+        self.entries.clear()
+        self._given_up_through = self.app.consumer_generation_id
+        self.forget()
+        log.warning("partitions revoked while blocked: records left unacked", records=given_up)
+
+    def _update(self) -> None:
+        if self.blocked or len(self.entries) >= self.size:
+            self._open.clear()
+        else:
+            self._open.set()
 
 
 async def process(
@@ -254,10 +588,17 @@ async def process(
     reset: Callable[[], None],
 ) -> None:
     """The agent body both workers share: decode or dead-letter, handle with retries, and
-    never let an exception end the agent (it would ack the record silently)."""
+    never let an exception end the agent (it would ack the record silently). Records are
+    acked by `intake.window`, once what they wrote is acknowledged."""
+    window = intake.window
     async for event in stream.events():
         message = event.message
+        await window.room()
+        if not window.fresh(message):
+            window.drop(message)
+            continue
         started = time.perf_counter()
+        window.begin(event)
         try:
             decoded = await intake.decode(message)
             if decoded is not None:
@@ -277,6 +618,7 @@ async def process(
             log.exception("failed")
             await intake.dead(message, Refused("$", f"unexpected error: {err!r}"))
         finally:
+            window.end()
             intake.done(message, started)
 
 
@@ -301,24 +643,46 @@ def run_agent(
     handler: Handler,
     progress: Progress,
     metrics: Metrics,
+    window: int = WINDOW,
+    send_retry: RetryPolicy = SEND_RETRY,
 ) -> None:
     """The one agent of a faust worker: reads `inputs` in order (concurrency 1), feeds the
-    probes, dead-letters what cannot be decoded, sends what `handler` returns."""
+    probes, dead-letters what cannot be decoded or is not its topic's, sends what `handler`
+    returns, and acks a record only once the broker has acknowledged all it wrote (its
+    tables' changelog writes included: every table of `app` must be an `AckedTable`)."""
     inbound = raw_topic(app, *(t.name for t in inputs))
     outbound = {name: raw_topic(app, name) for name in outputs}
-    intake = Intake(app, service, metrics, progress, [t.dlq for t in inputs])
+    acks = Window(
+        app,
+        service=service,
+        progress=progress,
+        metrics=metrics,
+        forget=handler.forget,
+        size=window,
+        retry=send_retry,
+    )
+    for table in app.tables.values():
+        if not isinstance(table, AckedTable):
+            raise TypeError(f"table {table.name} would commit before its changelog is written")
+        table.on_write = acks.track
+    intake = Intake(app, service, metrics, progress, inputs, window=acks)
     watch_progress(app, progress)
 
     async def _forget(_app: Any, _revoked: Any, **_: Any) -> None:
         handler.forget()
 
     async def handle(message: Any, event: Event) -> None:
-        # send_soon: buffered, flushed before faust commits the offset.
         for out in handler.handle(message, event):
-            outbound[out.topic].send_soon(key=out.key, value=out.value)
+            await acks.send(outbound[out.topic], out.key, out.value, out.headers or None)
 
     async def agent(stream: Any) -> None:
-        await process(stream, intake, handle, handler.forget)
+        manual = stream.noack()
+        acks.stream = manual
+        settling = asyncio.ensure_future(acks.settle())
+        try:
+            await process(manual, intake, handle, handler.forget)
+        finally:
+            settling.cancel()
 
     # Registered by call, not by decorator: faust's decorators are untyped.
     app.on_partitions_revoked.connect(_forget)

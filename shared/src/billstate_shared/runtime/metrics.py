@@ -28,6 +28,14 @@ class Metrics:
         self.produced = Counter(
             "billstate_messages_produced", "Messages produced", labels, registry=self.registry
         )
+        self.send_failures = Counter(
+            "billstate_send_failures", "Produced records the broker did not acknowledge",
+            labels, registry=self.registry,
+        )  # fmt: skip
+        self.blocked = Gauge(
+            "billstate_blocked", "1 while a failed send stops the worker, until it is acknowledged",
+            ["service"], registry=self.registry,
+        )  # fmt: skip
         self.lag = Gauge(
             "billstate_consumer_lag", "Records behind the end of the partition",
             ["service", "topic", "partition"], registry=self.registry,

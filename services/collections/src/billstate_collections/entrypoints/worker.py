@@ -7,7 +7,7 @@ from typing import Any
 from billstate_collections.config import Settings
 from billstate_collections.handlers import ROUTE, CollectionsHandler, Committed
 from billstate_shared.domain.policy import Policy
-from billstate_shared.runtime.faustkit import make_app, run_agent
+from billstate_shared.runtime.faustkit import acked_table, make_app, run_agent
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.topics import (
@@ -32,7 +32,8 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
         auth=settings.kafka_auth,
         producer_linger=settings.producer_linger,
     )
-    table = app.Table("books", partitions=INPUTS[0].partitions, key_type=bytes, value_type=bytes)
+    # Its changelog writes are acknowledged before the offsets of their records commit.
+    table = acked_table(app, "books", partitions=INPUTS[0].partitions)
 
     def committed() -> Committed:
         # faust's own map, keyed by TP named tuples: (topic, partition) -> offset or None.

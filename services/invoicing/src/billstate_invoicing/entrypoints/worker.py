@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aiokafka.partitioner import murmur2
@@ -9,7 +10,7 @@ from aiokafka.partitioner import murmur2
 from billstate_invoicing.config import Settings
 from billstate_invoicing.handlers import InvoicingHandler
 from billstate_shared.domain.policy import Policy
-from billstate_shared.runtime.faustkit import make_app, run_agent
+from billstate_shared.runtime.faustkit import acked_table, make_app, run_agent
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.topics import CLOCK, CUSTOMERS, DUE_DATES, INVOICES, PAYMENTS
@@ -27,7 +28,8 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
         auth=settings.kafka_auth,
     )
     partitions = INPUTS[0].partitions
-    table = app.Table("registers", partitions=partitions, key_type=bytes, value_type=bytes)
+    # Its changelog writes are acknowledged before the offsets of their records commit.
+    table = acked_table(app, "registers", partitions=partitions)
 
     def partition_of(key: bytes) -> int:
         hashed: int = murmur2(key)
@@ -35,7 +37,12 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
 
     # A retried tick starts from the table again (forget), so the aged events of a
     # half-sent tick are sent again, with the same ids.
-    handler = InvoicingHandler(table=table, policy=policy, partition_of=partition_of)
+    handler = InvoicingHandler(
+        table=table,
+        policy=policy,
+        partition_of=partition_of,
+        clock_skew=timedelta(seconds=settings.clock_skew),
+    )
     run_agent(
         app,
         service="invoicing",
