@@ -14,7 +14,6 @@ from typing import Protocol
 import orjson
 import structlog
 
-from billstate_invoicing.config import Settings
 from billstate_invoicing.domain.aging import Aging, Register
 from billstate_invoicing.domain.aging import record as record_event
 from billstate_invoicing.domain.clock import check_tick
@@ -98,12 +97,10 @@ class InvoicingHandler:
         table: MutableMapping[bytes, bytes],
         policy: Policy,
         partition_of: Callable[[bytes], int],
-        clock_skew: timedelta | None = None,
+        clock_skew: timedelta = timedelta(minutes=10),
     ) -> None:
         self.table = table
         self.registers = Registers(table, policy, partition_of)
-        if clock_skew is None:  # an entrypoint that does not pass it: the setting
-            clock_skew = timedelta(seconds=Settings().clock_skew)
         self.clock_skew = clock_skew
 
     def forget(self) -> None:

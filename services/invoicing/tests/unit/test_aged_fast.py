@@ -7,9 +7,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import orjson
+import pytest
 
 from billstate_invoicing.domain.aging import Aging, Register
-from billstate_shared.contracts import encode
+from billstate_shared.contracts import ContractError, encode
 from billstate_shared.contracts.outbound import Aged, AgedData, Amount, to_bytes
 from billstate_shared.domain.ids import readable_id
 from billstate_shared.domain.ledger import Invoice
@@ -99,7 +100,10 @@ def test_encode_is_the_reference_also_for_odd_offsets_and_old_dates() -> None:
             aged = aged_event("c.1:x", _invoice('inv\\1"x"é'), when.date(), when)
             raw = to_bytes(aged)
             assert raw == _reference(aged)
-            if zone.utcoffset(None).seconds % 60 == 0:  # the contract knows minute offsets only
+            if when.year < 2000:  # the fast path pads old years; the contract refuses them
+                with pytest.raises(ContractError, match="occurred_at"):
+                    aged.model()
+            elif zone.utcoffset(None).seconds % 60 == 0:  # the contract: minute offsets only
                 assert raw == encode(aged.model())
 
 
