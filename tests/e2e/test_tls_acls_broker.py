@@ -21,6 +21,7 @@ from billstate_cli.main import main as billstate
 from billstate_devkit.events import access_command
 from billstate_devkit.kafka import LocalTls, end_offsets, local_sasl_ssl, wait_for
 from billstate_shared.acls import apply_acls, describe_acls, service_acls
+from billstate_shared.errors import ExternalError
 from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS, NOTICE_DELIVERIES
 
 from .conftest import ROOT, Pipeline, load_jsonl
@@ -177,5 +178,33 @@ async def test_a_service_missing_an_acl_stops_and_names_the_topic(
         log = await asyncio.to_thread(service.log.read_text, errors="replace")
         assert "TopicAuthorizationFailedError" in log
         assert ACCESS_EVENTS.name in log
+    finally:
+        pipeline.fleet.stop()
+
+
+async def test_a_service_that_may_not_read_its_topic_stops_at_start_and_names_it(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """access-control without Read on access.commands.v1: aiokafka alone would log a warning
+    and sit there ready and idle; the service stops at start-up and names the topic."""
+    tls = await local_sasl_ssl(kafka_bootstrap)
+    user, password = "e2e-tls-access-control-blind", "tls-blind-password-5c2f"
+    await tls.add_user(user, password)
+    pipeline = Pipeline(
+        kafka_bootstrap, tmp_path, _env(tls, tmp_path, {"access-control": (user, password)})
+    )
+    group = pipeline.groups["access-control"]
+    acls = [
+        a
+        for a in service_acls("access-control", user, group)
+        if not (a.name == ACCESS_COMMANDS.name and a.operation in {"Read", "Describe"})
+    ]
+    await apply_acls(tls.bootstrap, acls, auth=tls.admin)
+    try:
+        with pytest.raises(ExternalError, match="access-control exited while starting"):
+            await pipeline.start(("access-control",))
+        service = pipeline.fleet.get("access-control")
+        log = await asyncio.to_thread(service.log.read_text, errors="replace")
+        assert f"not authorized to read {ACCESS_COMMANDS.name}" in log
     finally:
         pipeline.fleet.stop()

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
-from billstate_shared.errors import Refused
+from billstate_shared.errors import ExternalError, Refused
 from billstate_shared.kafka_auth import KafkaAuth, client_options
 from billstate_shared.runtime.dlq import DeadLetter
 from billstate_shared.runtime.health import Progress
@@ -105,6 +105,20 @@ class Loop:
         await self.producer.start()
         await self.consumer.start()
         self.consumer.subscribe(self.topics, listener=_Listener(self.progress, self._batch))
+        await self._check_authorized()
+
+    async def _check_authorized(self) -> None:
+        """Stop at start-up, naming the topics, when the broker refuses to let this service
+        read some of them: aiokafka would only log it and consume the rest, ready and silent."""
+        client = self.consumer._client  # noqa: SLF001  (aiokafka has no public metadata view)
+        await client.force_metadata_update()
+        refused = sorted(set(self.topics) & client.cluster.unauthorized_topics)
+        if refused:
+            raise ExternalError(
+                f"{self.service} is not authorized to read {', '.join(refused)}: "
+                "grant its Kafka user Read and Describe on them (billstate topics acls)",
+                retryable=False,
+            )
 
     async def stop(self) -> None:
         self._stop.set()
