@@ -91,3 +91,7 @@ bench-state: install ## one million customers in the collections worker's state:
 
 .PHONY: bench
 bench: bench-replay bench-pipeline bench-state ## all benchmarks
+
+.PHONY: faults
+faults: install ## fault suite: a simulated history on a fresh local Kafka while services, broker, Partner Center and SMTP fail; one row per fault (5-8 min; FAULTS_ARGS="--seed 7")
+	@env -u KAFKA_BOOTSTRAP_SERVERS $(RUN) python bench/faults.py $(FAULTS_ARGS)
