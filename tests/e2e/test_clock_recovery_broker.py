@@ -6,12 +6,19 @@ the real ticks after it change nothing. Then the runbook: stop invoicing and col
 `billstate recover rebuild`, start them again with empty data directories and the guard on.
 Afterwards the books, the decisions and the applied access equal `billstate replay` of the
 history without the bad tick, and a second bad tick is dead-lettered by the guard.
+
+One customer makes more decisions in the frozen days than the replay does (the bad tick
+suspends all three subscriptions, two payments bring two back), so its rebuilt book has made
+fewer decisions than access-control has seen sequences for: the recovery numbers the commands
+on above those, and access-control applies the suspension the recovery sends and the restore
+after the last payment instead of refusing them as stale.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import io
 import itertools
 import os
@@ -32,9 +39,10 @@ from billstate_cli.drive import tick_event
 from billstate_cli.local import Fleet
 from billstate_cli.main import main
 from billstate_cli.simulation import history
+from billstate_cli.summary import RunRecords, ends_now, read_all
 from billstate_devkit.kafka import end_offsets, read_after
 from billstate_shared.runtime.dlq import read_headers
-from billstate_shared.topics import CLOCK
+from billstate_shared.topics import ACCESS_COMMANDS, CLOCK
 
 from .conftest import POLICY, Pipeline, final_states, replayed
 
@@ -52,6 +60,46 @@ def renamed(events: Iterable[dict[str, Any]], suffix: str) -> Iterator[dict[str,
             event["customer_id"] += suffix
             event["event_id"] += suffix
         yield event
+
+
+def at(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["occurred_at"])
+
+
+def paying_through_the_freeze(customer: str) -> list[dict[str, Any]]:
+    """Three subscriptions, each billed by its own invoice due 2026-02-18: final_notice from
+    2026-03-04. The 2099 tick (after 03-07) suspends all three (sequence 3); paying A on 03-09
+    and B on 03-10 brings them back (4 and 5). Without the bad tick, the payments change no
+    stage and C is suspended on 03-11 (the replay's sequence 3); paying C on 03-15, after the
+    recovery, restores it (the replay's 4). Both are below the 5 access-control has seen."""
+    subs = {x: f"SUB-{customer}-{x}" for x in "ABC"}
+    events: list[dict[str, Any]] = [
+        {"event_id": f"{customer}-upserted", "event_type": "customer.upserted",
+         "schema_version": 1, "occurred_at": "2026-01-01T00:05:00+08:00",
+         "customer_id": customer,
+         "data": {"name": "Sequence Ltd", "locale": "en",
+                  "billing_email": "ap@sequence.example",
+                  "partner_contact_email": "am@partner.example", "tags": [],
+                  "subscription_ids": list(subs.values())}},
+    ]  # fmt: skip
+    for x, sub in subs.items():
+        events.append(
+            {"event_id": f"INV-{customer}-{x}-issued", "event_type": "invoice.issued",
+             "schema_version": 1, "occurred_at": "2026-01-19T10:00:00+08:00",
+             "customer_id": customer,
+             "data": {"invoice_id": f"INV-{customer}-{x}", "currency": "USD", "amount": "100.00",
+                      "issued_on": "2026-01-19", "due_on": "2026-02-18",
+                      "subscription_ids": [sub]}}
+        )  # fmt: skip
+    for x, day in (("A", 9), ("B", 10), ("C", 15)):
+        events.append(
+            {"event_id": f"PAY-{customer}-{x}-received", "event_type": "payment.received",
+             "schema_version": 1, "occurred_at": f"2026-03-{day:02d}T12:00:00+08:00",
+             "customer_id": customer,
+             "data": {"payment_id": f"PAY-{customer}-{x}", "currency": "USD",
+                      "amount": "100.00", "invoice_id": f"INV-{customer}-{x}"}}
+        )  # fmt: skip
+    return events
 
 
 def split_after_ticks(events: list[dict[str, Any]], *counts: int) -> list[list[dict[str, Any]]]:
@@ -116,9 +164,9 @@ def rebuild_argv(pipeline: Pipeline, since: datetime) -> list[str]:
     ]  # fmt: skip
 
 
-async def follow_the_runbook(pipeline: Pipeline, since: datetime, tmp_path: Path) -> None:
+async def follow_the_runbook(pipeline: Pipeline, since: datetime, tmp_path: Path) -> str:
     """Stop invoicing and collections, rebuild (refused while they run), start them again
-    with empty data directories and the guard on."""
+    with empty data directories and the guard on. What the dry run said."""
     groups = pipeline.pipeline_groups()
     argv = rebuild_argv(pipeline, since)
     code, out, err = await asyncio.to_thread(run_cli, [*argv, "--yes"])
@@ -131,11 +179,11 @@ async def follow_the_runbook(pipeline: Pipeline, since: datetime, tmp_path: Path
         assert time.monotonic() < deadline, "the stopped workers never left their groups"
         await asyncio.sleep(0.2)  # polling the condition above
 
-    code, out, err = await asyncio.to_thread(run_cli, argv)  # the dry run
+    code, dry, err = await asyncio.to_thread(run_cli, argv)  # the dry run
     assert code == 0, err
-    assert "ticks refused (more than 10 minutes ahead of their record's time): 1" in out
-    assert "dry run: nothing written" in out
-    assert "restore commands for subscriptions a refused tick suspended: 0" not in out
+    assert "ticks refused (more than 10 minutes ahead of their record's time): 1" in dry
+    assert "dry run: nothing written" in dry
+    assert "restore commands for subscriptions a refused tick suspended: 0" not in dry
 
     code, out, err = await asyncio.to_thread(run_cli, [*argv, "--yes"])
     assert code == 0, (out, err)
@@ -145,6 +193,7 @@ async def follow_the_runbook(pipeline: Pipeline, since: datetime, tmp_path: Path
         shutil.rmtree(tmp_path / name)
     pipeline.fleet.extra_env["BILLSTATE_INVOICING_CLOCK_SKEW"] = "600"
     await pipeline.restart(PIPELINE)
+    return dry
 
 
 async def drive_with_a_second_bad_tick(pipeline: Pipeline, events: list[dict[str, Any]]) -> None:
@@ -165,17 +214,61 @@ async def drive_with_a_second_bad_tick(pipeline: Pipeline, events: list[dict[str
         assert "days ahead of its record's time" in headers["reason"]
 
 
+async def assert_sequences_go_on(
+    pipeline: Pipeline,
+    outcome: RunRecords,
+    good: list[dict[str, Any]],
+    dead_letters: list[dict[str, Any]],
+    payer: str,
+) -> None:
+    """Every command of the run newer than the one before it for its customer; each the
+    replay's but for its sequence; none refused as stale; the payer's last restore applied."""
+    suffix = payer.removeprefix("cust-seq")
+    commands = {e["event_id"]: e for e in outcome.topics[ACCESS_COMMANDS.name]}  # first copy
+    numbers: dict[str, list[int]] = {}
+    for command in commands.values():
+        if command["customer_id"].endswith(suffix):
+            numbers.setdefault(command["customer_id"], []).append(command["data"]["sequence"])
+    for customer, sequences in numbers.items():
+        assert sequences == sorted(set(sequences)), (customer, sequences)
+    theirs = [e for e in replayed(good) if e["event_type"] in ACCESS_COMMANDS.event_types]
+    for command in theirs:
+        ours = commands[command["event_id"]]
+        assert ours["data"].pop("sequence") >= command["data"].pop("sequence")
+        assert ours == command, "only the sequence may differ from the replay's"
+    assert [e for e in dead_letters if e["customer_id"].endswith(suffix)] == []
+
+    payers = [c for c in theirs if c["customer_id"] == payer]
+    assert [c["event_type"] for c in payers] == ["access.suspend", "access.restore"]
+    assert numbers[payer][-2:] == [6, 7], numbers[payer]  # 3, 4, 5 from the frozen days
+    restored = [
+        e
+        for e in outcome.topics["access.events.v1"]
+        if e["event_type"] == "access.restored"
+        and e["data"]["command_id"] == payers[-1]["data"]["command_id"]
+    ]
+    assert {e["data"]["subscription_id"] for e in restored} == {f"SUB-{payer}-C"}
+    access = await asyncio.to_thread(pipeline.access, payer)
+    assert access["sequence"] == 7, access
+
+
 async def test_the_runbook_brings_the_books_back_to_the_replay(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     suffix = f"-rc{uuid.uuid4().hex[:6]}"
-    events = list(renamed(history(24, 80, seed=5), suffix))
+    payer = f"cust-seq{suffix}"
+    events = list(
+        heapq.merge(
+            renamed(history(24, 80, seed=5), suffix), paying_through_the_freeze(payer), key=at
+        )
+    )
     before, poisoned, after = split_after_ticks(events, 66, 72)
     since = datetime.now(UTC) - timedelta(seconds=1)
     pipeline = Pipeline(
         kafka_bootstrap, tmp_path, extra={"BILLSTATE_INVOICING_CLOCK_SKEW": HUGE_SKEW}
     )
     try:
+        dlq_since = await ends_now(kafka_bootstrap, (ACCESS_COMMANDS.dlq,))
         await pipeline.start()
         await pipeline.drive(before)
         await pipeline.drive([tick_event(BAD_AT)])
@@ -183,7 +276,8 @@ async def test_the_runbook_brings_the_books_back_to_the_replay(
         await pipeline.settle()
         wrong, early = await see_the_poison(pipeline, before + poisoned)
 
-        await follow_the_runbook(pipeline, since, tmp_path)
+        dry = await follow_the_runbook(pipeline, since, tmp_path)
+        assert f"  {payer}: highest out 5; the rebuilt book has made 3 decisions," in dry
         await drive_with_a_second_bad_tick(pipeline, after)
 
         # The books and the decisions are the replay's of the history without the bad ticks.
@@ -219,5 +313,7 @@ async def test_the_runbook_brings_the_books_back_to_the_replay(
                 s for s, last in applied.get(customer, {}).items() if last == "access.suspended"
             }
             assert held == set(state["suspended_subscription_ids"]), customer
+        letters = await read_all(kafka_bootstrap, [ACCESS_COMMANDS.dlq], dlq_since)
+        await assert_sequences_go_on(pipeline, outcome, good, letters[ACCESS_COMMANDS.dlq], payer)
     finally:
         pipeline.fleet.stop()

@@ -15,6 +15,13 @@ and only while neither service's consumer group has a member:
    `collections.state` record;
 3. both groups' offsets at the end of the history it read, so the services go on from there.
 
+A rebuilt book can have made fewer decisions than the book it replaces, so its commands'
+`sequence` (access-control refuses a new command below the highest it accepted) would fall
+below those already out. Each customer's commands therefore continue above the highest
+sequence out: the access commands it sends are numbered above it, in order, and the book keeps
+a `sequence_base` its later commands add. Only that number then differs from a fresh replay's;
+ids do not.
+
 Without `--yes` it only says what it would do. Each step can run again: the same history gives
 the same records.
 """
@@ -26,8 +33,8 @@ import asyncio
 import json
 import sys
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -168,6 +175,10 @@ class Plan:
     changelog_keys: dict[str, set[bytes]] = field(default_factory=dict)
     members: dict[str, int] = field(default_factory=dict)
     before: dict[str, dict[str, Any]] = field(default_factory=dict)  # latest state records
+    # Per customer, the highest access-command sequence that can be out (access-control's
+    # mark is at most this), and the customers whose sequence the rebuild continues above it.
+    marks: dict[str, int] = field(default_factory=dict)
+    continued: dict[str, int] = field(default_factory=dict)
 
 
 def partition_of(key: bytes) -> int:
@@ -211,6 +222,10 @@ async def make_plan(
         if r.topic == STATE.name and (value := _json(r.value)) is not None:
             plan.before[str(value.get("customer_id"))] = value
     _after_the_poison(plan, records, caused, policy)
+    plan.marks = high_water(records, changelog(groups["collections"], "collections"))
+    plan.missing, plan.restores, plan.continued = continue_sequences(
+        plan.books, plan.marks, plan.missing, plan.restores
+    )
     return plan
 
 
@@ -387,6 +402,94 @@ def _restore(
             "policy": policy_ref(policy),
         },
     )
+
+
+# ---- sequences: the rebuilt books' commands newer than those already out ------------------
+
+
+def high_water(records: Sequence[ConsumerRecord[bytes, bytes]], books: str) -> dict[str, int]:
+    """Per customer, the highest access-command sequence that can be out: the highest
+    `data.sequence` of its commands on access.commands.v1 (access-control's mark is at most
+    that), and of its book now on collections' changelog topic `books` the transitions plus
+    `sequence_base` (what its last command carried, if its last decision was one: this also
+    covers commands retention has removed)."""
+    marks: dict[str, int] = {}
+    stored: dict[bytes, int | None] = {}
+    read = [r for r in records if r.topic in (books, ACCESS_COMMANDS.name)]
+    for r in sorted(read, key=lambda r: (r.topic, r.partition, r.offset)):
+        if r.topic == books and r.key is not None:  # the last row of a key is the table's
+            value = _json(r.value)
+            book = value.get("book") if value is not None else None
+            stored[r.key] = _book_mark(book) if isinstance(book, dict) else None
+        elif r.topic == ACCESS_COMMANDS.name and (value := _json(r.value)) is not None:
+            data = value.get("data")
+            sequence = data.get("sequence") if isinstance(data, dict) else None
+            if isinstance(sequence, int) and not isinstance(sequence, bool):
+                _at_least(marks, str(value.get("customer_id")), sequence)
+    for key, mark in stored.items():
+        if mark is not None:
+            _at_least(marks, key.decode("utf-8", "replace"), mark)
+    return marks
+
+
+def _book_mark(book: dict[str, Any]) -> int | None:
+    transitions, base = book.get("transitions"), book.get("sequence_base", 0)
+    if isinstance(transitions, int) and isinstance(base, int):
+        return transitions + base
+    return None
+
+
+def _at_least(marks: dict[str, int], customer: str, sequence: int) -> None:
+    marks[customer] = max(marks.get(customer, sequence), sequence)
+
+
+def continue_sequences(
+    books: Mapping[str, Book],
+    marks: Mapping[str, int],
+    missing: Sequence[Produced],
+    restores: Sequence[Outbound],
+) -> tuple[list[Produced], list[Outbound], dict[str, int]]:
+    """The decisions and restores to send, with each customer's access commands numbered
+    above its mark, in the order they are sent (the missing decisions, then the restores): a
+    command keeps the replay's sequence when that is above the customer's last one, else it
+    takes the next number. Every other field, ids included, stays. Each rebuilt book's
+    `sequence_base` is set so its next command follows the last number out (0 when its own
+    count already does). Also: per customer whose numbers differ from the replay's, its mark."""
+    running = dict(marks)
+    continued: dict[str, int] = {}
+
+    def number(customer: str, natural: int | None) -> int:
+        last = running.get(customer, -1)
+        sequence = natural if natural is not None and natural > last else last + 1
+        if natural is not None and sequence != natural and customer in marks:
+            continued[customer] = marks[customer]
+        running[customer] = sequence
+        return sequence
+
+    sent = [
+        _with_sequence(o, number(o.customer_id, json.loads(to_bytes(o))["data"].get("sequence")))
+        if o.event_type in ACCESS_COMMANDS.event_types
+        else o
+        for o in missing
+    ]
+    restored = [
+        replace(o, data={**o.data, "sequence": number(o.customer_id, o.data.get("sequence"))})
+        for o in restores
+    ]
+    for customer, book in books.items():
+        top = running.get(customer)
+        book.sequence_base = max(0, top - book.transitions) if top is not None else 0
+        if book.sequence_base and customer in marks:
+            continued[customer] = marks[customer]
+    return sent, restored, continued
+
+
+def _with_sequence(out: Produced, sequence: int) -> Produced:
+    if isinstance(out, Outbound):
+        return replace(out, data={**out.data, "sequence": sequence})
+    value = json.loads(to_bytes(out))
+    value["data"]["sequence"] = sequence
+    return decode(orjson.dumps(value))
 
 
 # ---- Kafka ---------------------------------------------------------------------------------
@@ -607,6 +710,18 @@ def describe(plan: Plan, skew: timedelta) -> list[str]:
     lines.append(f"restore commands for subscriptions a refused tick suspended:"
                  f" {len(plan.restores)}")  # fmt: skip
     lines += [f"  {o.customer_id}: {', '.join(o.data['subscription_ids'])}" for o in plan.restores]
+    lines.append(
+        f"customers whose command sequence continues above the highest out (fewer decisions"
+        f" rebuilt): {len(plan.continued):,}"
+    )
+    for customer, mark in sorted(plan.continued.items())[:50]:
+        book = plan.books.get(customer)
+        if book is not None:
+            lines.append(
+                f"  {customer}: highest out {mark}; the rebuilt book has made"
+                f" {book.transitions} decisions, its commands go on from"
+                f" {book.transitions + book.sequence_base + 1}"
+            )
     for service, group in plan.groups.items():
         lines.append(
             f"{service}: group {group} ({plan.members.get(group, 0)} members),"

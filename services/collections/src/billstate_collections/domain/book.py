@@ -91,9 +91,14 @@ class Book:
     # Event ids of applied events that carry no id of their own to dedupe by (profile
     # upserts, failed payments): a redelivered old upsert must not undo a newer one.
     seen: Window = field(default_factory=Window)
-    # Decisions made so far; part of every output id, and the `sequence` of every access
-    # command: each command follows its own decision, so the number grows with each one.
+    # Decisions made so far; part of every output id, and (plus `sequence_base`) the
+    # `sequence` of every access command: each command follows its own decision, so the
+    # number grows with each one.
     transitions: int = 0
+    # Added to `transitions` in the `sequence` of every access command, and never part of an
+    # id: `billstate recover rebuild` sets it when a rebuilt book has made fewer decisions
+    # than the book it replaces, so the customer's next commands stay newer than those out.
+    sequence_base: int = 0
     version: int = 0  # bumped when profile or holds change
     evaluated: tuple[int, int, date | None] = (-1, -1, None)  # what the last climb looked at
     wake_on: date = date.max  # before this date, with nothing else changed, time decides nothing

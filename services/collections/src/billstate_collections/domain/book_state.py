@@ -33,7 +33,7 @@ def _load_window(data: Any) -> Window:
 
 def dump_book(book: Book) -> dict[str, Any]:
     profile = book.profile
-    return {
+    data: dict[str, Any] = {
         "customer_id": book.customer_id,
         "ledger": dump_ledger(book.ledger),
         "profile": None if profile is None else
@@ -54,6 +54,9 @@ def dump_book(book: Book) -> dict[str, Any]:
         "transitions": book.transitions,
         "version": book.version,
     }  # fmt: skip
+    if book.sequence_base:  # only after a recovery: every other book's bytes stay as they were
+        data["sequence_base"] = book.sequence_base
+    return data
 
 
 def load_book(data: dict[str, Any]) -> Book:
@@ -72,6 +75,7 @@ def load_book(data: dict[str, Any]) -> Book:
         seen=_load_window(data["seen"]),
         transitions=data["transitions"],
         version=data["version"],
+        sequence_base=data.get("sequence_base", 0),
     )  # fmt: skip
     for hold_id, kind, invoice_id, amount, until, reason, by, placed_on in data["holds"]:
         book.holds[hold_id] = HoldRecord(

@@ -477,8 +477,9 @@ def _command(
             "stage": stage_name(policy, book.stage),
             "policy": policy_ref(policy),
             # Each command follows its own decision (transitions + 1), so the number grows
-            # with every command for the customer: access-control refuses an older one.
-            "sequence": book.transitions,
+            # with every command for the customer: access-control refuses an older one. The
+            # base is 0 but after a recovery that rebuilt the book with fewer decisions.
+            "sequence": book.transitions + book.sequence_base,
         },
     )
 
