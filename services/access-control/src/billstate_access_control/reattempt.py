@@ -11,13 +11,12 @@ same event ids.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 import structlog
 
 from billstate_access_control.handlers import AccessHandler, Stored
+from billstate_access_control.periodic import Periodic
 from billstate_access_control.store import Store
 from billstate_shared.errors import Refused
 from billstate_shared.runtime.dlq import DeadLetter
@@ -29,9 +28,11 @@ log = structlog.get_logger("billstate.access_control.reattempt")
 Send = Callable[[Produce], Awaitable[None]]
 
 
-class Reattempts:
+class Reattempts(Periodic):
     """`run_once` tries every parked command that is due; `run` repeats it every `interval`
     seconds until `stop()`."""
+
+    what = "re-attempt round"
 
     def __init__(
         self,
@@ -42,29 +43,15 @@ class Reattempts:
         clock: WallClock,
         batch: int = 100,
     ) -> None:
+        super().__init__()
         self.store, self.handler, self.send = store, handler, send
         self.clock, self.batch = clock, batch
-        self._stop = asyncio.Event()
-
-    async def run(self, interval: float) -> None:
-        """Until `stop()`; a failed round (the broker away while sending) is logged, and the
-        commands stay parked for the next one."""
-        while not self._stop.is_set():
-            try:
-                await self.run_once()
-            except Exception as err:  # noqa: BLE001  (a failed round must not end the service)
-                log.warning("re-attempt round failed", error=repr(err)[:500])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=interval)
-
-    def stop(self) -> None:
-        self._stop.set()
 
     async def run_once(self) -> int:
         """Try the parked commands due now; how many were tried."""
         tried = 0
         for due in self.store.due(self.clock(), self.batch):
-            if self._stop.is_set():
+            if self.stopping:
                 break
             async with self.handler.lock:
                 # Read again under the lock: it may have been tried or re-parked meanwhile.

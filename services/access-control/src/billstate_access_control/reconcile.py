@@ -10,7 +10,6 @@ handler's time budget, so a pass never holds the lock a command waits for longer
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter as Tally
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from billstate_access_control.domain import (
     observed,
 )
 from billstate_access_control.handlers import AccessHandler, error_text, failure, produce
+from billstate_access_control.periodic import Periodic
 from billstate_access_control.providers import Change, Provider
 from billstate_access_control.store import Store
 from billstate_shared.contracts import EventBase
@@ -63,10 +63,12 @@ class Round:
         }
 
 
-class Reconciler:
+class Reconciler(Periodic):
     """One pass (`run_once`) walks the store a page at a time; `run` repeats it every
     `interval` seconds until stopped. A pass takes the handler's lock per subscription, so a
     command and a re-apply never race on the same subscription."""
+
+    what = "reconcile pass"
 
     def __init__(
         self,
@@ -80,9 +82,9 @@ class Reconciler:
         page: int = 500,
         clock: WallClock = utc_now,
     ) -> None:
+        super().__init__()
         self.store, self.provider, self.handler, self.send = store, provider, handler, send
         self.service, self.page, self.clock = service, page, clock
-        self._stop = asyncio.Event()
         self._checked = (
             None
             if metrics is None
@@ -94,24 +96,10 @@ class Reconciler:
             )
         )
 
-    async def run(self, interval: float) -> None:
-        """Reconcile every `interval` seconds until `stop()`; a failed pass is logged and
-        the next one runs on time (a provider outage must not end the service)."""
-        while not self._stop.is_set():
-            try:
-                await self.run_once()
-            except Exception as err:  # noqa: BLE001  (a failed pass must not end the service)
-                log.warning("reconcile pass failed", error=repr(err)[:500])
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=interval)
-
-    def stop(self) -> None:
-        self._stop.set()
-
     async def run_once(self) -> Round:
         result = Round()
         after: tuple[str, str] | None = None
-        while not self._stop.is_set():
+        while not self.stopping:
             rows = self.store.page(after, self.page)
             if not rows:
                 break

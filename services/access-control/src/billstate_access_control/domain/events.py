@@ -81,8 +81,17 @@ class AccessEvents:
         self, action: Action, *, attempts: int, error: str, episode: int | None = None
     ) -> AccessFailed:
         """`action` did not land after `attempts` calls; `error` is the last one's."""
+        return self._failed(change_id(action, "failed", episode), action, attempts, error)
+
+    def parked(self, action: Action, *, attempts: int, error: str) -> AccessFailed:
+        """`action` did not land within the command's time budget and waits in the store for
+        its next attempt: an `access.failed` whose error says so, under an id of its own (a
+        later failure for good is another event)."""
+        return self._failed(change_id(action, "parked"), action, max(attempts, 1), error)
+
+    def _failed(self, event_id: str, action: Action, attempts: int, error: str) -> AccessFailed:
         return AccessFailed(
-            event_id=change_id(action, "failed", episode),
+            event_id=event_id,
             event_type="access.failed",
             occurred_at=self.at,
             customer_id=self.customer_id,
@@ -91,24 +100,6 @@ class AccessEvents:
                 subscription_id=action.subscription_id,
                 provider=self.provider,
                 attempts=attempts,
-                error=error,
-            ),
-        )
-
-    def parked(self, action: Action, *, attempts: int, error: str) -> AccessFailed:
-        """`action` did not land within the command's time budget and waits in the store for
-        its next attempt: an `access.failed` whose error says so, under an id of its own (a
-        later failure for good is another event)."""
-        return AccessFailed(
-            event_id=change_id(action, "parked"),
-            event_type="access.failed",
-            occurred_at=self.at,
-            customer_id=self.customer_id,
-            data=AccessFailedData(
-                command_id=action.command_id,
-                subscription_id=action.subscription_id,
-                provider=self.provider,
-                attempts=max(attempts, 1),
                 error=error,
             ),
         )
