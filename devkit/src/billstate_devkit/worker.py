@@ -9,16 +9,21 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
-from billstate_shared.contracts import encode
+from billstate_cli.drive import start_at_end
+from billstate_cli.local import Fleet
+from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after
+from billstate_shared.contracts import decode, encode
 from billstate_shared.contracts.examples import EXAMPLES
 from billstate_shared.topics import Topic
 
@@ -155,3 +160,45 @@ async def shrunk(admin: AIOKafkaAdminClient, topic: Topic) -> AsyncIterator[None
         yield
     finally:
         await alter(admin, topic.name, topic.config)
+
+
+@asynccontextmanager
+async def running(bootstrap: str, root: Path, service: str, policy: Path) -> AsyncIterator[Worker]:
+    """`service` (a faust worker) as a process under a fresh group that starts at the end of
+    its topics, committing every 0.1 s, with a producer and an admin client beside it."""
+    await ensure_catalog(bootstrap)
+    group = unique(f"{service}-acks")
+    await start_at_end(bootstrap, {service: group})
+    prefix = f"BILLSTATE_{service.upper()}_"
+    env = {f"{prefix}CONSUMER_GROUP": group, f"{prefix}COMMIT_INTERVAL": "0.1"}
+    fleet = Fleet(root, bootstrap, policy, extra_env=env)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await producer.start()
+    await admin.start()
+    try:
+        fleet.start((service,))
+        await asyncio.to_thread(fleet.wait_ready)
+        yield Worker(bootstrap, group, fleet.get(service), producer, admin)
+    finally:
+        fleet.stop()
+        await admin.close()
+        await producer.stop()
+
+
+async def read_to_end(bootstrap: str, since: dict[TopicPartition, int]) -> list[ConsumerRecord]:
+    """Every record between `since` and where the topic ends now."""
+    topic = next(iter(since)).topic
+    ends = await end_offsets(bootstrap, topic)
+    count = sum(ends[tp] - offset for tp, offset in since.items())
+    if count == 0:
+        return []
+    return await read_after(bootstrap, since, lambda rs: len(rs) >= count)
+
+
+def records_of(records: list[ConsumerRecord], customer: str) -> list[ConsumerRecord]:
+    return [r for r in records if r.key == customer.encode()]
+
+
+def ids(records: list[ConsumerRecord]) -> Counter[str]:
+    return Counter(decode(r.value).event_id for r in records)

@@ -11,20 +11,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from billstate_cli.drive import start_at_end
-from billstate_cli.local import Fleet
-from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after
-from billstate_devkit.worker import Worker, event, poll, shrunk, tick, unique
-from billstate_shared.contracts import decode
+from billstate_devkit.kafka import end_offsets, read_after
+from billstate_devkit.worker import (
+    Worker,
+    event,
+    ids,
+    poll,
+    read_to_end,
+    records_of,
+    running,
+    shrunk,
+    tick,
+    unique,
+)
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.topics import (
     BY_NAME,
@@ -52,48 +58,10 @@ def changelog_of(group: str) -> Topic:
 async def worker(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Worker]:
-    await ensure_catalog(kafka_bootstrap)
-    group = unique("collections-acks")
-    await start_at_end(kafka_bootstrap, {"collections": group})
-    fleet = Fleet(
-        tmp_path_factory.mktemp("acks"),
-        kafka_bootstrap,
-        POLICY,
-        extra_env={
-            "BILLSTATE_COLLECTIONS_CONSUMER_GROUP": group,
-            "BILLSTATE_COLLECTIONS_COMMIT_INTERVAL": "0.1",
-        },
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await producer.start()
-    await admin.start()
-    try:
-        fleet.start(("collections",))
-        await asyncio.to_thread(fleet.wait_ready)
-        yield Worker(kafka_bootstrap, group, fleet.get("collections"), producer, admin)
-    finally:
-        fleet.stop()
-        await admin.close()
-        await producer.stop()
-
-
-async def read_to_end(bootstrap: str, since: dict[TopicPartition, int]) -> list[ConsumerRecord]:
-    """Every record between `since` and where the topic ends now."""
-    topic = next(iter(since)).topic
-    ends = await end_offsets(bootstrap, topic)
-    count = sum(ends[tp] - offset for tp, offset in since.items())
-    if count == 0:
-        return []
-    return await read_after(bootstrap, since, lambda rs: len(rs) >= count)
-
-
-def records_of(records: list[ConsumerRecord], customer: str) -> list[ConsumerRecord]:
-    return [r for r in records if r.key == customer.encode()]
-
-
-def ids(records: list[ConsumerRecord]) -> Counter[str]:
-    return Counter(decode(r.value).event_id for r in records)
+    async with running(
+        kafka_bootstrap, tmp_path_factory.mktemp("acks"), "collections", POLICY
+    ) as w:
+        yield w
 
 
 # ---- acknowledged before committed ----------------------------------------------------

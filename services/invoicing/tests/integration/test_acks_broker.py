@@ -9,7 +9,6 @@ its topics, and every customer id is unique to its test.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import date
@@ -17,13 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import ConsumerRecord, TopicPartition
 
-from billstate_cli.drive import start_at_end
-from billstate_cli.local import Fleet
-from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after
-from billstate_devkit.worker import Worker, event, poll, shrunk, tick, unique
+from billstate_devkit.kafka import end_offsets, read_after
+from billstate_devkit.worker import (
+    Worker,
+    event,
+    poll,
+    running,
+    shrunk,
+    tick,
+    unique,
+)
 from billstate_shared.contracts import decode
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.topics import BY_NAME, CLOCK, DUE_DATES, INVOICES, PAYMENTS
@@ -38,48 +42,9 @@ POLICY = ROOT / "policies" / "standard.yaml"
 async def worker(
     kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Worker]:
-    await ensure_catalog(kafka_bootstrap)
-    group = unique("invoicing-acks")
-    await start_at_end(kafka_bootstrap, {"invoicing": group})
-    fleet = Fleet(
-        tmp_path_factory.mktemp("acks"),
-        kafka_bootstrap,
-        POLICY,
-        extra_env={
-            "BILLSTATE_INVOICING_CONSUMER_GROUP": group,
-            "BILLSTATE_INVOICING_COMMIT_INTERVAL": "0.1",
-        },
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    await producer.start()
-    await admin.start()
-    try:
-        fleet.start(("invoicing",))
-        await asyncio.to_thread(fleet.wait_ready)
-        yield Worker(kafka_bootstrap, group, fleet.get("invoicing"), producer, admin)
-    finally:
-        fleet.stop()
-        await admin.close()
-        await producer.stop()
-
-
-async def read_to_end(bootstrap: str, since: dict[TopicPartition, int]) -> list[ConsumerRecord]:
-    """Every record between `since` and where the topic ends now."""
-    topic = next(iter(since)).topic
-    ends = await end_offsets(bootstrap, topic)
-    count = sum(ends[tp] - offset for tp, offset in since.items())
-    if count == 0:
-        return []
-    return await read_after(bootstrap, since, lambda rs: len(rs) >= count)
-
-
-def records_of(records: list[ConsumerRecord], customer: str) -> list[ConsumerRecord]:
-    return [r for r in records if r.key == customer.encode()]
-
-
-def ids(records: list[ConsumerRecord]) -> Counter[str]:
-    return Counter(decode(r.value).event_id for r in records)
+    root = tmp_path_factory.mktemp("acks")
+    async with running(kafka_bootstrap, root, "invoicing", POLICY) as running_worker:
+        yield running_worker
 
 
 def aged_of(records: list[ConsumerRecord], customer: str) -> list[Any]:
