@@ -63,9 +63,10 @@ INVOICES = Topic(
 )
 PAYMENTS = Topic(
     "billing.payments.v1",
-    ("payment.received", "payment.reversed", "payment.failed"),
-    "Payments, reversals (chargebacks) and failed payment attempts.",
-    readers=("invoicing", "collections"),
+    ("payment.received", "payment.reversed", "payment.failed", "payment.pending"),
+    "Payments, reversals (chargebacks), failed payment attempts and payments in flight.",
+    # access-control reads only the newest record's time: a silent feed parks suspensions.
+    readers=("invoicing", "collections", "access-control"),
     writers=("billing bus",),
 )
 CLOCK = Topic(
@@ -119,11 +120,28 @@ ACCESS_COMMANDS = Topic(
 )
 ACCESS_EVENTS = Topic(
     "access.events.v1",
-    ("access.suspended", "access.restored", "access.failed", "access.drift"),
-    "What access-control applied, failed to apply, or found changed by hand.",
+    (
+        "access.suspended",
+        "access.restored",
+        "access.failed",
+        "access.drift",
+        "access.parked",
+        "access.unparked",
+        "access.approval_needed",
+    ),
+    "What access-control applied, failed to apply, found changed by hand, or parked for"
+    " a person to approve.",
     retention_days=90,
     readers=("notifications",),
     writers=("access-control",),
+)
+APPROVALS = Topic(
+    "access.approvals.v1",
+    ("access.approve", "access.reject"),
+    "Operators' decisions on suspensions parked by a guard (who, why); keyed by customer,"
+    " so each reaches the access-control worker that holds the command.",
+    readers=("access-control",),
+    writers=("billstate CLI", "operator API"),
 )
 NOTICE_REQUESTS = Topic(
     "notifications.requests.v1",
@@ -152,6 +170,7 @@ EVENT_TOPICS: tuple[Topic, ...] = (
     EVENTS,
     ACCESS_COMMANDS,
     ACCESS_EVENTS,
+    APPROVALS,
     NOTICE_REQUESTS,
     NOTICE_DELIVERIES,
 )

@@ -18,12 +18,14 @@ from billstate_shared.acls import (
 from billstate_shared.topics import (
     ACCESS_COMMANDS,
     ACCESS_EVENTS,
+    APPROVALS,
     CATALOG,
     CLOCK,
     CUSTOMERS,
     DUE_DATES,
     NOTICE_DELIVERIES,
     NOTICE_REQUESTS,
+    PAYMENTS,
     Topic,
 )
 
@@ -39,13 +41,13 @@ def _topics(service: str, operation: str) -> set[str]:
 
 
 def test_access_control_reads_commands_and_writes_events_and_its_dead_letters() -> None:
-    assert _topics("access-control", "Read") == {ACCESS_COMMANDS.name}
-    assert _topics("access-control", "Write") == {ACCESS_EVENTS.name, ACCESS_COMMANDS.dlq}
-    assert _topics("access-control", "Describe") == {
-        ACCESS_COMMANDS.name,
-        ACCESS_EVENTS.name,
-        ACCESS_COMMANDS.dlq,
-    }
+    # Payments only for the newest record's time (the stale-feed guard); approvals are the
+    # operators' decisions on parked suspensions.
+    reads = {ACCESS_COMMANDS.name, APPROVALS.name, PAYMENTS.name}
+    dead_letters = {ACCESS_COMMANDS.dlq, APPROVALS.dlq, PAYMENTS.dlq}
+    assert _topics("access-control", "Read") == reads
+    assert _topics("access-control", "Write") == {ACCESS_EVENTS.name, *dead_letters}
+    assert _topics("access-control", "Describe") == {ACCESS_EVENTS.name, *reads, *dead_letters}
 
 
 def test_notifications_may_not_write_commands_nor_read_anything_it_does_not_consume() -> None:

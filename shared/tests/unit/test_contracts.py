@@ -113,7 +113,7 @@ def wrong_json_type(value: Any) -> Any:
 
 def test_examples_cover_every_event_type_in_catalog_order() -> None:
     assert list(EXAMPLES) == list(EVENT_TYPES)
-    assert len(EVENT_TYPES) == 22
+    assert len(EVENT_TYPES) == 28
     for event_type, event in EXAMPLES.items():
         assert type(event) is EVENT_TYPES[event_type]
 
@@ -128,6 +128,7 @@ def test_inbound_types_are_known_event_types() -> None:
         "payment.received",
         "payment.reversed",
         "payment.failed",
+        "payment.pending",
         "clock.tick",
         "hold.placed",
         "hold.released",
@@ -254,6 +255,19 @@ _BAD_VALUES: dict[str, list[Any]] = {
     "placed_on": _DATE,
     "earliest_on": _DATE,
     "anchor_due_on": _DATE,
+    "expected_by": _DATE,
+    "batch_id": _ID,
+    "guard": ["", "wall_clock", "Brake"],
+    "outcome": ["", "done", "Approved"],
+    "count": [0, -1, 1.5, "3"],
+    "customer_ids": [[], ["has space"], ["*"], ["c"] * 11],
+    "pending_payments": [
+        [{"payment_id": "p"}],
+        ["PAY-1"],
+        [{"payment_id": "p", "amount": "1.00", "currency": "USD", "expected_by": "2027-01-01"}]
+        * 17,
+    ],
+    "waiting": _TEXT,
     "locale": ["english!", "e", "en_US", "", "en-"],
     "billing_email": ["not-an-email", "a@b", "a b@c.example", ""],
     "partner_contact_email": ["not-an-email", ""],
@@ -338,6 +352,9 @@ def test_missing_required_field_is_refused(event_type: str, path: Path) -> None:
         ("invoice.issued", ("schema_version",)),
         ("payment.received", ("data", "invoice_id")),
         ("payment.failed", ("data", "invoice_id")),
+        ("payment.failed", ("data", "payment_id")),
+        ("collections.state", ("data", "pending_payments")),
+        ("collections.state", ("data", "waiting")),
         ("hold.placed", ("data", "invoice_id")),
         ("hold.placed", ("data", "amount")),
         ("notice.delivered", ("data", "error")),

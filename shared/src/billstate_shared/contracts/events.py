@@ -41,11 +41,20 @@ from billstate_shared.domain.currencies import ISO_4217_CODES
 __all__ = [
     "EVENT_TYPES",
     "INBOUND_TYPES",
+    "AccessApprovalNeeded",
+    "AccessApprovalNeededData",
+    "AccessApprove",
+    "AccessApproveData",
     "AccessCommandData",
+    "AccessDecisionData",
     "AccessDrift",
     "AccessDriftData",
     "AccessFailed",
     "AccessFailedData",
+    "AccessParked",
+    "AccessParkedData",
+    "AccessReject",
+    "AccessRejectData",
     "AccessRestore",
     "AccessRestoreData",
     "AccessRestored",
@@ -54,6 +63,9 @@ __all__ = [
     "AccessSuspendData",
     "AccessSuspended",
     "AccessSuspendedData",
+    "AccessUnparked",
+    "AccessUnparkedData",
+    "Guard",
     "ClockTick",
     "ClockTickData",
     "CollectionsState",
@@ -87,10 +99,13 @@ __all__ = [
     "NoticeRequestedData",
     "PaymentFailed",
     "PaymentFailedData",
+    "PaymentPending",
+    "PaymentPendingData",
     "PaymentReceived",
     "PaymentReceivedData",
     "PaymentReversed",
     "PaymentReversedData",
+    "PendingPayment",
     "PolicyRef",
     "StageEntered",
     "StageEnteredData",
@@ -206,6 +221,15 @@ class NextStage(ContractModel):
 
     stage: Label
     earliest_on: Date
+
+
+class PendingPayment(ContractModel):
+    """A payment the customer has started and that has not settled yet."""
+
+    payment_id: Id
+    amount: PositiveAmount
+    currency: Currency
+    expected_by: Date
 
 
 class Why(ContractModel):
@@ -348,9 +372,11 @@ class PaymentReversed(EventBase):
 
 
 class PaymentFailedData(ContractModel):
-    """A failed collection attempt; informational, changes no balance."""
+    """A failed collection attempt; changes no balance. With the `payment_id` of a
+    `payment.pending`, it ends that payment's wait."""
 
     invoice_id: Id | None = None
+    payment_id: Id | None = None
     reason: Text
     will_retry: bool
 
@@ -360,6 +386,18 @@ class PaymentFailed(EventBase):
 
     event_type: Literal["payment.failed"]
     data: PaymentFailedData
+
+
+class PaymentPendingData(PendingPayment):
+    """A payment in flight (a bank transfer, a card payment still settling): while in force
+    and large enough, it keeps the customer out of a suspend stage until `expected_by`."""
+
+
+class PaymentPending(EventBase):
+    """`payment.pending` on billing.payments.v1."""
+
+    event_type: Literal["payment.pending"]
+    data: PaymentPendingData
 
 
 class ClockTickData(ContractModel):
@@ -436,6 +474,10 @@ class CollectionsStateData(ContractModel):
     suspended_subscription_ids: Subscriptions
     next: NextStage | None
     policy: PolicyRef
+    pending_payments: Annotated[list[PendingPayment], Field(max_length=MAX_HOLDS)] = []
+    # Why the customer, due for a suspend stage, is not in it yet: a payment in flight or a
+    # date that is not a business date.
+    waiting: Text | None = None
 
 
 class CollectionsState(EventBase):
@@ -559,6 +601,90 @@ class AccessDrift(EventBase):
     data: AccessDriftData
 
 
+Guard = Literal["brake", "stale_payment_feed"]
+"""Why access-control parked a suspension for a person to approve."""
+
+
+class AccessParkedData(ContractModel):
+    """A suspend command held back by a guard at the actuator, waiting for approval."""
+
+    command_id: Id
+    subscription_ids: Annotated[
+        list[SubscriptionId], Field(min_length=1, max_length=MAX_SUBSCRIPTIONS)
+    ]
+    provider: Label
+    guard: Guard
+    reason: Text
+
+
+class AccessParked(EventBase):
+    """`access.parked` on access.events.v1."""
+
+    event_type: Literal["access.parked"]
+    data: AccessParkedData
+
+
+class AccessUnparkedData(ContractModel):
+    """How a parked suspension ended: approved (then applied), rejected, or cancelled by a
+    restore for the same customer (the customer paid while it waited)."""
+
+    command_id: Id
+    outcome: Literal["approved", "rejected", "cancelled"]
+    by: Label
+    reason: Text
+
+
+class AccessUnparked(EventBase):
+    """`access.unparked` on access.events.v1."""
+
+    event_type: Literal["access.unparked"]
+    data: AccessUnparkedData
+
+
+class AccessApprovalNeededData(ContractModel):
+    """One batch of parked suspensions that staff must approve or reject."""
+
+    batch_id: Id
+    guard: Guard
+    count: PositiveInt
+    customer_ids: Annotated[list[CustomerId], Field(min_length=1, max_length=10)]
+    reason: Text
+
+
+class AccessApprovalNeeded(EventBase):
+    """`access.approval_needed` on access.events.v1; keyed by the batch's first customer,
+    so that it lands on a partition like every other access event."""
+
+    event_type: Literal["access.approval_needed"]
+    data: AccessApprovalNeededData
+
+
+class AccessDecisionData(ContractModel):
+    """An operator's decision on one parked suspension (who and why)."""
+
+    command_id: Id
+    by: Label
+    reason: Text
+
+
+AccessApproveData = AccessDecisionData
+AccessRejectData = AccessDecisionData
+
+
+class AccessApprove(EventBase):
+    """`access.approve` on access.approvals.v1: apply the parked suspension."""
+
+    event_type: Literal["access.approve"]
+    data: AccessDecisionData
+
+
+class AccessReject(EventBase):
+    """`access.reject` on access.approvals.v1: drop the parked suspension."""
+
+    event_type: Literal["access.reject"]
+    data: AccessDecisionData
+
+
 class NoticeRequestedData(ContractModel):
     """A notice to send; facts carry what its text needs."""
 
@@ -620,6 +746,7 @@ Event = Annotated[
     | PaymentReceived
     | PaymentReversed
     | PaymentFailed
+    | PaymentPending
     | ClockTick
     | InvoiceAged
     | HoldPlaced
@@ -632,6 +759,11 @@ Event = Annotated[
     | AccessRestored
     | AccessFailed
     | AccessDrift
+    | AccessParked
+    | AccessUnparked
+    | AccessApprovalNeeded
+    | AccessApprove
+    | AccessReject
     | NoticeRequested
     | NoticeDelivered
     | NoticeFailed,
@@ -658,6 +790,7 @@ INBOUND_TYPES: frozenset[str] = frozenset(
         "payment.received",
         "payment.reversed",
         "payment.failed",
+        "payment.pending",
         "clock.tick",
         "hold.placed",
         "hold.released",
