@@ -8,9 +8,10 @@ from decimal import Decimal
 from typing import Final
 
 from babel import Locale
+from babel.dates import format_date
 from babel.numbers import format_decimal, get_currency_precision
 
-from billstate_shared.domain.policy import DEFAULT_KEY, Policy, Stage
+from billstate_shared.domain.policy import DEFAULT_KEY, WEEKDAYS, Policy, Stage
 from billstate_shared.errors import Refused
 
 __all__ = ["LOCALES", "explain", "stage_title"]
@@ -56,6 +57,10 @@ class _Words:
     pay: str
     dispute: str
     promise: str
+    business_days: str
+    public_holidays: str
+    partner_holidays: str
+    in_flight: str
     footer: str
 
 
@@ -152,6 +157,20 @@ _EN: Final = _Words(
         "overdue on the day after it, the promise is broken: we send you a notice and collections "
         "resume."
     ),
+    business_days=(
+        "Suspension happens only on business days: not on {weekend}{holidays}. When the date a "
+        "suspension would fall on is not a business day, it happens on the next business day, "
+        "and the date in every notice is that business day."
+    ),
+    public_holidays=", nor on public holidays in {country}",
+    partner_holidays=", nor on {dates}",
+    in_flight=(
+        "**Tell us a payment is on its way.** While a payment you have started (a bank transfer, "
+        "a card payment still settling) is expected, for up to {max_days}, and it would bring "
+        "your overdue balance in its currency below the minimum, your subscriptions are not "
+        "suspended; other notices still go out. If it has not arrived by the expected date, "
+        "collections resume the day after."
+    ),
     footer=(
         "_Generated from policy “{name}” version {version}; our collections system follows the "
         "same file._"
@@ -168,7 +187,8 @@ def _zh_join(items: Sequence[str]) -> str:
         return items[0]
     # Taiwanese typesetting puts a space between a Chinese character and a digit; "、" is
     # full-width punctuation and carries its own spacing.
-    return f"{'、'.join(items[:-1])}及 {items[-1]}"
+    gap = " " if items[-1][:1].isdigit() else ""
+    return f"{'、'.join(items[:-1])}及{gap}{items[-1]}"
 
 
 _ZH_TW: Final = _Words(
@@ -231,6 +251,17 @@ _ZH_TW: Final = _Words(
         "**承諾付款。** 您可以承諾在 {max_days}內的某一日期前付款。在該日期（含當日）之前，"
         "催收不會進入下一階段。若承諾日期隔天仍有逾期餘額，即視為未履行承諾："
         "我們會寄送通知，並恢復催收。"
+    ),
+    business_days=(
+        "暫停只會在營業日進行，{weekend}{holidays}均不進行暫停。"
+        "若暫停日不是營業日，將順延至下一個營業日，每則通知所載的日期即為該營業日。"
+    ),
+    public_holidays="，以及{country}的國定假日",
+    partner_holidays="，以及 {dates}",
+    in_flight=(
+        "**告知我們款項正在處理中。** 當您已開始付款（例如銀行轉帳或仍在處理中的信用卡付款），"
+        "在預計入帳日之前（最長 {max_days}），且該筆款項足以使該幣別的逾期餘額低於最低金額時，"
+        "您的訂閱不會被暫停；其他通知仍會照常寄送。若款項未於預計日期入帳，催收將於隔天恢復。"
     ),
     footer="_本文件由政策「{name}」第 {version} 版產生；我們的催收系統依據同一份檔案執行。_",
 )
@@ -299,6 +330,7 @@ class _Renderer:
             f"- {w.pay}",
             f"- {w.dispute}",
             f"- {w.promise.format(max_days=self._days(p.promise_to_pay.max_days))}",
+            *self._in_flight(),
             "",
             w.footer.format(name=p.name, version=self._number(p.version)),
         ]
@@ -336,9 +368,39 @@ class _Renderer:
     def _stages_intro(self) -> str:
         w, suspend_at = self.words, self.policy.suspend_stage_index
         # Only notices that come before the suspension carry its date.
-        if suspend_at is None or suspend_at == 0:
+        if suspend_at is None:
             return w.stages_intro
-        return w.stages_intro + w.sentence_gap + w.stages_suspension_date
+        text = w.stages_intro
+        if suspend_at > 0:
+            text += w.sentence_gap + w.stages_suspension_date
+        if self.policy.calendar.suspend_on == "business_days":
+            text += w.sentence_gap + self._business_days()
+        return text
+
+    def _business_days(self) -> str:
+        w, calendar = self.words, self.policy.calendar
+        names = self.locale.days["format"]["wide"]  # Babel: 0 is Monday
+        weekend = w.join([names[WEEKDAYS.index(day)] for day in calendar.weekend])
+        holidays = ""
+        if calendar.holidays is not None:
+            country, _, _ = calendar.holidays.partition("-")
+            name = self.locale.territories.get(country, calendar.holidays)
+            if country != calendar.holidays:
+                name = f"{name} ({calendar.holidays})"
+            holidays += w.public_holidays.format(country=name)
+        if calendar.extra_holidays:
+            dates = [
+                format_date(day, format="long", locale=self.locale)
+                for day in sorted(calendar.extra_holidays)
+            ]
+            holidays += w.partner_holidays.format(dates=w.join(dates))
+        return w.business_days.format(weekend=weekend, holidays=holidays)
+
+    def _in_flight(self) -> list[str]:
+        if self.policy.suspend_stage_index is None:
+            return []
+        days = self._days(self.policy.payments_in_flight.max_days)
+        return [f"- {self.words.in_flight.format(max_days=days)}"]
 
     def _table(self) -> list[str]:
         w, p = self.words, self.policy

@@ -127,10 +127,17 @@ def test_validate_counts_the_gates_in_the_suspension_day(
 
 
 @pytest.mark.parametrize("locale", ["en", "zh-TW"])
-def test_explain_matches_the_golden_file(locale: str, capsys: pytest.CaptureFixture[str]) -> None:
-    golden = GOLDEN / f"explain.{locale}.md"
+@pytest.mark.parametrize("policy", ["standard", "business-days"])
+def test_explain_matches_the_golden_file(
+    policy: str, locale: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # business-days: suspension only on business days, with Taiwan's and the partner's holidays.
+    name = "explain" if policy == "standard" else f"explain.{policy}"
+    golden = GOLDEN / f"{name}.{locale}.md"
 
-    code = main(["policy", "explain", str(STANDARD), "--locale", locale])
+    code = main(
+        ["policy", "explain", str(ROOT / "policies" / f"{policy}.yaml"), "--locale", locale]
+    )
 
     out, err = capsys.readouterr()
     assert code == 0
@@ -246,3 +253,29 @@ def test_explain_refuses_an_unsupported_locale_in_code() -> None:
 
     with pytest.raises(ValueError, match="unsupported locale 'de'"):
         explain(policy, "de")
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "where"),
+    [
+        ("holidays: TW", "holidays: XX", "calendar.holidays: no public holidays known for 'XX'"),
+        (
+            "weekend: [saturday, sunday]",
+            "weekend: [saturday, sunday, saturday]",
+            "calendar.weekend[2]: 'saturday' is listed twice",
+        ),
+        ("suspend_on: business_days", "suspend_on: weekdays", "calendar.suspend_on:"),
+        ("max_days: 14", "max_days: 0", "payments_in_flight.max_days:"),
+    ],
+)
+def test_a_broken_calendar_is_refused_at_its_line(
+    old: str, new: str, where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (ROOT / "policies" / "business-days.yaml").read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "policy.yaml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    line = next(n for n, row in enumerate(text.splitlines(), 1) if old in row)
+
+    assert main(["policy", "validate", str(path)]) != 0
+    assert f"{path}:{line}: {where}" in capsys.readouterr().err

@@ -10,6 +10,8 @@ from pathlib import Path
 from billstate_cli.plan import plan
 from billstate_cli.policy_arg import REFUSED_EXIT, policy_or_none
 from billstate_cli.replay import Replay, replay_lines
+from billstate_shared.contracts import CollectionsStateData
+from billstate_shared.domain.policy import Policy
 from billstate_shared.errors import Refused
 
 
@@ -23,6 +25,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--customer", required=True, help="customer_id")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.set_defaults(func=_run)
+
+
+def _print_waits(s: CollectionsStateData, policy: Policy) -> None:
+    for p in s.pending_payments:
+        print(f"payment in flight: {p.payment_id} of {p.currency} {p.amount},"
+              f" expected by {p.expected_by}")  # fmt: skip
+    if s.waiting:
+        print(f"the suspension waits: {s.waiting}")
+    if policy.calendar.suspend_on == "business_days":
+        print("suspensions happen on business days only: weekends and holidays are skipped")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -51,6 +63,7 @@ def _run(args: argparse.Namespace) -> int:
     print(f"customer {result.customer_id}: stage {s.stage} as of {s.as_of}; overdue {overdue};"
           f" {s.days_past_due if s.days_past_due is not None else '-'} days past due;"
           f" suspended: {', '.join(s.suspended_subscription_ids) or 'none'}")  # fmt: skip
+    _print_waits(result.state, policy)
     if not items:
         print("nothing further happens if nothing is paid")
         return 0

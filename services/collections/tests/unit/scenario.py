@@ -223,12 +223,36 @@ class Story:
         return self._event("payment.reversed", data, f"{payment_id}:reversed", at=at)
 
     def fail(
-        self, invoice_id: str | None = None, *, will_retry: bool = True, at: datetime | None = None
+        self,
+        invoice_id: str | None = None,
+        *,
+        will_retry: bool = True,
+        payment_id: str | None = None,
+        at: datetime | None = None,
     ) -> Event:
         data: dict[str, Any] = {"reason": "card declined", "will_retry": will_retry}
         if invoice_id is not None:
             data["invoice_id"] = invoice_id
+        if payment_id is not None:
+            data["payment_id"] = payment_id
         return self._event("payment.failed", data, f"{self.customer}:failed:{self._next()}", at=at)
+
+    def pending(
+        self,
+        payment_id: str,
+        amount: Amount,
+        expected_by: DateLike,
+        *,
+        currency: str = "USD",
+        at: datetime | None = None,
+    ) -> Event:
+        data = {
+            "payment_id": payment_id,
+            "amount": _money(amount),
+            "currency": currency,
+            "expected_by": d(expected_by).isoformat(),
+        }
+        return self._event("payment.pending", data, f"{payment_id}:pending", at=at)
 
     # ---- operator control --------------------------------------------------------------
 

@@ -15,7 +15,7 @@ import random
 import sys
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -82,7 +82,20 @@ WIDE: Policy = make_policy(
     exempt_tags=["strategic"],
     promise_to_pay={"max_days": 4},
 )
-POLICIES = st.sampled_from((SMALL, WIDE))
+# SMALL on business days: weekends, Taiwan's public holidays and two of the partner's own.
+CALENDAR: Policy = make_policy(
+    **{
+        **SMALL.model_dump(by_alias=True, exclude={"calendar"}),
+        "policy": "calendar",
+        "calendar": {
+            "suspend_on": "business_days",
+            "holidays": "TW",
+            "extra_holidays": ["2026-10-14", "2026-10-22"],
+        },
+        "payments_in_flight": {"max_days": 6},
+    }
+)
+POLICIES = st.sampled_from((SMALL, WIDE, CALENDAR))
 START = date(2026, 10, 1)
 INVOICE_AMOUNTS = ("3.00", "20.00", "50.00", "120.00")
 PAYMENT_AMOUNTS = ("2.50", "20.00", "50.00", "100.00", "250.00")
@@ -108,6 +121,7 @@ class Customer:
     payments: list[str]
     holds: list[str]
     subs: tuple[str, ...]
+    pending: list[str] = field(default_factory=list)
 
 
 def _issue(draw: st.DrawFn, c: Customer, day: date) -> Event:
@@ -179,7 +193,30 @@ def _release(draw: st.DrawFn, c: Customer, _day: date) -> Event:
 
 def _fail(draw: st.DrawFn, c: Customer, _day: date) -> Event:
     named = [invoice_id for invoice_id, _ in c.invoices]
-    return c.story.fail(draw(st.sampled_from([None, *named])))
+    # Sometimes the failure of a payment in flight (announced or not).
+    payment_id = draw(st.sampled_from([None, None, *c.pending, f"{c.story.customer}-P99"]))
+    return c.story.fail(draw(st.sampled_from([None, *named])), payment_id=payment_id)
+
+
+def _pending(draw: st.DrawFn, c: Customer, day: date) -> Event:
+    """A payment in flight; about half of them arrive later as a payment with the same id."""
+    s = c.story
+    payment_id = f"{s.customer}-P{len(c.payments)}"
+    c.payments.append(payment_id)
+    c.pending.append(payment_id)
+    return s.pending(
+        payment_id,
+        draw(st.sampled_from(PAYMENT_AMOUNTS)),
+        day + timedelta(days=draw(st.integers(-1, 9))),
+        currency=draw(st.sampled_from(c.currencies)),
+    )
+
+
+def _settle(draw: st.DrawFn, c: Customer, _day: date) -> Event:
+    """The payment in flight arrives (perhaps with another amount)."""
+    payment_id = draw(st.sampled_from(c.pending))
+    amount = draw(st.sampled_from(PAYMENT_AMOUNTS))
+    return c.story.pay(payment_id, amount, currency=draw(st.sampled_from(c.currencies)))
 
 
 def _upsert(draw: st.DrawFn, c: Customer, _day: date) -> Event:
@@ -199,11 +236,15 @@ INBOUND: dict[str, Callable[[st.DrawFn, Customer, date], Event]] = {
     "release": _release,
     "fail": _fail,
     "upsert": _upsert,
+    "pending": _pending,
+    "settle": _settle,
 }
 
 
 def _inbound(draw: st.DrawFn, c: Customer, day: date) -> Event:
-    kinds = ["issue", "issue", "issue", "pay", "pay", "pay", "upsert", "hold", "fail"]
+    kinds = ["issue", "issue", "issue", "pay", "pay", "pay", "upsert", "hold", "fail", "pending"]
+    if c.pending:
+        kinds += ["settle"]
     if c.invoices:
         kinds += ["adjust", "void", "dispute"]
     if c.payments:
@@ -556,3 +597,84 @@ def test_histories_reach_the_whole_ladder() -> None:
         policy=SMALL,
     )
     assert [stage for _, stage in r.stages()] == ["overdue", "final_notice", "suspended"]
+
+
+# ---- (h) a suspension happens on a business date only --------------------------------------
+
+
+@SETTINGS
+@given(POLICIES, histories())
+def test_h_nothing_is_suspended_on_a_date_that_is_not_a_business_date(
+    policy: Policy, events: list[Event]
+) -> None:
+    r = run(policy=policy)
+    for inbound in events:
+        for e in r.feed(inbound):
+            if (
+                isinstance(e, StageEntered)
+                and stage_index(policy, e.data.stage) == policy.suspend_stage_index
+            ):
+                assert policy.calendar.closed(e.data.as_of) is None, e.data.why.text
+            if isinstance(e, AccessSuspend):
+                as_of = r.book(e.customer_id).as_of
+                assert as_of is not None
+                assert policy.calendar.closed(as_of) is None, (as_of, e.data.reason)
+    if policy is CALENDAR:
+        observe("calendar policy")
+
+
+# ---- (i) a payment in flight that covers the debt holds the suspension back -----------------
+
+
+def _covered_in_force(book: Book, policy: Policy) -> bool:
+    """Written apart from the engine: the payments in flight on the book's date, per
+    currency, against what is overdue in every delinquent currency."""
+    assert book.as_of is not None
+    a = assess(book, book.as_of, policy)
+    in_force: dict[str, Decimal] = {}
+    for p in book.pending.values():
+        if p.expected_by >= book.as_of:
+            in_force[p.currency] = in_force.get(p.currency, Decimal(0)) + p.amount
+    overdue = dict(a.overdue)
+    return bool(in_force) and all(
+        overdue[c] - in_force.get(c, Decimal(0)) < policy.threshold(c)
+        for c in a.delinquent_currencies
+    )
+
+
+@SETTINGS
+@given(POLICIES, histories())
+def test_i_a_covering_payment_in_flight_never_sees_a_suspension_while_in_force(
+    policy: Policy, events: list[Event]
+) -> None:
+    r = run(policy=policy)
+    suspend = suspend_index(policy)
+    for inbound in events:
+        for e in r.feed(inbound):
+            # Entered from below (a drop from a later stage is no new suspension).
+            if (
+                isinstance(e, StageEntered)
+                and stage_index(policy, e.data.stage) == suspend
+                and stage_index(policy, e.data.previous) < suspend
+            ):
+                book = r.book(e.customer_id)
+                assert not _covered_in_force(book, policy), (e.data.why.text, book.pending)
+                if any(p.expected_by >= e.data.as_of for p in book.pending.values()):
+                    observe("suspended with a payment in flight too small to cover")
+
+
+def test_histories_hold_suspensions_back() -> None:
+    """The generator is not vacuous: the calendar and payments in flight do hold back."""
+    s = Story(customer="c1")
+    r = run(
+        s.issue("c1-I0", Decimal("50.00"), START, subs=["c1-s0"]),
+        [tick(START + timedelta(days=n)) for n in range(20)],
+        policy=CALENDAR,
+    )
+    entered = r.entered()[-1]
+    # Due on 2026-10-10 (a Saturday, and Taiwan's National Day), then Sunday, then a partner
+    # holiday on Wednesday the 14th: the why names each closed date.
+    assert entered.data.stage == "suspended"
+    assert entered.data.as_of == date(2026, 10, 12)
+    assert "2026-10-10 is a Saturday" in entered.data.why.text
+    assert "2026-10-11 is a Sunday" in entered.data.why.text

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays as public_holidays
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -33,7 +35,9 @@ __all__ = [
     "MAX_MONEY_DECIMALS",
     "MAX_MONEY_INTEGER_DIGITS",
     "Action",
+    "Calendar",
     "NotifyTarget",
+    "PaymentsInFlight",
     "Policy",
     "PromiseToPay",
     "Reminders",
@@ -230,6 +234,103 @@ class PromiseToPay(_Frozen):
     max_days: Days = 30
 
 
+class PaymentsInFlight(_Frozen):
+    """How long a payment in flight (`payment.pending`) may keep a customer out of the
+    suspend stage: its `expected_by` is held to at most this many days after it arrived."""
+
+    max_days: Days = 14
+
+
+WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+# The partner's own holidays; with at least one weekday open, they close at most this many
+# weeks in a row, so a business date is always found within MAX_CLOSED_RUN days.
+MAX_EXTRA_HOLIDAYS: Final = 366
+MAX_CLOSED_RUN: Final = 7 * (MAX_EXTRA_HOLIDAYS + 60)  # 60: public holidays' weeks, generously
+
+
+def _check_country(code: str | None) -> str | None:
+    if code is None:
+        return code
+    country, _, subdivision = code.partition("-")
+    supported = public_holidays.list_supported_countries()
+    if country not in supported:
+        raise PydanticCustomError(
+            "holiday_country",
+            "no public holidays known for '{code}': expected an ISO 3166 country code such as"
+            " TW or US, optionally with a subdivision (US-CA)",
+            {"code": code},
+        )
+    if subdivision and subdivision not in supported[country]:
+        raise PydanticCustomError(
+            "holiday_subdivision",
+            "'{subdivision}' is not a subdivision of {country} the holidays data knows",
+            {"subdivision": subdivision, "country": country},
+        )
+    return code
+
+
+class Calendar(_Frozen):
+    """When a suspension may happen: any day, or business days only (not a weekend day, not
+    a public or partner holiday, in the policy's time zone)."""
+
+    suspend_on: Literal["any_day", "business_days"] = "any_day"
+    weekend: tuple[Weekday, ...] = ("saturday", "sunday")
+    holidays: Annotated[str | None, Strict(), AfterValidator(_check_country)] = None
+    extra_holidays: Annotated[tuple[date, ...], Field(max_length=MAX_EXTRA_HOLIDAYS)] = ()
+
+    @field_validator("weekend")
+    @classmethod
+    def _weekend_leaves_a_day(cls, weekend: tuple[str, ...]) -> tuple[str, ...]:
+        for index, day in enumerate(weekend):
+            if day in weekend[:index]:
+                raise PydanticCustomError(
+                    "weekend_duplicate",
+                    "'{day}' is listed twice",
+                    {"day": day, ERROR_LOC_KEY: (index,)},
+                )
+        if len(weekend) == len(WEEKDAYS):
+            raise PydanticCustomError(
+                "weekend_all_week", "every day of the week is a weekend day: nothing is left"
+            )
+        return weekend
+
+    @cached_property
+    def _weekend_numbers(self) -> frozenset[int]:
+        return frozenset(WEEKDAYS.index(day) for day in self.weekend)
+
+    @cached_property
+    def _public(self) -> public_holidays.HolidayBase | None:
+        if self.holidays is None:
+            return None
+        country, _, subdivision = self.holidays.partition("-")
+        return public_holidays.country_holidays(country, subdiv=subdivision or None)
+
+    def closed(self, day: date) -> str | None:
+        """Why `day` is not a business date ("2026-02-14 is a Saturday"), or None if it is one
+        (always None with `suspend_on: any_day`)."""
+        if self.suspend_on == "any_day":
+            return None
+        if day.weekday() in self._weekend_numbers:
+            return f"{day.isoformat()} is a {WEEKDAYS[day.weekday()].capitalize()}"
+        if day in self.extra_holidays:
+            return f"{day.isoformat()} is a partner holiday"
+        public = self._public
+        if public is not None:
+            name = public.get(day)
+            if name is not None:
+                return f"{day.isoformat()} is a public holiday in {self.holidays} ({name})"
+        return None
+
+    def next_open(self, day: date) -> date:
+        """The first business date on or after `day` (`day` itself with `any_day`)."""
+        for _ in range(MAX_CLOSED_RUN):
+            if self.closed(day) is None:
+                return day
+            day += timedelta(days=1)
+        return date.max  # pragma: no cover - beyond what a valid calendar can close
+
+
 class Policy(BaseModel):
     """A validated collections policy; the helpers are precomputed for the engine's hot path.
 
@@ -262,6 +363,8 @@ class Policy(BaseModel):
     stages: Annotated[tuple[Stage, ...], Field(min_length=1)]
     exempt_tags: tuple[Annotated[str, Strict()], ...] = ()
     promise_to_pay: PromiseToPay = PromiseToPay()
+    payments_in_flight: PaymentsInFlight = PaymentsInFlight()
+    calendar: Calendar = Calendar()
 
     @field_validator("timezone")
     @classmethod

@@ -65,6 +65,16 @@ class HoldRecord:
     placed_on: date | None
 
 
+@dataclass(slots=True, frozen=True)
+class Pending:
+    """A payment in flight (`payment.pending`): in force until `expected_by`, inclusive."""
+
+    payment_id: str
+    amount: Decimal
+    currency: str
+    expected_by: date
+
+
 @dataclass(slots=True)
 class Book:
     """Everything collections knows about one customer; owned by one partition's worker.
@@ -99,7 +109,12 @@ class Book:
     # id: `billstate recover rebuild` sets it when a rebuilt book has made fewer decisions
     # than the book it replaces, so the customer's next commands stay newer than those out.
     sequence_base: int = 0
-    version: int = 0  # bumped when profile or holds change
+    # Payments in flight by payment id, until received, failed or past their expected date.
+    pending: dict[str, Pending] = field(default_factory=dict)
+    # Why the climb into the suspend stage has been held back since it was first due (a date
+    # that is not a business date, a payment in flight), for the why of the eventual entry.
+    waited: tuple[str, ...] = ()
+    version: int = 0  # bumped when profile, holds or payments in flight change
     evaluated: tuple[int, int, date | None] = (-1, -1, None)  # what the last climb looked at
     wake_on: date = date.max  # before this date, with nothing else changed, time decides nothing
 

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from billstate_collections.domain.book import Book, HoldRecord, Profile, Window, digest
+from billstate_collections.domain.book import Book, HoldRecord, Pending, Profile, Window, digest
 from billstate_shared.domain.ledger_state import dump_ledger, load_ledger
 
 
@@ -54,8 +54,16 @@ def dump_book(book: Book) -> dict[str, Any]:
         "transitions": book.transitions,
         "version": book.version,
     }  # fmt: skip
-    if book.sequence_base:  # only after a recovery: every other book's bytes stay as they were
+    # Only when set: every other book's bytes stay as they were before these existed.
+    if book.sequence_base:  # after a recovery
         data["sequence_base"] = book.sequence_base
+    if book.pending:
+        data["pending"] = [
+            [p.payment_id, str(p.amount), p.currency, p.expected_by.isoformat()]
+            for p in book.pending.values()
+        ]
+    if book.waited:
+        data["waited"] = list(book.waited)
     return data
 
 
@@ -76,6 +84,11 @@ def load_book(data: dict[str, Any]) -> Book:
         transitions=data["transitions"],
         version=data["version"],
         sequence_base=data.get("sequence_base", 0),
+        pending={
+            payment_id: Pending(payment_id, Decimal(amount), currency, date.fromisoformat(by))
+            for payment_id, amount, currency, by in data.get("pending", ())
+        },
+        waited=tuple(data.get("waited", ())),
     )  # fmt: skip
     for hold_id, kind, invoice_id, amount, until, reason, by, placed_on in data["holds"]:
         book.holds[hold_id] = HoldRecord(

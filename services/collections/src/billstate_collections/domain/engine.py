@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from billstate_collections.domain.assess import Assessment, assess
-from billstate_collections.domain.book import CURRENT, Book, HoldRecord, Profile
-from billstate_collections.domain.schedule import suspension_on
+from billstate_collections.domain.book import CURRENT, Book, HoldRecord, Pending, Profile
+from billstate_collections.domain.schedule import in_force, suspension_on
 from billstate_shared.contracts import (
     CustomerUpserted,
     Event,
@@ -15,16 +16,19 @@ from billstate_shared.contracts import (
     HoldReleased,
     InvoiceAged,
     PaymentFailed,
+    PaymentPending,
+    PaymentReceived,
 )
 from billstate_shared.contracts.outbound import Aged, Outbound
 from billstate_shared.contracts.types import MAX_HOLDS, MAX_SUBSCRIPTIONS, MAX_TEXT
 from billstate_shared.domain.ids import make_id
-from billstate_shared.domain.ledger import LEDGER_EVENTS, Posting, apply_event
+from billstate_shared.domain.ledger import LEDGER_EVENTS, ZERO, Posting, apply_event
 from billstate_shared.domain.policy import Policy
 from billstate_shared.errors import Refused
 
 DEFAULT_LOCALE = "en"
 ONE_DAY = timedelta(days=1)
+MAX_WAITED = 16  # reasons a held-back suspension remembers for its why
 
 Output = Outbound
 
@@ -38,26 +42,18 @@ def step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:  # no
     # One exit per kind of event that decides nothing: the dispatch reads best flat.
     if type(event) is Aged or isinstance(event, InvoiceAged):
         return _on_time(book, event, policy)
+    if isinstance(event, PaymentReceived) and event.data.payment_id in book.pending:
+        return _payment_arrived(book, event, policy)
     if event.event_type in LEDGER_EVENTS:
         posting = apply_event(book.ledger, event)
+    elif isinstance(event, PaymentPending):
+        return _payment_pending(book, event, policy)
     elif isinstance(event, CustomerUpserted):
-        if book.seen.knows(event.event_id, event.occurred_at):
-            return []  # a duplicate changes nothing, also after a newer upsert
-        book.seen.add(event.event_id, event.occurred_at)
-        d = event.data
-        book.profile = Profile(d.locale, frozenset(d.tags), tuple(sorted(d.subscription_ids)))
-        book.version += 1
-        posting = Posting.APPLIED
+        posting = _upsert(book, event)
     elif isinstance(event, HoldPlaced):
         posting = _place_hold(book, event, policy)
     elif isinstance(event, HoldReleased):
-        hold_id = event.data.hold_id
-        if hold_id not in book.holds and book.released.knows(hold_id, event.occurred_at):
-            return []
-        book.released.add(hold_id, event.occurred_at)
-        book.holds.pop(hold_id, None)
-        book.version += 1
-        posting = Posting.APPLIED
+        posting = _release_hold(book, event)
     elif isinstance(event, PaymentFailed):
         return _payment_failed(book, event, policy)
     else:
@@ -65,6 +61,26 @@ def step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:  # no
     if posting is not Posting.APPLIED:
         return []
     return _settle(book, event, policy)
+
+
+def _upsert(book: Book, event: CustomerUpserted) -> Posting:
+    if book.seen.knows(event.event_id, event.occurred_at):
+        return Posting.DUPLICATE  # changes nothing, also after a newer upsert
+    book.seen.add(event.event_id, event.occurred_at)
+    d = event.data
+    book.profile = Profile(d.locale, frozenset(d.tags), tuple(sorted(d.subscription_ids)))
+    book.version += 1
+    return Posting.APPLIED
+
+
+def _release_hold(book: Book, event: HoldReleased) -> Posting:
+    hold_id = event.data.hold_id
+    if hold_id not in book.holds and book.released.knows(hold_id, event.occurred_at):
+        return Posting.DUPLICATE
+    book.released.add(hold_id, event.occurred_at)
+    book.holds.pop(hold_id, None)
+    book.version += 1
+    return Posting.APPLIED
 
 
 def _place_hold(book: Book, event: HoldPlaced, policy: Policy) -> Posting:
@@ -100,6 +116,8 @@ def _settle(book: Book, trigger: Any, policy: Policy) -> list[Output]:
         return []  # nothing has aged yet, so no stage can have been entered
     a = assess(book, book.as_of, policy)
     out: list[Output] = []
+    if book.waited and (a.target < (policy.suspend_stage_index or 0) or not a.delinquent):
+        book.waited = ()  # no longer due for the suspend stage: nothing waits
     if a.target < book.stage:
         _drop(book, a, trigger, policy, out)
     if book.suspended:  # also after a drop that stays at or above the suspend stage
@@ -166,6 +184,8 @@ def _on_time(book: Book, event: InvoiceAged | Aged, policy: Policy) -> list[Outp
             _forget_reminders(book, as_of)
     if d.days_past_due < 0:  # only an invoice not yet due can have a reminder (rule 10)
         _remind(book, event, policy, out)
+    if book.pending:
+        _expire_pending(book, as_of)
     evaluated = book.evaluated
     if (
         book.ledger.version == evaluated[0]
@@ -176,30 +196,83 @@ def _on_time(book: Book, event: InvoiceAged | Aged, policy: Policy) -> list[Outp
         # the passing of time alone can change anything: nothing new to decide. Most aged
         # events end here, so the test reads the fields directly (Book.key spelled out).
         return out
+    _climb(book, as_of, event, policy, out)
+    return out
+
+
+def _climb(book: Book, as_of: date, trigger: Any, policy: Policy, out: list[Output]) -> None:
+    """Evaluate on a business date: down at once, then up one stage at a time (rules 6-8)."""
     a = assess(book, as_of, policy)
     if a.target < book.stage:
-        _drop(book, a, event, policy, out)
+        _drop(book, a, trigger, policy, out)
     if book.suspended:
-        _release_paid(book, a, event, policy, out)
-    promised = _promise_blocks(book, a, event, policy, out)
+        _release_paid(book, a, trigger, policy, out)
+    promised = _promise_blocks(book, a, trigger, policy, out)
+    suspend_index = policy.suspend_stage_index
+    held = False
     while not promised and a.target > book.stage:
         index = book.stage + 1
         gate = policy.stages[index].min_days_in_previous
         if gate and book.entered_on is not None and (as_of - book.entered_on).days < gate:
             break
-        _enter(book, index, a, event, policy, out=out)
+        if index == suspend_index:
+            reasons = _held_back(book, a, policy)
+            if reasons:
+                _wait(book, reasons)
+                held = True
+                break
+        _enter(book, index, a, trigger, policy, out=out)
+    if book.waited and (suspend_index is None or book.stage >= suspend_index or not held):
+        book.waited = ()  # suspended, or no longer due for it: nothing is waiting
     # Not a move up, so a promise does not pause it: while in the suspend stage, what the
-    # overdue invoices bill is what is suspended (rule 8), whatever order payments came in.
-    _extend_suspension(book, a, event, policy, out)
+    # overdue invoices bill is what is suspended (rule 8), whatever order payments came in;
+    # on a business date, as every suspension.
+    if policy.calendar.closed(as_of) is None:
+        _extend_suspension(book, a, trigger, policy, out)
+    elif suspend_index is not None and book.stage >= suspend_index:
+        held = True
     book.evaluated = book.key()
     # `a` still holds after the moves above: an assessment reads the ledger, the profile and
     # the dispute and manual holds, and a climb changes none of them (it changes the stage
     # and may end promises, which assess does not read), so no second assess is needed.
-    book.wake_on = _wake_on(book, a, policy)
-    return out
+    book.wake_on = _wake_on(book, a, policy, held=held)
 
 
-def _wake_on(book: Book, a: Assessment, policy: Policy) -> date:
+def _held_back(book: Book, a: Assessment, policy: Policy) -> list[str]:
+    """Why the customer, due for the suspend stage today, is not to enter it: payments in
+    flight that would bring every delinquent currency below its minimum, or dates that are
+    not business dates (today's and the closed days after it, all named at once: no
+    evaluation runs on them). Empty: nothing holds it back."""
+    if book.pending:
+        waiting = in_force(book, a.as_of)
+        pending: dict[str, Decimal] = {}
+        for p in waiting:
+            pending[p.currency] = pending.get(p.currency, ZERO) + p.amount
+        overdue = dict(a.overdue)
+        if waiting and all(
+            overdue[c] - pending.get(c, ZERO) < policy.threshold(c) for c in a.delinquent_currencies
+        ):
+            return [
+                f"payment {p.payment_id} of {p.currency} {p.amount}"
+                f" expected by {p.expected_by.isoformat()}"
+                for p in waiting
+                if p.currency in a.delinquent_currencies
+            ]
+    calendar = policy.calendar
+    reasons: list[str] = []
+    day = a.as_of
+    while len(reasons) < MAX_WAITED and (reason := calendar.closed(day)) is not None:
+        reasons.append(reason)
+        day += ONE_DAY
+    return reasons
+
+
+def _wait(book: Book, reasons: list[str]) -> None:
+    kept = tuple(r for r in book.waited if r not in reasons)
+    book.waited = (*kept, *reasons)[-MAX_WAITED:]
+
+
+def _wake_on(book: Book, a: Assessment, policy: Policy, *, held: bool = False) -> date:
     """The first date on which time alone (no new event) can change a decision: an open
     invoice falls overdue, the debt's age reaches the next stage, a gate opens, a promise
     ends. Until then an aged event only needs its reminder checked."""
@@ -216,6 +289,9 @@ def _wake_on(book: Book, a: Assessment, policy: Policy) -> date:
         for hold in book.holds.values()
         if hold.kind == "promise_to_pay" and hold.until is not None
     )
+    dates.extend(p.expected_by + ONE_DAY for p in book.pending.values())
+    if held:  # a suspension waits for a business date
+        dates.append(policy.calendar.next_open(as_of + ONE_DAY))
     return min((d for d in dates if d > as_of), default=date.max)
 
 
@@ -266,6 +342,9 @@ def _enter(
         f" {_days(a.days_past_due)} past due (stage starts at day {stage.days_past_due}); overdue"
         f" {_amounts(a)} at or above the minimum{gate_text}."
     )
+    if stage.action == "suspend" and book.waited:
+        text += f" Postponed until today: {'; '.join(book.waited)}."
+        book.waited = ()
     out.append(
         _stage_entered(
             book, a, trigger, policy, previous=previous, rule="rule 6: forward on time", text=text
@@ -357,10 +436,71 @@ def _remind(book: Book, event: InvoiceAged | Aged, policy: Policy, out: list[Out
     )
 
 
+def _payment_pending(book: Book, event: PaymentPending, policy: Policy) -> list[Output]:
+    d = event.data
+    if (
+        d.payment_id in book.pending
+        or d.payment_id in book.ledger.payments  # it arrived already
+        or book.seen.knows(_ENDED + d.payment_id, event.occurred_at)  # it failed already
+    ):
+        return []
+    placed_on = book.as_of or event.occurred_at.astimezone(policy.zone).date()
+    # Held to the policy's maximum, as a promise to pay is: a far-future date from the
+    # billing bus must not keep a customer out of suspension for years.
+    latest = placed_on + timedelta(days=policy.payments_in_flight.max_days)
+    expected_by = min(d.expected_by, latest)
+    if expected_by < placed_on:
+        return []  # expected before today: no longer in force
+    if len(book.pending) >= MAX_HOLDS:
+        raise Refused(
+            "data.payment_id",
+            f"the customer has {MAX_HOLDS} payments in flight, the most collections keeps",
+            event.event_type,
+        )
+    book.pending[d.payment_id] = Pending(d.payment_id, d.amount, d.currency, expected_by)
+    book.version += 1
+    return []  # it can only hold back a climb to come; nothing is decided now
+
+
+_ENDED = "pending-ended:"  # a failed payment in flight, in the `seen` window
+
+
+def _payment_arrived(book: Book, event: PaymentReceived, policy: Policy) -> list[Output]:
+    """The payment the climb waited for is here: if it was not enough, the climb into the
+    suspend stage resumes now rather than at the next business date."""
+    if apply_event(book.ledger, event) is Posting.DUPLICATE:
+        return []
+    _end_pending(book, event.data.payment_id, event.occurred_at)
+    out: list[Output] = []
+    if book.as_of is not None:
+        _climb(book, book.as_of, event, policy, out)
+    return out
+
+
+def _end_pending(book: Book, payment_id: str | None, at: datetime) -> bool:
+    """End the wait for a payment in flight; True when there was one."""
+    if payment_id is None or book.pending.pop(payment_id, None) is None:
+        return False
+    book.seen.add(_ENDED + payment_id, at)
+    book.version += 1
+    return True
+
+
+def _expire_pending(book: Book, as_of: date) -> None:
+    """A payment in flight is in force until its `expected_by`, inclusive."""
+    expired = [p.payment_id for p in book.pending.values() if p.expected_by < as_of]
+    for payment_id in expired:
+        del book.pending[payment_id]
+        book.version += 1
+
+
 def _payment_failed(book: Book, event: PaymentFailed, policy: Policy) -> list[Output]:
     if book.seen.knows(event.event_id, event.occurred_at):
         return []  # the notice for it went out already
     book.seen.add(event.event_id, event.occurred_at)
+    out: list[Output] = []
+    if _end_pending(book, event.data.payment_id, event.occurred_at) and book.as_of is not None:
+        _climb(book, book.as_of, event, policy, out)  # the wait is over: resume now
     as_of = book.as_of or event.occurred_at.astimezone(policy.zone).date()
     a = assess(book, as_of, policy)
     # Between ticks: today's climb is done (or, before any aging, yet to come).
@@ -368,9 +508,10 @@ def _payment_failed(book: Book, event: PaymentFailed, policy: Policy) -> list[Ou
     facts = _facts(book, a, policy, due)
     facts["invoice_id"] = event.data.invoice_id
     facts["will_retry"] = event.data.will_retry
-    return [
+    out.append(
         _notice(book, a, event, "payment_failed", "customer", facts=facts, key=(event.event_id,))
-    ]
+    )
+    return out
 
 
 # ---- building outputs -----------------------------------------------------------------------

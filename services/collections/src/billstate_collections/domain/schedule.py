@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from decimal import Decimal
 
 from billstate_collections.domain.assess import _blocked_by, countable, disputed
-from billstate_collections.domain.book import Book
+from billstate_collections.domain.book import Book, Pending
 from billstate_shared.domain.ledger import ZERO
 from billstate_shared.domain.policy import Policy
 
@@ -62,6 +63,68 @@ def _reach(timeline: list[tuple[date, date]], days: int, lower: date) -> date:
     return FAR
 
 
+def in_force(book: Book, day: date) -> list[Pending]:
+    """The payments in flight still in force on `day`, oldest `expected_by` first."""
+    return sorted(
+        (p for p in book.pending.values() if p.expected_by >= day),
+        key=lambda p: (p.expected_by, p.payment_id),
+    )
+
+
+def _covered(book: Book, policy: Policy, day: date) -> bool:
+    """Whether, if nothing is paid, the payments in flight on `day` would bring every
+    currency delinquent then below its minimum (the suspend stage waits while they do)."""
+    waiting = in_force(book, day)
+    if not waiting:
+        return False
+    disputes = disputed(book) if book.holds else None
+    overdue: dict[str, Decimal] = {}
+    for invoice in book.ledger.open_invoices():
+        if invoice.due_on < day:
+            amount = countable(invoice, disputes) if disputes else invoice.open
+            overdue[invoice.currency] = overdue.get(invoice.currency, ZERO) + amount
+    pending: dict[str, Decimal] = {}
+    for p in waiting:
+        pending[p.currency] = pending.get(p.currency, ZERO) + p.amount
+    delinquent = [c for c, amount in overdue.items() if amount >= policy.threshold(c)]
+    return bool(delinquent) and all(
+        overdue[c] - pending.get(c, ZERO) < policy.threshold(c) for c in delinquent
+    )
+
+
+def _uncovered_from(book: Book, policy: Policy, day: date) -> date:
+    """The first date from `day` on which no payment in flight holds the suspension back:
+    coverage changes only when a payment's wait ends or an invoice falls due."""
+    if not book.pending:
+        return day
+    changes = sorted(
+        {p.expected_by + ONE_DAY for p in book.pending.values()}
+        | {inv.due_on + ONE_DAY for inv in book.ledger.open_invoices()}
+    )
+    while _covered(book, policy, day):
+        day = next(c for c in changes if c > day)  # past the last expected_by: none in force
+    return day
+
+
+def _suspension_date(
+    book: Book, policy: Policy, timeline: list[tuple[date, date]], days: int, earliest: date
+) -> date:
+    """The suspend stage's date: reached as any stage, then moved past the payments in flight
+    that would cover the debt and on to a business date, until neither moves it."""
+    entered = _reach(timeline, days, earliest)
+    while entered != FAR:
+        moved = _uncovered_from(book, policy, entered)
+        if moved != entered:
+            moved = _reach(timeline, days, moved)
+            if moved == FAR:
+                return FAR
+        moved = policy.calendar.next_open(moved)
+        if moved == entered:
+            return entered
+        entered = moved
+    return FAR
+
+
 def projected_entries(
     book: Book, policy: Policy, today: date, *, climbs_today: bool = True
 ) -> list[tuple[int, date]]:
@@ -92,7 +155,10 @@ def projected_entries(
         earliest = lower
         if previous is not None and stage.min_days_in_previous:
             earliest = max(earliest, previous + timedelta(days=stage.min_days_in_previous))
-        entered = _reach(timeline, stage.days_past_due, earliest)
+        if index == policy.suspend_stage_index:
+            entered = _suspension_date(book, policy, timeline, stage.days_past_due, earliest)
+        else:
+            entered = _reach(timeline, stage.days_past_due, earliest)
         if entered == FAR:
             break
         entries.append((index, entered))

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from billstate_collections.domain.assess import assess
 from billstate_collections.domain.book import Book
 from billstate_collections.domain.engine import policy_ref, stage_name
-from billstate_collections.domain.schedule import projected_entries
+from billstate_collections.domain.schedule import in_force, projected_entries
 from billstate_shared.contracts import CollectionsStateData
 from billstate_shared.contracts.outbound import Outbound
 from billstate_shared.contracts.types import LATEST_DATE
@@ -61,6 +61,16 @@ def state_values(book: Book, policy: Policy) -> dict[str, Any]:
         if upcoming
         else None,
         "policy": policy_ref(policy),
+        "pending_payments": [
+            {
+                "payment_id": p.payment_id,
+                "amount": format(p.amount, "f"),
+                "currency": p.currency,
+                "expected_by": p.expected_by.isoformat(),
+            }
+            for p in (in_force(book, book.as_of) if book.as_of else in_force(book, date.min))
+        ],
+        "waiting": book.waited[-1] if book.waited else None,
     }
 
 
