@@ -21,6 +21,7 @@ COMMANDS = (
     "dlq",
     "send",
     "recover",
+    "access",
 )
 
 

@@ -2,8 +2,11 @@
 
 One handler for the three topics the service reads:
 - notifications.requests.v1 `notice.requested`: render and deliver the notice;
-- access.events.v1 `access.failed` / `access.drift`: a staff notice (audience partner);
+- access.events.v1 `access.failed` / `access.drift` / `access.approval_needed`: a staff
+  notice (audience partner; for parked suspensions one per batch);
   `access.suspended` / `access.restored`: recorded in the access log, nothing sent;
+  `access.parked` / `access.unparked`: accepted, nothing sent (the batch's
+  `access.approval_needed` is the notice; `billstate access pending` lists them);
 - billing.customers.v1 `customer.upserted`: the customer directory (a tombstone deletes).
 
 Every notice ends in exactly one outcome in the delivery log and on
@@ -25,10 +28,13 @@ from billstate_notifications.channels.base import Channel
 from billstate_notifications.domain import Rendered, RenderError, render, staff_notice
 from billstate_notifications.store import Customer, Delivery, Store
 from billstate_shared.contracts import (
+    AccessApprovalNeeded,
     AccessDrift,
     AccessFailed,
+    AccessParked,
     AccessRestored,
     AccessSuspended,
+    AccessUnparked,
     CustomerUpserted,
     NoticeDelivered,
     NoticeFailed,
@@ -139,13 +145,19 @@ class NotificationsHandler:
             return await self._notify(
                 record, event.customer_id, event.data, event.event_type, event.event_id
             )
-        if topic == ACCESS_EVENTS.name and isinstance(event, AccessFailed | AccessDrift):
+        if topic == ACCESS_EVENTS.name and isinstance(
+            event, AccessFailed | AccessDrift | AccessApprovalNeeded
+        ):
             notice = staff_notice(event, self.default_locale)
             return await self._notify(
                 record, event.customer_id, notice, event.event_type, event.event_id
             )
         if topic == ACCESS_EVENTS.name and isinstance(event, AccessSuspended | AccessRestored):
             self._log_access(record, event)
+            return []
+        if topic == ACCESS_EVENTS.name and isinstance(event, AccessParked | AccessUnparked):
+            # One notice per batch comes from its access.approval_needed, not per command.
+            structlog.contextvars.bind_contextvars(outcome="no notice")
             return []
         if topic == CUSTOMERS.name and isinstance(event, CustomerUpserted):
             self._upsert_customer(event)

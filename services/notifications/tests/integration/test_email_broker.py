@@ -9,21 +9,32 @@ picks messages by this test's notice ids (the Message-ID) and never counts the w
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from aiokafka import AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from billstate_devkit.events import notice_request
 from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after, wait_for
 from billstate_devkit.smtp import Received, SmtpTestServer
 from billstate_notifications.channels.email import EmailChannel, EmailConfig, message_id
 from billstate_notifications.config import Settings
+from billstate_notifications.domain import staff_notice
 from billstate_notifications.entrypoints.service import NotificationsService
 from billstate_notifications.handlers import TOPICS
-from billstate_shared.contracts import CustomerUpserted, CustomerUpsertedData, decode, encode
+from billstate_shared.contracts import (
+    AccessApprovalNeeded,
+    AccessApprovalNeededData,
+    CustomerUpserted,
+    CustomerUpsertedData,
+    decode,
+    encode,
+)
+from billstate_shared.contracts.examples import EXAMPLES
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.topic_admin import start_group_at_end
 
@@ -32,6 +43,7 @@ pytestmark = pytest.mark.broker
 REQUESTS = "notifications.requests.v1"
 DELIVERIES = "notifications.deliveries.v1"
 CUSTOMERS = "billing.customers.v1"
+ACCESS = "access.events.v1"
 FROM_DOMAIN = "billstate.test"
 
 
@@ -293,3 +305,68 @@ async def test_no_address_on_file_fails_to_the_dlq_and_the_service_keeps_going(
     assert got.rcpt_tos == (billing,)
     ids = {r.message["Message-ID"] for r in env.smtp.received}
     assert message_id(failing, FROM_DOMAIN) not in ids
+
+
+def approval_needed(first: str, batch_id: str, *others: str) -> AccessApprovalNeeded:
+    return AccessApprovalNeeded(
+        event_id=f"approval-{batch_id}",
+        event_type="access.approval_needed",
+        occurred_at=datetime(2027, 1, 11, 9, 1, tzinfo=UTC),
+        customer_id=first,
+        data=AccessApprovalNeededData(
+            batch_id=batch_id,
+            guard="brake",
+            count=3,
+            customer_ids=[first, *others],
+            reason="4 suspensions in the last 24 hours on partner_center, the cap is 3",
+        ),
+    )
+
+
+async def committed_past(env: Env, tp: TopicPartition, offset: int) -> None:
+    """Wait until the service's group committed past `offset` on `tp`: what the records up to
+    there caused, dead letters included, was acknowledged before that commit."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=env.bootstrap,
+        group_id=env.service.settings.consumer_group,
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + 45
+        while (await consumer.committed(tp) or 0) <= offset:
+            assert time.monotonic() < deadline, f"{tp} not committed past {offset} in 45s"
+            await asyncio.sleep(0.1)
+    finally:
+        await consumer.stop()
+
+
+async def test_a_batch_of_parked_suspensions_gives_staff_one_mail_and_its_redelivery_none(
+    env: Env,
+) -> None:
+    first, other = unique(), unique()
+    _, partner = await env.customer(first, "en")
+    batch_id, marker_batch = unique("brake-partner_center"), unique("brake-partner_center")
+    batch, marker = approval_needed(first, batch_id, other), approval_needed(first, marker_batch)
+    notice_id = staff_notice(batch, "zh-TW").notice_id
+    marker_id = staff_notice(marker, "zh-TW").notice_id
+    parked = EXAMPLES["access.parked"].model_copy(update={"customer_id": first})
+    unparked = EXAMPLES["access.unparked"].model_copy(update={"customer_id": first})
+    deliveries, dlq = await env.mark(DELIVERIES), await env.mark(f"{ACCESS}.dlq")
+
+    # One key, one partition, in this order: the marker is handled after everything else.
+    for event in (parked, batch, unparked, batch, marker):
+        meta = await env.producer.send_and_wait(ACCESS, encode(event), key=first.encode())
+
+    records = await env.read(deliveries, lambda rs: bool(outcomes(rs, marker_id)))
+    assert [e.event_type for e in outcomes(records, notice_id)] == ["notice.delivered"]
+    mail = await env.mail(notice_id, marker_id)
+    (got,) = mail[notice_id]  # the redelivered batch sent nothing
+    assert got.rcpt_tos == (partner,)
+    assert got.message["Content-Language"] == "zh-TW"  # the partner's language
+    assert got.message["Subject"] == "需要核准：3 筆暫停作業已擱置，原因是暫停數量超過每日上限"
+    assert f"前幾位客戶：{first}和{other}\n" in got.text()  # 2 of the 3 parked
+    assert "billstate access approve --all --by NAME --reason TEXT --send" in got.text()
+    # access.parked and access.unparked were accepted: nothing dead-lettered.
+    await committed_past(env, TopicPartition(ACCESS, meta.partition), meta.offset)
+    assert await env.mark(f"{ACCESS}.dlq") == dlq

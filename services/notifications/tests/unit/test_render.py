@@ -22,7 +22,7 @@ CUSTOMER_KINDS = (
     "payment_failed",
     "promise_broken",
 )
-STAFF_KINDS = ("access_failed", "access_drift")
+STAFF_KINDS = ("access_failed", "access_drift", "approval_needed")
 ALL_KINDS = {*CUSTOMER_KINDS, *STAFF_KINDS, "stage"}
 
 EN_SENTENCE = (
@@ -83,6 +83,14 @@ def facts(kind: str, **extra: Any) -> dict[str, Any]:
             "provider": "partner_center",
             "desired": "suspended",
             "observed": "active",
+        }
+    elif kind == "approval_needed":
+        base = {
+            "batch_id": "brake-partner_center-2026-11-14T09:00Z",
+            "guard": "brake",
+            "count": 7,
+            "customer_ids": ["contoso", "fabrikam"],
+            "reason": "more than 50 suspensions in 24 hours on partner_center",
         }
     base.update(extra)
     return base

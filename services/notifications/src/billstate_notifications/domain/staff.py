@@ -4,20 +4,41 @@ from __future__ import annotations
 
 from pydantic import JsonValue
 
-from billstate_shared.contracts import AccessDrift, AccessFailed, NoticeRequestedData
+from billstate_shared.contracts import (
+    AccessApprovalNeeded,
+    AccessDrift,
+    AccessFailed,
+    NoticeRequestedData,
+)
 from billstate_shared.domain.ids import make_id
 
-STAFF_KINDS = ("access_failed", "access_drift")
+STAFF_KINDS = ("access_failed", "access_drift", "approval_needed")
 
 
-def staff_notice(event: AccessFailed | AccessDrift, locale: str) -> NoticeRequestedData:
-    """The partner notice for a failed access change or access drift.
+def staff_notice(
+    event: AccessFailed | AccessDrift | AccessApprovalNeeded, locale: str
+) -> NoticeRequestedData:
+    """The partner notice for a failed access change, access drift, or a batch of
+    suspensions parked by a guard that staff must approve or reject.
 
     The notice id is deterministic: a redelivered access.failed (same command and
-    subscription) or access.drift (same event id) dedupes like any other notice.
+    subscription), access.drift (same event id) or access.approval_needed (same batch id)
+    dedupes like any other notice.
     """
     facts: dict[str, JsonValue]
-    if isinstance(event, AccessFailed):
+    if isinstance(event, AccessApprovalNeeded):
+        da = event.data
+        kind = "approval_needed"
+        # By batch alone: one notice per batch, whichever customer the event is keyed by.
+        notice_id = make_id("ntc", kind, da.batch_id)
+        facts = {
+            "batch_id": da.batch_id,
+            "guard": da.guard,
+            "count": da.count,
+            "customer_ids": list(da.customer_ids),
+            "reason": da.reason,
+        }
+    elif isinstance(event, AccessFailed):
         d = event.data
         kind = "access_failed"
         notice_id = make_id("ntc", event.customer_id, kind, d.command_id, d.subscription_id)

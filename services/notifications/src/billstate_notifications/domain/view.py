@@ -15,7 +15,7 @@ from typing import Any
 
 from babel.dates import format_date
 from babel.lists import format_list
-from babel.numbers import format_currency
+from babel.numbers import format_currency, format_decimal
 from pydantic import JsonValue
 
 from billstate_notifications.domain.errors import RenderError
@@ -42,6 +42,9 @@ class Formatter:
 
     def join(self, items: list[str]) -> str:
         return format_list(items, locale=self.locale) if items else ""
+
+    def number(self, value: int) -> str:
+        return format_decimal(value, locale=self.locale)
 
 
 def _missing(value: JsonValue | None) -> bool:
@@ -149,6 +152,11 @@ def build_context(facts: Mapping[str, JsonValue], fmt: Formatter) -> Context:
         _invoice(item, f"{p}.invoices.{i}", fmt)
         for i, item in enumerate(_list(facts, "invoices", p))
     ]
+    count = _int(facts, "count", p)
+    customer_ids = _str_list(facts, "customer_ids", p)
+    guard = _str(facts, "guard", p)
+    if guard not in {None, "brake", "stale_payment_feed"}:
+        raise RenderError(f"{p}.guard", "must be brake or stale_payment_feed")
     single = facts.get("invoice")
     policy = _obj(facts.get("policy"), f"{p}.policy") or {}
     return {
@@ -176,4 +184,12 @@ def build_context(facts: Mapping[str, JsonValue], fmt: Formatter) -> Context:
         "error": _str(facts, "error", p),
         "desired": _str(facts, "desired", p),
         "observed": _str(facts, "observed", p),
+        # Staff notice about parked suspensions (access.approval_needed).
+        "batch_id": _str(facts, "batch_id", p),
+        "guard": guard,
+        "count": count,
+        "count_text": None if count is None else fmt.number(count),
+        "customer_ids": customer_ids,
+        "customers_text": fmt.join(customer_ids) or None,
+        "reason": _str(facts, "reason", p),
     }
