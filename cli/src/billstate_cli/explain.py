@@ -61,6 +61,7 @@ class _Words:
     public_holidays: str
     partner_holidays: str
     in_flight: str
+    confirmed: str
     footer: str
 
 
@@ -162,6 +163,12 @@ _EN: Final = _Words(
         "suspension would fall on is not a business day, it happens on the next business day, "
         "and the date in every notice is that business day."
     ),
+    confirmed=(
+        "A suspension can also wait for a person to confirm it: when unusually many "
+        "suspensions fall due at once, or when our record of payments may be out of date. "
+        "It then comes later than the date in the notice, never earlier, and not at all if "
+        "you pay in the meantime."
+    ),
     public_holidays=", nor on public holidays in {country}",
     partner_holidays=", nor on {dates}",
     in_flight=(
@@ -255,6 +262,11 @@ _ZH_TW: Final = _Words(
     business_days=(
         "暫停只會在營業日進行，{weekend}{holidays}均不進行暫停。"
         "若暫停日不是營業日，將順延至下一個營業日，每則通知所載的日期即為該營業日。"
+    ),
+    confirmed=(
+        "暫停也可能先由專人確認後才執行：例如同時有異常大量的暫停到期，"
+        "或我們的付款紀錄可能尚未更新時。此時暫停會晚於通知所載日期，絕不會提前；"
+        "若您在此期間付款，則不會暫停。"
     ),
     public_holidays="，以及{country}的國定假日",
     partner_holidays="，以及 {dates}",
@@ -375,7 +387,9 @@ class _Renderer:
             text += w.sentence_gap + w.stages_suspension_date
         if self.policy.calendar.suspend_on == "business_days":
             text += w.sentence_gap + self._business_days()
-        return text
+        # The actuator's guards (access-control's brake and payment-feed check) are settings,
+        # not policy, and on by default: the customer is told they can only delay.
+        return text + w.sentence_gap + w.confirmed
 
     def _business_days(self) -> str:
         w, calendar = self.words, self.policy.calendar
