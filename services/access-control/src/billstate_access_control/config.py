@@ -8,6 +8,7 @@ from pydantic_settings import SettingsConfigDict
 
 from billstate_shared.runtime.retry import RetryPolicy
 from billstate_shared.settings import ServiceSettings
+from billstate_shared.topics import PAYMENTS
 
 PREFIX = "BILLSTATE_ACCESS_CONTROL_"
 
@@ -49,6 +50,20 @@ class Settings(ServiceSettings):
     reconcile_interval: float = Field(default=300.0, ge=0)
     reconcile_page: int = Field(default=500, ge=1)
 
+    # The guards (docs/operations.md, "Guards at the actuator"). The brake: suspend commands
+    # a provider may apply per rolling 24 hours (wall clock); one more is held for approval.
+    # 0: no brake.
+    brake_cap: int = Field(default=50, ge=0)
+    # Seconds the payments topic may go without a record (wall clock against the newest
+    # record's timestamp) before suspend commands are held; 0: no guard. An empty topic is
+    # silent. Checked at start and every PAYMENT_FEED_CHECK_INTERVAL seconds.
+    payment_feed_max_age: float = Field(default=36 * 3600.0, ge=0)
+    payment_feed_check_interval: float = Field(default=60.0, gt=0, le=3600)
+    # The topic whose newest record tells (another name for a test or a staging feed).
+    payment_feed_topic: str = Field(default=PAYMENTS.name, min_length=1)
+    # Seconds a batch of held commands gathers before its one approval notice goes out.
+    approval_settle: float = Field(default=60.0, ge=0, le=3600)
+
     # Partner Center (provider = partner_center): an app registered in the partner's tenant.
     partner_center_base_url: str = "https://api.partnercenter.microsoft.com"
     # https://login.microsoftonline.com/<partner tenant id>/oauth2/v2.0/token
@@ -84,6 +99,12 @@ class Settings(ServiceSettings):
         interval (4 records with the 30 s default; never more than 50)."""
         fits = int(POLL_INTERVAL * BATCH_SHARE // (2 * self.command_budget))
         return max(1, min(MAX_RECORDS, fits))
+
+    @property
+    def approval_poll_interval(self) -> float:
+        """How often due batches are looked for: a quarter of the settle window, between
+        0.1 and 5 seconds."""
+        return min(max(self.approval_settle / 4, 0.1), 5.0)
 
     @model_validator(mode="after")
     def _provider_complete(self) -> Self:

@@ -14,6 +14,13 @@ rules: a later command for a subscription supersedes what a parked one wanted.
 
 A new command whose `sequence` is lower than the highest accepted for the customer is stale:
 refused before any provider call, to the DLQ with the reason.
+
+The guards (guards.py) come before any of that for a new suspend command that would change
+something: a silent payment feed or the brake *holds* it (`access.parked`), without accepting
+it, so it never becomes desired state and neither the reconciler nor the re-attempts touch
+it. Only a person's `access.approve` on access.approvals.v1 applies it (through the same path,
+bypassing the guards); `access.reject` drops it; a restore for its subscriptions cancels it.
+Each ends with one `access.unparked`.
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import structlog
 from prometheus_client import Counter, Gauge
@@ -32,27 +39,45 @@ from billstate_access_control.domain import (
     Action,
     Command,
     CustomerAccess,
+    Decided,
+    Hold,
     accept,
     applied,
     decide,
     park_delay,
+    parked,
+    remaining,
     settled,
     stale,
+    unparked,
 )
+from billstate_access_control.guards import Guards
 from billstate_access_control.providers import Change, Provider
-from billstate_access_control.store import Parked, Store
-from billstate_shared.contracts import AccessRestore, AccessSuspend, EventBase, decode, encode
+from billstate_access_control.store import Held, HeldState, Parked, Store
+from billstate_shared.contracts import (
+    AccessApprove,
+    AccessReject,
+    AccessRestore,
+    AccessSuspend,
+    EventBase,
+    decode,
+    encode,
+)
 from billstate_shared.errors import ExternalError, Refused
 from billstate_shared.runtime.dlq import DeadLetter
 from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.runtime.records import Produce, Record
 from billstate_shared.runtime.retry import RetryPolicy, Sleep, Tried
 from billstate_shared.runtime.wallclock import WallClock, utc_now
-from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS
+from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS, APPROVALS
 
 log = structlog.get_logger("billstate.access_control")
 
 MAX_ERROR = 500  # characters of a provider's error kept in events, logs and DLQ reasons
+MAX_TEXT = 1_000  # characters of a reason in an event (the contracts' limit)
+# Who ends a held command that no person decided on (a restore cancelled it).
+SELF = "access-control"
+GUARDS = ("brake", "stale_payment_feed")
 
 
 def error_text(err: BaseException | None) -> str:
@@ -72,6 +97,17 @@ def failure(tried: Tried) -> str:
 def produce(event: EventBase) -> Produce:
     """An `access.*` event as the record to write, keyed by customer."""
     return Produce(ACCESS_EVENTS.name, event.customer_id.encode(), encode(event))
+
+
+def _held_now(store: Store, guard: str) -> Callable[[], float]:
+    """The gauge of the commands `guard` holds now."""
+    return lambda: float(store.held_count(guard))
+
+
+def _outcome(state: HeldState) -> Decided:
+    """How an ended held command is told in `access.unparked`."""
+    assert state != "held"
+    return state
 
 
 class OutOfBudgetError(ExternalError):
@@ -114,6 +150,10 @@ class Stored:
     @classmethod
     def of(cls, parked: Parked) -> Stored:
         return cls(parked.topic, parked.partition, parked.offset, parked.key, parked.value)
+
+    @classmethod
+    def of_held(cls, held: Held) -> Stored:
+        return cls(held.topic, held.partition, held.offset, held.key, held.value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,8 +198,10 @@ class AccessHandler:
         clock: WallClock = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
         on_attempt: Callable[[], None] | None = None,
+        guards: Guards | None = None,
     ) -> None:
         self.store, self.provider, self.retry = store, provider, retry
+        self.guards = guards
         self.service, self.metrics, self.sleep = service, metrics, sleep
         self.budget = budget if budget is not None else Budget()
         self.clock, self.monotonic, self.on_attempt = clock, monotonic, on_attempt
@@ -169,6 +211,8 @@ class AccessHandler:
         self._calls: Counter | None = None
         self._stale: Counter | None = None
         self._parkings: Counter | None = None
+        self._holds: Counter | None = None
+        self._decisions: Counter | None = None
         if metrics is not None:
             registry = metrics.registry
             self._calls = Counter(
@@ -188,9 +232,27 @@ class AccessHandler:
                 ["service"], registry=registry,
             )  # fmt: skip
             parked.labels(service).set_function(lambda: float(store.parked_count()))
+            self._holds = Counter(
+                "billstate_access_guard_parks", "Suspend commands held back by a guard",
+                ["service", "guard"], registry=registry,
+            )  # fmt: skip
+            self._decisions = Counter(
+                "billstate_access_guard_decisions",
+                "How held suspend commands ended: approved, rejected, cancelled",
+                ["service", "outcome"], registry=registry,
+            )  # fmt: skip
+            waiting = Gauge(
+                "billstate_access_awaiting_approval",
+                "Suspend commands held back by a guard now, waiting for a person",
+                ["service", "guard"], registry=registry,
+            )  # fmt: skip
+            for guard in GUARDS:
+                waiting.labels(service, guard).set_function(_held_now(store, guard))
 
     async def __call__(self, record: Record) -> Sequence[Produce]:
         async with self.lock:
+            if record.topic == APPROVALS.name:
+                return await self._decision(record)
             return await self._command(record)
 
     def deadline(self) -> float | None:
@@ -233,7 +295,11 @@ class AccessHandler:
 
     async def _command(self, record: Record) -> Sequence[Produce]:
         event, command = self._decode(record)
-        events = self._events(event)
+        held = self.store.held(command.customer_id, command.command_id)
+        if held is not None and held.state != "approved":
+            # Delivered again while held, or after it was rejected or cancelled: announce
+            # again (same ids), in case the first announcement was lost; nothing else.
+            return [self._announce(held, event)]
         state = self.store.load(command.customer_id, [command.command_id])
         why = stale(state, command)
         if why is not None:
@@ -242,6 +308,26 @@ class AccessHandler:
             log.warning("stale command", sequence=command.sequence, newest=state.sequence)
             raise Refused("data.sequence", why, event.event_type)  # no provider call: DLQ
 
+        outputs: list[Produce] = []
+        if isinstance(event, AccessRestore):
+            outputs += self._cancel(event, command)
+        elif command.command_id not in state.seen and decide(state, command):
+            verdict = None if self.guards is None else self.guards.check(self.provider.name)
+            if verdict is not None:
+                return [self._hold(record, event, command, verdict)]
+            self._tally(command)
+        return outputs + await self._through(record, event, command, state)
+
+    async def _through(
+        self,
+        record: Record,
+        event: AccessSuspend | AccessRestore,
+        command: Command,
+        state: CustomerAccess,
+    ) -> list[Produce]:
+        """A command past the stale rule and the guards: accepted and applied, or announced
+        again when an earlier delivery applied (or parked) it."""
+        events = self._events(event)
         # Already applied by an earlier delivery of this command: announce again, same ids.
         outputs = [produce(events.done(a)) for a in settled(state, command)]
         waiting = self.store.parked(command.customer_id, command.command_id)
@@ -249,9 +335,9 @@ class AccessHandler:
             # Delivered again while parked (a crash before its offset was committed, or a
             # re-drive): what is left is the re-attempt's to do, when it is due. Announce the
             # parking again, same ids, in case the first announcement was lost.
-            parked = waiting[0]
+            parked_now = waiting[0]
             outputs += [
-                produce(events.parked(a, attempts=parked.attempts, error=parked.last_error))
+                produce(events.parked(a, attempts=parked_now.attempts, error=parked_now.last_error))
                 for a in decide(state, command)
             ]
             return outputs
@@ -262,14 +348,218 @@ class AccessHandler:
         run = await self._run(state, command, actions, event)
         outputs += [produce(events.done(a)) for a in run.done]
         if run.unfinished:
-            parked = self._park(record, command, run, previous=None)
-            self.store.park(parked)
+            again = self._park(record, command, run, previous=None)
+            self.store.park(again)
             outputs += [
-                produce(events.parked(a, attempts=parked.attempts, error=parked.last_error))
+                produce(events.parked(a, attempts=again.attempts, error=again.last_error))
                 for a in run.unfinished
             ]
         outputs += self._failed(record, event, events, run)
         return outputs
+
+    # -- the guards: hold, announce, cancel, decide ----------------------------------------
+
+    def _tally(self, command: Command) -> None:
+        """A suspend command goes to the provider: one more in the brake's window."""
+        if self.guards is not None:
+            self.guards.count(self.provider.name, command.customer_id, command.command_id)
+
+    def _hold(
+        self,
+        record: Record,
+        event: AccessSuspend | AccessRestore,
+        command: Command,
+        verdict: Hold,
+    ) -> Produce:
+        """Keep the suspend command for a person to decide on, counted in its guard's open
+        batch; it is not accepted: no desired state changes."""
+        assert self.guards is not None
+        assert record.value is not None
+        held = self.store.hold(
+            Held(
+                customer_id=command.customer_id,
+                command_id=command.command_id,
+                guard=verdict.guard,
+                reason=verdict.reason[:MAX_TEXT],
+                provider=self.provider.name,
+                subscription_ids=command.targets(),
+                topic=record.topic,
+                partition=record.partition,
+                offset=record.offset,
+                key=record.key,
+                value=record.value,
+                held_at=self.clock(),
+            ),
+            self.guards.settle,
+        )
+        if self._holds is not None:
+            self._holds.labels(self.service, verdict.guard).inc()
+        log.warning(
+            "suspension held back",
+            command_id=command.command_id,
+            guard=verdict.guard,
+            reason=verdict.reason,
+            batch_id=held.batch_id,
+        )
+        return self._announce(held, event)
+
+    def _announce(self, held: Held, event: AccessSuspend | AccessRestore) -> Produce:
+        """The held command's `access.parked` (still held) or `access.unparked` (ended)."""
+        if held.state == "held":
+            return produce(
+                parked(
+                    customer_id=held.customer_id,
+                    command_id=held.command_id,
+                    subscription_ids=held.subscription_ids,
+                    provider=held.provider,
+                    guard=held.guard,
+                    reason=held.reason,
+                    at=event.occurred_at,
+                )
+            )
+        assert held.ended_at is not None
+        return produce(
+            unparked(
+                customer_id=held.customer_id,
+                command_id=held.command_id,
+                outcome=_outcome(held.state),
+                by=held.decided_by or SELF,
+                reason=held.decided_why or "",
+                at=held.ended_at,
+            )
+        )
+
+    def _end(
+        self, held: Held, state: Decided, *, by: str, why: str, at: datetime, ended_by: str
+    ) -> Held:
+        ended = self.store.end(held, state, by=by, why=why[:MAX_TEXT], at=at, ended_by=ended_by)
+        if self._decisions is not None:
+            self._decisions.labels(self.service, state).inc()
+        log.info("held suspension ended", command_id=held.command_id, outcome=state, by=by)
+        return ended
+
+    def _cancel(self, event: AccessRestore, command: Command) -> list[Produce]:
+        """A restore takes its subscriptions out of the customer's held suspensions; one left
+        with none is cancelled (the customer paid while it waited: never touched). A restore
+        delivered again announces its cancellations again."""
+        mark = f"command:{command.command_id}"
+        outputs = [self._announce(h, event) for h in self.store.ended_by(command.customer_id, mark)]
+        for held in self.store.holding(command.customer_id):
+            left = remaining(held.subscription_ids, command.targets())
+            if left == held.subscription_ids:
+                continue
+            if left:
+                self.store.narrow(held.customer_id, held.command_id, left)
+                log.info(
+                    "held suspension narrowed by a restore",
+                    command_id=held.command_id,
+                    restore=command.command_id,
+                    left=list(left),
+                )
+                continue
+            why = (
+                f"restore {command.command_id} came first for the same subscriptions:"
+                " the customer is not suspended"
+            )
+            ended = self._end(
+                held, "cancelled", by=SELF, why=why, at=event.occurred_at, ended_by=mark
+            )
+            outputs.append(self._announce(ended, event))
+        return outputs
+
+    def _decode_decision(self, record: Record) -> AccessApprove | AccessReject:
+        value = record.value
+        if value is None:
+            raise Refused("$", "a record without a value is not a decision")
+        decision = decode(value)  # a ContractError goes to the DLQ through the Loop
+        structlog.contextvars.bind_contextvars(
+            customer_id=decision.customer_id, event_id=decision.event_id
+        )
+        if not isinstance(decision, AccessApprove | AccessReject):
+            raise Refused(
+                "event_type",
+                f"{decision.event_type} is not a decision; "
+                f"{APPROVALS.name} carries {' and '.join(APPROVALS.event_types)}",
+            )
+        if record.key != decision.customer_id.encode():
+            raise Refused("key", "the record key must be the customer_id (UTF-8)")
+        return decision
+
+    async def _decision(self, record: Record) -> Sequence[Produce]:
+        """An operator's approve or reject of a held suspend command. The same record
+        delivered again announces again what it did; any other decision on a command that is
+        not held (unknown, applied, rejected, cancelled) changes nothing."""
+        decision = self._decode_decision(record)
+        data = decision.data
+        held = self.store.held(decision.customer_id, data.command_id)
+        here = f"{record.topic}:{record.partition}:{record.offset}"
+        if held is None or (held.state != "held" and held.ended_by != here):
+            log.info(
+                "decision on a command that is not held: nothing to do",
+                command_id=data.command_id,
+                decision=decision.event_type,
+                state="unknown" if held is None else held.state,
+            )
+            return []
+        stored = Stored.of_held(held)
+        event, _ = self._decode(stored)
+        if held.state in ("rejected", "cancelled"):
+            return [self._announce(held, event)]  # this record ended it: announce again
+        if isinstance(decision, AccessReject):
+            ended = self._end(
+                held,
+                "rejected",
+                by=data.by,
+                why=data.reason,
+                at=decision.occurred_at,
+                ended_by=here,
+            )
+            return [self._announce(ended, event)]
+        return await self._approve(held, stored, event, decision, here)
+
+    async def _approve(
+        self,
+        held: Held,
+        stored: Stored,
+        event: AccessSuspend | AccessRestore,
+        decision: AccessApprove,
+        here: str,
+    ) -> list[Produce]:
+        """Apply a held suspend command now, past the guards (it still counts in the brake's
+        window), unless a newer command for the customer made it stale."""
+        command = Command(
+            customer_id=held.customer_id,
+            command_type="access.suspend",
+            command_id=held.command_id,
+            subscription_ids=held.subscription_ids,
+            sequence=event.data.sequence,
+        )
+        state = self.store.load(command.customer_id, [command.command_id])
+        why = stale(state, command)
+        if why is not None and held.state == "held":
+            if self._stale is not None:
+                self._stale.labels(self.service).inc()
+            ended = self._end(
+                held,
+                "cancelled",
+                by=SELF,
+                why=f"approved by {decision.data.by}, but {why}: not applied",
+                at=decision.occurred_at,
+                ended_by=here,
+            )
+            return [self._announce(ended, event)]
+        if held.state == "held":
+            held = self._end(
+                held,
+                "approved",
+                by=decision.data.by,
+                why=decision.data.reason,
+                at=decision.occurred_at,
+                ended_by=here,
+            )
+        self._tally(command)
+        outputs = [self._announce(held, event)]
+        return outputs + await self._through(stored, event, command, state)
 
     # -- a parked command, when it is due ------------------------------------------------
 

@@ -1,5 +1,11 @@
 """SQLite (WAL) store: desired and applied access, accepted command ids and the highest
-command sequence per customer, parked commands, the built-in provider's records.
+command sequence per customer, parked commands, the built-in provider's records, and for the
+guards: suspend commands held back for approval, their batches, and the suspensions applied
+per provider (the brake's window).
+
+Two kinds of waiting commands, kept apart: `parked` holds commands whose *time budget* ran out
+(accepted, tried again by themselves when due); `held` holds suspend commands a *guard* held
+back (never accepted, never tried by themselves: only a person's approval applies them).
 
 Synchronous and short: each call is one small transaction on one connection, used from the
 event loop's thread only. Everything survives a restart, so a redelivered command is still
@@ -12,12 +18,19 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
-from billstate_access_control.domain import Access, CustomerAccess, SubscriptionAccess
+from billstate_access_control.domain import (
+    WINDOW,
+    Access,
+    CustomerAccess,
+    Guard,
+    SubscriptionAccess,
+    batch_id,
+)
 from billstate_shared.errors import BillstateError
 
 FILENAME = "access-control.sqlite3"
@@ -65,6 +78,45 @@ CREATE TABLE IF NOT EXISTS parked (
     PRIMARY KEY (customer_id, command_id)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS parked_due ON parked (next_attempt);
+CREATE TABLE IF NOT EXISTS held (
+    customer_id      TEXT NOT NULL,
+    command_id       TEXT NOT NULL,
+    guard            TEXT NOT NULL,
+    reason           TEXT NOT NULL,
+    provider         TEXT NOT NULL,
+    subscription_ids TEXT NOT NULL,
+    topic            TEXT NOT NULL,
+    partition        INTEGER NOT NULL,
+    "offset"         INTEGER NOT NULL,
+    key              BLOB,
+    value            BLOB NOT NULL,
+    held_at          TEXT NOT NULL,
+    batch_id         TEXT NOT NULL,
+    state            TEXT NOT NULL CHECK (state IN ('held', 'approved', 'rejected', 'cancelled')),
+    decided_by       TEXT,
+    decided_why      TEXT,
+    ended_at         TEXT,
+    ended_by         TEXT,
+    PRIMARY KEY (customer_id, command_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS held_state ON held (state, guard);
+CREATE INDEX IF NOT EXISTS held_batch ON held (batch_id, held_at);
+CREATE TABLE IF NOT EXISTS held_batches (
+    batch_id   TEXT NOT NULL PRIMARY KEY,
+    guard      TEXT NOT NULL,
+    provider   TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    closes_at  TEXT NOT NULL,
+    announced  INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS suspension_log (
+    provider    TEXT NOT NULL,
+    command_id  TEXT NOT NULL,
+    customer_id TEXT NOT NULL,
+    applied_at  TEXT NOT NULL,
+    PRIMARY KEY (provider, customer_id, command_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS suspension_log_at ON suspension_log (provider, applied_at);
 CREATE TABLE IF NOT EXISTS ledger (
     customer_id     TEXT NOT NULL,
     subscription_id TEXT NOT NULL,
@@ -157,6 +209,92 @@ def _instant(at: datetime) -> str:
     if at.tzinfo is None:
         raise BillstateError("the access store keeps aware datetimes only")
     return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+HeldState = Literal["held", "approved", "rejected", "cancelled"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Held:
+    """A suspend command a guard held back for a person to approve: the original record (to
+    apply it, as it came, once approved), the subscriptions still to suspend (a restore takes
+    its own out), the guard, its reason, the batch it was announced in, and how it ended
+    (`state`; `ended_by` names what ended it: the decision record `topic:partition:offset`,
+    or `command:<id>` of the restore that cancelled it)."""
+
+    customer_id: str
+    command_id: str
+    guard: Guard
+    reason: str
+    provider: str
+    subscription_ids: tuple[str, ...]
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    held_at: datetime
+    batch_id: str = ""
+    state: HeldState = "held"
+    decided_by: str | None = None
+    decided_why: str | None = None
+    ended_at: datetime | None = None
+    ended_by: str | None = None
+
+    def public(self) -> dict[str, Any]:
+        """What GET /customers/{id}/access shows of it."""
+        return {
+            "command_id": self.command_id,
+            "guard": self.guard,
+            "reason": self.reason,
+            "provider": self.provider,
+            "subscription_ids": list(self.subscription_ids),
+            "held_at": self.held_at.isoformat(),
+            "batch_id": self.batch_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Held commands announced together in one `access.approval_needed`."""
+
+    batch_id: str
+    guard: Guard
+    provider: str
+    started_at: datetime
+    closes_at: datetime
+
+
+_HELD_COLUMNS = (
+    "customer_id, command_id, guard, reason, provider, subscription_ids, topic, partition,"
+    ' "offset", key, value, held_at, batch_id, state, decided_by, decided_why, ended_at,'
+    " ended_by"
+)
+
+
+def _held(row: tuple[Any, ...]) -> Held:
+    (customer_id, command_id, guard, reason, provider, subs, topic, partition, offset) = row[:9]
+    (key, value, held_at, batch, state, decided_by, decided_why, ended_at, ended_by) = row[9:]
+    return Held(
+        customer_id=customer_id,
+        command_id=command_id,
+        guard=guard,
+        reason=reason,
+        provider=provider,
+        subscription_ids=tuple(json.loads(subs)),
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        key=key,
+        value=value,
+        held_at=datetime.fromisoformat(held_at),
+        batch_id=batch,
+        state=state,
+        decided_by=decided_by,
+        decided_why=decided_why,
+        ended_at=None if ended_at is None else datetime.fromisoformat(ended_at),
+        ended_by=ended_by,
+    )
 
 
 class Store:
@@ -321,6 +459,179 @@ class Store:
 
     def parked_count(self) -> int:
         return int(self._rows("SELECT COUNT(*) FROM parked")[0][0])
+
+    # -- suspend commands held back by a guard ---------------------------------------------
+
+    def hold(self, held: Held, settle: timedelta) -> Held:
+        """Keep a held command and count it in its guard's open batch for the provider (one
+        not announced yet), or open a new batch starting now that closes `settle` later.
+        Returns the command with its batch."""
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT batch_id FROM held_batches WHERE guard = ? AND provider = ?"
+                " AND announced = 0 ORDER BY started_at LIMIT 1",
+                (held.guard, held.provider),
+            ).fetchall()
+            if rows:
+                batch = str(rows[0][0])
+            else:
+                batch = batch_id(held.guard, held.provider, held.held_at)
+                db.execute(
+                    "INSERT OR IGNORE INTO held_batches"
+                    " (batch_id, guard, provider, started_at, closes_at) VALUES (?, ?, ?, ?, ?)",
+                    (
+                        batch,
+                        held.guard,
+                        held.provider,
+                        _instant(held.held_at),
+                        _instant(held.held_at + settle),
+                    ),
+                )
+            marks = ", ".join("?" * 18)
+            db.execute(
+                f"INSERT INTO held ({_HELD_COLUMNS}) VALUES ({marks})",  # noqa: S608  (column names, no input)
+                (
+                    held.customer_id,
+                    held.command_id,
+                    held.guard,
+                    held.reason,
+                    held.provider,
+                    json.dumps(list(held.subscription_ids)),
+                    held.topic,
+                    held.partition,
+                    held.offset,
+                    held.key,
+                    held.value,
+                    _instant(held.held_at),
+                    batch,
+                    "held",
+                    None,
+                    None,
+                    None,
+                    None,
+                ),
+            )
+        return replace(held, batch_id=batch)
+
+    def held(self, customer_id: str, command_id: str) -> Held | None:
+        """The held command `command_id` of the customer, in whatever state, or None."""
+        rows = self._rows(
+            f"SELECT {_HELD_COLUMNS} FROM held WHERE customer_id = ? AND command_id = ?",  # noqa: S608  (column names, no input)
+            customer_id,
+            command_id,
+        )
+        return _held(rows[0]) if rows else None
+
+    def holding(self, customer_id: str) -> list[Held]:
+        """The customer's commands still held, oldest first."""
+        rows = self._rows(
+            f"SELECT {_HELD_COLUMNS} FROM held WHERE customer_id = ? AND state = 'held'"  # noqa: S608  (column names, no input)
+            ' ORDER BY held_at, partition, "offset"',
+            customer_id,
+        )
+        return [_held(row) for row in rows]
+
+    def ended_by(self, customer_id: str, ended_by: str) -> list[Held]:
+        """The customer's held commands that `ended_by` ended (a restore's cancellations)."""
+        rows = self._rows(
+            f"SELECT {_HELD_COLUMNS} FROM held WHERE customer_id = ? AND ended_by = ?"  # noqa: S608  (column names, no input)
+            " ORDER BY held_at",
+            customer_id,
+            ended_by,
+        )
+        return [_held(row) for row in rows]
+
+    def narrow(self, customer_id: str, command_id: str, subscription_ids: tuple[str, ...]) -> None:
+        """What a held command still has to suspend, after a restore took some back."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE held SET subscription_ids = ? WHERE customer_id = ? AND command_id = ?",
+                (json.dumps(list(subscription_ids)), customer_id, command_id),
+            )
+
+    def end(
+        self,
+        held: Held,
+        state: HeldState,
+        *,
+        by: str,
+        why: str,
+        at: datetime,
+        ended_by: str,
+    ) -> Held:
+        """A held command approved, rejected or cancelled: who, why, when, by what."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE held SET state = ?, decided_by = ?, decided_why = ?, ended_at = ?,"
+                " ended_by = ? WHERE customer_id = ? AND command_id = ?",
+                (state, by, why, _instant(at), ended_by, held.customer_id, held.command_id),
+            )
+        return replace(
+            held, state=state, decided_by=by, decided_why=why, ended_at=at, ended_by=ended_by
+        )
+
+    def held_count(self, guard: str | None = None, provider: str | None = None) -> int:
+        """Commands held now (by `guard`, for `provider`, when given)."""
+        sql = "SELECT COUNT(*) FROM held WHERE state = 'held'"
+        params: list[Any] = []
+        if guard is not None:
+            sql += " AND guard = ?"
+            params.append(guard)
+        if provider is not None:
+            sql += " AND provider = ?"
+            params.append(provider)
+        return int(self._rows(sql, *params)[0][0])
+
+    def due_batches(self, now: datetime) -> list[Batch]:
+        """Batches not announced yet whose settle window has passed, oldest first."""
+        rows = self._rows(
+            "SELECT batch_id, guard, provider, started_at, closes_at FROM held_batches"
+            " WHERE announced = 0 AND closes_at <= ? ORDER BY started_at",
+            _instant(now),
+        )
+        return [
+            Batch(b, g, p, datetime.fromisoformat(s), datetime.fromisoformat(c))
+            for b, g, p, s, c in rows
+        ]
+
+    def batch_members(self, batch: str) -> list[Held]:
+        """The commands held in a batch, in the order they were held."""
+        rows = self._rows(
+            f"SELECT {_HELD_COLUMNS} FROM held WHERE batch_id = ?"  # noqa: S608  (column names, no input)
+            ' ORDER BY held_at, partition, "offset"',
+            batch,
+        )
+        return [_held(row) for row in rows]
+
+    def announced(self, batch: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE held_batches SET announced = 1 WHERE batch_id = ?", (batch,))
+
+    # -- the brake's window: suspend commands applied per provider -----------------------------
+
+    def log_suspension(
+        self, provider: str, customer_id: str, command_id: str, at: datetime
+    ) -> None:
+        """Count a suspend command let through to `provider` (once per command), and forget
+        what has left the window twice over."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO suspension_log"
+                " (provider, command_id, customer_id, applied_at) VALUES (?, ?, ?, ?)",
+                (provider, command_id, customer_id, _instant(at)),
+            )
+            db.execute(
+                "DELETE FROM suspension_log WHERE applied_at < ?", (_instant(at - 2 * WINDOW),)
+            )
+
+    def suspensions_since(self, provider: str, since: datetime) -> int:
+        """Suspend commands let through to `provider` after `since`."""
+        rows = self._rows(
+            "SELECT COUNT(*) FROM suspension_log WHERE provider = ? AND applied_at > ?",
+            provider,
+            _instant(since),
+        )
+        return int(rows[0][0])
 
     # -- what a provider remembers between calls ------------------------------------------
 

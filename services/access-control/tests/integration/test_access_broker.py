@@ -35,6 +35,7 @@ from billstate_shared.contracts import (
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.topic_admin import start_group_at_end
 from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS
+from billstate_shared.topics import APPROVALS as APPROVALS_TOPIC
 
 pytestmark = pytest.mark.broker
 
@@ -153,7 +154,9 @@ async def running(
     await ensure_catalog(bootstrap)
     if group is None:
         group = f"access-control-test-{uuid.uuid4().hex[:12]}"
-        await start_group_at_end(bootstrap, group, [COMMANDS])
+        await start_group_at_end(bootstrap, group, [COMMANDS, APPROVALS_TOPIC.name])
+    # Not about the guards (test_guards_broker.py is): no payment feed to watch.
+    defaults: dict[str, Any] = {"http_token": TOKEN, "payment_feed_max_age": 0}
     settings = Settings(
         kafka_bootstrap_servers=bootstrap,
         data_dir=data_dir,
@@ -162,7 +165,7 @@ async def running(
         consumer_group=group,
         retry_attempts=4,
         retry_base_delay=0.01,
-        **({"http_token": TOKEN} | overrides),
+        **(defaults | overrides),
     )
     service = AccessControl(settings, provider=provider)
     await service.start()
@@ -269,7 +272,7 @@ async def test_state_survives_a_restart(kafka_bootstrap: str, tmp_path: Path) ->
     raw = command("suspend", customer, "keep-1", "sub-a")
     group = f"access-control-test-{uuid.uuid4().hex[:12]}"
     await ensure_catalog(kafka_bootstrap)
-    await start_group_at_end(kafka_bootstrap, group, [COMMANDS])
+    await start_group_at_end(kafka_bootstrap, group, [COMMANDS, APPROVALS_TOPIC.name])
     start = await marks(kafka_bootstrap, EVENTS)
     async with running(kafka_bootstrap, tmp_path, group=group):
         await produce(kafka_bootstrap, customer, raw)
@@ -429,7 +432,7 @@ async def test_a_second_worker_joining_loses_and_repeats_nothing(
     customers = [new_customer() for _ in range(24)]
     group = f"access-control-test-{uuid.uuid4().hex[:12]}"
     await ensure_catalog(kafka_bootstrap)
-    await start_group_at_end(kafka_bootstrap, group, [COMMANDS])
+    await start_group_at_end(kafka_bootstrap, group, [COMMANDS, APPROVALS_TOPIC.name])
     start = await marks(kafka_bootstrap, EVENTS)
     async with AsyncExitStack() as workers:
         first = await workers.enter_async_context(

@@ -22,7 +22,7 @@ from billstate_devkit.events import access_command
 from billstate_devkit.kafka import end_offsets, local_scram, read_after, wait_for
 from billstate_shared.kafka_auth import KafkaAuth
 from billstate_shared.topic_admin import apply_topics, start_group_at_end
-from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS, CATALOG
+from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS, APPROVALS, CATALOG
 
 pytestmark = pytest.mark.broker
 
@@ -41,7 +41,7 @@ async def test_the_service_consumes_and_produces_over_scram(
 ) -> None:
     customer = f"sasl-{uuid.uuid4().hex[:10]}"
     group = f"access-control-sasl-{uuid.uuid4().hex[:8]}"
-    await start_group_at_end(kafka_bootstrap, group, [ACCESS_COMMANDS.name])
+    await start_group_at_end(kafka_bootstrap, group, [ACCESS_COMMANDS.name, APPROVALS.name])
     settings = Settings(
         kafka_bootstrap_servers=scram,
         kafka_security_protocol="SASL_PLAINTEXT",
@@ -52,6 +52,7 @@ async def test_the_service_consumes_and_produces_over_scram(
         http_port=0,
         consumer_group=group,
         reconcile_interval=0,
+        payment_feed_max_age=0,  # not about the guards (test_guards_broker.py is)
     )
     service = AccessControl(settings)
     await service.start()

@@ -31,7 +31,7 @@ from billstate_devkit.events import access_command
 from billstate_devkit.kafka import end_offsets, ensure_catalog, read_after, wait_for
 from billstate_devkit.partner_center import PartnerCenterServer
 from billstate_shared.topic_admin import start_group_at_end
-from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS
+from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS, APPROVALS
 
 pytestmark = pytest.mark.broker
 
@@ -104,7 +104,7 @@ async def running(
 ) -> AsyncIterator[AccessControl]:
     await ensure_catalog(bootstrap)
     group = f"access-control-test-{uuid.uuid4().hex[:12]}"
-    await start_group_at_end(bootstrap, group, [COMMANDS])
+    await start_group_at_end(bootstrap, group, [COMMANDS, APPROVALS.name])
     mapping = tmp_path / "partner-center.yaml"
     mapping.write_text(
         "customers:\n" + "".join(f"  {c}: {t}\n" for c, t in customers.items()), encoding="utf-8"
@@ -129,6 +129,7 @@ async def running(
         command_budget=BUDGET,
         park_poll_interval=0.1,
         reconcile_interval=0,
+        payment_feed_max_age=0,  # not about the guards (test_guards_broker.py is)
     )
     service = AccessControl(settings, clock=clock)
     await service.start()

@@ -9,6 +9,8 @@ from collections.abc import Awaitable, Callable, Sequence
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from billstate_shared.errors import ExternalError, Refused
@@ -87,6 +89,12 @@ class Loop:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
+            # Range first: topics keyed by customer with the same partition count give one
+            # member partition p of each, so a customer's records on every topic it reads
+            # (commands and the decisions on them) reach the same worker. Round robin,
+            # aiokafka's default, second, so that a worker of an older version in the group
+            # during a rolling start does not fail the join.
+            partition_assignment_strategy=(RangePartitionAssignor, RoundRobinPartitionAssignor),
             **client_options(auth),
         )
         self.producer = AIOKafkaProducer(

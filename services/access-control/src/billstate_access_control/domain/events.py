@@ -10,7 +10,10 @@ same id, and consumers dedupe):
   subscription, however often it is parked again);
 - the reconciler's re-apply after drift episode n: the same parts plus `reconciled, n`, so it
   is not taken for the first application, while a re-apply that keeps failing repeats its id;
-- a drift: `acc(customer_id, subscription_id, drift, n)`, one per episode.
+- a drift: `acc(customer_id, subscription_id, drift, n)`, one per episode;
+- a suspend command held back by a guard: `acc(command_id, parked)`, and how that ended:
+  `acc(command_id, unparked)` (one ending per command); a batch's approval notice:
+  `approval-<batch_id>`.
 """
 
 from __future__ import annotations
@@ -20,15 +23,22 @@ from datetime import datetime
 from typing import Literal
 
 from billstate_access_control.domain.access import Access, Action
+from billstate_access_control.domain.guards import Decided, Guard
 from billstate_shared.contracts import (
+    AccessApprovalNeeded,
+    AccessApprovalNeededData,
     AccessDrift,
     AccessDriftData,
     AccessFailed,
     AccessFailedData,
+    AccessParked,
+    AccessParkedData,
     AccessRestored,
     AccessRestoredData,
     AccessSuspended,
     AccessSuspendedData,
+    AccessUnparked,
+    AccessUnparkedData,
 )
 from billstate_shared.domain.ids import make_id
 
@@ -119,3 +129,67 @@ class AccessEvents:
                 observed=observed,
             ),
         )
+
+
+def parked(
+    *,
+    customer_id: str,
+    command_id: str,
+    subscription_ids: tuple[str, ...],
+    provider: str,
+    guard: Guard,
+    reason: str,
+    at: datetime,
+) -> AccessParked:
+    """A suspend command held back by `guard` (stamped with the command's time)."""
+    return AccessParked(
+        event_id=make_id("acc", command_id, "parked"),
+        event_type="access.parked",
+        occurred_at=at,
+        customer_id=customer_id,
+        data=AccessParkedData(
+            command_id=command_id,
+            subscription_ids=list(subscription_ids),
+            provider=provider,
+            guard=guard,
+            reason=reason,
+        ),
+    )
+
+
+def unparked(
+    *, customer_id: str, command_id: str, outcome: Decided, by: str, reason: str, at: datetime
+) -> AccessUnparked:
+    """How a held suspend command ended (stamped with the time of what ended it)."""
+    return AccessUnparked(
+        event_id=make_id("acc", command_id, "unparked"),
+        event_type="access.unparked",
+        occurred_at=at,
+        customer_id=customer_id,
+        data=AccessUnparkedData(command_id=command_id, outcome=outcome, by=by, reason=reason),
+    )
+
+
+def approval_needed(
+    *,
+    batch_id: str,
+    guard: Guard,
+    count: int,
+    customer_ids: tuple[str, ...],
+    reason: str,
+    at: datetime,
+) -> AccessApprovalNeeded:
+    """One batch of held suspensions for staff, keyed by the batch's first customer."""
+    return AccessApprovalNeeded(
+        event_id=f"approval-{batch_id}",
+        event_type="access.approval_needed",
+        occurred_at=at,
+        customer_id=customer_ids[0],
+        data=AccessApprovalNeededData(
+            batch_id=batch_id,
+            guard=guard,
+            count=count,
+            customer_ids=list(customer_ids),
+            reason=reason,
+        ),
+    )

@@ -1,5 +1,5 @@
 """The access-control process, in one object: consumer loop, store, provider, reconciler,
-re-attempts of parked commands, HTTP.
+re-attempts of parked commands, the guards (payment feed watcher, approval notices), HTTP.
 
 `AccessControl(settings, provider=...)` is what `python -m billstate_access_control` runs and
 what the integration tests run in-process (with a provider or a wall clock of their own when
@@ -13,9 +13,12 @@ import re
 
 import structlog
 from aiohttp import web
+from prometheus_client import Gauge
 
 from billstate_access_control.config import Settings
+from billstate_access_control.entrypoints.feed import FeedWatch
 from billstate_access_control.entrypoints.providers import build_provider
+from billstate_access_control.guards import Announcer, Guards, GuardSettings, PaymentFeed
 from billstate_access_control.handlers import AccessHandler, Budget
 from billstate_access_control.providers import Provider
 from billstate_access_control.reattempt import Reattempts
@@ -26,7 +29,7 @@ from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.runtime.records import Produce
 from billstate_shared.runtime.service import Service
 from billstate_shared.runtime.wallclock import WallClock, utc_now
-from billstate_shared.topics import ACCESS_COMMANDS
+from billstate_shared.topics import ACCESS_COMMANDS, APPROVALS
 
 log = structlog.get_logger("billstate.access_control")
 
@@ -51,6 +54,18 @@ class AccessControl(Service):
         progress = Progress()
         self.store = Store(settings.data_dir)
         self.provider = provider if provider is not None else build_provider(settings, self.store)
+        self.feed = PaymentFeed(settings.payment_feed_topic)
+        self.guards = Guards(
+            settings=GuardSettings(
+                cap=settings.brake_cap,
+                feed_limit=settings.payment_feed_max_age,
+                feed_topic=settings.payment_feed_topic,
+                settle=settings.approval_settle,
+            ),
+            store=self.store,
+            feed=self.feed,
+            clock=clock,
+        )
         self.handler = AccessHandler(
             store=self.store,
             provider=self.provider,
@@ -64,11 +79,15 @@ class AccessControl(Service):
             ),
             clock=clock,
             on_attempt=lambda: alive(progress),
+            guards=self.guards,
         )
         super().__init__(
             settings,
             group=settings.consumer_group,
-            topics=[ACCESS_COMMANDS.name],
+            # Decisions on held commands come keyed by customer on a topic with as many
+            # partitions: the Loop's range assignor gives one member partition p of both
+            # topics, so a customer's decision reaches the worker that holds its command.
+            topics=[ACCESS_COMMANDS.name, APPROVALS.name],
             handler=self.handler,
             progress=progress,
             metrics=metrics,
@@ -93,10 +112,41 @@ class AccessControl(Service):
         self.reattempts = Reattempts(
             store=self.store, handler=self.handler, send=self._send, clock=clock
         )
+        self.watch = FeedWatch(
+            feed=self.feed,
+            bootstrap=settings.kafka_bootstrap_servers,
+            auth=settings.kafka_auth,
+            client_id=f"billstate-{settings.service}-feed",
+        )
+        self.announcer = Announcer(
+            store=self.store, lock=self.handler.lock, send=self._send, clock=clock
+        )
         self._reconciling: asyncio.Task[None] | None = None
         self._reattempting: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
+        self._announcing: asyncio.Task[None] | None = None
+        if settings.payment_feed_max_age > 0:  # watched only while the guard is on
+            age = Gauge(
+                "billstate_payment_feed_age_seconds",
+                "Seconds since the newest record on the payments topic (+Inf: none at all)",
+                ["service", "topic"], registry=metrics.registry,
+            )  # fmt: skip
+            age.labels(settings.service, settings.payment_feed_topic).set_function(
+                lambda: self.feed.age(clock())
+            )
 
     async def started(self) -> None:
+        # The feed is read once before the first command: a silent feed holds suspensions
+        # from the start. A topic the service may not read stops the start-up.
+        if self.settings.payment_feed_max_age > 0:
+            await self.watch.start()
+            await self.watch.run_once()
+            self._watching = asyncio.create_task(
+                self.watch.run(self.settings.payment_feed_check_interval), name="feed-watch"
+            )
+        self._announcing = asyncio.create_task(
+            self.announcer.run(self.settings.approval_poll_interval), name="approval-notices"
+        )
         log.info(
             "provider",
             provider=self.provider.name,
@@ -104,6 +154,10 @@ class AccessControl(Service):
             command_budget=self.settings.command_budget,
             max_records=self.settings.max_records,
             parked=self.store.parked_count(),
+            held=self.store.held_count(),
+            brake_cap=self.settings.brake_cap,
+            payment_feed_max_age=self.settings.payment_feed_max_age,
+            payment_feed_newest=None if self.feed.newest is None else self.feed.newest.isoformat(),
         )
         if self.settings.reconcile_interval > 0:
             self._reconciling = asyncio.create_task(
@@ -116,20 +170,25 @@ class AccessControl(Service):
     async def stop(self) -> None:
         """Ask run() to return after the record in hand, and the reconciler and the
         re-attempts after the subscription or command in hand."""
-        self.reconciler.stop()
-        self.reattempts.stop()
+        self._stop_jobs()
         await super().stop()
 
+    def _stop_jobs(self) -> None:
+        for job in (self.reconciler, self.reattempts, self.watch, self.announcer):
+            job.stop()
+
     async def closing(self) -> None:
-        self.reconciler.stop()
-        self.reattempts.stop()
+        self._stop_jobs()
         try:
-            for task in (self._reconciling, self._reattempting):
+            for task in (self._reconciling, self._reattempting, self._watching, self._announcing):
                 if task is not None:
                     await task
         finally:
             try:
-                await self.provider.close()
+                try:
+                    await self.watch.close()
+                finally:
+                    await self.provider.close()
             finally:
                 self.store.close()
 
@@ -158,5 +217,6 @@ class AccessControl(Service):
                 "subscriptions": self.store.view(customer_id),
                 "sequence": self.store.load(customer_id).sequence,
                 "parked": [p.public() for p in self.store.parked(customer_id)],
+                "held": [h.public() for h in self.store.holding(customer_id)],
             }
         )
