@@ -22,11 +22,11 @@ install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS)/bin/uv) ## install uv
 	@$(UV) sync --frozen --all-packages --quiet
 
 .PHONY: run
-run: install ## the main job: fresh local Kafka, the four services, two simulated months, a summary
+run: install ## the main job: fresh local Kafka, the four services, three simulated months, a summary
 	@env -u KAFKA_BOOTSTRAP_SERVERS $(KAFKA) clean >/dev/null
 	@env -u KAFKA_BOOTSTRAP_SERVERS $(KAFKA) up
 	@$(RUN) billstate topics apply --bootstrap $(LOCAL_BOOTSTRAP)
-	@$(RUN) billstate demo --bootstrap $(LOCAL_BOOTSTRAP) --customers 200 --days 61 --seed 2026; \
+	@$(RUN) billstate demo --bootstrap $(LOCAL_BOOTSTRAP) --customers 200 --days 91 --seed 2026; \
 	  status=$$?; env -u KAFKA_BOOTSTRAP_SERVERS $(KAFKA) down; exit $$status
 
 .PHONY: test

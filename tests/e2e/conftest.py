@@ -40,6 +40,12 @@ class Pipeline:
             # clock either way; the future-tick guard has its own tests (invoicing, clock
             # recovery), so here it allows any tick within a century.
             "BILLSTATE_INVOICING_CLOCK_SKEW": str(100 * 366 * 86_400),
+            # access-control's guards are off here: these tests are about the pipeline, and
+            # with the defaults every suspension would park (a payments topic these tests
+            # leave empty is a silent feed; a history has more than 50 suspensions a day).
+            # test_guards_broker.py turns them on (`extra`).
+            "BILLSTATE_ACCESS_CONTROL_BRAKE_CAP": "0",
+            "BILLSTATE_ACCESS_CONTROL_PAYMENT_FEED_MAX_AGE": "0",
         }
         for service, group in self.groups.items():
             env[f"BILLSTATE_{service.replace('-', '_').upper()}_CONSUMER_GROUP"] = group

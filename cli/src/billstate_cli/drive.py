@@ -13,19 +13,28 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from billstate_shared.topic_admin import start_group_at_end
-from billstate_shared.topics import CATALOG, CLOCK, topic_for
+from billstate_shared.topics import CATALOG, CLOCK, PAYMENTS, Topic, topic_for
 
 # The services whose consumer groups must catch up before business time moves on.
 PIPELINE = ("invoicing", "collections")
 
 Groups = Iterable[str] | dict[str, str]
 
+# Topics a service reads outside its consumer group: access-control looks only at the newest
+# record's time on the payments topic (the stale-feed guard) and commits nothing there.
+WATCHED = frozenset({("access-control", PAYMENTS.name)})
+
+
+def group_topics(service: str) -> list[Topic]:
+    """The catalog topics a service's consumer group consumes (and commits offsets on)."""
+    return [t for t in CATALOG if service in t.readers and (service, t.name) not in WATCHED]
+
 
 async def start_at_end(bootstrap: str, groups: dict[str, str]) -> None:
     """Commit each new group's offsets at the current end of the topics its service reads,
     so a service started under a fresh group sees only what is produced from now on."""
     for service, group in groups.items():
-        read = [t.name for t in CATALOG if service in t.readers]
+        read = [t.name for t in group_topics(service)]
         await start_group_at_end(bootstrap, group, read)
 
 
@@ -103,8 +112,7 @@ class Driver:
         for service, group in self.groups.items():
             tps = [
                 TopicPartition(t.name, p)
-                for t in CATALOG
-                if service in t.readers
+                for t in group_topics(service)
                 for p in range(t.partitions)
             ]
             ends = await self.offsets.end_offsets(tps)

@@ -3,14 +3,17 @@
 `history()` yields the inbound envelopes a CSP reseller's billing bus would carry for N
 customers over D days, clock ticks included, in time order, as plain JSON-ready dicts:
 customers, monthly (and some annual) invoices, payments on time, late, in parts or never,
-write-offs, chargebacks, failed collection attempts, credit notes, disputes and promises.
+write-offs, chargebacks, failed collection attempts, credit notes, disputes and promises, and
+payments in flight: some customers who would be suspended announce a `payment.pending` a few
+days before that date, which then arrives, fails or lets its `expected_by` pass.
 
 Determinism: every random draw comes from `random.Random(seed)`, which hands each customer
 its own `random.Random` (seeded from the master in customer order). A customer's draws happen
 day by day whether or not the resulting events fall inside the horizon, so a customer's
 history does not depend on how many other customers there are, and a shorter history is a
 prefix of a longer one. Ids are readable and deterministic: `INV-cust-00042-3`,
-`PAY-cust-00042-7`, `HOLD-cust-00042-1`.
+`PAY-cust-00042-7`, `HOLD-cust-00042-1`; a payment in flight carries the id its
+`payment.received` or `payment.failed` then names.
 
 The clock: one `clock.tick` per business date (every calendar day in `timezone`; partners
 bill and collect on weekends too) at 09:00 local time. Other events happen at varied times
@@ -66,6 +69,17 @@ LATE_ON_TIME_RATE = 0.20  # a late customer paying on time once in a while
 FAILED_BEFORE_LATE_RATE = 0.25
 PROMISE_RATE = 0.25  # of late payments, preceded by a promise to pay
 PROMISE_KEPT_RATE = 0.65
+
+# Payments in flight. The standard policies suspend at 21 days past due; a late customer who
+# would still owe by then announces, with this rate, a payment.pending 1 to 3 days before,
+# expected 2 to 6 days after it, so that it is in force on that date. It then arrives after
+# the date and by expected_by (the invoice is paid), fails (payment.failed with its payment_id;
+# the invoice is paid later), or lets expected_by pass without a word (paid later too). A
+# never-paying customer sometimes announces one that fails or lapses.
+SUSPEND_DAY = 21
+PENDING_RATE = 0.6
+PENDING_OUTCOMES: dict[str, float] = {"paid": 40, "failed": 30, "lapsed": 30}
+NEVER_PENDING_RATE = 0.3
 
 _EN_NAMES = (
     [
@@ -414,6 +428,7 @@ def _pay_late(t: _Timeline, c: _Customer, inv: _Invoice, amount: Callable[[date]
     rng = c.rng
     due = inv.due_on
     on = due + timedelta(days=rng.randint(5, 40))
+    in_flight = rng.random() < PENDING_RATE
     if rng.random() < FAILED_BEFORE_LATE_RATE:
         _fail(t, c, inv, due + timedelta(days=rng.randint(-1, 1)), will_retry=rng.random() < 0.5)
     if rng.random() < PROMISE_RATE:
@@ -426,7 +441,64 @@ def _pay_late(t: _Timeline, c: _Customer, inv: _Invoice, amount: Callable[[date]
                 _release(t, c, hold_id, on + timedelta(days=1), "promise kept")
         else:
             on = until + timedelta(days=rng.randint(3, 25))
-    _pay(t, c, inv, on, amount(on), targeted=rng.random() < 0.5)
+    targeted = rng.random() < 0.5
+    if in_flight and on > due + timedelta(days=SUSPEND_DAY):
+        pending = _in_flight(t, c, inv, amount, PENDING_OUTCOMES)
+        if pending.outcome == "paid":
+            _pay(
+                t,
+                c,
+                inv,
+                pending.settles,
+                pending.cents,
+                targeted=targeted,
+                payment_id=pending.payment_id,
+            )
+            return
+        # The money comes later, in another payment.
+        on = max(on, pending.expected_by + timedelta(days=1 + pending.later))
+    _pay(t, c, inv, on, amount(on), targeted=targeted)
+
+
+@dataclass(frozen=True, slots=True)
+class _InFlight:
+    payment_id: str
+    cents: int
+    expected_by: date
+    outcome: str  # a key of PENDING_OUTCOMES
+    settles: date  # when it arrives or fails (not used when it lapses)
+    later: int  # days after expected_by that a payment after a failure or a lapse may take
+
+
+def _in_flight(
+    t: _Timeline,
+    c: _Customer,
+    inv: _Invoice,
+    amount: Callable[[date], int],
+    outcomes: dict[str, float],
+) -> _InFlight:
+    """Announce a payment in flight for `inv` a few days before its suspension date; emit its
+    failure if that is how it ends. The caller pays it (`paid`) or pays later."""
+    rng = c.rng
+    suspension = inv.due_on + timedelta(days=SUSPEND_DAY)
+    announced = suspension - timedelta(days=rng.randint(1, 3))
+    expected_by = suspension + timedelta(days=rng.randint(2, 6))
+    outcome = rng.choices(tuple(outcomes), weights=tuple(outcomes.values()))[0]
+    settles = suspension + timedelta(days=rng.randint(1, (expected_by - suspension).days))
+    later = rng.randint(0, 6)
+    c.payments += 1
+    payment_id = f"PAY-{c.plan.customer_id}-{c.payments}"
+    cents = amount(announced)
+    data = {
+        "payment_id": payment_id,
+        "amount": money(cents),
+        "currency": inv.currency,
+        "expected_by": expected_by.isoformat(),
+    }
+    t.emit(c, announced, "payment.pending", f"{payment_id}-pending", data)
+    if outcome == "failed":
+        _fail(t, c, inv, settles, will_retry=False, payment_id=payment_id)
+    return _InFlight(payment_id, cents, expected_by, outcome, settles, later)
 
 
 def _never_pays(t: _Timeline, c: _Customer, inv: _Invoice) -> None:
@@ -439,6 +511,8 @@ def _never_pays(t: _Timeline, c: _Customer, inv: _Invoice) -> None:
         c.promised = True
         placed = inv.due_on + timedelta(days=rng.randint(5, 20))
         _promise(t, c, placed, placed + timedelta(days=rng.randint(10, 20)))
+    if rng.random() < NEVER_PENDING_RATE:  # a transfer announced that never comes
+        _in_flight(t, c, inv, lambda _on: inv.cents, {"failed": 50, "lapsed": 50})
     data = {"invoice_id": inv.invoice_id, "reason": "written off"}
     t.emit(c, c.write_off_on, "invoice.voided", f"{inv.invoice_id}-voided", data)
 
@@ -481,10 +555,13 @@ def _pay(
     *,
     targeted: bool,
     reversible: bool = True,
+    payment_id: str | None = None,
 ) -> None:
+    """A payment received; `payment_id`: the id of the payment in flight it settles."""
     rng = c.rng
-    c.payments += 1
-    payment_id = f"PAY-{c.plan.customer_id}-{c.payments}"
+    if payment_id is None:
+        c.payments += 1
+        payment_id = f"PAY-{c.plan.customer_id}-{c.payments}"
     data: Envelope = {"payment_id": payment_id, "currency": inv.currency, "amount": money(cents)}
     if targeted:
         data["invoice_id"] = inv.invoice_id
@@ -498,13 +575,21 @@ def _pay(
             _pay(t, c, inv, again, cents, targeted=targeted, reversible=False)
 
 
-def _fail(t: _Timeline, c: _Customer, inv: _Invoice, on: date, *, will_retry: bool) -> None:
+def _fail(
+    t: _Timeline,
+    c: _Customer,
+    inv: _Invoice,
+    on: date,
+    *,
+    will_retry: bool,
+    payment_id: str | None = None,
+) -> None:
     c.notes += 1
-    data = {
-        "invoice_id": inv.invoice_id,
-        "reason": c.rng.choice(_FAILURES),
-        "will_retry": will_retry,
-    }
+    data: Envelope = {"invoice_id": inv.invoice_id}
+    if payment_id is not None:  # a payment in flight that failed
+        data["payment_id"] = payment_id
+    data["reason"] = c.rng.choice(_FAILURES)
+    data["will_retry"] = will_retry
     t.emit(c, on, "payment.failed", f"{inv.invoice_id}-failed-{c.notes}", data)
 
 

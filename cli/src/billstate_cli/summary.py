@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from billstate_shared.domain.ids import make_id
 from billstate_shared.topics import (
     ACCESS_COMMANDS,
     ACCESS_EVENTS,
@@ -104,6 +106,8 @@ class RunRecords:
     topics: dict[str, list[dict[str, Any]]]
     dlq: dict[str, int]
     replayed: list[dict[str, Any]] = field(default_factory=list)
+    # The inbound history the run was fed (for how each payment in flight ended).
+    inbound: list[dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def read(cls, bootstrap: str) -> RunRecords:
@@ -156,7 +160,9 @@ def summary(records: RunRecords, header: str, samples: int = 3) -> str:
     commands = records.topics[ACCESS_COMMANDS.name]
     suspends = [c for c in commands if c["event_type"] == "access.suspend"]
     restores = [c for c in commands if c["event_type"] == "access.restore"]
-    applied = Counter(e["event_type"] for e in records.topics[ACCESS_EVENTS.name])
+    applied = Counter(
+        e["event_type"] for e in records.topics[ACCESS_EVENTS.name] if e["event_type"] in APPLIED
+    )
     suspended = sum(len(c["data"]["subscription_ids"]) for c in suspends)
     restored = sum(len(c["data"]["subscription_ids"]) for c in restores)
     lines.append(
@@ -191,14 +197,194 @@ def summary(records: RunRecords, header: str, samples: int = 3) -> str:
             "the same" if not differ else f"DIFFERENT for {len(differ)} customers: {differ[:5]}"
         )
         lines.append(
-            f"Services vs `billstate replay` of the same input: {compared} decisions compared,"
-            f" {verdict}"
+            f"Services vs `billstate replay` of the same input: {compared} decisions compared"
+            f" (stage changes, access commands, notice requests), {verdict}"
         )
+    lines.append("")
+    lines.extend(guards(records))
     lines.append("")
     for customer in pick_samples(records, samples):
         lines.extend(timeline(records, customer))
         lines.append("")
     return "\n".join(lines)
+
+
+APPLIED = ("access.suspended", "access.restored", "access.failed", "access.drift")
+
+# A suspension's why ends with what it waited for, e.g. "Postponed until today: 2026-02-28 is
+# a Saturday; 2026-03-01 is a Sunday." or "... payment PAY-1 of USD 5.00 expected by ...".
+_POSTPONED = "Postponed until today: "
+_CLOSED = re.compile(r"^(\d{4}-\d{2}-\d{2}) is ")
+_PAYMENT = re.compile(r"^payment (\S+) of ")
+ENDINGS = ("arrived", "failed", "lapsed", "still in flight")
+
+
+def _waited(why: str) -> list[str]:
+    """The reasons a suspension waited for, as its why names them."""
+    if _POSTPONED not in why:
+        return []
+    return why.split(_POSTPONED, 1)[1].rstrip(".").split("; ")
+
+
+def guards(records: RunRecords) -> list[str]:
+    """The guards at work, in plain words: the engine's (business days, payments in flight;
+    decided in collections, so replay makes the same) and the actuator's (the brake and the
+    stale payment feed at access-control; wall clock, so not in replay)."""
+    entered = [
+        e
+        for e in records.topics[EVENTS.name]
+        if e["event_type"] == "collections.stage_entered" and _waited(e["data"]["why"]["text"])
+    ]
+    return ["Guards", _calendar(entered), *_in_flight(records, entered), *_parked(records)]
+
+
+def _calendar(entered: list[dict[str, Any]]) -> str:
+    """Suspensions the business calendar moved, with an example (a holiday if there is one)."""
+    moved = [
+        (e, closed)
+        for e in entered
+        if (closed := [r for r in _waited(e["data"]["why"]["text"]) if _CLOSED.match(r)])
+    ]
+    line = f"  Suspensions postponed by the business calendar: {len(moved)}"
+    if not moved:
+        return line
+    e, closed = next(((e, c) for e, c in moved if any("holiday" in r for r in c)), moved[0])
+    return (
+        f"{line}, e.g. {e['customer_id']} from {closed[0][:10]} to {e['data']['as_of']}:"
+        f" {'; '.join(closed)}"
+    )
+
+
+def _held_payments(
+    records: RunRecords, entered: list[dict[str, Any]]
+) -> tuple[dict[str, str], set[str]]:
+    """Payments in flight that held a due suspension back (payment id -> customer), from the
+    state records' `waiting` and the suspensions' whys; and those a suspension followed."""
+    held: dict[str, str] = {}
+    for state in records.topics[STATE.name]:
+        if match := _PAYMENT.match(state["data"].get("waiting") or ""):
+            held.setdefault(match.group(1), state["customer_id"])
+    suspended_after: set[str] = set()
+    for e in entered:
+        for reason in _waited(e["data"]["why"]["text"]):
+            if match := _PAYMENT.match(reason):
+                held.setdefault(match.group(1), e["customer_id"])
+                suspended_after.add(match.group(1))
+    return held, suspended_after
+
+
+def _endings(inbound: list[dict[str, Any]], held: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """How each held payment ended in the input (one of ENDINGS), and its expected_by."""
+    expected: dict[str, str] = {}
+    ended: dict[str, str] = {}
+    kinds = {"payment.received": "arrived", "payment.failed": "failed"}
+    for event in inbound:
+        payment_id = event["data"].get("payment_id")
+        if payment_id not in held:
+            continue
+        if event["event_type"] == "payment.pending":
+            expected[payment_id] = event["data"]["expected_by"]
+        elif event["event_type"] in kinds:
+            ended.setdefault(payment_id, kinds[event["event_type"]])
+    last_day = max((e["occurred_at"][:10] for e in inbound), default="")
+    return {
+        p: (ended.get(p) or ("lapsed" if expected.get(p, "~") < last_day else "still in flight"),
+            expected.get(p, "?"))
+        for p in held
+    }  # fmt: skip
+
+
+def _in_flight(records: RunRecords, entered: list[dict[str, Any]]) -> list[str]:
+    """Payments in flight that held a suspension back, and how each ended."""
+    held, suspended_after = _held_payments(records, entered)
+    line = (
+        f"  Suspensions held back by a payment in flight: {len(held)}"
+        f" ({len(set(held.values()))} customers)"
+    )
+    if not held or not records.inbound:
+        return [line]
+    endings = _endings(records.inbound, held)
+    count = Counter(ending for ending, _ in endings.values())
+    never = [p for p, (ending, _) in endings.items() if ending == "arrived"]
+    never = [p for p in never if p not in suspended_after]
+    lines = [
+        line + ": " + ", ".join(f"{count[o]} {o}" for o in ENDINGS if count[o]),
+        (
+            f"    paid, so never suspended: {len(never)}; suspended once the wait ended"
+            f" (the why names the payment): {len(suspended_after)}"
+        ),
+    ]
+    if never:
+        example = min(never)
+        lines.append(
+            f"    e.g. {held[example]}: payment {example} expected by {endings[example][1]},"
+            " arrived in time; no suspension"
+        )
+    return lines
+
+
+def _ordinal(parked: dict[str, Any]) -> int:
+    """The brake's count in a parked reason ("6th suspension in 24 hours ..."), else 0."""
+    match = re.match(r"(\d+)", parked["data"]["reason"])
+    return int(match.group(1)) if match else 0
+
+
+def _parked(records: RunRecords) -> list[str]:
+    """What access-control's guards parked, the approval notices, and how each ended."""
+    events = records.topics[ACCESS_EVENTS.name]
+    parked: dict[str, dict[str, Any]] = {}
+    for e in events:
+        if e["event_type"] == "access.parked":
+            parked.setdefault(e["data"]["command_id"], e)
+    ends = {
+        e["data"]["command_id"]: e["data"]["outcome"]
+        for e in events
+        if e["event_type"] == "access.unparked" and e["data"]["command_id"] in parked
+    }
+    # By batch id: a notice sent again after a crash is the same batch.
+    batches = list(
+        {
+            e["data"]["batch_id"]: e["data"]
+            for e in events
+            if e["event_type"] == "access.approval_needed"
+        }.values()
+    )
+    by_guard = Counter(e["data"]["guard"] for e in parked.values())
+    line = (
+        f"  Suspensions parked at access-control: {by_guard['brake']} by the brake,"
+        f" {by_guard['stale_payment_feed']} by a silent payment feed"
+    )
+    if parked:
+        first = min(parked.values(), key=lambda e: (e["occurred_at"], _ordinal(e)))
+        line += f"; e.g. {first['customer_id']}: {first['data']['reason']}"
+    delivered = {
+        d["data"]["notice_id"]
+        for d in records.topics[NOTICE_DELIVERIES.name]
+        if d["event_type"] == "notice.delivered"
+    }
+    told = {make_id("ntc", "approval_needed", b["batch_id"]) for b in batches}
+    outcome = Counter(ends.values())
+    cancelled = sorted({parked[c]["customer_id"] for c, o in ends.items() if o == "cancelled"})
+    # An approved suspension applied: an access.suspended with the parked command's id.
+    applied = {
+        e["data"]["command_id"]
+        for e in events
+        if e["event_type"] == "access.suspended" and e["data"]["command_id"] in parked
+    }
+    sizes = ", ".join(str(b["count"]) for b in batches) or "none"
+    paid_first = f" ({', '.join(cancelled[:5])})" if cancelled else ""
+    return [
+        line,
+        (
+            f"  Approval notices: {len(batches)} (batches of {sizes}),"
+            f" {len(told & delivered)} delivered to staff"
+        ),
+        (
+            f"  Parked suspensions approved: {outcome['approved']} ({len(applied)} then applied);"
+            f" cancelled because the customer paid first: {outcome['cancelled']}{paid_first};"
+            f" rejected: {outcome['rejected']}; still waiting: {len(parked) - len(ends)}"
+        ),
+    ]
 
 
 def pick_samples(records: RunRecords, count: int) -> list[str]:

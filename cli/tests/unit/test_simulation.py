@@ -208,6 +208,57 @@ def test_the_sprinkling_is_there(year_of_2000: list[dict[str, Any]]) -> None:
     assert types["invoice.voided"] > 0
 
 
+def test_payments_in_flight_arrive_fail_or_lapse(year_of_2000: list[dict[str, Any]]) -> None:
+    pending = {
+        e["data"]["payment_id"]: e for e in year_of_2000 if e["event_type"] == "payment.pending"
+    }
+    received = {
+        e["data"]["payment_id"]: e for e in year_of_2000 if e["event_type"] == "payment.received"
+    }
+    failed = {
+        e["data"]["payment_id"]: e
+        for e in year_of_2000
+        if e["event_type"] == "payment.failed" and "payment_id" in e["data"]
+    }
+    due = {
+        e["data"]["invoice_id"]: date.fromisoformat(e["data"]["due_on"])
+        for e in year_of_2000
+        if e["event_type"] == "invoice.issued"
+    }
+    ended: Counter[str] = Counter()
+    for payment_id, announced in pending.items():
+        d = announced["data"]
+        on = date.fromisoformat(announced["occurred_at"][:10])
+        expected_by = date.fromisoformat(d["expected_by"])
+        assert on < expected_by
+        assert payment_id.startswith(f"PAY-{announced['customer_id']}-")
+        assert not (payment_id in received and payment_id in failed)
+        if payment_id in received:
+            ended["arrived"] += 1
+            paid = received[payment_id]
+            assert paid["customer_id"] == announced["customer_id"]
+            assert (paid["data"]["amount"], paid["data"]["currency"]) == (
+                d["amount"],
+                d["currency"],
+            )
+            assert on < date.fromisoformat(paid["occurred_at"][:10]) <= expected_by
+        elif payment_id in failed:
+            ended["failed"] += 1
+            invoice = failed[payment_id]["data"]["invoice_id"]
+            # In force on the date the standard policies would suspend (21 days past due).
+            assert on < due[invoice] + timedelta(days=21) <= expected_by
+            assert date.fromisoformat(failed[payment_id]["occurred_at"][:10]) <= expected_by
+        else:
+            ended["lapsed"] += 1
+    # A few in a hundred invoices (late payers past the suspension date, some never-payers),
+    # each way of ending among them.
+    assert 0.01 < len(pending) / len(due) < 0.06
+    assert min(ended["arrived"], ended["failed"], ended["lapsed"]) > 0
+    # Failed ones name their payment and are not retried by the billing system.
+    assert all(not f["data"]["will_retry"] for f in failed.values())
+    assert set(failed) <= set(pending)
+
+
 # --- replayable ------------------------------------------------------------------------------
 
 
