@@ -607,6 +607,10 @@ def environment(run_dir: Path, pc: PartnerCenterServer, smtp: SmtpTestServer) ->
         ac + "PARTNER_CENTER_MAPPING_FILE": str(mapping),
         ac + "PARTNER_CENTER_TIMEOUT": "2",
         ac + "RECONCILE_INTERVAL": "5",
+        # The faults are about delivery, not the guards: every suspension must be applied
+        # (a fresh broker's empty payments topic would park them all as a silent feed).
+        ac + "BRAKE_CAP": "0",
+        ac + "PAYMENT_FEED_MAX_AGE": "0",
         nt + "CHANNEL": "email",
         nt + "SMTP_HOST": smtp.host,
         nt + "SMTP_PORT": str(smtp.port),

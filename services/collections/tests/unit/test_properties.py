@@ -213,8 +213,10 @@ def _pending(draw: st.DrawFn, c: Customer, day: date) -> Event:
 
 
 def _settle(draw: st.DrawFn, c: Customer, _day: date) -> Event:
-    """The payment in flight arrives (perhaps with another amount)."""
+    """The payment in flight arrives (perhaps with another amount), once: a payment id is
+    one payment."""
     payment_id = draw(st.sampled_from(c.pending))
+    c.pending.remove(payment_id)
     amount = draw(st.sampled_from(PAYMENT_AMOUNTS))
     return c.story.pay(payment_id, amount, currency=draw(st.sampled_from(c.currencies)))
 
