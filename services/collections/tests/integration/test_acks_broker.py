@@ -221,7 +221,7 @@ async def test_a_hold_release_on_the_payments_topic_leaves_the_hold(worker: Work
     assert refused["event_type"] == "hold.released"
     assert refused["reason"] == (
         "hold.released is not accepted on billing.payments.v1;"
-        " it carries payment.received, payment.reversed, payment.failed"
+        " it carries payment.received, payment.reversed, payment.failed, payment.pending"
     )
     after = await _state_after(worker, INVOICES.name, customer, event("invoice.issued", customer))
     assert [h["hold_id"] for h in after["data"]["holds"]] == ["HOLD-19"]

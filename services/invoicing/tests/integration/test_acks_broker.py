@@ -125,7 +125,7 @@ async def test_a_clock_tick_on_an_input_topic_ages_nobody(worker: Worker) -> Non
     assert refused["field"] == "event_type"
     assert refused["reason"] == (
         "clock.tick is not accepted on billing.payments.v1;"
-        " it carries payment.received, payment.reversed, payment.failed"
+        " it carries payment.received, payment.reversed, payment.failed, payment.pending"
     )
     # The real clock, later: what it ages is dated by it alone.
     await clock(worker, tp.partition, "2026-11-25T09:00:00+00:00")
