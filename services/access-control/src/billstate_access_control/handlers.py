@@ -59,6 +59,7 @@ from billstate_shared.contracts import (
     AccessReject,
     AccessRestore,
     AccessSuspend,
+    Event,
     EventBase,
     decode,
     encode,
@@ -69,7 +70,7 @@ from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.runtime.records import Produce, Record
 from billstate_shared.runtime.retry import RetryPolicy, Sleep, Tried
 from billstate_shared.runtime.wallclock import WallClock, utc_now
-from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS, APPROVALS
+from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS, APPROVALS, Topic
 
 log = structlog.get_logger("billstate.access_control")
 
@@ -263,21 +264,9 @@ class AccessHandler:
     # -- a command from the topic ---------------------------------------------------------
 
     def _decode(self, record: Record) -> tuple[AccessSuspend | AccessRestore, Command]:
-        value = record.value
-        if value is None:
-            raise Refused("$", "a record without a value is not an access command")
-        event = decode(value)  # a ContractError goes to the DLQ through the Loop
-        structlog.contextvars.bind_contextvars(
-            customer_id=event.customer_id, event_id=event.event_id
-        )
-        if not isinstance(event, AccessSuspend | AccessRestore):
-            raise Refused(
-                "event_type",
-                f"{event.event_type} is not an access command; "
-                f"{ACCESS_COMMANDS.name} carries {' and '.join(ACCESS_COMMANDS.event_types)}",
-            )
-        if record.key != event.customer_id.encode():
-            raise Refused("key", "the record key must be the customer_id (UTF-8)")
+        event = _decoded(record, ACCESS_COMMANDS, "an access command")
+        if not isinstance(event, AccessSuspend | AccessRestore):  # pragma: no cover
+            raise TypeError(event.event_type)  # _decoded checked the topic's types
         data = event.data
         command = Command(
             customer_id=event.customer_id,
@@ -468,21 +457,9 @@ class AccessHandler:
         return outputs
 
     def _decode_decision(self, record: Record) -> AccessApprove | AccessReject:
-        value = record.value
-        if value is None:
-            raise Refused("$", "a record without a value is not a decision")
-        decision = decode(value)  # a ContractError goes to the DLQ through the Loop
-        structlog.contextvars.bind_contextvars(
-            customer_id=decision.customer_id, event_id=decision.event_id
-        )
-        if not isinstance(decision, AccessApprove | AccessReject):
-            raise Refused(
-                "event_type",
-                f"{decision.event_type} is not a decision; "
-                f"{APPROVALS.name} carries {' and '.join(APPROVALS.event_types)}",
-            )
-        if record.key != decision.customer_id.encode():
-            raise Refused("key", "the record key must be the customer_id (UTF-8)")
+        decision = _decoded(record, APPROVALS, "a decision")
+        if not isinstance(decision, AccessApprove | AccessReject):  # pragma: no cover
+            raise TypeError(decision.event_type)  # _decoded checked the topic's types
         return decision
 
     async def _decision(self, record: Record) -> Sequence[Produce]:
@@ -808,3 +785,22 @@ class AccessHandler:
             self.metrics.dead_lettered.labels(self.service, record.topic).inc()
         log.warning("dead-lettered", field=refused.field, reason=reason)
         return DeadLetter.from_record(record, self.service, refused, value=value).produce()
+
+
+def _decoded(record: Record, topic: Topic, what: str) -> Event:
+    """A record of `topic` as its event: a value, a type the topic carries, keyed by its
+    customer; anything else is refused (to the topic's DLQ, through the Loop)."""
+    value = record.value
+    if value is None:
+        raise Refused("$", f"a record without a value is not {what}")
+    event = decode(value)  # a ContractError goes to the DLQ through the Loop
+    structlog.contextvars.bind_contextvars(customer_id=event.customer_id, event_id=event.event_id)
+    if event.event_type not in topic.event_types:
+        raise Refused(
+            "event_type",
+            f"{event.event_type} is not {what}; "
+            f"{topic.name} carries {' and '.join(topic.event_types)}",
+        )
+    if record.key != event.customer_id.encode():
+        raise Refused("key", "the record key must be the customer_id (UTF-8)")
+    return event
