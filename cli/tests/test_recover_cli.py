@@ -218,9 +218,10 @@ def test_a_rebuilt_book_adds_its_base_to_its_commands_and_keeps_it_stored() -> N
     book = replays[1].books["contoso"]
     assert (book.transitions, book.suspended) == (3, ("SUB-1",))
     continue_sequences(replays[1].books, {"contoso": 7}, [], [])
-    stored = load_book(json.loads(orjson.dumps(dump_book(book))))
+    policy = replays[1].policy
+    stored = load_book(json.loads(orjson.dumps(dump_book(book, policy))), policy)
     assert stored.sequence_base == book.sequence_base == 4
-    assert "sequence_base" not in dump_book(replays[0].books["contoso"])
+    assert "sequence_base" not in dump_book(replays[0].books["contoso"], policy)
     replays[1].books["contoso"] = stored
 
     fresh, rebuilt = (

@@ -135,6 +135,18 @@ ACCESS_EVENTS = Topic(
     readers=("notifications",),
     writers=("access-control",),
 )
+POLICIES = Topic(
+    "collections.policies.v1",
+    ("policy.accepted",),
+    "The policy each collections consumer group runs; a new file is checked against it at"
+    " start-up (a version bump, a migrate entry for every stage gone).",
+    cleanup="compact",
+    retention_days=None,
+    key="consumer group",
+    partitions=1,
+    readers=("collections",),
+    writers=("collections",),
+)
 APPROVALS = Topic(
     "access.approvals.v1",
     ("access.approve", "access.reject"),
@@ -170,6 +182,7 @@ EVENT_TOPICS: tuple[Topic, ...] = (
     EVENTS,
     ACCESS_COMMANDS,
     ACCESS_EVENTS,
+    POLICIES,
     APPROVALS,
     NOTICE_REQUESTS,
     NOTICE_DELIVERIES,

@@ -113,7 +113,7 @@ def wrong_json_type(value: Any) -> Any:
 
 def test_examples_cover_every_event_type_in_catalog_order() -> None:
     assert list(EXAMPLES) == list(EVENT_TYPES)
-    assert len(EVENT_TYPES) == 28
+    assert len(EVENT_TYPES) == 29
     for event_type, event in EXAMPLES.items():
         assert type(event) is EVENT_TYPES[event_type]
 
@@ -268,6 +268,10 @@ _BAD_VALUES: dict[str, list[Any]] = {
         * 17,
     ],
     "waiting": _TEXT,
+    "digest": ["", "ABC", "0" * 63, "g" * 64],
+    "stages": [[], [""] * 0, ["x" * 129], ["s"] * 65],
+    "migrate": [{"a": "x" * 129}, ["a"]],
+    "group": _LABEL,
     "locale": ["english!", "e", "en_US", "", "en-"],
     "billing_email": ["not-an-email", "a@b", "a b@c.example", ""],
     "partner_contact_email": ["not-an-email", ""],
@@ -305,7 +309,11 @@ def _semantic_cases() -> Iterator[Any]:
             name = path[-1]
             for value in _BAD_VALUES.get(str(name), []):
                 bad = value
-                if event_type == "clock.tick" and name == "customer_id" and bad == "*":
+                if (
+                    event_type in ("clock.tick", "policy.accepted")
+                    and name == "customer_id"
+                    and bad == "*"
+                ):
                     bad = "contoso"
                 if event_type == "hold.placed" and name == "kind" and bad == "":
                     bad = "refund"

@@ -22,12 +22,18 @@ def test_every_event_type_has_exactly_one_topic() -> None:
 
 
 def test_customer_keyed_topics_are_co_partitioned() -> None:
-    assert {t.partitions for t in CATALOG} == {CUSTOMER_PARTITIONS}
+    keyed = [t for t in CATALOG if t.key in ("customer_id", "*")]
+    assert {t.partitions for t in keyed} == {CUSTOMER_PARTITIONS}
+    # The one topic keyed otherwise: one record per consumer group, read whole at start-up.
+    assert [(t.name, t.partitions) for t in CATALOG if t not in keyed] == [
+        ("collections.policies.v1", 1),
+        ("collections.policies.v1.dlq", 1),
+    ]
 
 
 def test_compacted_topics_are_the_latest_wins_ones() -> None:
     compacted = {t.name for t in CATALOG if t.cleanup == "compact"}
-    assert compacted == {"billing.customers.v1", "collections.state.v1"}
+    assert compacted == {"billing.customers.v1", "collections.state.v1", "collections.policies.v1"}
     for t in CATALOG:
         assert t.config["retention.ms"] == (
             "-1" if t.cleanup == "compact" else t.config["retention.ms"]

@@ -159,6 +159,7 @@ class Plan:
     """The rebuilt state and what it takes to get the cluster there."""
 
     groups: dict[str, str]
+    policy: Policy
     read: int = 0
     replayed: int = 0
     skipped: list[str] = field(default_factory=list)  # records the services refused too
@@ -204,7 +205,7 @@ async def make_plan(
     *,
     daily_ticks: bool = False,
 ) -> Plan:
-    plan = Plan(groups)
+    plan = Plan(groups, policy)
     plan.members = await members(kafka, list(groups.values()))
     tables = [changelog(g, s) for s, g in groups.items()]
     topics = sorted({*HISTORY, *DECISIONS, STATE.name, *(t for s in groups for t in inputs_of(s))})
@@ -642,7 +643,7 @@ def _rows(plan: Plan, service: str) -> dict[bytes, bytes | None]:
     if service == "invoicing":
         return {c.encode(): v for c, v in plan.registers.items()}
     return {
-        c.encode(): b'{"book":' + orjson.dumps(dump_book(book)) + b',"sent":[]}'
+        c.encode(): b'{"book":' + orjson.dumps(dump_book(book, plan.policy)) + b',"sent":[]}'
         for c, book in plan.books.items()
     }
 

@@ -51,8 +51,8 @@ class Books:
     in the book, and its outputs are sent again from here (same ids) instead of lost.
     """
 
-    def __init__(self, table: MutableMapping[bytes, bytes], size: int) -> None:
-        self.table, self.size = table, size
+    def __init__(self, table: MutableMapping[bytes, bytes], size: int, policy: Policy) -> None:
+        self.table, self.size, self.policy = table, size, policy
         self.cache: OrderedDict[str, tuple[Book, bytes, Sent]] = OrderedDict()
 
     def get(self, customer_id: str) -> tuple[Book, bytes, Sent]:
@@ -64,7 +64,8 @@ class Books:
         if not raw:
             return Book(customer_id), b"", []
         value = orjson.loads(raw)
-        return load_book(value["book"]), orjson.dumps(value["book"]), value["sent"]
+        book = load_book(value["book"], self.policy)
+        return book, orjson.dumps(value["book"]), value["sent"]
 
     def put(self, book: Book, raw_book: bytes, sent: Sent) -> None:
         value = b'{"book":' + raw_book + b',"sent":' + orjson.dumps(sent) + b"}"
@@ -101,7 +102,7 @@ class CollectionsHandler:
         cache_size: int,
         committed: Callable[[], Committed],
     ) -> None:
-        self.books = Books(table, cache_size)
+        self.books = Books(table, cache_size, policy)
         self.policy, self.committed = policy, committed
 
     def forget(self) -> None:
@@ -118,7 +119,7 @@ class CollectionsHandler:
             return [Produce(topic, key, value.encode()) for topic, value in again]
         policy = self.policy
         outputs = step(book, event, policy)
-        raw = orjson.dumps(dump_book(book))
+        raw = orjson.dumps(dump_book(book, policy))
         # The table keeps each output as text (in "sent"); the send takes the bytes as built.
         out: list[Produce] = []
         produced: list[list[str]] = []

@@ -156,7 +156,7 @@ def test_the_largest_book_and_its_outputs_fit_far_below_a_kafka_record() -> None
             decode(produced.value)  # every output fits its own contract
         largest = max(largest, len(table[CUSTOMER.encode()]))
     value = json.loads(table[CUSTOMER.encode()])
-    book = load_book(value["book"])
+    book = load_book(value["book"], policy)
     assert len(book.suspended) == MAX_SUBSCRIPTIONS
     assert len(book.holds) == MAX_HOLDS
     assert len(book.seen.ids) == len(book.released.ids) == DEDUPE_SIZE
@@ -169,7 +169,7 @@ def test_a_hold_beyond_the_cap_is_refused_and_changes_nothing() -> None:
     events = [e for e in largest_history() if e.event_type == "hold.placed"]
     for event in events:
         step(book, event, policy)
-    before = dump_book(book)
+    before = dump_book(book, policy)
     extra = envelope(
         "hp-extra",
         "hold.placed",
@@ -179,7 +179,7 @@ def test_a_hold_beyond_the_cap_is_refused_and_changes_nothing() -> None:
     with pytest.raises(Refused) as info:
         step(book, extra, policy)
     assert info.value.field == "data.hold_id"
-    assert dump_book(book) == before
+    assert dump_book(book, policy) == before
 
 
 def test_dedupe_windows_keep_a_fixed_number_of_ids_and_still_know_old_events() -> None:
@@ -212,15 +212,15 @@ def test_dedupe_windows_keep_a_fixed_number_of_ids_and_still_know_old_events() -
     step(book, fresh, policy)
     assert "H-new" in book.holds
     # The window survives the table: dumped and loaded, the book knows the same events.
-    again = load_book(json.loads(json.dumps(dump_book(book))))
-    assert dump_book(again) == dump_book(book)
+    again = load_book(json.loads(json.dumps(dump_book(book, policy))), policy)
+    assert dump_book(again, policy) == dump_book(book, policy)
     assert again.released.knows("H-0", START)
 
 
 def test_a_book_stored_before_windows_loads() -> None:
-    stored = dump_book(Book(CUSTOMER))
+    stored = dump_book(Book(CUSTOMER), standard())
     stored["released"], stored["seen"] = ["H-1", "H-2"], ["evt-9"]
-    book = load_book(stored)
+    book = load_book(stored, standard())
     assert book.released.knows("H-2", START)
     assert book.seen.knows("evt-9", START)
     assert not book.seen.knows("evt-10", START)

@@ -6,7 +6,15 @@ from datetime import date
 from decimal import Decimal
 from typing import Annotated, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
@@ -37,6 +45,8 @@ from billstate_shared.contracts.types import (
     Timestamp,
 )
 from billstate_shared.domain.currencies import ISO_4217_CODES
+
+MAX_POLICY_STAGES = 64  # stages a policy.accepted record names
 
 __all__ = [
     "EVENT_TYPES",
@@ -106,6 +116,8 @@ __all__ = [
     "PaymentReversed",
     "PaymentReversedData",
     "PendingPayment",
+    "PolicyAccepted",
+    "PolicyAcceptedData",
     "PolicyRef",
     "StageEntered",
     "StageEnteredData",
@@ -685,6 +697,26 @@ class AccessReject(EventBase):
     data: AccessDecisionData
 
 
+class PolicyAcceptedData(ContractModel):
+    """The policy a collections consumer group runs from now on: what the next start-up
+    compares a new policy file with (a version bump, and a `migrate` entry for every stage
+    that is gone)."""
+
+    policy: PolicyRef
+    digest: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    stages: Annotated[list[Label], Field(min_length=1, max_length=MAX_POLICY_STAGES)]
+    migrate: Annotated[dict[Label, Label], Field(max_length=MAX_POLICY_STAGES)] = {}
+    group: Label
+
+
+class PolicyAccepted(EventBase):
+    """`policy.accepted` on collections.policies.v1 (compacted; keyed by consumer group)."""
+
+    event_type: Literal["policy.accepted"]
+    customer_id: Literal["*"]
+    data: PolicyAcceptedData
+
+
 class NoticeRequestedData(ContractModel):
     """A notice to send; facts carry what its text needs."""
 
@@ -764,6 +796,7 @@ Event = Annotated[
     | AccessApprovalNeeded
     | AccessApprove
     | AccessReject
+    | PolicyAccepted
     | NoticeRequested
     | NoticeDelivered
     | NoticeFailed,

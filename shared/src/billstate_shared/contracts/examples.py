@@ -63,6 +63,8 @@ from billstate_shared.contracts.events import (
     PaymentReceivedData,
     PaymentReversed,
     PaymentReversedData,
+    PolicyAccepted,
+    PolicyAcceptedData,
     PolicyRef,
     StageEntered,
     StageEnteredData,
@@ -394,6 +396,19 @@ _EXAMPLES: list[Event] = [
             command_id="cmd-fabrikam-suspend-91c0",
             by="mei.lin",
             reason="paid by wire this morning, not on the feed yet",
+        ),
+    ),
+    PolicyAccepted(
+        event_id="policy-collections-standard-4",
+        event_type="policy.accepted",
+        occurred_at=_at(date(2027, 2, 1), 8),
+        customer_id="*",
+        data=PolicyAcceptedData(
+            policy=PolicyRef(name="standard", version=4),
+            digest="3f0c9e5d2b7a41c8e6f1d0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9",
+            stages=["overdue", "final_notice", "suspended"],
+            migrate={"warning": "overdue"},
+            group="collections",
         ),
     ),
     NoticeRequested(

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cached_property
@@ -34,6 +37,7 @@ __all__ = [
     "ERROR_LOC_KEY",
     "MAX_MONEY_DECIMALS",
     "MAX_MONEY_INTEGER_DIGITS",
+    "Accepted",
     "Action",
     "Calendar",
     "NotifyTarget",
@@ -43,6 +47,8 @@ __all__ = [
     "Reminders",
     "Scope",
     "Stage",
+    "digest",
+    "refuse_change",
 ]
 
 CURRENT: Final = "current"
@@ -365,6 +371,13 @@ class Policy(BaseModel):
     promise_to_pay: PromiseToPay = PromiseToPay()
     payments_in_flight: PaymentsInFlight = PaymentsInFlight()
     calendar: Calendar = Calendar()
+    # Where a customer goes when its stage is not in this version: old stage name -> a stage
+    # of this policy (or `current`). Checked against the previous version at start-up.
+    migrate: Annotated[
+        Mapping[StageName | Literal["current"], Annotated[str, Strict()]],
+        AfterValidator(MappingProxyType),
+        PlainSerializer(dict, return_type=dict[str, str]),
+    ] = Field(default_factory=dict, validate_default=True)
 
     @field_validator("timezone")
     @classmethod
@@ -426,6 +439,42 @@ class Policy(BaseModel):
                 suspend_at = index
         return stages
 
+    @model_validator(mode="after")
+    def _migrate_targets(self) -> Policy:
+        names = {stage.name for stage in self.stages}
+        for old, new in self.migrate.items():
+            if old in names:
+                raise PydanticCustomError(
+                    "migrate_kept",
+                    "migrate: '{old}' is still a stage of this policy; only a stage that no"
+                    " longer exists can be migrated",
+                    {"old": old, ERROR_LOC_KEY: ("migrate", old)},
+                )
+            if new != CURRENT and new not in names:
+                raise PydanticCustomError(
+                    "migrate_target",
+                    "migrate: '{old}' goes to '{new}', which is not a stage of this policy"
+                    " (stages: {names})",
+                    {
+                        "old": old,
+                        "new": new,
+                        "names": ", ".join(s.name for s in self.stages),
+                        ERROR_LOC_KEY: ("migrate", old),
+                    },
+                )
+        return self
+
+    def stage_index(self, name: str) -> int | None:
+        """The index of stage `name` (-1 for `current`); None when this policy has no such
+        stage."""
+        if name == CURRENT:
+            return -1
+        return self._stage_indexes.get(name)
+
+    @cached_property
+    def _stage_indexes(self) -> dict[str, int]:
+        return {stage.name: index for index, stage in enumerate(self.stages)}
+
     # cached_property values live in the instance __dict__, so the engine's hot path reads
     # them as plain attributes (pydantic private attributes go through a slow __getattr__).
     @cached_property
@@ -454,3 +503,53 @@ class Policy(BaseModel):
     def ref(self) -> tuple[str, int]:
         """(name, version): what every decision carries to say which policy made it."""
         return (self.name, self.version)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """The policy a collections consumer group last accepted (its `policy.accepted` record)."""
+
+    name: str
+    version: int
+    digest: str
+    stages: tuple[str, ...]
+
+
+def digest(policy: Policy) -> str:
+    """A fingerprint of what the policy decides: equal files (comments and key order aside)
+    give equal digests."""
+    canonical = json.dumps(policy.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def refuse_change(previous: Accepted | None, policy: Policy) -> str | None:
+    """Why a consumer group that accepted `previous` must not start with `policy`, or None.
+
+    The same version must be the same policy; a newer version needs a `migrate` entry for
+    every stage of the previous one it no longer has, so no book is left in a stage that
+    does not exist.
+    """
+    if previous is None:
+        return None
+    running = f"{previous.name} v{previous.version}"
+    if policy.version == previous.version:
+        if digest(policy) == previous.digest:
+            return None
+        return (
+            f"the policy file changed but its version is still {policy.version}: bump"
+            f" `version` on every change (running: {running})"
+        )
+    if policy.version < previous.version:
+        return (
+            f"version {policy.version} is older than the running {running}; to go back to an"
+            " older file, give it a version above the running one"
+        )
+    names = {stage.name for stage in policy.stages}
+    missing = [s for s in previous.stages if s not in names and s not in policy.migrate]
+    if missing:
+        return (
+            f"stages of the running {running} are not in version {policy.version}:"
+            f" {', '.join(missing)}; add `migrate:` entries saying where their customers go"
+            f" (one of: current, {', '.join(s.name for s in policy.stages)})"
+        )
+    return None

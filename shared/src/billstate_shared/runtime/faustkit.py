@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -20,7 +20,8 @@ from faust.types.codecs import CodecArg
 from faust.types.tuples import FutureMessage
 
 from billstate_shared.contracts import ContractError, Event, decode
-from billstate_shared.errors import ExternalError, Refused
+from billstate_shared.domain.policy import Policy
+from billstate_shared.errors import ConfigRefused, ExternalError, Refused
 from billstate_shared.kafka_auth import KafkaAuth, client_options
 from billstate_shared.logging import configure_logging
 from billstate_shared.policy_file import PolicyError, load_policy
@@ -698,13 +699,22 @@ def serve(
     settings: Any,
     table: str,
     build: Callable[[Any, Any, Progress, Metrics], Any],
+    accept: Callable[[Any, Policy], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
-    """Start a faust worker process: policy (refused = nothing starts), changelog, probes."""
+    """Start a faust worker process: policy (refused = nothing starts), `accept` (a check of
+    the policy against the running one, refused = nothing starts), changelog, probes."""
     configure_logging(settings.service, settings.log_level, settings.log_format)
     try:
         policy = load_policy(settings.policy_file)
     except PolicyError as err:
         raise SystemExit(f"{settings.service}: refused policy: {err}") from None
+    if accept is not None:
+        try:
+            asyncio.run(accept(settings, policy))
+        except ConfigRefused as err:
+            raise SystemExit(
+                f"{settings.service}: refused policy {settings.policy_file}: {err.reason}"
+            ) from None
     asyncio.run(
         ensure_changelog(
             settings.kafka_bootstrap_servers,

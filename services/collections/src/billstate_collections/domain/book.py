@@ -115,6 +115,11 @@ class Book:
     # that is not a business date, a payment in flight), for the why of the eventual entry.
     waited: tuple[str, ...] = ()
     version: int = 0  # bumped when profile, holds or payments in flight change
+    # The policy version the book was last stored under (0: before it was recorded), and,
+    # only between loading and the next step, the stage it was in when that stage is gone
+    # from the running policy (the step reports the move the policy's `migrate` made).
+    policy_version: int = 0
+    moved: str | None = None
     evaluated: tuple[int, int, date | None] = (-1, -1, None)  # what the last climb looked at
     wake_on: date = date.max  # before this date, with nothing else changed, time decides nothing
 

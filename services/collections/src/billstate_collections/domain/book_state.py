@@ -8,6 +8,8 @@ from typing import Any
 
 from billstate_collections.domain.book import Book, HoldRecord, Pending, Profile, Window, digest
 from billstate_shared.domain.ledger_state import dump_ledger, load_ledger
+from billstate_shared.domain.policy import CURRENT, Policy
+from billstate_shared.errors import Refused
 
 
 def _day(value: str | None) -> date | None:
@@ -31,14 +33,17 @@ def _load_window(data: Any) -> Window:
     return Window({key: _time(at) for key, at in data["ids"]}, _time(data["floor"]))
 
 
-def dump_book(book: Book) -> dict[str, Any]:
+def dump_book(book: Book, policy: Policy) -> dict[str, Any]:
+    """The book as stored; its stage by name, so that a policy that adds, removes or
+    reorders stages finds each customer where it was."""
     profile = book.profile
     data: dict[str, Any] = {
         "customer_id": book.customer_id,
         "ledger": dump_ledger(book.ledger),
         "profile": None if profile is None else
         [profile.locale, sorted(profile.tags), list(profile.subscription_ids)],
-        "stage": book.stage,
+        "stage": CURRENT if book.stage < 0 else policy.stages[book.stage].name,
+        "policy_version": policy.version,
         "entered_on": book.entered_on.isoformat() if book.entered_on else None,
         "as_of": book.as_of.isoformat() if book.as_of else None,
         "suspended": list(book.suspended),
@@ -67,14 +72,36 @@ def dump_book(book: Book) -> dict[str, Any]:
     return data
 
 
-def load_book(data: dict[str, Any]) -> Book:
+def _stage(data: dict[str, Any], policy: Policy) -> tuple[int, str | None]:
+    """(stage index under `policy`, the stage name it moved from or None)."""
+    stage = data["stage"]
+    if isinstance(stage, int):  # stored by position, before stages had names in books
+        return stage, None
+    index = policy.stage_index(stage)
+    if index is not None:
+        return index, None
+    target = policy.migrate.get(stage)
+    index = None if target is None else policy.stage_index(target)
+    if index is None:
+        # The start-up check refuses such a policy; a book that still gets here is kept
+        # as it is (its record goes to the dead-letter topic) rather than guessed at.
+        raise Refused(
+            "stage",
+            f"the customer is in stage '{stage}', which policy {policy.name}"
+            f" v{policy.version} neither has nor migrates",
+        )
+    return index, stage
+
+
+def load_book(data: dict[str, Any], policy: Policy) -> Book:
     profile = data["profile"]
+    stage, moved = _stage(data, policy)
     book = Book(
         data["customer_id"],
         ledger=load_ledger(data["ledger"]),
         profile=None if profile is None else
         Profile(profile[0], frozenset(profile[1]), tuple(profile[2])),
-        stage=data["stage"],
+        stage=stage,
         entered_on=_day(data["entered_on"]),
         as_of=_day(data["as_of"]),
         suspended=tuple(data["suspended"]),
@@ -89,6 +116,8 @@ def load_book(data: dict[str, Any]) -> Book:
             for payment_id, amount, currency, by in data.get("pending", ())
         },
         waited=tuple(data.get("waited", ())),
+        policy_version=data.get("policy_version", 0),
+        moved=moved,
     )  # fmt: skip
     for hold_id, kind, invoice_id, amount, until, reason, by, placed_on in data["holds"]:
         book.holds[hold_id] = HoldRecord(

@@ -27,6 +27,7 @@ from billstate_shared.domain.policy import Policy
 from billstate_shared.errors import Refused
 
 DEFAULT_LOCALE = "en"
+CURRENT_NAME = "current"
 ONE_DAY = timedelta(days=1)
 MAX_WAITED = 16  # reasons a held-back suspension remembers for its why
 
@@ -37,8 +38,44 @@ def stage_name(policy: Policy, index: int) -> str:
     return "current" if index == CURRENT else policy.stages[index].name
 
 
-def step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:  # noqa: PLR0911
+def step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:
     """Apply one inbound or due-date event to a customer's book; return what it decided."""
+    if book.moved is None:
+        return _step(book, event, policy)
+    out = _migrated(book, event, policy)  # first, what the new policy's migrate map did
+    out.extend(_step(book, event, policy))
+    return out
+
+
+def _migrated(book: Book, trigger: Any, policy: Policy) -> list[Output]:
+    """The book was in a stage the running policy no longer has; loading it moved it by
+    the policy's `migrate` map: say so, and give back access a lower stage does not take."""
+    old, book.moved = book.moved or CURRENT_NAME, None
+    out: list[Output] = []
+    if book.as_of is None:
+        return out  # no stage without a business date: nothing to report
+    a = assess(book, book.as_of, policy)
+    book.entered_on = a.as_of
+    book.transitions += 1
+    name, version = policy.ref
+    since = f" (from v{book.policy_version})" if book.policy_version else ""
+    text = (
+        f"Policy {name} changed to v{version}{since}: stage {old} is not in it; the policy's"
+        f" migrate map moves its customers to {stage_name(policy, book.stage)}."
+    )
+    out.append(
+        _stage_entered(
+            book, a, trigger, policy, previous=old, rule="policy change: migrate", text=text
+        )
+    )
+    suspend_index = policy.suspend_stage_index
+    if book.suspended and (suspend_index is None or book.stage < suspend_index):
+        restored, book.suspended = book.suspended, ()
+        out.append(_command("restore", book, a, trigger, policy, subs=restored, reason=text))
+    return out
+
+
+def _step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:  # noqa: PLR0911
     # One exit per kind of event that decides nothing: the dispatch reads best flat.
     if type(event) is Aged or isinstance(event, InvoiceAged):
         return _on_time(book, event, policy)
@@ -563,7 +600,14 @@ def _stamp(trigger: Any) -> datetime:
 
 
 def _stage_entered(
-    book: Book, a: Assessment, trigger: Any, policy: Policy, *, previous: int, rule: str, text: str
+    book: Book,
+    a: Assessment,
+    trigger: Any,
+    policy: Policy,
+    *,
+    previous: int | str,
+    rule: str,
+    text: str,
 ) -> Outbound:
     stage = stage_name(policy, book.stage)
     anchor = a.anchor
@@ -586,7 +630,7 @@ def _stage_entered(
         customer_id=book.customer_id,
         data={
             "stage": stage,
-            "previous": stage_name(policy, previous),
+            "previous": previous if isinstance(previous, str) else stage_name(policy, previous),
             "as_of": a.as_of.isoformat(),
             "days_past_due": a.days_past_due,
             "overdue": overdue,
