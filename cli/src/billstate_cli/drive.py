@@ -13,21 +13,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from billstate_shared.topic_admin import start_group_at_end
-from billstate_shared.topics import CATALOG, CLOCK, PAYMENTS, Topic, topic_for
+from billstate_shared.topics import CLOCK, Topic, group_inputs, topic_for
 
 # The services whose consumer groups must catch up before business time moves on.
 PIPELINE = ("invoicing", "collections")
 
 Groups = Iterable[str] | dict[str, str]
 
-# Topics a service reads outside its consumer group: access-control looks only at the newest
-# record's time on the payments topic (the stale-feed guard) and commits nothing there.
-WATCHED = frozenset({("access-control", PAYMENTS.name)})
-
 
 def group_topics(service: str) -> list[Topic]:
     """The catalog topics a service's consumer group consumes (and commits offsets on)."""
-    return [t for t in CATALOG if service in t.readers and (service, t.name) not in WATCHED]
+    return group_inputs(service)
 
 
 async def start_at_end(bootstrap: str, groups: dict[str, str]) -> None:

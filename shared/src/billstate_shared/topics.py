@@ -210,6 +210,23 @@ BY_NAME: dict[str, Topic] = {t.name: t for t in CATALOG}
 TOPIC_OF_EVENT: dict[str, Topic] = {et: t for t in EVENT_TOPICS for et in t.event_types}
 
 
+# Topics a service reads outside its consumer group (no offsets committed): access-control
+# looks only at the newest record's time on the payments topic (the stale-feed guard), and
+# collections reads the policy its group accepted once, at start-up.
+READ_OUTSIDE_GROUP: frozenset[tuple[str, str]] = frozenset(
+    {("access-control", PAYMENTS.name), ("collections", POLICIES.name)}
+)
+
+
+def group_inputs(service: str) -> list[Topic]:
+    """The catalog topics a service's consumer group consumes and commits offsets on."""
+    return [
+        t
+        for t in CATALOG
+        if service in t.readers and not t.is_dlq and (service, t.name) not in READ_OUTSIDE_GROUP
+    ]
+
+
 def topic_for(event_type: str) -> Topic:
     """The catalog topic an event type is written to."""
     try:

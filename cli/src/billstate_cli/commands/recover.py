@@ -56,17 +56,16 @@ from billstate_collections.domain.engine import policy_ref, stage_name
 from billstate_collections.domain.snapshot import state_record
 from billstate_collections.handlers import ROUTE
 from billstate_invoicing.domain.clock import DEFAULT_SKEW, span, tick_refusal
+from billstate_invoicing.handlers import dump_register
 from billstate_shared.contracts import ClockTick, ContractError, Event, decode
 from billstate_shared.contracts.outbound import Outbound, Produced, to_bytes
 from billstate_shared.domain.ids import make_id
-from billstate_shared.domain.ledger_state import dump_ledger
 from billstate_shared.domain.policy import Policy
 from billstate_shared.errors import ExternalError, Refused
 from billstate_shared.runtime.faustkit import ensure_changelog
 from billstate_shared.topics import (
     ACCESS_COMMANDS,
     BY_NAME,
-    CATALOG,
     CLOCK,
     CONTROL,
     CUSTOMER_PARTITIONS,
@@ -76,6 +75,7 @@ from billstate_shared.topics import (
     NOTICE_REQUESTS,
     PAYMENTS,
     STATE,
+    group_inputs,
 )
 
 SERVICES = ("invoicing", "collections")
@@ -193,7 +193,7 @@ def changelog(group: str, service: str) -> str:
 
 
 def inputs_of(service: str) -> list[str]:
-    return [t.name for t in CATALOG if service in t.readers and not t.is_dlq]
+    return [t.name for t in group_inputs(service)]
 
 
 async def make_plan(
@@ -254,8 +254,9 @@ def _replay(
     plan.books = replay.books
     for customer, book in replay.books.items():
         ledger = book.ledger
-        if ledger.invoices or ledger.payments:
-            plan.registers[customer] = orjson.dumps(dump_ledger(ledger))
+        register = replay.registers[customer]
+        if ledger.invoices or ledger.payments or register.zone is not None:
+            plan.registers[customer] = dump_register(register)
         if customer in last_seen:
             plan.states[customer] = state_record(book, policy, last_seen[customer])
     return caused

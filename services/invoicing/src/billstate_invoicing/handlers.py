@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 import orjson
 import structlog
@@ -17,7 +18,7 @@ import structlog
 from billstate_invoicing.domain.aging import Aging, Register
 from billstate_invoicing.domain.aging import record as record_event
 from billstate_invoicing.domain.clock import check_tick
-from billstate_shared.contracts import ClockTick, Event
+from billstate_shared.contracts import ClockTick, CustomerUpserted, Event
 from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.domain.ledger import LEDGER_EVENTS, Posting
 from billstate_shared.domain.ledger_state import dump_ledger, load_ledger
@@ -27,6 +28,20 @@ from billstate_shared.runtime.records import Produce, Record
 from billstate_shared.topics import DUE_DATES
 
 log = structlog.get_logger("billstate.invoicing")
+
+
+def dump_register(register: Register) -> bytes:
+    """A register as its table value: the ledger, and the customer's zone when it has one."""
+    data = dump_ledger(register.ledger)
+    if register.zone is not None:
+        data["timezone"] = register.zone.key
+    return orjson.dumps(data)
+
+
+def load_register(customer_id: str, raw: bytes) -> Register:
+    data = orjson.loads(raw)
+    zone = data.pop("timezone", None)
+    return Register(customer_id, load_ledger(data), zone=None if zone is None else ZoneInfo(zone))
 
 
 class Registers:
@@ -60,7 +75,7 @@ class Registers:
         self.warm = True
         for key, raw in self.table.items():
             live, aging = self.partition(self.partition_of(key))
-            register = Register(key.decode(), load_ledger(orjson.loads(raw)))
+            register = load_register(key.decode(), raw)
             live[register.customer_id] = register
             aging.watch(register)
 
@@ -117,13 +132,13 @@ class InvoicingHandler:
             log.info("tick", aged=len(aged))
             topic = DUE_DATES.name
             return [Produce(topic, out.customer_id.encode(), to_bytes(out)) for out in aged]
-        if event.event_type in LEDGER_EVENTS:
+        if event.event_type in LEDGER_EVENTS or isinstance(event, CustomerUpserted):
             register = registers.get(record.partition, event.customer_id)
             _live, aging = registers.partition(record.partition)
             if record_event(aging, register, event) is Posting.APPLIED:
                 key = record.key
                 assert key is not None  # the intake checked it is the customer_id
-                self.table[key] = orjson.dumps(dump_ledger(register.ledger))
+                self.table[key] = dump_register(register)
             log.info("recorded", event_type=event.event_type)
         else:
             log.info("skipped", event_type=event.event_type)

@@ -43,6 +43,7 @@ from billstate_shared.contracts.types import (
     Tag,
     Text,
     Timestamp,
+    TimeZoneName,
 )
 from billstate_shared.domain.currencies import ISO_4217_CODES
 
@@ -287,6 +288,9 @@ class CustomerUpsertedData(ContractModel):
     partner_contact_email: Email
     tags: Annotated[list[Tag], Field(max_length=MAX_TAGS)]
     subscription_ids: Subscriptions
+    # The customer's own zone: its business dates (due dates, days past due, business days,
+    # reminders) are dates there. Absent: the policy's zone.
+    timezone: TimeZoneName | None = None
 
 
 class CustomerUpserted(EventBase):

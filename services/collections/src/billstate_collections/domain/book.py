@@ -51,6 +51,7 @@ class Profile:
     locale: str
     tags: frozenset[str]
     subscription_ids: tuple[str, ...]
+    timezone: str | None = None  # the customer's own IANA zone; None: the policy's
 
 
 @dataclass(slots=True)

@@ -41,7 +41,8 @@ def dump_book(book: Book, policy: Policy) -> dict[str, Any]:
         "customer_id": book.customer_id,
         "ledger": dump_ledger(book.ledger),
         "profile": None if profile is None else
-        [profile.locale, sorted(profile.tags), list(profile.subscription_ids)],
+        [profile.locale, sorted(profile.tags), list(profile.subscription_ids)]
+        + ([profile.timezone] if profile.timezone else []),
         "stage": CURRENT if book.stage < 0 else policy.stages[book.stage].name,
         "policy_version": policy.version,
         "entered_on": book.entered_on.isoformat() if book.entered_on else None,
@@ -100,7 +101,7 @@ def load_book(data: dict[str, Any], policy: Policy) -> Book:
         data["customer_id"],
         ledger=load_ledger(data["ledger"]),
         profile=None if profile is None else
-        Profile(profile[0], frozenset(profile[1]), tuple(profile[2])),
+        Profile(profile[0], frozenset(profile[1]), tuple(profile[2]), *profile[3:4]),
         stage=stage,
         entered_on=_day(data["entered_on"]),
         as_of=_day(data["as_of"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 from billstate_collections.domain.assess import Assessment, assess
 from billstate_collections.domain.book import CURRENT, Book, HoldRecord, Pending, Profile
@@ -32,6 +33,12 @@ ONE_DAY = timedelta(days=1)
 MAX_WAITED = 16  # reasons a held-back suspension remembers for its why
 
 Output = Outbound
+
+
+def business_date(book: Book, at: datetime, policy: Policy) -> date:
+    """The date of `at` in the customer's zone (its own, else the policy's)."""
+    zone = book.profile.timezone if book.profile is not None else None
+    return at.astimezone(policy.zone if zone is None else ZoneInfo(zone)).date()
 
 
 def stage_name(policy: Policy, index: int) -> str:
@@ -105,7 +112,9 @@ def _upsert(book: Book, event: CustomerUpserted) -> Posting:
         return Posting.DUPLICATE  # changes nothing, also after a newer upsert
     book.seen.add(event.event_id, event.occurred_at)
     d = event.data
-    book.profile = Profile(d.locale, frozenset(d.tags), tuple(sorted(d.subscription_ids)))
+    book.profile = Profile(
+        d.locale, frozenset(d.tags), tuple(sorted(d.subscription_ids)), d.timezone
+    )
     book.version += 1
     return Posting.APPLIED
 
@@ -132,7 +141,8 @@ def _place_hold(book: Book, event: HoldPlaced, policy: Policy) -> Posting:
             " release one first",
             event.event_type,
         )
-    placed_on = book.as_of or event.occurred_at.astimezone(policy.zone).date()
+    # The hold's own business date in the customer's zone, also before that day's tick.
+    placed_on = business_date(book, event.occurred_at, policy)
     until = d.until
     if d.kind == "promise_to_pay" and until is not None:
         # A promise longer than the policy allows is held to the policy's maximum.
@@ -481,7 +491,7 @@ def _payment_pending(book: Book, event: PaymentPending, policy: Policy) -> list[
         or book.seen.knows(_ENDED + d.payment_id, event.occurred_at)  # it failed already
     ):
         return []
-    placed_on = book.as_of or event.occurred_at.astimezone(policy.zone).date()
+    placed_on = business_date(book, event.occurred_at, policy)
     # Held to the policy's maximum, as a promise to pay is: a far-future date from the
     # billing bus must not keep a customer out of suspension for years.
     latest = placed_on + timedelta(days=policy.payments_in_flight.max_days)
@@ -538,7 +548,7 @@ def _payment_failed(book: Book, event: PaymentFailed, policy: Policy) -> list[Ou
     out: list[Output] = []
     if _end_pending(book, event.data.payment_id, event.occurred_at) and book.as_of is not None:
         _climb(book, book.as_of, event, policy, out)  # the wait is over: resume now
-    as_of = book.as_of or event.occurred_at.astimezone(policy.zone).date()
+    as_of = book.as_of or business_date(book, event.occurred_at, policy)
     a = assess(book, as_of, policy)
     # Between ticks: today's climb is done (or, before any aging, yet to come).
     due = suspension_on(book, policy, as_of, climbs_today=book.as_of is None)

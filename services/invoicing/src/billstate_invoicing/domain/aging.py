@@ -6,12 +6,15 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-from billstate_shared.contracts import Event
+from billstate_shared.contracts import CustomerUpserted, Event
 from billstate_shared.contracts.outbound import Aged
 from billstate_shared.domain.ids import MAX_READABLE_ID, readable_id
 from billstate_shared.domain.ledger import ZERO, Invoice, Ledger, Posting, apply_event
 from billstate_shared.domain.policy import Policy
+
+ONE_DAY = timedelta(days=1)
 
 
 @dataclass(slots=True)
@@ -21,6 +24,7 @@ class Register:
     customer_id: str
     ledger: Ledger = field(default_factory=Ledger)
     aged_on: dict[str, date] = field(default_factory=dict)  # invoice_id -> last business date
+    zone: ZoneInfo | None = None  # the customer's own time zone; None: the policy's
 
 
 @dataclass(slots=True)
@@ -50,11 +54,22 @@ class Aging:
     def watch(self, register: Register) -> None:
         """Track every open invoice of a customer; call after any change to its ledger."""
         customer = register.customer_id
+        # A customer with a zone of its own may reach a date a day before the policy's zone
+        # does: its invoices wait one day less, and the tick checks the window in its zone.
+        early = ONE_DAY if register.zone is not None else timedelta(0)
         for invoice in register.ledger.invoices.values():
             if invoice.open > ZERO and (customer, invoice.invoice_id) not in self._tracked:
                 self._tracked.add((customer, invoice.invoice_id))
-                opens = invoice.due_on - self.window
+                opens = invoice.due_on - self.window - early
                 heapq.heappush(self._waiting, (opens, customer, invoice.invoice_id))
+
+    def rewatch(self, register: Register) -> None:
+        """After a customer's zone changed: its open invoices wait again by the new zone (an
+        invoice in the heap twice is activated twice, which changes nothing)."""
+        customer = register.customer_id
+        for invoice in register.ledger.invoices.values():
+            self._tracked.discard((customer, invoice.invoice_id))
+        self.watch(register)
 
     def tick(  # noqa: C901, PLR0912  (the hot loop stays in one frame; see below)
         self,
@@ -105,13 +120,19 @@ class Aging:
             if len(open_now) > 1:
                 open_now.sort(key=_order)
             aged_on = register.aged_on
+            local, local_suffix, local_day = as_of, suffix, day
+            if register.zone is not None:
+                local = occurred_at.astimezone(register.zone).date()
+                local_suffix, local_day = f":{local.isoformat()}", local.toordinal()
+                opens = local + self.window
+                open_now = [i for i in open_now if i.due_on <= opens]
             for invoice in open_now:
                 invoice_id = invoice.invoice_id
-                if aged_on.get(invoice_id, date.min) < as_of:
-                    aged_on[invoice_id] = as_of
-                    event_id = f"aged:{customer}:{invoice_id}{suffix}"
+                if aged_on.get(invoice_id, date.min) < local:
+                    aged_on[invoice_id] = local
+                    event_id = f"aged:{customer}:{invoice_id}{local_suffix}"
                     if len(event_id) > MAX_READABLE_ID:
-                        event_id = readable_id("aged", customer, invoice_id, as_of)
+                        event_id = readable_id("aged", customer, invoice_id, local)
                     append(
                         Aged.build(
                             event_id,
@@ -119,8 +140,8 @@ class Aging:
                             customer,
                             invoice_id,
                             invoice.due_on,
-                            as_of,
-                            day - invoice.due_on.toordinal(),
+                            local,
+                            local_day - invoice.due_on.toordinal(),
                             invoice.open,
                             invoice.currency,
                             invoice.subscription_ids,
@@ -134,7 +155,16 @@ def _order(invoice: Invoice) -> tuple[date, date, str]:
 
 
 def record(aging: Aging, register: Register, event: Event) -> Posting:
-    """Invoicing's handling of a ledger event: update the register, track what may age."""
+    """Invoicing's handling of a ledger event or a customer's master data: update the
+    register, track what may age."""
+    if isinstance(event, CustomerUpserted):
+        zone = event.data.timezone
+        new = None if zone is None else ZoneInfo(zone)
+        if new == register.zone:
+            return Posting.DUPLICATE
+        register.zone = new
+        aging.rewatch(register)
+        return Posting.APPLIED
     posting = apply_event(register.ledger, event)
     if posting is not Posting.IGNORED:
         aging.watch(register)
