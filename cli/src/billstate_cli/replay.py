@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import BinaryIO
 
 from billstate_collections.domain.book import Book
@@ -82,6 +84,57 @@ class Tally:
     inbound: int = 0
     bad: int = 0
     produced: Counter[str] = field(default_factory=Counter)
+
+
+# Exit statuses of `replay` and `plan` besides 0 (docs/replay.md "Exit status"); a refused
+# policy, an unknown --only type or a wrong argument is 2.
+UNREADABLE_EXIT = 1  # the events or the policy file cannot be opened
+BAD_LINES_EXIT = 3  # the file was read, but bad lines were skipped (without --allow-bad-lines)
+BROKEN_PIPE_EXIT = 141  # stdout's reader went away: 128 + SIGPIPE, as a shell reports `seq`
+
+
+def cannot_open(path: Path) -> str | None:
+    """Why `path` cannot be read, as the one line to print ("FILE: no such file"), or None."""
+    try:
+        with path.open("rb"):
+            return None
+    except FileNotFoundError:
+        return f"{path}: no such file"
+    except IsADirectoryError:
+        return f"{path}: is a directory"
+    except PermissionError:
+        return f"{path}: permission denied"
+    except OSError as err:
+        return f"{path}: cannot read: {err.strerror or err}"
+
+
+def unreadable(*paths: Path) -> bool:
+    """Say on stderr which of `paths` cannot be read; True if any cannot."""
+    problems = [p for p in map(cannot_open, paths) if p is not None]
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    return bool(problems)
+
+
+def quiet_broken_pipe() -> int:
+    """The reader of stdout went away (`billstate replay ... | head -1`): stop without a
+    traceback. Python flushes stdout once more at exit, which would fail again and print
+    "Exception ignored"; stdout is pointed at /dev/null first."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real file descriptor (a test's captured stdout)
+        pass
+    return BROKEN_PIPE_EXIT
+
+
+def bad_lines_status(tally: Tally, *, allowed: bool) -> int:
+    """After a run: the count of skipped lines on stderr, and the exit status it means."""
+    if not tally.bad:
+        return 0
+    print(f"{tally.bad} bad line(s) skipped", file=sys.stderr)
+    return 0 if allowed else BAD_LINES_EXIT
 
 
 def replay_lines(

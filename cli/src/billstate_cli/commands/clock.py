@@ -8,12 +8,15 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 
+from aiokafka.errors import KafkaError
+
 from billstate_cli.drive import Driver, tick_event
 from billstate_invoicing.domain.clock import DEFAULT_SKEW, span, utc
 from billstate_shared.errors import Refused
 from billstate_shared.settings import ServiceSettings
 
 REFUSED_EXIT = 2
+UNREACHABLE_EXIT = 1
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -34,7 +37,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def _timestamp(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an RFC 3339 time; write e.g. 2026-12-01T09:00:00+08:00"
+        ) from None
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; write e.g. {text}+08:00")
     return value
@@ -45,7 +53,10 @@ def _interval(text: str) -> timedelta:
     if match is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not an interval like 30s, 15m, 1h or 1d")
     unit = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[match.group(2)]
-    return timedelta(**{unit: int(match.group(1))})
+    every = timedelta(**{unit: int(match.group(1))})
+    if not every:  # 0s would send ticks back to back, as fast as the broker takes them
+        raise argparse.ArgumentTypeError(f"{text!r} is no interval; give at least 1s")
+    return every
 
 
 async def _send(bootstrap: str, at: datetime) -> None:
@@ -77,7 +88,11 @@ def _tick(args: argparse.Namespace) -> int:
         print(f"billstate clock tick: {err}; nothing sent", file=sys.stderr)
         return REFUSED_EXIT
     bootstrap = args.bootstrap or ServiceSettings().kafka_bootstrap_servers
-    asyncio.run(_send(bootstrap, at))
+    try:
+        asyncio.run(_send(bootstrap, at))
+    except KafkaError as err:
+        print(f"billstate clock tick: cannot reach Kafka at {bootstrap}: {err}", file=sys.stderr)
+        return UNREACHABLE_EXIT
     print(f"tick {at.isoformat()} sent to every partition of billing.clock.v1 on {bootstrap}")
     return 0
 
@@ -97,4 +112,7 @@ def _run(args: argparse.Namespace) -> int:
         asyncio.run(loop())
     except KeyboardInterrupt:
         print("clock stopped", file=sys.stderr)
+    except KafkaError as err:
+        print(f"billstate clock run: cannot reach Kafka at {bootstrap}: {err}", file=sys.stderr)
+        return UNREACHABLE_EXIT
     return 0

@@ -7,9 +7,16 @@ import json
 import sys
 from pathlib import Path
 
-from billstate_cli.plan import plan
+from billstate_cli.plan import Plan, plan
 from billstate_cli.policy_arg import REFUSED_EXIT, policy_or_none
-from billstate_cli.replay import Replay, replay_lines
+from billstate_cli.replay import (
+    UNREADABLE_EXIT,
+    Replay,
+    bad_lines_status,
+    quiet_broken_pipe,
+    replay_lines,
+    unreadable,
+)
 from billstate_shared.contracts import CollectionsStateData
 from billstate_shared.domain.policy import Policy
 from billstate_shared.errors import Refused
@@ -24,6 +31,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--policy", type=Path, required=True)
     parser.add_argument("--customer", required=True, help="customer_id")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument(
+        "--allow-bad-lines",
+        action="store_true",
+        help="exit with 0 even if bad lines were skipped (default: exit status 3)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -38,26 +50,42 @@ def _print_waits(s: CollectionsStateData, policy: Policy) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    try:
+        return _plan(args)
+    except BrokenPipeError:  # `billstate plan ... | head`: the reader has what it wanted
+        return quiet_broken_pipe()
+
+
+def _plan(args: argparse.Namespace) -> int:
+    if unreadable(args.policy, args.events):
+        return UNREADABLE_EXIT
     policy = policy_or_none(args.policy)
     if policy is None:
         return REFUSED_EXIT
     replay = Replay(policy)
     with args.events.open("rb") as source:
-        replay_lines(replay, source, None, str(args.events))
+        tally = replay_lines(replay, source, None, str(args.events))
     try:
         result = plan(replay, args.customer, replay.last_tick)
     except Refused as err:
         print(f"plan: {err.reason}", file=sys.stderr)
+        bad_lines_status(tally, allowed=True)  # the count, if any: the customer may be on one
         return 1
+    _print(result, policy, as_json=args.json)
+    sys.stdout.flush()  # a closed pipe is found here, not at exit
+    return bad_lines_status(tally, allowed=args.allow_bad_lines)
+
+
+def _print(result: Plan, policy: Policy, *, as_json: bool) -> None:
     items = result.items()
-    if args.json:
+    if as_json:
         doc = {
             "customer_id": result.customer_id,
             "state": result.state.model_dump(mode="json"),
             "schedule": items,
         }
         print(json.dumps(doc, indent=2, ensure_ascii=False))
-        return 0
+        return
     s = result.state
     overdue = ", ".join(f"{m.currency} {m.amount}" for m in s.overdue) or "none"
     print(f"customer {result.customer_id}: stage {s.stage} as of {s.as_of}; overdue {overdue};"
@@ -66,7 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     _print_waits(result.state, policy)
     if not items:
         print("nothing further happens if nothing is paid")
-        return 0
+        return
     print(f"if nothing is paid ({policy.name} v{policy.version}, dates in {policy.timezone}):")
     print(f"{'date':<11} {'what':<22} {'for':<9} detail")
     for row in items:
@@ -75,5 +103,5 @@ def _run(args: argparse.Namespace) -> int:
             detail = ", ".join(row["subscriptions"])
         elif row.get("suspension_on"):
             detail = f"says access can be suspended from {row['suspension_on']}"
-        print(f"{row['date'] or '':<11} {row['what']:<22} {row.get('audience', ''):<9} {detail}")
-    return 0
+        line = f"{row['date'] or '':<11} {row['what']:<22} {row.get('audience', ''):<9} {detail}"
+        print(line.rstrip())

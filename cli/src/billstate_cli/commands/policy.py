@@ -1,4 +1,5 @@
-"""`billstate policy validate|explain`: check a policy file, or render it for customers."""
+"""`billstate policy validate|explain|diff`: check a policy file, render it for customers, or
+back-test a change (policy_diff.py)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from billstate_cli import policy_diff
 from billstate_cli.explain import LOCALES, explain
 from billstate_shared.domain.policy import Policy
 from billstate_shared.policy_file import PolicyError, load_policy
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    policy = sub.add_parser("policy", help="the collections policy file: validate, explain")
+    policy = sub.add_parser("policy", help="the collections policy file: validate, explain, diff")
     actions = policy.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     validate = actions.add_parser(
@@ -28,6 +30,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     explainer.add_argument("--locale", required=True, choices=LOCALES)
     explainer.add_argument("--out", type=Path, metavar="FILE", help="write here, not to stdout")
     explainer.set_defaults(func=_explain)
+
+    policy_diff.register(actions)
 
 
 def _load(file: Path) -> Policy | None:

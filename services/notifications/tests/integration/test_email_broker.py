@@ -29,6 +29,7 @@ from billstate_notifications.handlers import TOPICS
 from billstate_shared.contracts import (
     AccessApprovalNeeded,
     AccessApprovalNeededData,
+    AccessFailed,
     CustomerUpserted,
     CustomerUpsertedData,
     decode,
@@ -370,3 +371,23 @@ async def test_a_batch_of_parked_suspensions_gives_staff_one_mail_and_its_redeli
     # access.parked and access.unparked were accepted: nothing dead-lettered.
     await committed_past(env, TopicPartition(ACCESS, meta.partition), meta.offset)
     assert await env.mark(f"{ACCESS}.dlq") == dlq
+
+
+async def test_an_access_failure_reaches_the_partner_in_the_partners_language(env: Env) -> None:
+    """access.failed on the broker: one mail to the partner's address, in zh-TW (the
+    service's default locale), though the customer reads English."""
+    customer_id = unique()
+    _, partner = await env.customer(customer_id, "en")
+    failed = EXAMPLES["access.failed"]
+    assert isinstance(failed, AccessFailed)
+    failed = failed.model_copy(update={"customer_id": customer_id, "event_id": unique("failed")})
+    notice_id = staff_notice(failed, "zh-TW").notice_id
+    await env.send(ACCESS, customer_id, encode(failed))
+
+    (got,) = (await env.mail(notice_id))[notice_id]
+    assert got.rcpt_tos == (partner,)
+    assert got.message["Content-Language"] == "zh-TW"
+    assert got.message["Subject"] == (
+        f"需要處理：客戶 Contoso Ltd（{customer_id}）的訂閱 sub-55d0f2 存取權變更失敗"
+    )
+    assert "嘗試次數：5\n" in got.text()
