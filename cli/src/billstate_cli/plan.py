@@ -87,6 +87,7 @@ def plan(replay: Replay, customer_id: str, last_tick: datetime | None) -> Plan:
         produced = []
         for aged in aging.tick(when, lookup):
             produced.extend(step(book, aged, policy))
-        events.extend((aging.business_date(when), p) for p in produced)
+        day = book.as_of or aging.business_date(when)  # the customer's own date
+        events.extend((day, p) for p in produced)
         quiet = 0 if produced else quiet + 1
     return Plan(customer_id, state, events)
