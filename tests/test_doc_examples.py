@@ -152,7 +152,41 @@ def _bad_policy(name: str) -> Callable[[], str]:
     return make
 
 
+def _edited(*changes: tuple[str, str]) -> Callable[[], str]:
+    """standard.yaml with the docs' `sed` edits (regular expressions, line by line)."""
+
+    def make() -> str:
+        lines = STANDARD.read_text("utf-8").splitlines(keepends=True)
+        for pattern, replacement in changes:
+            lines = [re.sub(pattern, replacement, line) for line in lines]
+        return "".join(lines)
+
+    return make
+
+
+def _simulated() -> str:
+    from billstate_cli.simulation import history
+
+    # As `billstate simulate --customers 200 --days 61 --seed 11 --out sim.jsonl` writes it.
+    events = history(200, 61, seed=11)
+    return "".join(json.dumps(e, ensure_ascii=False, separators=(",", ":")) + "\n" for e in events)
+
+
+# docs/replay.md "Back-testing a policy change": its sh blocks make these (they write files,
+# so they are not run themselves).
+BACK_TEST: dict[str, Callable[[], str]] = {
+    "candidate.yaml": _edited(
+        (r"^version: 3 ", "version: 4 "), (r"^    days_past_due: 21$", "    days_past_due: 30")
+    ),
+    "renamed.yaml": _edited((r"^version: 3 ", "version: 4 "), ("final_notice", "last_warning")),
+    "lifecycle-dec16.jsonl": lambda: "".join(
+        LIFECYCLE.read_text("utf-8").splitlines(keepends=True)[:28]
+    ),
+    "sim.jsonl": _simulated,
+}
+
 PREPARED: dict[str, Callable[[], str]] = {
+    **BACK_TEST,
     "lifecycle-cut.jsonl": _lifecycle_cut,
     "with-bad.jsonl": _with_bad,
     "bad-empty.yaml": lambda: "",
