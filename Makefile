@@ -21,6 +21,20 @@ $(TOOLS)/bin/uv:
 install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS)/bin/uv) ## install uv (if missing) and sync the locked workspace
 	@$(UV) sync --frozen --all-packages --quiet
 
+# Debian packages the real-part tests drive: a headless browser and its driver, a PostgreSQL server.
+SYSTEM_PACKAGES := chromium chromium-driver postgresql fonts-liberation
+
+.PHONY: setup-system
+setup-system: ## install the Debian packages the tests use (Chromium, chromedriver, PostgreSQL) where missing
+	@command -v dpkg-query >/dev/null || { echo "setup-system: not Debian; install $(SYSTEM_PACKAGES) yourself"; exit 0; }; \
+	missing=$$(for p in $(SYSTEM_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -qx 'install ok installed' || echo $$p; done); \
+	[ -z "$$missing" ] && exit 0; \
+	sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	echo "setup-system: installing" $$missing; \
+	$$sudo apt-get update -qq && \
+	DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+
 .PHONY: run
 run: install ## the main job: fresh local Kafka, the four services, three simulated months, a summary
 	@env -u KAFKA_BOOTSTRAP_SERVERS $(KAFKA) clean >/dev/null
@@ -30,7 +44,7 @@ run: install ## the main job: fresh local Kafka, the four services, three simula
 	  status=$$?; env -u KAFKA_BOOTSTRAP_SERVERS $(KAFKA) down; exit $$status
 
 .PHONY: test
-test: install ## every test, real broker included (starts a local Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)
+test: setup-system install ## every test, real broker included (starts a local Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)
 	@$(RUN) pytest
 
 .PHONY: lint

@@ -1,4 +1,8 @@
-"""pytest plugin: `kafka_bootstrap` (env, testcontainers, local broker); broker tests run in CI."""
+"""pytest plugin: `kafka_bootstrap` (env, testcontainers, local broker); broker tests run in CI.
+
+Also `postgres_url` (a throwaway PostgreSQL server) and `browser`/`screenshot` (headless
+Chromium), from billstate_devkit.postgres and billstate_devkit.browser.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,11 @@ from collections.abc import Generator, Iterator
 import pytest
 
 from billstate_devkit import localkafka
+from billstate_devkit.browser import browser, screenshot
+from billstate_devkit.postgres import postgres_url
+
+# Fixtures defined beside what they start, registered by this plugin.
+__all__ = ["browser", "kafka_bootstrap", "postgres_url", "screenshot"]
 
 KAFKA_IMAGE = f"apache/kafka:{localkafka.KAFKA_VERSION}"
 
