@@ -1,0 +1,68 @@
+"""Settings of the console, read once from `BILLSTATE_CONSOLE_*`."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import SettingsConfigDict
+
+from billstate_console.domain.auth import AuthConfig, Role
+from billstate_shared.settings import ServiceSettings
+
+PREFIX = "BILLSTATE_CONSOLE_"
+
+
+class Settings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix=PREFIX, frozen=True, extra="ignore")
+
+    service: str = "console"
+    http_port: int = 8080
+    data_dir: Path = Path(".cache/data/console")
+    # The group's name; the store's generation is appended, so a new store reads from the start.
+    consumer_group: str = "console"
+    max_records: int = Field(default=500, ge=1)
+    page_size: int = Field(default=50, ge=1, le=500)
+    # Static tokens for local use (mount as files: VIEWER_TOKEN_FILE, OPERATOR_TOKEN_FILE).
+    viewer_token: SecretStr | None = None
+    viewer_token_file: Path | None = None
+    operator_token: SecretStr | None = None
+    operator_token_file: Path | None = None
+    # An OpenID Connect proxy in front: its addresses (IPs or CIDRs, as a JSON list), the
+    # headers it sets, and the groups that make a viewer or an operator.
+    trusted_proxies: tuple[str, ...] = ()
+    user_header: str = "X-Forwarded-User"
+    groups_header: str = "X-Forwarded-Groups"
+    viewer_groups: tuple[str, ...] = ("billstate-viewers",)
+    operator_groups: tuple[str, ...] = ("billstate-operators",)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "console.sqlite3"
+
+    @property
+    def auth(self) -> AuthConfig:
+        tokens: list[tuple[str, Role]] = []
+        if self.viewer_token is not None:
+            tokens.append((self.viewer_token.get_secret_value(), "viewer"))
+        if self.operator_token is not None:
+            tokens.append((self.operator_token.get_secret_value(), "operator"))
+        return AuthConfig(
+            tokens=tuple(tokens),
+            proxies=tuple(ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies),
+            user_header=self.user_header,
+            groups_header=self.groups_header,
+            viewer_groups=frozenset(self.viewer_groups),
+            operator_groups=frozenset(self.operator_groups),
+        )

@@ -1,0 +1,1 @@
+"""The console's pure core: events to read-model rows, identities to roles, page words."""

@@ -1,0 +1,267 @@
+"""Events to read-model rows: pure, order-independent, idempotent by event id.
+
+`project(current, event)` returns the customer row after the event and the timeline entry
+the event adds. Every group of customer fields (the profile, the standing, the why, the next
+step) remembers the version of the event that wrote it, `<occurred_at UTC>|<event_id>`, and
+an event only overwrites a group it is newer than. So the rows do not depend on the order in
+which the topics' partitions interleave: a store rebuilt from the topics equals the one built
+record by record. The store applies an event id once (a redelivered record changes nothing).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+from datetime import UTC
+from decimal import Decimal
+
+from billstate_shared.contracts import (
+    AccessApprovalNeeded,
+    AccessDrift,
+    AccessFailed,
+    AccessParked,
+    AccessRestored,
+    AccessSuspended,
+    AccessUnparked,
+    CollectionsState,
+    CustomerUpserted,
+    InvoiceAdjusted,
+    InvoiceIssued,
+    InvoiceVoided,
+    NoticeDelivered,
+    NoticeFailed,
+    NoticeRequested,
+    PaymentFailed,
+    PaymentPending,
+    PaymentReceived,
+    PaymentReversed,
+    StageEntered,
+)
+from billstate_shared.contracts.events import EventBase, Money
+
+# What a timeline entry is, for the pages' grouping and labels.
+INBOUND, DECISION, PROVIDER, NOTICE, DELIVERY = (
+    "inbound",
+    "decision",
+    "provider",
+    "notice",
+    "delivery",
+)
+KINDS = (INBOUND, DECISION, PROVIDER, NOTICE, DELIVERY)
+# The envelope's customer id of events about no one customer (clock ticks, policies).
+EVERYONE = "*"
+
+Overdue = tuple[tuple[str, str], ...]  # (currency, amount as a decimal string), by currency
+
+
+@dataclass(frozen=True)
+class Customer:
+    """One customer's row. `*_at` fields are the versions of the groups they follow."""
+
+    customer_id: str
+    name: str | None = None
+    locale: str | None = None
+    tags: tuple[str, ...] = ()
+    profile_at: str = ""
+    stage: str | None = None
+    overdue: Overdue = ()
+    as_of: str | None = None
+    days_past_due: int | None = None
+    standing_at: str = ""
+    since: str | None = None
+    why: str | None = None
+    why_rule: str | None = None
+    why_at: str = ""
+    next_stage: str | None = None
+    next_on: str | None = None
+    waiting: str | None = None
+    next_at: str = ""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One timeline entry: what happened to a customer, when, and why."""
+
+    event_id: str
+    customer_id: str
+    occurred_at: str
+    kind: str
+    event_type: str
+    summary: str
+    why: str | None
+    raw: str
+
+
+@dataclass(frozen=True)
+class Projection:
+    """What one event changes: the customer's new row (None: none) and its timeline entry."""
+
+    customer: Customer | None
+    entry: Entry | None
+
+
+def utc(event: EventBase) -> str:
+    """The event's time in UTC, fixed width, so that text order is time order."""
+    return event.occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def version(event: EventBase) -> str:
+    return f"{utc(event)}|{event.event_id}"
+
+
+def overdue_of(money: list[Money]) -> Overdue:
+    """Per currency, summed, sorted by currency."""
+    totals: dict[str, Decimal] = {}
+    for item in money:
+        totals[item.currency] = totals.get(item.currency, Decimal(0)) + item.amount
+    return tuple((currency, str(totals[currency])) for currency in sorted(totals))
+
+
+def _summary(event: EventBase) -> tuple[str, str, str | None] | None:  # noqa: C901, PLR0911, PLR0912  (one case per event type)
+    """(kind, summary, why) of an event the timeline shows; None for one it does not."""
+    match event:
+        case CustomerUpserted(data=d):
+            return INBOUND, f"customer record: {len(d.subscription_ids)} subscriptions", None
+        case InvoiceIssued(data=d):
+            text = f"invoice {d.invoice_id} issued: {d.currency} {d.amount}, due {d.due_on}"
+            return INBOUND, text, None
+        case InvoiceAdjusted(data=d):
+            return INBOUND, f"invoice {d.invoice_id} adjusted by {d.amount_delta}", d.reason
+        case InvoiceVoided(data=d):
+            return INBOUND, f"invoice {d.invoice_id} voided", d.reason
+        case PaymentReceived(data=d):
+            target = f" for {d.invoice_id}" if d.invoice_id else ""
+            return (
+                INBOUND,
+                f"payment {d.payment_id} received: {d.currency} {d.amount}{target}",
+                None,
+            )
+        case PaymentReversed(data=d):
+            return INBOUND, f"payment {d.payment_id} reversed", d.reason
+        case PaymentFailed(data=d):
+            retry = " (will retry)" if d.will_retry else ""
+            return INBOUND, f"payment attempt failed{retry}", d.reason
+        case PaymentPending(data=d):
+            text = f"payment {d.payment_id} in flight: {d.currency} {d.amount} by {d.expected_by}"
+            return INBOUND, text, None
+        case StageEntered(data=d):
+            return DECISION, f"entered {d.stage} (from {d.previous})", d.why.text
+        case AccessSuspended(data=d):
+            return PROVIDER, f"{d.subscription_id} suspended at {d.provider}", None
+        case AccessRestored(data=d):
+            return PROVIDER, f"{d.subscription_id} restored at {d.provider}", None
+        case AccessFailed(data=d):
+            text = f"{d.subscription_id}: {d.provider} failed after {d.attempts} attempts"
+            return PROVIDER, text, d.error
+        case AccessDrift(data=d):
+            text = f"{d.subscription_id} is {d.observed} at {d.provider}, should be {d.desired}"
+            return PROVIDER, text, None
+        case AccessParked(data=d):
+            text = f"command {d.command_id} parked by the {d.guard} guard"
+            return PROVIDER, text, d.reason
+        case AccessUnparked(data=d):
+            return PROVIDER, f"command {d.command_id} {d.outcome} by {d.by}", d.reason
+        case AccessApprovalNeeded(data=d):
+            return PROVIDER, f"{d.count} suspensions wait for approval", d.reason
+        case NoticeRequested(data=d):
+            return NOTICE, f"{d.kind} notice to the {d.audience} ({d.locale})", None
+        case NoticeDelivered(data=d):
+            text = f"notice {d.notice_id} delivered by {d.channel} ({d.attempts} attempts)"
+            return DELIVERY, text, None
+        case NoticeFailed(data=d):
+            text = f"notice {d.notice_id} failed on {d.channel} ({d.attempts} attempts)"
+            return DELIVERY, text, d.error
+    return None
+
+
+def _apply(current: Customer, event: EventBase) -> Customer:
+    at = version(event)
+    match event:
+        case CustomerUpserted(data=d) if at > current.profile_at:
+            return replace(current, name=d.name, locale=d.locale, tags=tuple(d.tags), profile_at=at)
+        case StageEntered(data=d):
+            row = current
+            if at > row.standing_at:
+                row = replace(
+                    row,
+                    stage=d.stage,
+                    overdue=overdue_of(d.overdue),
+                    as_of=d.as_of.isoformat(),
+                    days_past_due=d.days_past_due,
+                    standing_at=at,
+                )
+            if at > row.why_at:
+                row = replace(
+                    row, since=d.as_of.isoformat(), why=d.why.text, why_rule=d.why.rule, why_at=at
+                )
+            return row
+        case CollectionsState(data=d):
+            row = current
+            if at > row.standing_at:
+                row = replace(
+                    row,
+                    stage=d.stage,
+                    overdue=overdue_of(d.overdue),
+                    as_of=d.as_of.isoformat() if d.as_of else row.as_of,
+                    days_past_due=d.days_past_due,
+                    standing_at=at,
+                )
+            if at > row.next_at:
+                row = replace(
+                    row,
+                    next_stage=d.next.stage if d.next else None,
+                    next_on=d.next.earliest_on.isoformat() if d.next else None,
+                    waiting=d.waiting,
+                    next_at=at,
+                )
+            return row
+    return current
+
+
+def project(current: Customer | None, event: EventBase) -> Projection:
+    """The customer row after `event` and the timeline entry it adds (pure)."""
+    if event.customer_id == EVERYONE:
+        return Projection(None, None)
+    before = current if current is not None else Customer(event.customer_id)
+    after = _apply(before, event)
+    summary = _summary(event)
+    entry = None
+    if summary is not None:
+        kind, text, why = summary
+        entry = Entry(
+            event_id=event.event_id,
+            customer_id=event.customer_id,
+            occurred_at=utc(event),
+            kind=kind,
+            event_type=event.event_type,
+            summary=text,
+            why=why,
+            raw=event.model_dump_json(),
+        )
+    changed = after != current
+    return Projection(after if changed else None, entry)
+
+
+def redact(raw: str) -> str:
+    """An entry's raw JSON without e-mail addresses (for a viewer)."""
+
+    def walk(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: ("[redacted]" if k.endswith("email") else walk(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return json.dumps(walk(json.loads(raw)), sort_keys=True)
+
+
+__all__ = [
+    "KINDS",
+    "Customer",
+    "Entry",
+    "Projection",
+    "overdue_of",
+    "project",
+    "redact",
+    "version",
+]

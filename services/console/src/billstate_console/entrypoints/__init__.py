@@ -1,0 +1,1 @@
+"""Kafka and HTTP entry points of the console: the only code that imports aiokafka."""

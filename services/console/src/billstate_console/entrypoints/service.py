@@ -1,0 +1,57 @@
+"""The console process in one object: the consumer loop, the read model, the pages.
+
+`ConsoleService(settings)` is what `python -m billstate_console` runs; the integration test
+runs it in-process next to a real broker. The consumer group is `<consumer_group>-<the
+store's generation>`: a new store is a new group, which reads every topic from the start
+and so rebuilds the read model; a kept store continues where its group committed.
+
+The HTTP face is the console's own app (`billstate_console.web`): sign-in with roles
+replaces the shared single-token guard, the probes and /metrics stay open.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from billstate_console.config import Settings
+from billstate_console.handlers import TOPICS, ConsoleHandler
+from billstate_console.store import Store
+from billstate_console.web import build_app
+from billstate_shared.runtime.health import Progress
+from billstate_shared.runtime.http import HttpServer
+from billstate_shared.runtime.metrics import Metrics
+from billstate_shared.runtime.service import Service
+
+log = structlog.get_logger("billstate.console")
+
+
+class ConsoleService(Service):
+    settings: Settings
+
+    def __init__(self, settings: Settings) -> None:
+        self.store = Store(settings.store_path)
+        self.group = f"{settings.consumer_group}-{self.store.generation}"
+        progress, metrics = Progress(), Metrics(settings.service)
+        super().__init__(
+            settings,
+            group=self.group,
+            topics=TOPICS,
+            handler=ConsoleHandler(self.store),
+            progress=progress,
+            metrics=metrics,
+            max_records=settings.max_records,
+        )
+        app = build_app(
+            self.store,
+            settings.auth,
+            progress=progress,
+            metrics=metrics,
+            page_size=settings.page_size,
+        )
+        self.http = HttpServer(app, settings.http_host, settings.http_port)
+
+    async def started(self) -> None:
+        log.info("reading", group=self.group, topics=list(TOPICS))
+
+    async def closing(self) -> None:
+        self.store.close()
