@@ -6,7 +6,6 @@ import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AfterValidator,
@@ -19,6 +18,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from billstate_shared.domain.currencies import ISO_4217_CODES
+from billstate_shared.domain.policy import known_zone
 
 __all__ = [
     "AMOUNT_PATTERN",
@@ -407,21 +407,5 @@ Timestamp = Annotated[
 ]
 
 
-def _known_zone(name: str) -> str:
-    # "localtime" is whatever zone the host is set to: the same record would mean different
-    # dates on different machines.
-    try:
-        if name and name != "localtime":
-            ZoneInfo(name)
-            return name
-    except (ZoneInfoNotFoundError, ValueError):
-        pass
-    raise PydanticCustomError(
-        "timezone",
-        "unknown time zone '{name}': expected an IANA name such as America/New_York",
-        {"name": name},
-    )
-
-
 # An IANA time zone name ("Asia/Taipei"), checked against the zone data the service has.
-TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(_known_zone)]
+TimeZoneName = Annotated[str, StringConstraints(max_length=64), AfterValidator(known_zone)]

@@ -48,6 +48,7 @@ __all__ = [
     "Scope",
     "Stage",
     "digest",
+    "known_zone",
     "refuse_change",
 ]
 
@@ -255,6 +256,24 @@ MAX_EXTRA_HOLIDAYS: Final = 366
 MAX_CLOSED_RUN: Final = 7 * (MAX_EXTRA_HOLIDAYS + 60)  # 60: public holidays' weeks, generously
 
 
+def known_zone(name: str) -> str:
+    """`name` if it is an IANA zone the zone data knows; a pydantic error otherwise.
+
+    "localtime" is refused: it resolves to whatever zone the host is set to, so the same file
+    or record would mean different dates on different machines."""
+    try:
+        if name and name != "localtime":
+            ZoneInfo(name)
+            return name
+    except (ZoneInfoNotFoundError, ValueError):
+        pass
+    raise PydanticCustomError(
+        "timezone",
+        "unknown time zone '{name}': expected an IANA zone name such as Asia/Taipei",
+        {"name": name},
+    )
+
+
 def _check_country(code: str | None) -> str | None:
     if code is None:
         return code
@@ -382,19 +401,7 @@ class Policy(BaseModel):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, name: str) -> str:
-        # "localtime" resolves to whatever zone the host is set to, so the same file would
-        # mean different dates on different machines.
-        try:
-            if name and name != "localtime":
-                ZoneInfo(name)
-                return name
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-        raise PydanticCustomError(
-            "timezone",
-            "unknown time zone '{name}': expected an IANA zone name such as Asia/Taipei",
-            {"name": name},
-        )
+        return known_zone(name)
 
     @field_validator("stages")
     @classmethod
