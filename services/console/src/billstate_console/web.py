@@ -21,9 +21,10 @@ from billstate_console.domain.i18n import Words, choose
 from billstate_console.domain.projection import KINDS, Customer, Entry, redact
 from billstate_console.store import Store
 from billstate_shared.runtime.health import Progress
+from billstate_shared.runtime.http import OPEN_PATHS
+from billstate_shared.runtime.http import build_app as build_shared_app
 from billstate_shared.runtime.metrics import Metrics
 
-OPEN_PATHS: frozenset[str] = frozenset({"/healthz", "/readyz", "/metrics"})
 STORE = web.AppKey("console_store", Store)
 AUTH = web.AppKey("console_auth", AuthConfig)
 PAGE_SIZE = web.AppKey("console_page_size", int)
@@ -220,26 +221,10 @@ def build_app(
     metrics: Metrics,
     page_size: int = 50,
 ) -> web.Application:
-    async def healthz(_request: web.Request) -> web.Response:
-        ok, why = progress.live()
-        return web.json_response({"ok": ok, "why": why}, status=200 if ok else 503)
-
-    async def readyz(_request: web.Request) -> web.Response:
-        ok, why = progress.ready()
-        return web.json_response({"ok": ok, "why": why}, status=200 if ok else 503)
-
-    async def metrics_page(_request: web.Request) -> web.Response:
-        for (topic, partition), lag in progress.lag.items():
-            metrics.lag.labels(metrics.service, topic, str(partition)).set(lag)
-        return web.Response(body=metrics.render(), content_type="text/plain")
-
-    app = web.Application(middlewares=[_authenticate])
+    app = build_shared_app(progress, metrics, authenticate=_authenticate)
     app[STORE], app[AUTH], app[PAGE_SIZE] = store, auth, page_size
     app.add_routes(
         [
-            web.get("/healthz", healthz),
-            web.get("/readyz", readyz),
-            web.get("/metrics", metrics_page),
             web.get("/", overview_page),
             web.get("/customers", customers_page),
             web.get("/customers/{customer_id}", customer_page),

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 from pydantic import SecretStr
 
 from billstate_shared.runtime.health import Progress
@@ -69,7 +70,11 @@ def build_app(
     metrics: Metrics,
     routes: Iterable[web.RouteDef] = (),
     token: SecretStr | None = None,
+    authenticate: Middleware = _authenticate,
 ) -> web.Application:
+    """The probes, the scrape and `routes`; every route but OPEN_PATHS goes through
+    `authenticate` (by default: the service's one bearer token)."""
+
     async def healthz(_request: web.Request) -> web.Response:
         ok, why = progress.live()
         return web.json_response({"ok": ok, "why": why}, status=200 if ok else 503)
@@ -83,7 +88,7 @@ def build_app(
             metrics.lag.labels(metrics.service, topic, str(partition)).set(lag)
         return web.Response(body=metrics.render(), content_type="text/plain")
 
-    app = web.Application(middlewares=[_authenticate])
+    app = web.Application(middlewares=[authenticate])
     app[GUARD] = Guard(token)
     app.add_routes(
         [
