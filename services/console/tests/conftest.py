@@ -6,10 +6,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from billstate_console.store import Store
@@ -131,10 +133,48 @@ def history() -> list[Event]:
     return sorted(events, key=lambda e: e.occurred_at)
 
 
+MakeStore = Callable[[], Store]
+BACKENDS = ("sqlite", "postgresql")
+
+
+def in_schema(url: str, schema: str) -> str:
+    """`url` with `search_path` set to `schema`: each store its own tables, one server."""
+    sep = "&" if "?" in url else "?"
+    return f"{url}{sep}options=-csearch_path%3D{schema}"
+
+
+@pytest.fixture(params=BACKENDS)
+def make_store(request: pytest.FixtureRequest) -> Iterator[MakeStore]:
+    """Makes empty stores on one back end: SQLite in memory, or PostgreSQL, each store in a
+    schema of its own on the dev kit's throwaway server (dropped at the end)."""
+    made: list[Store] = []
+    schemas: list[str] = []
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+
+    def make() -> Store:
+        if url is None:
+            made.append(Store(":memory:"))
+        else:
+            schema = f"console_{uuid.uuid4().hex[:12]}"
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute(f"CREATE SCHEMA {schema}")
+            schemas.append(schema)
+            made.append(Store(in_schema(url, schema)))
+        return made[-1]
+
+    yield make
+    for each in made:
+        each.close()
+    if url is not None and schemas:
+        with psycopg.connect(url, autocommit=True) as admin:
+            for schema in schemas:
+                admin.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
 @pytest.fixture
-def store(history: list[Event]) -> Iterator[Store]:
-    filled = Store(":memory:")
+def store(history: list[Event], make_store: MakeStore) -> Store:
+    """The lifecycle's history applied, on each back end."""
+    filled = make_store()
     for event in history:
         filled.apply(event)
-    yield filled
-    filled.close()
+    return filled

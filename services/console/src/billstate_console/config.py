@@ -20,6 +20,9 @@ class Settings(ServiceSettings):
     service: str = "console"
     http_port: int = 8080
     data_dir: Path = Path(".cache/data/console")
+    # Where the read model is: `sqlite:///<path>` or `postgresql://...`; unset, the SQLite
+    # file `<data_dir>/console.sqlite3`.
+    database_url: SecretStr | None = None
     # The group's name; the store's generation is appended, so a new store reads from the start.
     consumer_group: str = "console"
     max_records: int = Field(default=500, ge=1)
@@ -50,6 +53,13 @@ class Settings(ServiceSettings):
     @property
     def store_path(self) -> Path:
         return self.data_dir / "console.sqlite3"
+
+    @property
+    def store_url(self) -> str:
+        """The store's target: DATABASE_URL, else `sqlite:///<data_dir>/console.sqlite3`."""
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{self.store_path}"
 
     @property
     def auth(self) -> AuthConfig:

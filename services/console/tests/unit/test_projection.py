@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,12 +15,18 @@ from billstate_console.store import Store
 from billstate_shared.contracts import Event, StageEntered
 from billstate_shared.contracts.examples import EXAMPLES
 
+MakeStore = Callable[[], Store]  # the `make_store` fixture (tests/conftest.py)
 
-def build(events: list[Event]) -> Store:
-    store = Store(":memory:")
+
+def fill(store: Store, events: list[Event]) -> Store:
     for event in events:
         store.apply(event)
     return store
+
+
+def build(events: list[Event]) -> Store:
+    """In SQLite in memory: the property test builds hundreds of stores."""
+    return fill(Store(":memory:"), events)
 
 
 def test_the_lifecycle_ends_current_with_its_why_and_timeline(store: Store) -> None:
@@ -56,13 +63,13 @@ def test_the_lifecycle_ends_current_with_its_why_and_timeline(store: Store) -> N
     assert all(e.why for e in timeline if e.kind == "decision")
 
 
-def test_the_suspension_is_shown_mid_history(history: list[Event]) -> None:
+def test_the_suspension_is_shown_mid_history(history: list[Event], make_store: MakeStore) -> None:
     suspended = next(
         i
         for i, e in enumerate(history)
         if isinstance(e, StageEntered) and e.data.stage == "suspended"
     )
-    partial = build(history[: suspended + 1])
+    partial = fill(make_store(), history[: suspended + 1])
     contoso = partial.customer("contoso")
     assert contoso is not None
     assert contoso.stage == "suspended"
@@ -77,12 +84,14 @@ def test_a_redelivered_record_changes_nothing(history: list[Event], store: Store
     assert store.rows() == before
 
 
-def test_rebuilt_from_the_topics_equals_built_incrementally(history: list[Event]) -> None:
-    incremental = build(history)
+def test_rebuilt_from_the_topics_equals_built_incrementally(
+    history: list[Event], make_store: MakeStore
+) -> None:
+    incremental = fill(make_store(), history)
     # A rebuild reads topic by topic (partitions interleave however they like), with
     # redeliveries of some records on top.
     by_topic = sorted(history, key=lambda e: e.event_type)
-    rebuilt = build(by_topic + by_topic[::3])
+    rebuilt = fill(make_store(), by_topic + by_topic[::3])
     assert rebuilt.rows() == incremental.rows()
 
 

@@ -29,7 +29,7 @@ class ConsoleService(Service):
     settings: Settings
 
     def __init__(self, settings: Settings) -> None:
-        self.store = Store(settings.store_path)
+        self.store = Store(settings.store_url)
         self.group = f"{settings.consumer_group}-{self.store.generation}"
         progress, metrics = Progress(), Metrics(settings.service)
         super().__init__(
