@@ -28,6 +28,7 @@ from billstate_cli.commands.send import (
     SendError,
     SettingsError,
     add_bootstrap,
+    aligned,
     kafka_of,
     produce,
     report_failure,
@@ -215,12 +216,7 @@ def table(parked: Sequence[Parked], now: datetime) -> list[str]:
         ]
         for p in parked
     ]
-    cells = [[safe(c) for c in row] for row in [list(COLUMNS), *rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS) - 1)]
-    return [
-        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
-        for row in cells
-    ]
+    return aligned(COLUMNS, rows)
 
 
 def as_json(p: Parked, now: datetime) -> str:

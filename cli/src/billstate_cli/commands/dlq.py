@@ -22,6 +22,7 @@ from billstate_cli.commands.send import (
     SendError,
     SettingsError,
     add_bootstrap,
+    aligned,
     check,
     kafka_of,
     produce,
@@ -295,12 +296,7 @@ def table(letters: Sequence[Letter]) -> list[str]:
         ]
         for x in letters
     ]
-    cells = [[safe(c) for c in row] for row in [list(COLUMNS), *rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(COLUMNS) - 1)]
-    return [
-        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
-        for row in cells
-    ]
+    return aligned(COLUMNS, rows)
 
 
 def as_json(topic: str, letter: Letter) -> str:

@@ -245,6 +245,17 @@ def safe(text: str) -> str:
     return "".join(c if c.isprintable() else "?" for c in masked)
 
 
+def aligned(columns: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+    """A plain-text table: cells made `safe`, every column but the last padded to its widest
+    cell (the last, usually a reason, runs on), trailing blanks stripped."""
+    cells = [[safe(c) for c in row] for row in [list(columns), *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(columns) - 1)]
+    return [
+        "  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]).rstrip()
+        for row in cells
+    ]
+
+
 # ---- the command ----------------------------------------------------------------------------
 
 
