@@ -20,7 +20,7 @@ import yaml
 
 from billstate_cli.commands.topics import strimzi_manifest
 from billstate_shared.policy_file import load_policy
-from billstate_shared.topics import BY_NAME, CATALOG
+from billstate_shared.topics import BY_NAME, CATALOG, DLQ_TOPICS
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -33,10 +33,12 @@ SERVICES = {
     "collections": "billstate_collections",
     "access-control": "billstate_access_control",
     "notifications": "billstate_notifications",
+    "console": "billstate_console",
 }
 FAUST_WORKERS = {"invoicing", "collections"}  # RocksDB tables; scale by partitions
 # SQLite state on the pod's own volume, not shared between pods: one replica everywhere.
-SINGLE_REPLICA = {"access-control", "notifications"}
+SINGLE_REPLICA = {"access-control", "notifications", "console"}
+HTTP_TOKEN = ("access-control", "notifications")  # the shared bearer token; the console signs in
 READS_POLICY = {"invoicing", "collections"}
 NEEDS_SECRETS = {"access-control", "notifications"}  # provider, SMTP and signing secrets
 HTTP_PORT = 8080
@@ -252,7 +254,7 @@ def test_every_service_logs_into_kafka_as_its_own_kafka_user(service: str) -> No
     assert volume["secret"]["secretName"] == "billstate-cluster-ca-cert"
 
 
-@pytest.mark.parametrize("service", sorted(SINGLE_REPLICA))
+@pytest.mark.parametrize("service", HTTP_TOKEN)
 def test_the_http_token_is_a_mounted_secret_file(service: str) -> None:
     """The services with routes beyond the probes (access-control's customer view and
     /reconcile, notifications' /notices) read their bearer token from a mounted Secret."""
@@ -265,6 +267,34 @@ def test_the_http_token_is_a_mounted_secret_file(service: str) -> None:
     (volume,) = [v for v in volumes if v["name"] == mounts[folder]["name"]]
     assert volume["secret"]["secretName"] == "billstate-http-token"
     assert volume["secret"]["items"] == [{"key": "token", "path": name}]
+
+
+def test_the_console_tokens_are_mounted_secret_files() -> None:
+    """The console's static tokens (a viewer's, an operator's) come from one mounted Secret;
+    no token is in the manifest, and the shared HTTP token is not the console's sign-in."""
+    env, prefix = _env("console"), _prefix("console")
+    assert f"{prefix}HTTP_TOKEN_FILE" not in env
+    assert f"{prefix}VIEWER_TOKEN" not in env
+    assert f"{prefix}OPERATOR_TOKEN" not in env
+    mounts = {m["mountPath"]: m for m in _container("console")["volumeMounts"]}
+    volumes = _workload("console")["spec"]["template"]["spec"]["volumes"]
+    for role in ("viewer", "operator"):
+        folder, name = env[f"{prefix}{role.upper()}_TOKEN_FILE"]["value"].rsplit("/", 1)
+        assert mounts[folder].get("readOnly") is True, folder
+        (volume,) = [v for v in volumes if v["name"] == mounts[folder]["name"]]
+        assert volume["secret"]["secretName"] == "billstate-console-tokens"
+        assert {"key": role, "path": name} in volume["secret"]["items"]
+
+
+def test_the_console_database_url_and_session_secret_are_secrets() -> None:
+    """PostgreSQL in production (its URL holds a password: a Secret); without it, SQLite
+    on the console's own data volume. The session signing key is a Secret's too."""
+    url = _env("console")[f"{_prefix('console')}DATABASE_URL"]
+    assert "value" not in url
+    ref = url["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": "console-database", "key": "url", "optional": True}
+    session = _env("console")[f"{_prefix('console')}SESSION_SECRET"]["valueFrom"]
+    assert session["secretKeyRef"]["name"] == "billstate-console-tokens"
 
 
 def test_topics_yaml_is_what_the_catalog_generates_today() -> None:
@@ -315,9 +345,18 @@ def test_kafka_user_acls_are_what_the_catalog_says() -> None:
             for kind, name, pattern, ops in acls
             if kind == "topic" and pattern == "literal"
         }
+        # Readers and observers read; writers write, and the console, which re-drives dead
+        # letters, writes every topic that has a DLQ.
+        redriven = {t.name.removesuffix(".dlq") for t in DLQ_TOPICS}
         expected = {
-            (t.name, frozenset({"Read", "Describe"})) for t in CATALOG if service in t.readers
-        } | {(t.name, frozenset({"Write", "Describe"})) for t in CATALOG if service in t.writers}
+            (t.name, frozenset({"Read", "Describe"}))
+            for t in CATALOG
+            if service in t.readers or service in t.observers
+        } | {
+            (t.name, frozenset({"Write", "Describe"}))
+            for t in CATALOG
+            if service in t.writers or (service == "console" and t.name in redriven)
+        }
         assert literal_topics == expected, (
             f"{service}: ACLs differ from the catalog's readers and writers in "
             f"deploy/k8s/base/kafka-users.yaml; missing {sorted(expected - literal_topics)}, "
@@ -325,8 +364,13 @@ def test_kafka_user_acls_are_what_the_catalog_says() -> None:
         )
         dlqs = {t.dlq for t in CATALOG if service in t.readers}
         assert dlqs <= {name for name, ops in literal_topics if "Write" in ops}
-        groups = {(name, ops) for kind, name, _p, ops in acls if kind == "group"}
-        assert groups == {(service, frozenset({"Read"}))}, f"{service}: consumer group ACL"
+        groups = {(name, p, ops) for kind, name, p, ops in acls if kind == "group"}
+        # The console's groups are `console-<generation>`: a new store, a new group.
+        group = ("console-", "prefix") if service == "console" else (service, "literal")
+        assert groups == {(*group, frozenset({"Read"}))}, f"{service}: consumer group ACL"
+        if service == "console":
+            assert not [t for t in DLQ_TOPICS if (t.name, frozenset({"Write", "Describe"}))
+                        in literal_topics], "an observer writes no dead letters"  # fmt: skip
 
 
 def test_every_kustomization_reference_exists() -> None:

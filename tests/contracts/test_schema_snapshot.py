@@ -8,6 +8,7 @@ from pathlib import Path
 from billstate_shared.contracts import EVENT_TYPES, encode
 from billstate_shared.contracts.examples import EXAMPLES
 from billstate_shared.contracts.schema import UNION_SCHEMA_NAME, write_schemas
+from billstate_shared.topics import BY_NAME, EVENT_TOPICS
 
 HERE = Path(__file__).parent
 DOCS = HERE.parents[1] / "docs" / "contracts.md"
@@ -43,3 +44,22 @@ def test_docs_show_every_example_and_link_every_schema() -> None:
         assert f"tests/contracts/{event_type}.schema.json" in text, event_type
         assert f"`{event_type}`" in text, event_type
     assert f"tests/contracts/{UNION_SCHEMA_NAME}" in text
+
+
+def test_docs_topic_table_is_the_catalog() -> None:
+    """The table of who writes, reads and observes each topic, row for row."""
+
+    def names(items: tuple[str, ...], quote: str = "") -> str:
+        return ", ".join(f"{quote}{item}{quote}" for item in items) or "-"
+
+    expected = [
+        f"| `{t.name}` | {names(t.event_types, '`')} | {names(t.writers)} | {names(t.readers)}"
+        f" | {names(t.observers)} | {'yes' if t.dlq in BY_NAME else 'no'} |"
+        for t in EVENT_TOPICS
+    ]
+    header = "| topic | carries | written by | read by | observed by | DLQ |"
+    lines = DOCS.read_text(encoding="utf-8").splitlines()
+    start = lines.index(header) + 2
+    assert lines[start : start + len(expected) + 1] == [*expected, ""], (
+        "docs/contracts.md: the topic table differs from billstate_shared.topics"
+    )

@@ -2,9 +2,14 @@
 
 What a service may do follows from the catalog (`topics.py`) and nothing else:
 
-- Read and Describe on every topic whose `readers` name it, Read on its consumer group;
+- Read and Describe on every topic whose `readers` or `observers` name it (an observer keeps
+  a read model and refuses nothing, so it has no dead letters to write), Read on its consumer
+  group (for the console, which names its groups `console-<generation>`, the groups prefixed
+  `console-`);
 - Write and Describe on every topic whose `writers` name it, the dead-letter topics of what
   it reads among them (a DLQ's writers are the readers of the topic it belongs to);
+- for the console, which re-drives dead letters, Write and Describe on every topic that has
+  a dead-letter topic: a re-driven record goes back where it came from;
 - for the faust workers, Create, Describe, DescribeConfigs, Read and Write on the topics
   prefixed `<app id>-`: the table changelogs (`<app id>-<table>-changelog`), which the worker
   creates itself at start, and the assignor topic faust would make if its leader topic were
@@ -42,7 +47,13 @@ PatternType = Literal["literal", "prefix"]
 Operation = Literal["Read", "Write", "Create", "Describe", "DescribeConfigs"]
 
 # The services that log into Kafka, each as the user and consumer group of its own name.
-SERVICES = ("invoicing", "collections", "access-control", "notifications")
+SERVICES = ("invoicing", "collections", "access-control", "notifications", "console")
+# The services whose consumer group is `<name>-<generation>` (a read model that rebuilds
+# itself under a new group): Read on the groups prefixed `<name>-`.
+GENERATIONAL_GROUPS = frozenset({"console"})
+# The services that re-drive dead letters (an operator's action): Write on every topic that
+# has a dead-letter topic, which is where a re-driven record goes back to.
+REDRIVERS = frozenset({"console"})
 # The faust workers and their tables: each table has a changelog topic the worker creates.
 FAUST_TABLES: dict[str, tuple[str, ...]] = {"invoicing": ("registers",), "collections": ("books",)}
 
@@ -59,7 +70,7 @@ class Grant:
     name: str
     pattern: PatternType
     operations: tuple[Operation, ...]
-    why: str  # reads, writes, dead letters, consumer group, faust's own topics
+    why: str  # reads, writes, dead letters, re-drives, consumer group(s), faust's own topics
 
 
 @dataclass(frozen=True, order=True)
@@ -83,11 +94,15 @@ def _check(service: str) -> None:
 
 
 def _reads(service: str, catalog: Iterable[Topic]) -> list[Topic]:
-    return [t for t in catalog if service in t.readers]
+    return [t for t in catalog if service in t.readers or service in t.observers]
 
 
 def _writes(service: str, catalog: Iterable[Topic]) -> list[Topic]:
-    return [t for t in catalog if service in t.writers]
+    catalog = tuple(catalog)
+    redriven = {t.name.removesuffix(".dlq") for t in catalog if t.is_dlq}
+    return [
+        t for t in catalog if service in t.writers or (service in REDRIVERS and t.name in redriven)
+    ]
 
 
 def internal_topics(service: str, group: str | None = None) -> tuple[str, ...]:
@@ -101,15 +116,22 @@ def service_grants(
     service: str, *, group: str | None = None, catalog: Iterable[Topic] = CATALOG
 ) -> tuple[Grant, ...]:
     """What `service` may do, consuming as `group` (default: its own name, which is also a
-    faust worker's app id and the prefix of its changelog topics)."""
+    faust worker's app id and the prefix of its changelog topics, and the console's base
+    group name, to which it appends its store's generation)."""
     _check(service)
     catalog = tuple(catalog)
     group = group or service
     grants = [Grant("topic", t.name, "literal", READ, "reads") for t in _reads(service, catalog)]
     for topic in _writes(service, catalog):
-        why = "dead letters" if topic.is_dlq else "writes"
+        if service not in topic.writers:
+            why = "re-drives"
+        else:
+            why = "dead letters" if topic.is_dlq else "writes"
         grants.append(Grant("topic", topic.name, "literal", WRITE, why))
-    grants.append(Grant("group", group, "literal", ("Read",), "consumer group"))
+    if service in GENERATIONAL_GROUPS:  # `group` is the base name, the generation is appended
+        grants.append(Grant("group", f"{group}-", "prefix", ("Read",), "consumer groups"))
+    else:
+        grants.append(Grant("group", group, "literal", ("Read",), "consumer group"))
     if service in FAUST_TABLES:
         grants.append(Grant("topic", f"{group}-", "prefix", OWN, "faust's own topics"))
     return tuple(grants)

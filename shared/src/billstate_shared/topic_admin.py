@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -92,27 +93,60 @@ async def _create(
     return existed
 
 
+# How long a topic that exists may stay unknown to the broker describing it: a topic just
+# created is listed before every broker's metadata has it.
+SETTLE_SECONDS = 15.0
+
+
 async def _drift(admin: AIOKafkaAdminClient, topics: list[Topic]) -> list[Drift]:
+    partitions, configs = await _settled(admin, topics)
     found: list[Drift] = []
-    described = await admin.describe_topics([t.name for t in topics])
-    partitions = {d["topic"]: len(d["partitions"]) for d in described}
     for topic in topics:
-        actual = partitions.get(topic.name)
-        if actual is not None and actual != topic.partitions:
+        actual = partitions[topic.name]
+        if actual != topic.partitions:
             found.append(Drift(topic.name, "partitions", str(topic.partitions), str(actual)))
-    resources = [ConfigResource(ConfigResourceType.TOPIC, t.name) for t in topics]
-    responses = await admin.describe_configs(resources)
-    configs: dict[str, dict[str, str]] = {}
-    for response in responses:
-        for resource in response.resources:
-            _error, _message, _type, name, entries = resource[:5]
-            configs[name] = {entry[0]: entry[1] for entry in entries}
-    for topic in topics:
-        actual_config = configs.get(topic.name, {})
         for key, expected in topic.config.items():
-            if actual_config.get(key) != expected:
-                found.append(Drift(topic.name, key, expected, str(actual_config.get(key))))
+            if configs[topic.name].get(key) != expected:
+                found.append(Drift(topic.name, key, expected, str(configs[topic.name].get(key))))
     return found
+
+
+async def _settled(
+    admin: AIOKafkaAdminClient, topics: list[Topic]
+) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+    """Partition counts and configs of existing topics, asked again until the broker knows
+    every one: an unknown topic would otherwise read as 0 partitions and no config."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_SECONDS
+    while True:
+        partitions, configs = await _describe(admin, topics)
+        unknown = sorted(
+            t.name for t in topics if t.name not in partitions or t.name not in configs
+        )
+        if not unknown:
+            return partitions, configs
+        if loop.time() > deadline:
+            raise ExternalError(
+                f"the broker did not describe {', '.join(unknown[:5])} within"
+                f" {SETTLE_SECONDS:.0f}s",
+                retryable=True,
+            )
+        await asyncio.sleep(0.2)
+
+
+async def _describe(
+    admin: AIOKafkaAdminClient, topics: list[Topic]
+) -> tuple[dict[str, int], dict[str, dict[str, str]]]:
+    described = await admin.describe_topics([t.name for t in topics])
+    partitions = {d["topic"]: len(d["partitions"]) for d in described if d["error_code"] == 0}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, t.name) for t in topics]
+    configs: dict[str, dict[str, str]] = {}
+    for response in await admin.describe_configs(resources):
+        for resource in response.resources:
+            error, _message, _type, name, entries = resource[:5]
+            if error == 0:
+                configs[name] = {entry[0]: entry[1] for entry in entries}
+    return partitions, configs
 
 
 async def start_group_at_end(

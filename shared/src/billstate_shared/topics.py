@@ -27,6 +27,9 @@ class Topic:
     partitions: int = CUSTOMER_PARTITIONS
     readers: tuple[str, ...] = ()
     writers: tuple[str, ...] = ()
+    # Readers that keep a read model and refuse nothing (the console): they get a topic's
+    # reads and count in its consumers, but no dead-letter topic is made for them.
+    observers: tuple[str, ...] = ()
     is_dlq: bool = False
     extra_config: tuple[tuple[str, str], ...] = field(default=())
 
@@ -53,6 +56,7 @@ CUSTOMERS = Topic(
     retention_days=None,
     readers=("invoicing", "collections", "notifications"),
     writers=("billing bus",),
+    observers=("console",),
 )
 INVOICES = Topic(
     "billing.invoices.v1",
@@ -60,6 +64,7 @@ INVOICES = Topic(
     "Invoices, adjustments (credit notes) and voids from the partner's billing bus.",
     readers=("invoicing", "collections"),
     writers=("billing bus",),
+    observers=("console",),
 )
 PAYMENTS = Topic(
     "billing.payments.v1",
@@ -68,6 +73,7 @@ PAYMENTS = Topic(
     # access-control reads only the newest record's time: a silent feed parks suspensions.
     readers=("invoicing", "collections", "access-control"),
     writers=("billing bus",),
+    observers=("console",),
 )
 CLOCK = Topic(
     "billing.clock.v1",
@@ -94,7 +100,8 @@ CONTROL = Topic(
     ("hold.placed", "hold.released"),
     "Operator actions: disputes, promises to pay, manual holds.",
     readers=("collections",),
-    writers=("billstate CLI", "operator API"),
+    writers=("billstate CLI", "console"),
+    observers=("console",),
 )
 STATE = Topic(
     "collections.state.v1",
@@ -103,12 +110,14 @@ STATE = Topic(
     cleanup="compact",
     retention_days=None,
     writers=("collections",),
+    observers=("console",),
 )
 EVENTS = Topic(
     "collections.events.v1",
     ("collections.stage_entered",),
     "Every stage a customer enters, with why.",
     writers=("collections",),
+    observers=("console",),
 )
 ACCESS_COMMANDS = Topic(
     "access.commands.v1",
@@ -134,6 +143,7 @@ ACCESS_EVENTS = Topic(
     retention_days=90,
     readers=("notifications",),
     writers=("access-control",),
+    observers=("console",),
 )
 POLICIES = Topic(
     "collections.policies.v1",
@@ -153,7 +163,17 @@ APPROVALS = Topic(
     "Operators' decisions on suspensions parked by a guard (who, why); keyed by customer,"
     " so each reaches the access-control worker that holds the command.",
     readers=("access-control",),
-    writers=("billstate CLI", "operator API"),
+    writers=("billstate CLI", "console"),
+    observers=("console",),
+)
+CASES = Topic(
+    "operations.cases.v1",
+    ("case.acknowledged", "case.resolved"),
+    "People's steps on escalation cases (an access.failed or access.drift, by event id):"
+    " who acknowledged or resolved it, when, and a note.",
+    retention_days=None,
+    observers=("console",),
+    writers=("console",),
 )
 NOTICE_REQUESTS = Topic(
     "notifications.requests.v1",
@@ -162,6 +182,7 @@ NOTICE_REQUESTS = Topic(
     retention_days=90,
     readers=("notifications",),
     writers=("collections",),
+    observers=("console",),
 )
 NOTICE_DELIVERIES = Topic(
     "notifications.deliveries.v1",
@@ -169,6 +190,7 @@ NOTICE_DELIVERIES = Topic(
     "Delivery results (no addresses).",
     retention_days=90,
     writers=("notifications",),
+    observers=("console",),
 )
 
 EVENT_TOPICS: tuple[Topic, ...] = (
@@ -184,6 +206,7 @@ EVENT_TOPICS: tuple[Topic, ...] = (
     ACCESS_EVENTS,
     POLICIES,
     APPROVALS,
+    CASES,
     NOTICE_REQUESTS,
     NOTICE_DELIVERIES,
 )
@@ -198,6 +221,7 @@ def _dlq_of(topic: Topic) -> Topic:
         key=topic.key,
         partitions=topic.partitions,
         writers=topic.readers,
+        observers=("console",),
         is_dlq=True,
     )
 
@@ -223,7 +247,8 @@ def group_inputs(service: str) -> list[Topic]:
     return [
         t
         for t in CATALOG
-        if service in t.readers and not t.is_dlq and (service, t.name) not in READ_OUTSIDE_GROUP
+        if (service in t.readers or service in t.observers)
+        and (service, t.name) not in READ_OUTSIDE_GROUP
     ]
 
 

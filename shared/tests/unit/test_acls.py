@@ -19,10 +19,15 @@ from billstate_shared.topics import (
     ACCESS_COMMANDS,
     ACCESS_EVENTS,
     APPROVALS,
+    BY_NAME,
+    CASES,
     CATALOG,
     CLOCK,
+    CONTROL,
     CUSTOMERS,
+    DLQ_TOPICS,
     DUE_DATES,
+    EVENT_TOPICS,
     NOTICE_DELIVERIES,
     NOTICE_REQUESTS,
     PAYMENTS,
@@ -68,17 +73,82 @@ def test_notifications_may_not_write_commands_nor_read_anything_it_does_not_cons
 
 def test_every_reader_may_dead_letter_what_it_reads() -> None:
     for service in SERVICES:
-        reads = _topics(service, "Read")
-        assert reads, service
-        assert {f"{name}.dlq" for name in reads} <= _topics(service, "Write")
+        assert _topics(service, "Read"), service
+        reads = {t.name for t in CATALOG if service in t.readers}
+        assert {f"{name}.dlq" for name in reads} <= _topics(service, "Write"), service
+
+
+# The catalog's rule for re-driving: whoever re-drives may write every topic with a DLQ.
+REDRIVEN = {t.name.removesuffix(".dlq") for t in DLQ_TOPICS}
 
 
 def test_each_catalog_topic_is_granted_exactly_to_its_readers_and_writers() -> None:
     for topic in CATALOG:
         readers = {s for s in SERVICES if topic.name in _topics(s, "Read")}
         writers = {s for s in SERVICES if topic.name in _topics(s, "Write")}
-        assert readers == set(topic.readers) & set(SERVICES), topic.name
-        assert writers == set(topic.writers) & set(SERVICES), topic.name
+        describers = {s for s in SERVICES if topic.name in _topics(s, "Describe")}
+        redrivers = {"console"} if topic.name in REDRIVEN else set()
+        assert readers == {*topic.readers, *topic.observers} & set(SERVICES), topic.name
+        assert writers == {*topic.writers, *redrivers} & set(SERVICES), topic.name
+        assert describers == readers | writers, topic.name
+
+
+def test_each_service_is_granted_only_catalog_topics() -> None:
+    for service in SERVICES:
+        literal = {
+            a.name for a in service_acls(service) if a.resource_type == "topic"
+            and a.pattern == "literal"
+        }  # fmt: skip
+        assert literal <= set(BY_NAME), service
+
+
+def test_observers_read_everything_they_observe_and_dead_letter_nothing() -> None:
+    observed = {t.name for t in CATALOG if "console" in t.observers}
+    assert observed == _topics("console", "Read")
+    # Every DLQ is observed (the console lists and re-drives them), none is written by it.
+    assert {t.name for t in DLQ_TOPICS} <= observed
+    assert not {name for name in _topics("console", "Write") if name.endswith(".dlq")}
+    # An observer is no reader: it makes no topic get a DLQ, and no DLQ names it a writer.
+    assert all("console" not in t.readers for t in CATALOG)
+    assert all("console" not in t.writers for t in DLQ_TOPICS)
+    assert CASES.dlq not in BY_NAME
+
+
+def test_the_console_writes_operator_actions_case_notes_and_re_drives() -> None:
+    own = {CONTROL.name, APPROVALS.name, CASES.name}
+    assert _topics("console", "Write") == own | REDRIVEN
+    whys = {g.name: g.why for g in service_grants("console") if "Write" in g.operations}
+    assert {n for n, why in whys.items() if why == "writes"} == own
+    assert {n for n, why in whys.items() if why == "re-drives"} == REDRIVEN - own
+    # What is re-driven goes back to where it came from: every topic somebody reads.
+    assert {t.name for t in EVENT_TOPICS if t.readers} == REDRIVEN
+    for service in set(SERVICES) - {"console"}:
+        assert not [g for g in service_grants(service) if g.why == "re-drives"], service
+
+
+def test_the_cases_topic_is_the_consoles_alone() -> None:
+    assert CASES.event_types == ("case.acknowledged", "case.resolved")
+    for service in SERVICES:
+        names = {a.name for a in service_acls(service)}
+        assert (CASES.name in names) == (service == "console"), service
+    assert {CASES.name} <= _topics("console", "Read") & _topics("console", "Write")
+
+
+def test_the_consoles_groups_are_its_generations() -> None:
+    groups = {a for a in service_acls("console") if a.resource_type == "group"}
+    assert groups == {Acl("User:console", "group", "console-", "prefix", "Read")}
+    # A test's base group gets the same treatment: `<base>-<generation>`.
+    named = {
+        (a.name, a.pattern, a.operation)
+        for a in service_acls("console", "e2e-console", "console-e2e-3")
+        if a.resource_type == "group"
+    }
+    assert named == {("console-e2e-3-", "prefix", "Read")}
+    # The prefix reaches no other service's group, and the console owns no topic by prefix.
+    assert not [s for s in SERVICES if s != "console" and s.startswith("console-")]
+    assert not [a for a in service_acls("console") if a.resource_type == "topic"
+                and a.pattern == "prefix"]  # fmt: skip
+    assert internal_topics("console") == ()
 
 
 def test_the_group_is_the_service_name_unless_given() -> None:
@@ -104,9 +174,10 @@ def test_faust_workers_own_the_topics_prefixed_by_their_app_id_and_nothing_in_th
             assert name.endswith("-changelog")
     assert internal_topics("invoicing") == ("invoicing-registers-changelog",)
     assert internal_topics("collections") == ("collections-books-changelog",)
-    for service in ("access-control", "notifications"):
+    for service in ("access-control", "notifications", "console"):
         assert internal_topics(service) == ()
-        assert not [a for a in service_acls(service) if a.pattern == "prefix"]
+        assert not [a for a in service_acls(service) if a.pattern == "prefix"
+                    and a.resource_type == "topic"]  # fmt: skip
         assert not [a for a in service_acls(service) if a.operation == "Create"]
 
 
@@ -121,6 +192,17 @@ def test_a_topic_added_to_the_catalog_is_granted_from_its_readers_and_writers() 
     assert [(g.name, g.operations) for g in grants if g.name == extra.name] == [
         (extra.name, ("Read", "Describe"))
     ]
+
+
+def test_a_topic_added_with_a_dlq_is_re_driven_and_observed_by_the_console() -> None:
+    extra = Topic("billing.refunds.v1", ("refund.issued",), "refunds", readers=("collections",))
+    dlq = Topic(extra.dlq, (), "dead letters", writers=extra.readers, observers=("console",),
+                is_dlq=True)  # fmt: skip
+    grants = {(g.name, g.operations, g.why) for g in service_grants("console",
+              catalog=(*CATALOG, extra, dlq))}  # fmt: skip
+    assert (extra.name, ("Write", "Describe"), "re-drives") in grants
+    assert (dlq.name, ("Read", "Describe"), "reads") in grants
+    assert (extra.name, ("Read", "Describe"), "reads") not in grants
 
 
 def test_bindings_are_one_per_operation_sorted_and_deduplicated() -> None:
@@ -138,7 +220,7 @@ def test_an_unknown_service_is_refused() -> None:
     with pytest.raises(ValueError, match="not a service"):
         service_grants("billing bus")
     with pytest.raises(ValueError, match="not a service"):
-        internal_topics("console")
+        internal_topics("operator API")
 
 
 def _strimzi(service: str) -> set[tuple[str, str, str, str]]:

@@ -29,6 +29,7 @@ from billstate_shared.contracts import (
     decode,
     encode,
 )
+from billstate_shared.contracts.events import MAX_EXCHANGES
 from billstate_shared.contracts.examples import EXAMPLES
 from billstate_shared.contracts.types import (
     AMOUNT_PATTERN,
@@ -113,7 +114,7 @@ def wrong_json_type(value: Any) -> Any:
 
 def test_examples_cover_every_event_type_in_catalog_order() -> None:
     assert list(EXAMPLES) == list(EVENT_TYPES)
-    assert len(EVENT_TYPES) == 29
+    assert len(EVENT_TYPES) == 31
     for event_type, event in EXAMPLES.items():
         assert type(event) is EVENT_TYPES[event_type]
 
@@ -213,6 +214,7 @@ _DATE += ["1999-12-31", "2200-01-01", "0001-01-01", "9999-12-31"]
 _TEXT = ["x" * 1001, "bell\x07", "nul\x00", "c1\x85"]
 _LABEL = ["x" * 129, "line\nbreak"]
 _TOO_MANY_MONEY = [{"amount": "1.00", "currency": "USD"}] * (len(ISO_4217_CODES) + 1)
+_EXCHANGE = {"at": "2027-01-12T09:00:00Z", "method": "PATCH", "path": "/v1/x", "status": 409}
 # Right JSON type, wrong content: keyed by the field's own name, wherever it appears.
 _BAD_VALUES: dict[str, list[Any]] = {
     "event_id": ["", "x" * 129, "line\nbreak", "nul\x00"],
@@ -246,6 +248,7 @@ _BAD_VALUES: dict[str, list[Any]] = {
     "subscription_id": [*_ID, "x" * 65, "back\\slash", "ü"],
     "anchor_invoice_id": _ID,
     "trigger_event_id": ["", "x" * 129],
+    "case_id": ["", "x" * 129, "line\nbreak"],
     "subscription_ids": [[""], ["has space"], [1], ["s"] * 251, ["x" * 65], ['q"uote'], ["é"]],
     "suspended_subscription_ids": [[""], ["s"] * 251, ["x" * 65]],
     "issued_on": _DATE,
@@ -292,6 +295,14 @@ _BAD_VALUES: dict[str, list[Any]] = {
     "text": _TEXT,
     "error": _TEXT,
     "observed": _TEXT,
+    "note": _TEXT,
+    "exchanges": [
+        ["PATCH"],
+        [{**_EXCHANGE, "status": 99}],
+        [{**_EXCHANGE, "at": "2027-01-12T09:00:00"}],
+        [{**_EXCHANGE, "path": "x" * 1001}],
+        [_EXCHANGE] * 11,
+    ],
     "by": _LABEL,
     "stage": _LABEL,
     "previous": _LABEL,
@@ -836,3 +847,20 @@ def test_command_sequence_is_optional_and_bounded() -> None:
         assert event.data.sequence is None  # type: ignore[union-attr]
         doc = replaced(doc_of(event_type), ("data", "sequence"), 2**53)
         assert decode(json.dumps(doc)).data.sequence == 2**53  # type: ignore[union-attr]
+
+
+def test_provider_exchanges_are_capped_and_optional() -> None:
+    for event_type in ("access.failed", "access.drift"):
+        doc = doc_of(event_type)
+        doc["data"]["exchanges"] = [_EXCHANGE] * MAX_EXCHANGES
+        assert len(decode(json.dumps(doc)).data.exchanges) == MAX_EXCHANGES  # type: ignore[union-attr]
+        doc["data"]["exchanges"].append(_EXCHANGE)
+        assert refusal(doc).field == "data.exchanges"
+        assert decode(json.dumps(removed(doc_of(event_type), ("data", "exchanges"))))
+
+
+def test_case_notes_name_their_case_by_event_id() -> None:
+    for event_type in ("case.acknowledged", "case.resolved"):
+        assert refusal(removed(doc_of(event_type), ("data", "case_id"))).field == "data.case_id"
+        doc = replaced(doc_of(event_type), ("data", "note"), "line one\nline two")
+        assert decode(json.dumps(doc)).data.note == "line one\nline two"  # type: ignore[union-attr]

@@ -3,10 +3,22 @@
 from __future__ import annotations
 
 from billstate_shared.topics import (
+    ACCESS_EVENTS,
+    APPROVALS,
+    CASES,
     CATALOG,
+    CONTROL,
     CUSTOMER_PARTITIONS,
+    CUSTOMERS,
     DLQ_TOPICS,
     EVENT_TOPICS,
+    EVENTS,
+    INVOICES,
+    NOTICE_DELIVERIES,
+    NOTICE_REQUESTS,
+    PAYMENTS,
+    STATE,
+    group_inputs,
     topic_for,
 )
 
@@ -51,3 +63,54 @@ def test_every_read_topic_has_a_dead_letter_topic() -> None:
 def test_topic_names_are_versioned() -> None:
     for t in EVENT_TOPICS:
         assert t.name.endswith(".v1")
+
+
+def test_a_dlq_is_written_by_the_readers_of_its_topic_and_observed_by_the_console() -> None:
+    of = {t.dlq: t for t in EVENT_TOPICS}
+    for dlq in DLQ_TOPICS:
+        assert dlq.is_dlq
+        assert dlq.writers == of[dlq.name].readers, dlq.name
+        assert dlq.readers == ()  # nobody refuses a dead letter: no DLQ of a DLQ
+        assert dlq.observers == ("console",), dlq.name
+
+
+def test_observers_get_no_dead_letter_topic() -> None:
+    observed_only = [t for t in EVENT_TOPICS if t.observers and not t.readers]
+    assert CASES in observed_only
+    dlqs = {t.name for t in DLQ_TOPICS}
+    for t in observed_only:
+        assert t.dlq not in dlqs, t.name
+    assert not [t for t in CATALOG if set(t.readers) & set(t.observers)]
+
+
+def test_the_console_observes_the_read_model_topics_and_every_dlq() -> None:
+    observed = {
+        CUSTOMERS, INVOICES, PAYMENTS, CONTROL, STATE, EVENTS, ACCESS_EVENTS, APPROVALS,
+        CASES, NOTICE_REQUESTS, NOTICE_DELIVERIES, *DLQ_TOPICS,
+    }  # fmt: skip
+    assert {t for t in CATALOG if "console" in t.observers} == observed
+    assert set(group_inputs("console")) == observed
+    assert len(group_inputs("console")) == len(observed)  # each once
+
+
+def test_the_console_writes_operator_actions_and_cases_on_their_topics() -> None:
+    assert CASES.name == "operations.cases.v1"
+    assert topic_for("case.acknowledged") is CASES
+    assert topic_for("case.resolved") is CASES
+    assert CASES.writers == ("console",)
+    assert CASES.retention_days is None  # the audit trail of escalations outlives retention
+    assert "console" in CONTROL.writers
+    assert "console" in APPROVALS.writers
+    assert [t.name for t in CATALOG if "operator API" in t.writers] == []
+
+
+def test_group_inputs_are_what_a_service_reads_in_its_group() -> None:
+    # A service's own reads, never the DLQs, minus what it reads outside its group.
+    assert [t.name for t in group_inputs("notifications")] == [
+        CUSTOMERS.name,
+        ACCESS_EVENTS.name,
+        NOTICE_REQUESTS.name,
+    ]
+    assert PAYMENTS not in group_inputs("access-control")
+    for service in ("invoicing", "collections", "access-control", "notifications"):
+        assert not [t for t in group_inputs(service) if t.is_dlq], service

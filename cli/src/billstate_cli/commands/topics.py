@@ -18,6 +18,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     actions = topics.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     listing = actions.add_parser("list", help="print the catalog")
+    listing.add_argument(
+        "--who", action="store_true", help="who writes, reads and observes each topic instead"
+    )
     listing.set_defaults(func=_list)
 
     apply = actions.add_parser(
@@ -45,7 +48,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     acls.set_defaults(func=_acls)
 
 
-def _list(_args: argparse.Namespace) -> int:
+def _list(args: argparse.Namespace) -> int:
+    if args.who:
+        return _who()
     print(f"{'topic':<36} {'parts':>5} {'cleanup':<8} {'retention':>9}  key          carries")
     for t in CATALOG:
         retention = "forever" if t.retention_days is None else f"{t.retention_days}d"
@@ -53,6 +58,18 @@ def _list(_args: argparse.Namespace) -> int:
         print(
             f"{t.name:<36} {t.partitions:>5} {t.cleanup:<8} {retention:>9}  {t.key:<12} {carries}"
         )
+    return 0
+
+
+def _who() -> int:
+    # A reader dead-letters what it refuses; an observer (the console) keeps a read model
+    # and refuses nothing, so only readers make a topic get a `.dlq`.
+    def names(items: tuple[str, ...]) -> str:
+        return ", ".join(items) or "-"
+
+    print(f"{'topic':<36} {'written by':<26} {'read by':<40} observed by")
+    for t in CATALOG:
+        print(f"{t.name:<36} {names(t.writers):<26} {names(t.readers):<40} {names(t.observers)}")
     return 0
 
 

@@ -52,6 +52,7 @@ MAX_POLICY_STAGES = 64  # stages a policy.accepted record names
 __all__ = [
     "EVENT_TYPES",
     "INBOUND_TYPES",
+    "MAX_EXCHANGES",
     "AccessApprovalNeeded",
     "AccessApprovalNeededData",
     "AccessApprove",
@@ -76,6 +77,11 @@ __all__ = [
     "AccessSuspendedData",
     "AccessUnparked",
     "AccessUnparkedData",
+    "CaseAcknowledged",
+    "CaseAcknowledgedData",
+    "CaseNoteData",
+    "CaseResolved",
+    "CaseResolvedData",
     "ClockTick",
     "ClockTickData",
     "CollectionsState",
@@ -120,6 +126,7 @@ __all__ = [
     "PolicyAccepted",
     "PolicyAcceptedData",
     "PolicyRef",
+    "ProviderExchange",
     "StageEntered",
     "StageEnteredData",
     "Why",
@@ -584,6 +591,24 @@ class AccessRestored(EventBase):
     data: AccessRestoredData
 
 
+class ProviderExchange(ContractModel):
+    """One request to a provider and its answer, as sent and received: what a partner gives
+    the provider's support (Microsoft's asks for the request and correlation ids)."""
+
+    at: Timestamp
+    method: Label
+    path: Text  # no query string: nothing secret or personal goes here
+    status: Annotated[int, Field(ge=100, le=599)] | None  # None: no answer (a timeout)
+    request_id: Label | None = None
+    correlation_id: Label | None = None
+    answer: Text | None = None  # the provider's error code and description, if any
+
+
+# The last few exchanges are enough to escalate; more would only grow the event.
+MAX_EXCHANGES = 10
+Exchanges = Annotated[list[ProviderExchange], Field(max_length=MAX_EXCHANGES)]
+
+
 class AccessFailedData(ContractModel):
     """A command that could not be applied to one subscription."""
 
@@ -592,6 +617,7 @@ class AccessFailedData(ContractModel):
     provider: Label
     attempts: PositiveInt
     error: Text
+    exchanges: Exchanges = []
 
 
 class AccessFailed(EventBase):
@@ -608,6 +634,7 @@ class AccessDriftData(ContractModel):
     provider: Label
     desired: Literal["active", "suspended"]
     observed: Text
+    exchanges: Exchanges = []
 
 
 class AccessDrift(EventBase):
@@ -699,6 +726,33 @@ class AccessReject(EventBase):
 
     event_type: Literal["access.reject"]
     data: AccessDecisionData
+
+
+class CaseNoteData(ContractModel):
+    """A person's step on an escalation case: an `access.failed` or `access.drift` event,
+    named by its event id, acknowledged (someone is on it) or resolved (what was done)."""
+
+    case_id: EventId
+    by: Label
+    note: Text
+
+
+CaseAcknowledgedData = CaseNoteData
+CaseResolvedData = CaseNoteData
+
+
+class CaseAcknowledged(EventBase):
+    """`case.acknowledged` on operations.cases.v1: someone is on the case."""
+
+    event_type: Literal["case.acknowledged"]
+    data: CaseNoteData
+
+
+class CaseResolved(EventBase):
+    """`case.resolved` on operations.cases.v1: the case is closed, and how."""
+
+    event_type: Literal["case.resolved"]
+    data: CaseNoteData
 
 
 class PolicyAcceptedData(ContractModel):
@@ -800,6 +854,8 @@ Event = Annotated[
     | AccessApprovalNeeded
     | AccessApprove
     | AccessReject
+    | CaseAcknowledged
+    | CaseResolved
     | PolicyAccepted
     | NoticeRequested
     | NoticeDelivered

@@ -27,6 +27,9 @@ from billstate_shared.contracts.events import (
     AccessSuspendedData,
     AccessUnparked,
     AccessUnparkedData,
+    CaseAcknowledged,
+    CaseNoteData,
+    CaseResolved,
     ClockTick,
     ClockTickData,
     CollectionsState,
@@ -66,6 +69,7 @@ from billstate_shared.contracts.events import (
     PolicyAccepted,
     PolicyAcceptedData,
     PolicyRef,
+    ProviderExchange,
     StageEntered,
     StageEnteredData,
     Why,
@@ -324,6 +328,45 @@ _EXAMPLES: list[Event] = [
             provider="partner_center",
             attempts=5,
             error="HTTP 412 Precondition Failed: etag changed",
+            # The last exchanges of the fifth attempt: each PATCH found the etag stale.
+            exchanges=[
+                ProviderExchange(
+                    at=datetime(2027, 1, 11, 9, 19, 58, tzinfo=UTC),
+                    method=method,
+                    path="/v1/customers/6f1c3a52-8d0e-4b7a-9c1f-2e4d5a6b7c8d"
+                    "/subscriptions/d41d8cd9-8f00-4b20-9e98-00998ecf8427",
+                    status=status,
+                    request_id=request_id,
+                    correlation_id=correlation_id,
+                    answer=None if status == 200 else "2055: Etag is no longer valid",
+                )
+                for method, status, request_id, correlation_id in (
+                    (
+                        "GET",
+                        200,
+                        "0c5d7a41-6f0e-4c1b-9a8e-2d3f4b5c6d7e",
+                        "8e2b6f10-3c4d-4e5f-a6b7-c8d9e0f1a2b3",
+                    ),
+                    (
+                        "PATCH",
+                        412,
+                        "5b1e4c2a-7d3f-5e6a-8b9c-0d1e2f3a4b5c",
+                        "1f3a5c7e-9b2d-4f6a-8c0e-2a4c6e8f0b1d",
+                    ),
+                    (
+                        "GET",
+                        200,
+                        "9d8c7b6a-5f4e-4d3c-8b2a-1f0e9d8c7b6a",
+                        "3a4b5c6d-7e8f-4a9b-8c1d-2e3f4a5b6c7d",
+                    ),
+                    (
+                        "PATCH",
+                        412,
+                        "e4f5a6b7-c8d9-5e0f-9a1b-2c3d4e5f6a7b",
+                        "7c6b5a49-3827-4165-9f0e-dcba98765432",
+                    ),
+                )
+            ],
         ),
     ),
     AccessDrift(
@@ -336,6 +379,38 @@ _EXAMPLES: list[Event] = [
             provider="partner_center",
             desired="suspended",
             observed="active",
+            # The read that found it active, then the repair: GET for the etag, PATCH.
+            exchanges=[
+                ProviderExchange(
+                    at=datetime(2027, 1, 12, 3, 0, second, tzinfo=UTC),
+                    method=method,
+                    path="/v1/customers/6f1c3a52-8d0e-4b7a-9c1f-2e4d5a6b7c8d"
+                    "/subscriptions/a3b9c1d2-0e4f-4a5b-8c6d-7e8f9a0b1c2d",
+                    status=200,
+                    request_id=request_id,
+                    correlation_id=correlation_id,
+                )
+                for second, method, request_id, correlation_id in (
+                    (
+                        0,
+                        "GET",
+                        "2b7e1516-28ae-4d2a-abf7-158809cf4f3c",
+                        "6bc1bee2-2e40-4f96-a93d-7e117393172a",
+                    ),
+                    (
+                        1,
+                        "GET",
+                        "ae2d8a57-1e03-4c9e-b7ac-45af8e5130c8",
+                        "1c46a35c-e411-4e5f-bb30-c81f6ac0f9c0",
+                    ),
+                    (
+                        1,
+                        "PATCH",
+                        "30c81c46-a35c-5e41-9e5f-bb1e7b5f8b9a",
+                        "f69f2445-df4f-4b17-9ad2-2b417be66c37",
+                    ),
+                )
+            ],
         ),
     ),
     AccessParked(
@@ -396,6 +471,28 @@ _EXAMPLES: list[Event] = [
             command_id="cmd-fabrikam-suspend-91c0",
             by="mei.lin",
             reason="paid by wire this morning, not on the feed yet",
+        ),
+    ),
+    CaseAcknowledged(
+        event_id="case-acknowledged-drift-partner_center-sub-7a1c-3",
+        event_type="case.acknowledged",
+        occurred_at=_at(date(2027, 1, 12), 9, 5),
+        customer_id=_CUSTOMER,
+        data=CaseNoteData(
+            case_id="drift-partner_center-sub-7a1c-3",
+            by="mei.lin",
+            note="asked Microsoft commercial support, request 2701120040001",
+        ),
+    ),
+    CaseResolved(
+        event_id="case-resolved-drift-partner_center-sub-7a1c-3",
+        event_type="case.resolved",
+        occurred_at=_at(date(2027, 1, 13), 16, 40),
+        customer_id=_CUSTOMER,
+        data=CaseNoteData(
+            case_id="drift-partner_center-sub-7a1c-3",
+            by="mei.lin",
+            note="Microsoft re-suspended the subscription; drift repaired",
         ),
     ),
     PolicyAccepted(
