@@ -214,14 +214,20 @@ async def _drift_is_repaired_and_reported(
         for e in (await pipeline.outcome()).topics["access.events.v1"]
         if e["event_type"] == "access.drift" and e["customer_id"] == CUSTOMER
     ]
-    assert [d["data"] for d in drift] == [
-        {
-            "subscription_id": "sub-7c1e9a",
-            "provider": "partner_center",
-            "desired": "active",
-            "observed": "suspended",
-        }
-    ]
+    [data] = [dict(d["data"]) for d in drift]
+    exchanges = data.pop("exchanges")
+    assert data == {
+        "subscription_id": "sub-7c1e9a",
+        "provider": "partner_center",
+        "desired": "active",
+        "observed": "suspended",
+    }
+    # The evidence for an escalation: the read that found the drift, then the repair, each
+    # with the ids Partner Center received.
+    assert [x["method"] for x in exchanges][0] == "GET"
+    assert [x["method"] for x in exchanges][-1] == "PATCH"
+    seen = {(r.request_id, r.correlation_id) for r in pc.requests()}
+    assert {(x["request_id"], x["correlation_id"]) for x in exchanges} <= seen
     staff = staff_notice(AccessDrift.model_validate(drift[0]), "en")
     staff_mid = message_id(staff.notice_id, "partner.example")
     received = await smtp.wait_async(

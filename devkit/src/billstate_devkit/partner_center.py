@@ -21,11 +21,14 @@ PARTNER_TENANT = "0f0c2b7e-5a55-4d6a-9a57-3a3b9f0c1d2e"
 
 @dataclass(frozen=True, slots=True)
 class Logged:
-    """One request the server answered."""
+    """One request the server answered, with the MS-RequestId and MS-CorrelationId it
+    carried (what a client reports to Microsoft support; None when absent)."""
 
     method: str
     path: str
     status: int
+    request_id: str | None = None
+    correlation_id: str | None = None
 
 
 _Fault = TypeVar("_Fault", tuple[str | None, int, str], tuple[str | None, float])
@@ -263,7 +266,15 @@ class PartnerCenterServer:
 
     def _record(self, request: web.Request, response: web.StreamResponse) -> None:
         with self._lock:
-            self._log.append(Logged(request.method, request.path, response.status))
+            self._log.append(
+                Logged(
+                    request.method,
+                    request.path,
+                    response.status,
+                    request.headers.get("MS-RequestId"),
+                    request.headers.get("MS-CorrelationId"),
+                )
+            )
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()

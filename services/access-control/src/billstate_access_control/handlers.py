@@ -52,7 +52,7 @@ from billstate_access_control.domain import (
     unparked,
 )
 from billstate_access_control.guards import Guards
-from billstate_access_control.providers import Change, Provider
+from billstate_access_control.providers import Change, Provider, recording
 from billstate_access_control.store import Held, HeldState, Parked, Store
 from billstate_shared.contracts import (
     AccessApprove,
@@ -61,6 +61,7 @@ from billstate_shared.contracts import (
     AccessSuspend,
     Event,
     EventBase,
+    ProviderExchange,
     decode,
     encode,
 )
@@ -79,6 +80,9 @@ MAX_TEXT = 1_000  # characters of a reason in an event (the contracts' limit)
 # Who ends a held command that no person decided on (a restore cancelled it).
 SELF = "access-control"
 GUARDS = ("brake", "stale_payment_feed")
+# The memo slot keeping a parked change's exchanges, so the parking announced again after a
+# redelivery is the same event, exchanges and all.
+PARKED_MEMO = "parked-exchanges"
 
 
 def error_text(err: BaseException | None) -> str:
@@ -166,16 +170,26 @@ class Outcome:
     parked: Parked | None
 
 
+@dataclass(frozen=True, slots=True)
+class Applied(Tried):
+    """How a change ended after its retries, with every exchange its provider calls noted,
+    in order: the evidence its `access.failed` or `access.drift` carries."""
+
+    exchanges: tuple[ProviderExchange, ...] = ()
+
+
 @dataclass
 class _Run:
-    """What one pass over a command's actions did."""
+    """What one pass over a command's actions did; `exchanges` per subscription that failed
+    or was left unfinished."""
 
     state: CustomerAccess
     done: list[Action] = field(default_factory=list)
-    failures: list[tuple[Action, Tried]] = field(default_factory=list)
+    failures: list[tuple[Action, Applied]] = field(default_factory=list)
     unfinished: list[Action] = field(default_factory=list)
     out_of_budget: OutOfBudgetError | None = None
     calls: int = 0
+    exchanges: dict[str, tuple[ProviderExchange, ...]] = field(default_factory=dict)
 
 
 class AccessHandler:
@@ -326,7 +340,14 @@ class AccessHandler:
             # parking again, same ids, in case the first announcement was lost.
             parked_now = waiting[0]
             outputs += [
-                produce(events.parked(a, attempts=parked_now.attempts, error=parked_now.last_error))
+                produce(
+                    events.parked(
+                        a,
+                        attempts=parked_now.attempts,
+                        error=parked_now.last_error,
+                        exchanges=self._parked_exchanges(command.customer_id, a),
+                    )
+                )
                 for a in decide(state, command)
             ]
             return outputs
@@ -339,10 +360,7 @@ class AccessHandler:
         if run.unfinished:
             again = self._park(record, command, run, previous=None)
             self.store.park(again)
-            outputs += [
-                produce(events.parked(a, attempts=again.attempts, error=again.last_error))
-                for a in run.unfinished
-            ]
+            outputs += self._parked(events, again, run)
         outputs += self._failed(record, event, events, run)
         return outputs
 
@@ -600,17 +618,19 @@ class AccessHandler:
             elif isinstance(tried.error, OutOfBudgetError):
                 run.out_of_budget = tried.error
                 run.unfinished.append(action)
+                run.exchanges[action.subscription_id] = tried.exchanges
             else:
                 run.failures.append((action, tried))
         return run
 
-    async def apply(self, change: Change, deadline: float | None = None) -> Tried:
+    async def apply(self, change: Change, deadline: float | None = None) -> Applied:
         """Call the provider until it succeeds, refuses for good, the attempts run out, or the
         next call or wait would end after `deadline` (the monotonic clock; None: no limit).
 
         `Tried.attempts` counts the provider calls made; out of time, `Tried.error` is an
-        `OutOfBudgetError` carrying the provider's last error. Also the reconciler's way to
-        re-apply, so both share one retry policy."""
+        `OutOfBudgetError` carrying the provider's last error; `Applied.exchanges` are the
+        requests those calls made. Also the reconciler's way to re-apply, so both share one
+        retry policy."""
         calls = 0
         last: BaseException | None = None
 
@@ -650,8 +670,9 @@ class AccessHandler:
                 raise spent(seconds)
             await self.sleep(seconds)
 
-        tried = await self.retry.attempt(call, sleep=wait, on_failure=failed)
-        return Tried(ok=tried.ok, attempts=calls, error=tried.error)
+        with recording() as journal:
+            tried = await self.retry.attempt(call, sleep=wait, on_failure=failed)
+        return Applied(ok=tried.ok, attempts=calls, error=tried.error, exchanges=tuple(journal))
 
     async def _call(
         self, change: Change, deadline: float | None, last: BaseException | None
@@ -749,6 +770,30 @@ class AccessHandler:
             last_error=error,
         )
 
+    def _parked(self, events: AccessEvents, parked: Parked, run: _Run) -> list[Produce]:
+        """`access.failed` (parked) per unfinished subscription, with its calls' exchanges,
+        written down first for an announcement again (`_parked_exchanges`)."""
+        outputs = []
+        for a in run.unfinished:
+            exchanges = run.exchanges.get(a.subscription_id, ())
+            memo = {
+                "command_id": a.command_id,
+                "exchanges": [x.model_dump(mode="json") for x in exchanges],
+            }
+            self.store.remember(PARKED_MEMO, parked.customer_id, a.subscription_id, memo)
+            event = events.parked(
+                a, attempts=parked.attempts, error=parked.last_error, exchanges=exchanges
+            )
+            outputs.append(produce(event))
+        return outputs
+
+    def _parked_exchanges(self, customer_id: str, action: Action) -> list[ProviderExchange]:
+        """The exchanges a parking of `action` was first announced with."""
+        memo = self.store.memo(PARKED_MEMO, customer_id, action.subscription_id) or {}
+        if memo.get("command_id") != action.command_id:
+            return []
+        return [ProviderExchange.model_validate(x) for x in memo.get("exchanges", [])]
+
     def _failed(
         self,
         record: Record,
@@ -761,7 +806,14 @@ class AccessHandler:
         if not run.failures:
             return []
         outputs = [
-            produce(events.failed(action, attempts=tried.attempts, error=failure(tried)))
+            produce(
+                events.failed(
+                    action,
+                    attempts=tried.attempts,
+                    error=failure(tried),
+                    exchanges=tried.exchanges,
+                )
+            )
             for action, tried in run.failures
         ]
         assert record.value is not None
@@ -773,7 +825,7 @@ class AccessHandler:
         record: Record,
         value: bytes,
         command: AccessSuspend | AccessRestore,
-        failures: list[tuple[Action, Tried]],
+        failures: list[tuple[Action, Applied]],
     ) -> Produce:
         reason = "; ".join(
             f"provider {self.provider.name} could not make subscription {action.subscription_id}"

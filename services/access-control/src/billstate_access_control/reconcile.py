@@ -5,6 +5,9 @@ changed (`untouched`) is left as the provider has it, whatever that is. A change
 command is parked (its time budget ran out) is left to the command's own re-attempt, which
 keeps the provider's Retry-After. Each subscription's read and re-apply take at most the
 handler's time budget, so a pass never holds the lock a command waits for longer than that.
+
+A drift is announced after the re-apply it triggers, so `access.drift` carries the exchanges
+of both the read that found it and the repair (Microsoft support asks for their ids).
 """
 
 from __future__ import annotations
@@ -22,11 +25,18 @@ from billstate_access_control.domain import (
     Action,
     applied,
     compare,
+    evidence,
     observed,
 )
-from billstate_access_control.handlers import AccessHandler, error_text, failure, produce
+from billstate_access_control.handlers import (
+    AccessHandler,
+    Applied,
+    error_text,
+    failure,
+    produce,
+)
 from billstate_access_control.periodic import Periodic
-from billstate_access_control.providers import Change, Provider
+from billstate_access_control.providers import Change, Provider, recording
 from billstate_access_control.store import Store
 from billstate_shared.contracts import EventBase
 from billstate_shared.runtime.metrics import Metrics
@@ -116,11 +126,12 @@ class Reconciler(Periodic):
             sub = state.subscription(subscription_id)
             deadline = self.handler.deadline()
             try:
-                if deadline is None:
-                    seen = await self.provider.observe(customer_id, subscription_id)
-                else:
-                    async with asyncio.timeout(deadline - self.handler.monotonic()):
+                with recording() as read:
+                    if deadline is None:
                         seen = await self.provider.observe(customer_id, subscription_id)
+                    else:
+                        async with asyncio.timeout(deadline - self.handler.monotonic()):
+                            seen = await self.provider.observe(customer_id, subscription_id)
             except Exception as err:  # noqa: BLE001  (one bad read must not end the pass)
                 # A 500 or a timeout on one subscription; a throttled provider makes every
                 # read fail and the pass simply finds nothing.
@@ -145,33 +156,29 @@ class Reconciler(Periodic):
                 self._applied(customer_id, wanted)
                 await self._emit(self._events(customer_id).done(wanted))
                 return
-            episode: int | None = None
-            if verdict == "drift":
-                assert seen is not None
-                episode = self._next_episode(customer_id, subscription_id)
-                self.store.save(observed(state, subscription_id, seen, self.provider.name))
-                log.warning(
-                    "access drift",
-                    customer_id=customer_id,
-                    subscription_id=subscription_id,
-                    desired=sub.desired,
-                    observed=seen,
-                )
-                await self._emit(
-                    self._events(customer_id).drift(wanted, observed=seen, episode=episode)
-                )
-            else:
+            if verdict != "drift":
                 episode = self._episode(customer_id, subscription_id) or None
-            await self._reapply(customer_id, wanted, episode, result, deadline)
+                tried = await self._reapply(customer_id, wanted, deadline)
+                await self._settle(customer_id, wanted, episode, result, tried)
+                return
+            assert seen is not None
+            episode = self._next_episode(customer_id, subscription_id)
+            self.store.save(observed(state, subscription_id, seen, self.provider.name))
+            log.warning(
+                "access drift",
+                customer_id=customer_id,
+                subscription_id=subscription_id,
+                desired=sub.desired,
+                observed=seen,
+            )
+            tried = await self._reapply(customer_id, wanted, deadline)
+            drift = self._events(customer_id).drift(
+                wanted, observed=seen, episode=episode, exchanges=evidence(read, tried.exchanges)
+            )
+            await self._emit(drift)
+            await self._settle(customer_id, wanted, episode, result, tried)
 
-    async def _reapply(
-        self,
-        customer_id: str,
-        wanted: Action,
-        episode: int | None,
-        result: Round,
-        deadline: float | None = None,
-    ) -> None:
+    async def _reapply(self, customer_id: str, wanted: Action, deadline: float | None) -> Applied:
         """Apply the desired state again, through the handler's retry policy."""
         change = Change(
             customer_id=customer_id,
@@ -180,7 +187,17 @@ class Reconciler(Periodic):
             command_id=wanted.command_id,
             reason="reconcile",
         )
-        tried = await self.handler.apply(change, deadline=deadline)
+        return await self.handler.apply(change, deadline=deadline)
+
+    async def _settle(
+        self,
+        customer_id: str,
+        wanted: Action,
+        episode: int | None,
+        result: Round,
+        tried: Applied,
+    ) -> None:
+        """Record and announce how a re-apply ended."""
         if tried.ok:
             result.reapplied += 1
             self._applied(customer_id, wanted)
@@ -197,7 +214,11 @@ class Reconciler(Periodic):
         )
         if episode is not None:
             failed = self._events(customer_id).failed(
-                wanted, attempts=tried.attempts, error=error, episode=episode
+                wanted,
+                attempts=tried.attempts,
+                error=error,
+                episode=episode,
+                exchanges=tried.exchanges,
             )
             await self._emit(failed)
 

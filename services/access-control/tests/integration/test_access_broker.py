@@ -337,6 +337,7 @@ async def test_a_provider_that_always_fails(kafka_bootstrap: str, tmp_path: Path
             "provider": "down",
             "attempts": 4,
             "error": "HTTP 503 (call 4)",
+            "exchanges": [],  # a fake provider notes none
         }
         [letter] = of(records, customer, DLQ)
         assert letter.value == raw
@@ -505,6 +506,7 @@ async def test_the_reconciler_reports_a_hand_made_change_as_drift_and_puts_it_ba
             "provider": "builtin",
             "desired": "suspended",
             "observed": "active",
+            "exchanges": [],  # the built-in provider makes no requests
         }
         (fixed,) = events(records, customer, "access.suspended")
         assert fixed["data"]["subscription_id"] == "sub-a"

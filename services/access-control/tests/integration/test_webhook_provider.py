@@ -25,6 +25,7 @@ from billstate_access_control.store import Store
 from billstate_devkit.events import access_command
 from billstate_devkit.webhook_receiver import WebhookReceiver
 from billstate_shared.contracts import (
+    AccessFailed,
     decode,
 )
 from billstate_shared.runtime.dlq import read_headers
@@ -303,3 +304,30 @@ def test_config_bounds_and_secrecy() -> None:
         WebhookProviderConfig(url="ftp://h.example", secret=SecretStr(secret))
     with pytest.raises(ValidationError):
         good.timeout = 3  # type: ignore[misc]
+
+
+async def test_a_failed_delivery_carries_its_exchanges_without_the_url_path(
+    store: Store, receiver: WebhookReceiver
+) -> None:
+    # A path that is a credential, as Slack's and Teams' incoming webhooks are.
+    url = receiver.url_for("/hooks/T0001/B0002/s3cr3t-path-token")
+    webhook = WebhookProvider(WebhookProviderConfig(url=url, secret=SecretStr(SECRET)))
+    handler, _ = make(store, webhook, attempts=2)
+    receiver.fail(2, 503)
+    try:
+        out = list(await handler(Rec(command("suspend", "c1", "s1"))))
+    finally:
+        await webhook.close()
+    assert types(out) == ["access.failed", "dlq"]
+    value = out[0].value
+    assert value is not None
+    failed = decode(value)
+    assert isinstance(failed, AccessFailed)
+    exchanges = failed.data.exchanges
+    ids = [d.msg_id for d in receiver.deliveries]
+    assert [(x.method, x.status, x.request_id) for x in exchanges] == [
+        ("POST", 503, ids[0]),
+        ("POST", 503, ids[1]),
+    ]
+    assert {x.path for x in exchanges} == {f"http://{receiver.host}:{receiver.port}"}
+    assert b"s3cr3t" not in value

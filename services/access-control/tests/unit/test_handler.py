@@ -182,6 +182,7 @@ async def test_giving_up_emits_failed_and_dead_letters_the_command(store: Store)
         "provider": "flaky",
         "attempts": 3,
         "error": "HTTP 503 on try 3",
+        "exchanges": [],  # a fake provider notes none
     }
     dlq = out[-1]
     assert (dlq.key, dlq.value) == (b"contoso", raw)

@@ -23,6 +23,7 @@ from billstate_access_control.domain.events import (
     approval_needed,
     change_id,
     drift_id,
+    evidence,
     parked,
     unparked,
 )
@@ -66,6 +67,7 @@ __all__ = [
     "compare",
     "decide",
     "drift_id",
+    "evidence",
     "observed",
     "park_delay",
     "parked",

@@ -18,6 +18,7 @@ same id, and consumers dedupe):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -39,7 +40,9 @@ from billstate_shared.contracts import (
     AccessSuspendedData,
     AccessUnparked,
     AccessUnparkedData,
+    ProviderExchange,
 )
+from billstate_shared.contracts.events import MAX_EXCHANGES
 from billstate_shared.domain.ids import make_id
 
 Ending = Literal["suspended", "restored", "failed", "parked"]
@@ -55,6 +58,16 @@ def change_id(action: Action, ending: Ending, episode: int | None = None) -> str
 
 def drift_id(customer_id: str, subscription_id: str, episode: int) -> str:
     return make_id("acc", customer_id, subscription_id, "drift", str(episode))
+
+
+def evidence(
+    first: Sequence[ProviderExchange], then: Sequence[ProviderExchange] = ()
+) -> list[ProviderExchange]:
+    """The exchanges an event carries, at most MAX_EXCHANGES: all of `first` (the read that
+    found a drift) and the last of `then` (a repair); with `first` alone, its last ones."""
+    room = max(MAX_EXCHANGES - len(first), 0)
+    kept = [*first, *(then[-room:] if room else ())]
+    return kept[-MAX_EXCHANGES:]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -88,18 +101,41 @@ class AccessEvents:
         )
 
     def failed(
-        self, action: Action, *, attempts: int, error: str, episode: int | None = None
+        self,
+        action: Action,
+        *,
+        attempts: int,
+        error: str,
+        episode: int | None = None,
+        exchanges: Sequence[ProviderExchange] = (),
     ) -> AccessFailed:
-        """`action` did not land after `attempts` calls; `error` is the last one's."""
-        return self._failed(change_id(action, "failed", episode), action, attempts, error)
+        """`action` did not land after `attempts` calls; `error` is the last one's, and
+        `exchanges` what those calls sent and got (the last MAX_EXCHANGES are kept)."""
+        event_id = change_id(action, "failed", episode)
+        return self._failed(event_id, action, attempts, error, exchanges)
 
-    def parked(self, action: Action, *, attempts: int, error: str) -> AccessFailed:
+    def parked(
+        self,
+        action: Action,
+        *,
+        attempts: int,
+        error: str,
+        exchanges: Sequence[ProviderExchange] = (),
+    ) -> AccessFailed:
         """`action` did not land within the command's time budget and waits in the store for
         its next attempt: an `access.failed` whose error says so, under an id of its own (a
         later failure for good is another event)."""
-        return self._failed(change_id(action, "parked"), action, max(attempts, 1), error)
+        event_id = change_id(action, "parked")
+        return self._failed(event_id, action, max(attempts, 1), error, exchanges)
 
-    def _failed(self, event_id: str, action: Action, attempts: int, error: str) -> AccessFailed:
+    def _failed(
+        self,
+        event_id: str,
+        action: Action,
+        attempts: int,
+        error: str,
+        exchanges: Sequence[ProviderExchange],
+    ) -> AccessFailed:
         return AccessFailed(
             event_id=event_id,
             event_type="access.failed",
@@ -111,11 +147,20 @@ class AccessEvents:
                 provider=self.provider,
                 attempts=attempts,
                 error=error,
+                exchanges=evidence(exchanges),
             ),
         )
 
-    def drift(self, wanted: Action, *, observed: Access, episode: int) -> AccessDrift:
-        """The provider reports `observed` where billstate had applied `wanted.desired`."""
+    def drift(
+        self,
+        wanted: Action,
+        *,
+        observed: Access,
+        episode: int,
+        exchanges: Sequence[ProviderExchange] = (),
+    ) -> AccessDrift:
+        """The provider reports `observed` where billstate had applied `wanted.desired`;
+        `exchanges` are the read that found it and the repair's (see `evidence`)."""
         sid = wanted.subscription_id
         return AccessDrift(
             event_id=drift_id(self.customer_id, sid, episode),
@@ -127,6 +172,7 @@ class AccessEvents:
                 provider=self.provider,
                 desired=wanted.desired,
                 observed=observed,
+                exchanges=evidence(exchanges),
             ),
         )
 

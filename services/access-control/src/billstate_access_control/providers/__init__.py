@@ -4,7 +4,13 @@
 one its settings name (`entrypoints.providers.build_provider`).
 """
 
-from billstate_access_control.providers.base import Change, Provider, ProviderError
+from billstate_access_control.providers.base import (
+    Change,
+    Provider,
+    ProviderError,
+    note,
+    recording,
+)
 from billstate_access_control.providers.builtin import BuiltinProvider
 
-__all__ = ["BuiltinProvider", "Change", "Provider", "ProviderError"]
+__all__ = ["BuiltinProvider", "Change", "Provider", "ProviderError", "note", "recording"]

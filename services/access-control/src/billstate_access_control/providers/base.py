@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Protocol
 
 from billstate_access_control.domain import Access
+from billstate_shared.contracts import ProviderExchange
 from billstate_shared.errors import ExternalError
+
+# The exchanges of the work in progress: a context variable rather than an argument, so the
+# Provider protocol stays as it is and an adapter with nothing to record needs no change.
+_journal: ContextVar[list[ProviderExchange] | None] = ContextVar("provider_journal", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,3 +63,23 @@ class Provider(Protocol):
     async def close(self) -> None:
         """Release connections; called once when the service stops."""
         ...
+
+
+@contextmanager
+def recording() -> Iterator[list[ProviderExchange]]:
+    """Collect, in order, the exchanges the provider calls inside the block make (what an
+    adapter `note`s): the evidence `access.failed` and `access.drift` carry. Blocks nest; an
+    inner block keeps its exchanges to itself."""
+    journal: list[ProviderExchange] = []
+    token = _journal.set(journal)
+    try:
+        yield journal
+    finally:
+        _journal.reset(token)
+
+
+def note(exchange: ProviderExchange) -> None:
+    """An adapter's record of one request and its answer; nothing when nobody is recording."""
+    journal = _journal.get()
+    if journal is not None:
+        journal.append(exchange)

@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
+from datetime import datetime
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from billstate_access_control.domain import Access
-from billstate_access_control.providers.base import Change, ProviderError
+from billstate_access_control.providers.base import Change, ProviderError, note
+from billstate_shared.contracts import ProviderExchange
 from billstate_shared.domain.ids import make_id
 from billstate_shared.runtime.wallclock import WallClock, utc_now
-from billstate_shared.webhooks import DeliveryError, Poster, signed_headers, validate_secret
+from billstate_shared.webhooks import (
+    DeliveryError,
+    Poster,
+    origin,
+    signed_headers,
+    validate_secret,
+)
+
+# A DeliveryError tells the status only in its message ("... answered HTTP 503 ...").
+_STATUS = re.compile(r"answered HTTP (\d{3})\b")
 
 
 class WebhookProviderConfig(BaseModel):
@@ -65,15 +78,33 @@ class WebhookProvider:
     async def apply(self, change: Change) -> None:
         # Same change, same bytes: a receiver compares bodies under a repeated id.
         body = json.dumps(payload(change), ensure_ascii=False, separators=(",", ":")).encode()
-        headers = signed_headers(
-            self.config.secret.get_secret_value(), message_id(change), body, self.clock()
-        )
+        at = self.clock()
+        delivery = message_id(change)
+        headers = signed_headers(self.config.secret.get_secret_value(), delivery, body, at)
         try:
             await self._poster.send(body, headers)
         except DeliveryError as err:
+            found = _STATUS.search(err.message)
+            note(self._exchange(at, delivery, int(found.group(1)) if found else None))
             raise ProviderError(
                 err.message, retryable=err.retryable, retry_after=err.retry_after
             ) from None
+        except asyncio.CancelledError:
+            note(self._exchange(at, delivery, None))  # cut short by the time budget
+            raise
+        # A 2xx is not noted: it ends the change, so no event would carry it (and `post`
+        # does not say which 2xx it was).
+
+    def _exchange(self, at: datetime, delivery: str, status: int | None) -> ProviderExchange:
+        """A delivery as noted: its webhook-id, and the URL's origin only, as a webhook's path
+        is often its credential (Slack's and Teams' incoming webhooks)."""
+        return ProviderExchange(
+            at=at,
+            method="POST",
+            path=origin(str(self.config.url)),
+            status=status,
+            request_id=delivery,
+        )
 
     async def observe(
         self,

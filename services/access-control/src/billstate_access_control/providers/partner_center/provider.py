@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from billstate_access_control.domain import Access
-from billstate_access_control.providers.base import Change, ProviderError
+from billstate_access_control.providers.base import Change, ProviderError, note
 from billstate_access_control.providers.partner_center.entra import EntraToken
 from billstate_access_control.providers.partner_center.mapping import check_ids
 from billstate_access_control.providers.partner_center.transport import Answer, Transport
 from billstate_access_control.store import Store
+from billstate_shared.contracts import ProviderExchange
+from billstate_shared.runtime.wallclock import WallClock, utc_now
 
 API = "https://api.partnercenter.microsoft.com"
 SCOPE = "https://api.partnercenter.microsoft.com/.default"
@@ -64,7 +69,8 @@ class PartnerCenterConfig(BaseModel):
 class PartnerCenterProvider:
     """Sets a CSP subscription's `status` with GET, then PATCH of the whole resource under
     `If-Match`. Remembers (in the store's memo) what a suspension drops and puts it back on
-    reactivation. `clock` (monotonic seconds) times the token's life."""
+    reactivation. `clock` (monotonic seconds) times the token's life; `now` (the wall clock)
+    stamps the exchanges it notes for `access.failed` and `access.drift`."""
 
     name = NAME
 
@@ -74,8 +80,9 @@ class PartnerCenterProvider:
         store: Store,
         *,
         clock: Callable[[], float] = time.monotonic,
+        now: WallClock = utc_now,
     ) -> None:
-        self.config, self.store = config, store
+        self.config, self.store, self.now = config, store, now
         self._http = Transport(config.request_timeout)
         self._token = EntraToken(
             self._http,
@@ -217,27 +224,53 @@ class PartnerCenterProvider:
         etag: str | None = None,
         request_id: str | None = None,
     ) -> Answer:
-        """One API call; a 401 drops the token and tries once more with a fresh one."""
+        """One API call; a 401 drops the token and tries once more with a fresh one. Each
+        request is noted with the ids it carried: what Microsoft support asks for."""
         url = self.config.base_url.rstrip("/") + path
         answer = Answer(0, None, None)
         for _ in range(2):
             token = await self._token.get()
+            sent = Sent(
+                at=self.now(),
+                method=method,
+                path=path.partition("?")[0],
+                request_id=request_id or str(uuid.uuid4()),
+                correlation_id=str(uuid.uuid4()),
+            )
             headers = {
                 "Authorization": f"Bearer {token}",
                 "Accept": "application/json",
                 "MS-Contract-Version": "v1",
-                "MS-CorrelationId": str(uuid.uuid4()),
-                "MS-RequestId": request_id or str(uuid.uuid4()),
+                "MS-CorrelationId": sent.correlation_id,
+                "MS-RequestId": sent.request_id,
             }
             if etag is not None:
                 headers["If-Match"] = f'"{etag.strip(chr(34))}"'
-            answer = await self._http.send(
-                method, url, headers=headers, what=f"Partner Center {method}", body=body
-            )
+            try:
+                answer = await self._http.send(
+                    method, url, headers=headers, what=f"Partner Center {method}", body=body
+                )
+            except (ProviderError, asyncio.CancelledError):
+                # No answer (a timeout, a lost connection, the budget cutting the call short);
+                # noted all the same: the request may have reached Partner Center.
+                note(sent.exchange(None, None))
+                raise
+            note(sent.exchange(answer.status, self._answer(answer)))
             if answer.status != 401:
                 return answer
             self._token.drop(token)
         return answer
+
+    def _answer(self, answer: Answer) -> str | None:
+        """Partner Center's error code and description (scrubbed, cut short); None on success."""
+        if answer.status < 400 or not isinstance(answer.body, dict):
+            return None
+        code = _code(answer.body)
+        # A 429 from the front door says `message` where the API says `description`.
+        said = answer.body.get("description") or answer.body.get("message")
+        description = said if isinstance(said, str) else ""
+        text = ": ".join(part for part in (code, description) if part)
+        return self._scrub(text) if text else None
 
     def _failure(self, method: str, answer: Answer) -> ProviderError:
         """A short error: status, Partner Center's error code and a scrubbed description."""
@@ -261,6 +294,28 @@ class PartnerCenterProvider:
         text = re.sub(r"Bearer\s+\S+", "Bearer <redacted>", text)
         text = " ".join(text.split())
         return text if len(text) <= 160 else text[:157] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One request as it went out, to be noted with its answer."""
+
+    at: datetime
+    method: str
+    path: str  # no query string
+    request_id: str
+    correlation_id: str
+
+    def exchange(self, status: int | None, answer: str | None) -> ProviderExchange:
+        return ProviderExchange(
+            at=self.at,
+            method=self.method,
+            path=self.path,
+            status=status,
+            request_id=self.request_id,
+            correlation_id=self.correlation_id,
+            answer=answer,
+        )
 
 
 def _code(body: Any) -> str:
