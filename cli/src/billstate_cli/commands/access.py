@@ -17,12 +17,10 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
 
-from billstate_cli.commands.dlq import DlqError, Letter, read_letters
-from billstate_cli.commands.hold import OptionRefused
+from billstate_cli.commands.dlq import DlqError, read_letters
 from billstate_cli.commands.send import (
     Outgoing,
     SendError,
@@ -34,23 +32,36 @@ from billstate_cli.commands.send import (
     report_failure,
     safe,
 )
-from billstate_shared.contracts import (
-    AccessApprove,
-    AccessParked,
-    AccessReject,
-    AccessUnparked,
-    ContractError,
-    decode,
-    encode,
-)
+from billstate_shared.contracts import AccessParked, encode
 from billstate_shared.errors import Refused
+from billstate_shared.operator.approvals import (
+    EVENT_TYPE,
+    OPTION_OF,
+    Parked,
+    Pending,
+    Verb,
+    age,
+    build_decision,
+    open_parked,
+)
 from billstate_shared.topics import ACCESS_EVENTS, APPROVALS
 
-Verb = Literal["approve", "reject"]
-EVENT_TYPE: dict[Verb, str] = {"approve": "access.approve", "reject": "access.reject"}
-
-# The contract's field paths, as the options an operator typed.
-OPTION_OF = {"data.by": "--by", "data.reason": "--reason", "customer_id": "--customer"}
+# What is pending and the decisions are built in billstate_shared.operator (the console too).
+__all__ = [
+    "EVENT_TYPE",
+    "OPTION_OF",
+    "NothingSelected",
+    "Parked",
+    "Pending",
+    "Verb",
+    "age",
+    "as_json",
+    "build_decision",
+    "open_parked",
+    "plan_decisions",
+    "select",
+    "table",
+]
 
 # Cells of the table's subscriptions column before "+N more".
 SHOWN_SUBSCRIPTIONS = 3
@@ -119,77 +130,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 # ---- what is pending ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Parked:
-    """One parked suspension still waiting, and where its access.parked record is."""
-
-    event: AccessParked
-    partition: int
-    offset: int
-
-    @property
-    def customer_id(self) -> str:
-        return self.event.customer_id
-
-    @property
-    def command_id(self) -> str:
-        return self.event.data.command_id
-
-    @property
-    def at(self) -> str:
-        return f"{ACCESS_EVENTS.name}:{self.partition}:{self.offset}"
-
-
-@dataclass(frozen=True)
-class Pending:
-    """The open parked suspensions, oldest first; `unreadable`: records passed by."""
-
-    parked: list[Parked]
-    unreadable: int = 0
-
-
-# Cheap test before decoding: access.events.v1 holds every applied change for 90 days.
-_MARKERS = (b"access.parked", b"access.unparked")
-
-
-def open_parked(records: Sequence[Letter]) -> Pending:
-    """`access.parked` minus those an `access.unparked` ended (same command_id), in the order
-    they were parked (occurred_at, then customer and command). A command parked twice (a
-    redelivery) counts once, at its first record. A record that does not decode is counted
-    in `unreadable` and passed by: it is neither a parking nor its end."""
-    parked: dict[str, Parked] = {}
-    ended: set[str] = set()
-    unreadable = 0
-    for record in records:
-        value = record.value
-        if value is None or not any(m in value for m in _MARKERS):
-            continue
-        try:
-            event = decode(value)
-        except ContractError:
-            unreadable += 1
-            continue
-        if isinstance(event, AccessParked):
-            parked.setdefault(event.data.command_id, Parked(event, record.partition, record.offset))
-        elif isinstance(event, AccessUnparked):
-            ended.add(event.data.command_id)
-    still = [p for cid, p in parked.items() if cid not in ended]
-    still.sort(key=lambda p: (p.event.occurred_at, p.customer_id, p.command_id))
-    return Pending(still, unreadable)
-
-
-def age(since: datetime, now: datetime) -> str:
-    """`45m`, `3h 05m`, `2d 04h`: how long a command has been parked (0m if in the future)."""
-    minutes = max(0, int((now - since).total_seconds()) // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours:02d}h"
-    if hours:
-        return f"{hours}h {mins:02d}m"
-    return f"{mins}m"
 
 
 def _subscriptions(ids: Sequence[str]) -> str:
@@ -342,41 +282,6 @@ def select(
 
 def _names(items: Sequence[str]) -> str:
     return ", ".join(safe(i[:128]) for i in items)
-
-
-def _operator_rules(by: str, reason: str) -> None:
-    # Beyond the contract (Label, Text): what an operator types into an audit trail.
-    if not by.strip():
-        raise OptionRefused("--by", "must name the operator")
-    if "@" in by:
-        # Topics are kept for a year and read widely; an e-mail address is personal data.
-        raise OptionRefused("--by", "must be an operator id, not an e-mail address")
-    if not reason.strip():
-        raise OptionRefused("--reason", "must say why")
-
-
-def build_decision(
-    verb: Verb, parked: Parked, by: str, reason: str, now: datetime
-) -> AccessApprove | AccessReject:
-    """The checked `access.approve` / `access.reject` for one parked command, keyed (by its
-    envelope's customer_id) like the parked command; raises OptionRefused naming the option
-    the contract refused (`--by (data.by)`, `--reason (data.reason)`)."""
-    _operator_rules(by, reason)
-    envelope = {
-        "event_id": f"{verb}-{parked.command_id}",
-        "event_type": EVENT_TYPE[verb],
-        "schema_version": 1,
-        "occurred_at": now.isoformat(),
-        "customer_id": parked.customer_id,
-        "data": {"command_id": parked.command_id, "by": by, "reason": reason},
-    }
-    try:
-        event = decode(json.dumps(envelope, ensure_ascii=False))
-    except ContractError as err:
-        option = OPTION_OF.get(err.field, f"command {parked.command_id}")
-        raise OptionRefused(option, err.reason, err.field) from None
-    assert isinstance(event, AccessApprove | AccessReject)
-    return event
 
 
 def plan_decisions(

@@ -7,37 +7,47 @@ import asyncio
 import json
 import re
 import sys
-import time
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from billstate_cli.commands.send import (
-    Kafka,
     Outgoing,
-    Seen,
     SendError,
     SettingsError,
     add_bootstrap,
     aligned,
-    check,
     kafka_of,
     produce,
     report_failure,
-    safe,
 )
-from billstate_shared.contracts import AccessRestore, AccessSuspend, ContractError, decode
-from billstate_shared.errors import ExternalError
-from billstate_shared.runtime.dlq import read_headers
-from billstate_shared.topics import ACCESS_COMMANDS, DLQ_TOPICS
+from billstate_shared.operator.letters import (
+    DLQ_NAMES,
+    REDRIVE_HEADER,
+    DlqError,
+    Letter,
+    newest_sequences,
+    read_letters,
+    select,
+    stale_reason,
+)
+from billstate_shared.operator.letters import plan_redrive as letters_plan
+from billstate_shared.topics import ACCESS_COMMANDS
 
-# Marks a re-driven record on its source topic, for whoever traces it later; services ignore it.
-REDRIVE_HEADER = "billstate.redrive.source"
-
-DLQ_NAMES = tuple(t.name for t in DLQ_TOPICS)
+# Reading letters and planning a re-drive live in billstate_shared.operator (the console too).
+__all__ = [
+    "DLQ_NAMES",
+    "REDRIVE_HEADER",
+    "DlqError",
+    "Letter",
+    "Plan",
+    "as_json",
+    "newest_sequences",
+    "plan_redrive",
+    "read_letters",
+    "select",
+    "stale_reason",
+    "table",
+]
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -117,145 +127,6 @@ def _position(text: str) -> tuple[int, int]:
 
 
 # ---- reading --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Letter:
-    """One record of a dead-letter topic."""
-
-    partition: int
-    offset: int
-    timestamp: int
-    key: bytes | None
-    value: bytes | None
-    headers: dict[str, str]
-
-    @property
-    def at(self) -> str:
-        return f"{self.partition}:{self.offset}"
-
-    @property
-    def key_text(self) -> str | None:
-        return None if self.key is None else self.key.decode("utf-8", "replace")
-
-    def parsed(self) -> Any:
-        """The value as JSON when it is JSON, else as text (None for an empty value)."""
-        if self.value is None:
-            return None
-        text = self.value.decode("utf-8", "replace")
-        try:
-            return json.loads(text)
-        except ValueError:
-            return text
-
-    def customer(self) -> str | None:
-        """The key, or, when the key was the problem, the value's customer_id."""
-        value = self.parsed()
-        if isinstance(value, dict) and isinstance(value.get("customer_id"), str):
-            return str(value["customer_id"])
-        return self.key_text
-
-    def source(self) -> str:
-        h = self.headers
-        if "topic" not in h:
-            return "-"
-        return f"{h['topic']}:{h.get('partition', '?')}:{h.get('offset', '?')}"
-
-
-class DlqError(ExternalError):
-    """The topic cannot be read; the message says why."""
-
-
-async def read_letters(kafka: Kafka, topic: str, idle_timeout: float = 30.0) -> list[Letter]:
-    """Every record from the beginning to the end the topic has now; no group, no commits."""
-    bootstrap = kafka.bootstrap
-    consumer = AIOKafkaConsumer(
-        enable_auto_commit=False,
-        # A dead letter written in an aborted transaction was never really written.
-        isolation_level="read_committed",
-        **kafka.options(),
-    )
-    try:
-        await consumer.start()
-    except KafkaError as err:
-        await consumer.stop()
-        raise DlqError(f"cannot reach Kafka at {bootstrap}: {err}") from None
-    try:
-        partitions = await _partitions(consumer, topic)
-        if not partitions:
-            raise DlqError(f"no topic {topic} on {bootstrap}")
-        letters = await _read_to_end(consumer, topic, partitions, idle_timeout)
-    except KafkaError as err:
-        raise DlqError(f"reading {topic} on {bootstrap} failed: {err}") from None
-    finally:
-        await consumer.stop()
-    letters.sort(key=lambda x: (x.partition, x.offset))
-    return letters
-
-
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    """The topic's partitions, asking the broker again if the cached metadata has none."""
-    partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
-        # aiokafka has no public way to refresh a consumer's metadata.
-        await consumer._client.force_metadata_update()  # noqa: SLF001
-        partitions = consumer.partitions_for_topic(topic)
-    return set(partitions or ())
-
-
-async def _read_to_end(
-    consumer: AIOKafkaConsumer, topic: str, partitions: set[int], idle_timeout: float
-) -> list[Letter]:
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    begins = await consumer.beginning_offsets(tps)
-    ends = await consumer.end_offsets(tps)
-    consumer.assign(tps)
-    for tp in tps:
-        consumer.seek(tp, begins[tp])
-    letters: list[Letter] = []
-    pending = {tp for tp in tps if ends[tp] > begins[tp]}
-    deadline = time.monotonic() + idle_timeout
-    while pending:
-        batch = await consumer.getmany(*pending, timeout_ms=500)
-        for tp, records in batch.items():
-            # What arrives while we read is not in this view.
-            letters.extend(_letter(r) for r in records if r.offset < ends[tp])
-            deadline = time.monotonic() + idle_timeout
-        # The position, not the last record: transaction markers occupy offsets too.
-        for tp in list(pending):
-            if await consumer.position(tp) >= ends[tp]:
-                pending.discard(tp)
-        if pending and time.monotonic() > deadline:
-            raise DlqError(f"{topic}: no progress reading for {idle_timeout:.0f}s")
-    return letters
-
-
-def _letter(record: Any) -> Letter:
-    return Letter(
-        record.partition,
-        record.offset,
-        record.timestamp,
-        record.key,
-        record.value,
-        read_headers(record.headers),
-    )
-
-
-def select(
-    letters: Sequence[Letter],
-    customer: str | None = None,
-    field: str | None = None,
-    positions: Sequence[tuple[int, int]] = (),
-) -> list[Letter]:
-    """The letters matching every filter given, in DLQ order."""
-    wanted = set(positions)
-    return [
-        x
-        for x in letters
-        if (customer is None or customer in (x.key_text, x.customer()))
-        and (field is None or x.headers.get("field") == field)
-        and (not wanted or (x.partition, x.offset) in wanted)
-    ]
 
 
 def _load(args: argparse.Namespace, command: str) -> list[Letter] | int:
@@ -339,6 +210,19 @@ def _list(args: argparse.Namespace) -> int:
 # ---- redrive --------------------------------------------------------------------------------
 
 
+def plan_redrive(
+    topic: str,
+    letters: Sequence[Letter],
+    newest: Mapping[str, int] | None = None,
+    *,
+    force_stale: bool = False,
+) -> Plan:
+    """billstate_shared.operator.letters.plan_redrive, its records as this CLI produces them."""
+    plan = letters_plan(topic, letters, newest, force_stale=force_stale)
+    items = [Outgoing(i.origin, i.topic, i.event, i.value, i.headers) for i in plan.items]
+    return Plan(items, plan.refused, plan.duplicates, plan.stale)
+
+
 @dataclass
 class Plan:
     """What a re-drive would do with each selected letter."""
@@ -347,93 +231,6 @@ class Plan:
     refused: list[str]  # "DLQ:P:O: field: reason"
     duplicates: list[str]
     stale: list[str] = field(default_factory=list)  # access commands older than the newest
-
-
-def stale_reason(event: Any, newest: Mapping[str, int]) -> str | None:
-    """Why an access command is stale: its sequence is lower than the newest command's for
-    its customer on access.commands.v1 (access-control refuses such a command). None for
-    another event, a command without a sequence, or a customer with none on the topic."""
-    if not isinstance(event, AccessSuspend | AccessRestore) or event.data.sequence is None:
-        return None
-    latest = newest.get(event.customer_id)
-    if latest is None or event.data.sequence >= latest:
-        return None
-    return (
-        f"{event.event_type} {event.data.command_id}: stale: sequence {event.data.sequence}"
-        f" is older than {latest}, the newest command for {event.customer_id} on"
-        f" {ACCESS_COMMANDS.name}"
-    )
-
-
-def plan_redrive(
-    topic: str,
-    letters: Sequence[Letter],
-    newest: Mapping[str, int] | None = None,
-    *,
-    force_stale: bool = False,
-) -> Plan:
-    """Check each letter as the services will when it comes back; refuse what they would.
-
-    `newest` is the highest command sequence per customer on access.commands.v1: an access
-    command below it is stale, skipped (or, with `force_stale`, sent and said so)."""
-    source_topic = topic.removesuffix(".dlq")
-    plan = Plan([], [], [])
-    seen = Seen()
-    for x in letters:
-        origin = f"{topic}:{x.at}"
-        source = x.headers.get("topic")
-        if source is None:
-            plan.refused.append(f"{origin}: headers: no billstate.dlq.topic, not a dead letter")
-            continue
-        if source != source_topic:
-            plan.refused.append(
-                f"{origin}: headers: billstate.dlq.topic is {safe(source)}, not {source_topic}"
-            )
-            continue
-        if x.value is None:
-            plan.refused.append(f"{origin}: $: an empty value (tombstone) is not an event")
-            continue
-        try:
-            event = check(x.value, expected_topic=source)
-        except ContractError as err:
-            plan.refused.append(f"{origin}: {err.field}: {err.reason}")
-            continue
-        first = seen.first_copy(event, x.at)
-        if first is not None:
-            same = "" if first[1] else " (a different value: the services apply only the first)"
-            plan.duplicates.append(
-                f"duplicate {x.at}: event_id {event.event_id} as at {first[0]}, skipped{same}"
-            )
-            continue
-        why = stale_reason(event, newest or {})
-        if why is not None:
-            plan.stale.append(f"stale {x.at}: {why}; {'sent anyway' if force_stale else 'skipped'}")
-            if not force_stale:
-                continue
-        headers = ((REDRIVE_HEADER, origin.encode()),)
-        plan.items.append(Outgoing(x.at, source, event, x.value, headers))
-    return plan
-
-
-async def newest_sequences(kafka: Kafka, customers: Collection[str]) -> dict[str, int]:
-    """The highest `data.sequence` per customer among the commands on access.commands.v1
-    now (what access-control has been sent; it refuses a new command older than those it
-    accepted). Only `customers` are looked at; a record that does not decode is passed by."""
-    wanted = {c.encode() for c in customers}
-    newest: dict[str, int] = {}
-    if not wanted:
-        return newest
-    for record in await read_letters(kafka, ACCESS_COMMANDS.name):
-        if record.key not in wanted or record.value is None:
-            continue
-        try:
-            event = decode(record.value)
-        except ContractError:
-            continue
-        if isinstance(event, AccessSuspend | AccessRestore) and event.data.sequence is not None:
-            customer = event.customer_id
-            newest[customer] = max(newest.get(customer, event.data.sequence), event.data.sequence)
-    return newest
 
 
 def _plan(args: argparse.Namespace, chosen: Sequence[Letter], command: str) -> Plan | int:
