@@ -126,6 +126,7 @@ ACCESS_COMMANDS = Topic(
     retention_days=90,
     readers=("access-control",),
     writers=("collections",),
+    observers=("console",),
 )
 ACCESS_EVENTS = Topic(
     "access.events.v1",

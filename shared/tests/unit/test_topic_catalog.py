@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from billstate_shared.topics import (
+    ACCESS_COMMANDS,
     ACCESS_EVENTS,
     APPROVALS,
     CASES,
@@ -85,7 +86,8 @@ def test_observers_get_no_dead_letter_topic() -> None:
 
 def test_the_console_observes_the_read_model_topics_and_every_dlq() -> None:
     observed = {
-        CUSTOMERS, INVOICES, PAYMENTS, CONTROL, STATE, EVENTS, ACCESS_EVENTS, APPROVALS,
+        CUSTOMERS, INVOICES, PAYMENTS, CONTROL, STATE, EVENTS, ACCESS_COMMANDS, ACCESS_EVENTS,
+        APPROVALS,
         CASES, NOTICE_REQUESTS, NOTICE_DELIVERIES, *DLQ_TOPICS,
     }  # fmt: skip
     assert {t for t in CATALOG if "console" in t.observers} == observed

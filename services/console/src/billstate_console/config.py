@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator
@@ -37,6 +39,12 @@ class Settings(ServiceSettings):
     trusted_proxies: tuple[str, ...] = ()
     user_header: str = "X-Forwarded-User"
     groups_header: str = "X-Forwarded-Groups"
+    # The proxy's username header: events name an operator by it, never by an e-mail address.
+    username_header: str = "X-Forwarded-Preferred-Username"
+    # Signs browser sessions and CSRF tokens; unset, a random one per process (a restart
+    # signs everyone out). Several replicas behind one address need the same one.
+    session_secret: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_hex(32)))
+    session_hours: float = Field(default=8, gt=0, le=24 * 7)
     viewer_groups: tuple[str, ...] = ("billstate-viewers",)
     operator_groups: tuple[str, ...] = ("billstate-operators",)
 
@@ -73,6 +81,9 @@ class Settings(ServiceSettings):
             proxies=tuple(ipaddress.ip_network(p, strict=False) for p in self.trusted_proxies),
             user_header=self.user_header,
             groups_header=self.groups_header,
+            username_header=self.username_header,
+            secret=self.session_secret.get_secret_value().encode(),
+            session_ttl=timedelta(hours=self.session_hours),
             viewer_groups=frozenset(self.viewer_groups),
             operator_groups=frozenset(self.operator_groups),
         )

@@ -21,15 +21,19 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
 import psycopg
 
-from billstate_console.domain.projection import Customer, Entry, project
+from billstate_console.domain import cases as ops
+from billstate_console.domain.account import Balance, fold, ledger_event
+from billstate_console.domain.projection import Access, Customer, Entry, project
 from billstate_shared.contracts.events import EventBase
-from billstate_shared.errors import ConfigRefused
+from billstate_shared.domain.ledger import LEDGER_EVENTS
+from billstate_shared.errors import ConfigRefused, Refused
 
 SQLITE_PREFIX = "sqlite:///"
 POSTGRES_PREFIXES = ("postgresql://", "postgres://")
@@ -48,6 +52,9 @@ _SCHEMA = (
         name          TEXT,
         locale        VARCHAR(35),
         tags          TEXT NOT NULL,
+        billing_email TEXT,
+        partner_email TEXT,
+        subscriptions TEXT NOT NULL,
         profile_at    VARCHAR(260) NOT NULL,
         stage         VARCHAR(64),
         overdue       TEXT NOT NULL,
@@ -61,9 +68,11 @@ _SCHEMA = (
         next_stage    VARCHAR(64),
         next_on       VARCHAR(10),
         waiting       TEXT,
+        state         TEXT,
         next_at       VARCHAR(260) NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS customers_stage ON customers (stage, customer_id)",
+    "CREATE INDEX IF NOT EXISTS customers_as_of ON customers (as_of)",  # the overview's MAX
     """CREATE TABLE IF NOT EXISTS timeline (
         event_id    VARCHAR(200) PRIMARY KEY,
         customer_id VARCHAR(200) NOT NULL,
@@ -75,6 +84,102 @@ _SCHEMA = (
         raw         TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS timeline_customer ON timeline (customer_id, occurred_at)",
+    # customer detail: the ledger events are read back per customer to fold them.
+    "CREATE INDEX IF NOT EXISTS timeline_ledger ON timeline (customer_id, event_type)",
+    """CREATE TABLE IF NOT EXISTS customer_tags (
+        customer_id VARCHAR(200) NOT NULL,
+        tag         VARCHAR(200) NOT NULL,
+        PRIMARY KEY (customer_id, tag)
+    )""",
+    "CREATE INDEX IF NOT EXISTS customer_tags_tag ON customer_tags (tag, customer_id)",
+    """CREATE TABLE IF NOT EXISTS balances (
+        customer_id VARCHAR(200) NOT NULL,
+        currency    VARCHAR(3) NOT NULL,
+        open        TEXT NOT NULL,
+        overdue     TEXT NOT NULL,
+        credit      TEXT NOT NULL,
+        open_key    DOUBLE PRECISION NOT NULL,
+        overdue_key DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (customer_id, currency)
+    )""",
+    "CREATE INDEX IF NOT EXISTS balances_currency ON balances (currency, overdue_key)",
+    """CREATE TABLE IF NOT EXISTS access (
+        customer_id     VARCHAR(200) NOT NULL,
+        subscription_id VARCHAR(200) NOT NULL,
+        access          VARCHAR(16) NOT NULL,
+        provider        VARCHAR(64) NOT NULL,
+        at              VARCHAR(32) NOT NULL,
+        detail          TEXT NOT NULL,
+        version         VARCHAR(260) NOT NULL,
+        PRIMARY KEY (customer_id, subscription_id)
+    )""",
+    # operations: escalation cases and their steps, parked suspensions, dead letters, audit
+    """CREATE TABLE IF NOT EXISTS cases (
+        case_id         VARCHAR(200) PRIMARY KEY,
+        customer_id     VARCHAR(200) NOT NULL,
+        occurred_at     VARCHAR(40) NOT NULL,
+        kind            VARCHAR(64) NOT NULL,
+        subscription_id VARCHAR(200) NOT NULL,
+        provider        VARCHAR(128) NOT NULL,
+        command_id      VARCHAR(200),
+        error           TEXT NOT NULL,
+        raw             TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS case_notes (
+        event_id    VARCHAR(200) PRIMARY KEY,
+        case_id     VARCHAR(200) NOT NULL,
+        customer_id VARCHAR(200) NOT NULL,
+        step        VARCHAR(16) NOT NULL,
+        actor       VARCHAR(128) NOT NULL,
+        note        TEXT NOT NULL,
+        occurred_at VARCHAR(40) NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS case_notes_case ON case_notes (case_id, occurred_at)",
+    """CREATE TABLE IF NOT EXISTS parked (
+        command_id       VARCHAR(200) PRIMARY KEY,
+        customer_id      VARCHAR(200) NOT NULL,
+        occurred_at      VARCHAR(40) NOT NULL,
+        version          VARCHAR(260) NOT NULL,
+        subscription_ids TEXT NOT NULL,
+        provider         VARCHAR(128) NOT NULL,
+        guard            VARCHAR(64) NOT NULL,
+        reason           TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS unparked (
+        command_id  VARCHAR(200) PRIMARY KEY,
+        customer_id VARCHAR(200) NOT NULL,
+        occurred_at VARCHAR(40) NOT NULL,
+        version     VARCHAR(260) NOT NULL,
+        outcome     VARCHAR(16) NOT NULL,
+        actor       VARCHAR(128) NOT NULL,
+        reason      TEXT NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS letters (
+        topic            VARCHAR(249) NOT NULL,
+        dlq_partition    INTEGER NOT NULL,
+        dlq_offset       BIGINT NOT NULL,
+        source_topic     VARCHAR(249),
+        source_partition INTEGER,
+        source_offset    BIGINT,
+        reason           TEXT NOT NULL,
+        field            TEXT NOT NULL,
+        service          VARCHAR(128) NOT NULL,
+        event_type       VARCHAR(64),
+        at               VARCHAR(40),
+        customer_id      VARCHAR(200),
+        key_b64          TEXT,
+        value_b64        TEXT,
+        PRIMARY KEY (topic, dlq_partition, dlq_offset)
+    )""",
+    """CREATE TABLE IF NOT EXISTS audit (
+        action_id VARCHAR(64) PRIMARY KEY,
+        at        VARCHAR(40) NOT NULL,
+        actor     VARCHAR(128) NOT NULL,
+        action    VARCHAR(64) NOT NULL,
+        subject   TEXT NOT NULL,
+        topic     VARCHAR(249) NOT NULL,
+        event_id  VARCHAR(200) NOT NULL
+    )""",
 )
 _CUSTOMER_COLUMNS = tuple(f.name for f in fields(Customer))
 _ENTRY_COLUMNS = tuple(f.name for f in fields(Entry))
@@ -89,6 +194,30 @@ _INSERT_ENTRY = (
     f"VALUES ({', '.join(':' + c for c in _ENTRY_COLUMNS)})"
 )
 _SELECT_CUSTOMER = f"SELECT {', '.join(_CUSTOMER_COLUMNS)} FROM customers"  # noqa: S608
+_ACCESS_COLUMNS = tuple(f.name for f in fields(Access))
+# Newest report wins, whatever order the reports arrive in.
+_UPSERT_ACCESS = (
+    f"INSERT INTO access ({', '.join(_ACCESS_COLUMNS)}) "  # noqa: S608  (fixed names)
+    f"VALUES ({', '.join(':' + c for c in _ACCESS_COLUMNS)}) "
+    "ON CONFLICT (customer_id, subscription_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _ACCESS_COLUMNS[2:])
+    + " WHERE excluded.version > access.version"
+)
+_LEDGER_TYPES = tuple(sorted(LEDGER_EVENTS))
+_SELECT_LEDGER = (
+    "SELECT raw FROM timeline WHERE customer_id = :id AND event_type IN ("  # noqa: S608
+    + ", ".join(f"'{t}'" for t in _LEDGER_TYPES)
+    + ")"
+)
+# The standard policy's stages in order; a stage only another policy has sorts after them.
+STAGE_ORDER = ("current", "reminder", "overdue", "final_notice", "suspended")
+_STAGE_RANK = (
+    "CASE stage "
+    + " ".join(f"WHEN '{s}' THEN {i}" for i, s in enumerate(STAGE_ORDER))
+    + f" ELSE {len(STAGE_ORDER)} END"
+)
+SORTS = ("id", "name", "stage", "overdue", "next")
+ORDERS = ("asc", "desc")
 
 
 @dataclass(frozen=True)
@@ -115,6 +244,7 @@ def _to_row(customer: Customer) -> dict[str, Any]:
     row = asdict(customer)
     row["tags"] = json.dumps(list(customer.tags))
     row["overdue"] = json.dumps([list(pair) for pair in customer.overdue])
+    row["subscriptions"] = json.dumps(list(customer.subscriptions))
     return row
 
 
@@ -122,6 +252,7 @@ def _from_row(row: tuple[Any, ...]) -> Customer:
     values = dict(zip(_CUSTOMER_COLUMNS, tuple(row), strict=True))
     values["tags"] = tuple(json.loads(values["tags"]))
     values["overdue"] = tuple((c, a) for c, a in json.loads(values["overdue"]))
+    values["subscriptions"] = tuple(json.loads(values["subscriptions"]))
     return Customer(**values)
 
 
@@ -158,6 +289,39 @@ def sqlite_path(target: Path | str) -> str:
 def to_psycopg(sql: str) -> str:
     """`:name` parameters as psycopg's `%(name)s` (the statements hold no literal `%`)."""
     return _PARAM.sub(r"%(\1)s", sql)
+
+
+_LETTER_COLUMNS = (
+    "topic", "dlq_partition", "dlq_offset", "source_topic", "source_partition", "source_offset",
+    "reason", "field", "service", "event_type", "at", "customer_id", "key_b64", "value_b64",
+)  # fmt: skip
+_CASE_COLUMNS = (
+    "case_id, customer_id, occurred_at, kind, subscription_id, provider, command_id, error, raw"
+)
+# A case's status from its steps, whatever order they arrived in.
+_STATUS = (
+    "(CASE WHEN EXISTS (SELECT 1 FROM case_notes n WHERE n.case_id = cases.case_id"
+    " AND n.step = 'resolved') THEN 'resolved' WHEN EXISTS (SELECT 1 FROM case_notes n"
+    " WHERE n.case_id = cases.case_id) THEN 'acknowledged' ELSE 'open' END)"
+)
+
+
+@dataclass(frozen=True)
+class CaseView:
+    case: ops.Case
+    status: str
+
+
+@dataclass(frozen=True)
+class Action:
+    """One audit row: an operator's action from the console."""
+
+    at: str
+    actor: str
+    action: str
+    subject: str
+    topic: str
+    event_id: str
 
 
 class Store:
@@ -207,16 +371,85 @@ class Store:
                 self._run("ROLLBACK")
                 return False
             self._run("INSERT INTO applied (event_id) VALUES (:id)", {"id": event.event_id})
-            change = project(self.customer(event.customer_id), event)
+            before = self.customer(event.customer_id)
+            change = project(before, event)
             if change.customer is not None:
                 self._run(_UPSERT, _to_row(change.customer))
             if change.entry is not None:
                 self._run(_INSERT_ENTRY, asdict(change.entry))
+            self._follow(event, before, change.customer, change.access)
+            self._operations(event)
         except BaseException:
             self._run("ROLLBACK")
             raise
         self._run("COMMIT")
         return True
+
+    # customer detail ----------------------------------------------------------------------
+
+    def _follow(
+        self,
+        event: EventBase,
+        before: Customer | None,
+        after: Customer | None,
+        access: tuple[Access, ...],
+    ) -> None:
+        """Keep the tables derived from a customer's events: tags, access, balances."""
+        for each in access:
+            self._run(_UPSERT_ACCESS, asdict(each))
+        if after is None:  # the row did not change; a ledger event still moves the money
+            if before is not None and event.event_type in LEDGER_EVENTS:
+                self._balances(before)
+            return
+        cid = after.customer_id
+        if before is None or before.tags != after.tags:
+            self._run("DELETE FROM customer_tags WHERE customer_id = :id", {"id": cid})
+            for tag in sorted(set(after.tags)):
+                self._run(
+                    "INSERT INTO customer_tags (customer_id, tag) VALUES (:id, :tag)",
+                    {"id": cid, "tag": tag},
+                )
+        if event.event_type in LEDGER_EVENTS or (
+            before is None or (before.as_of, before.state) != (after.as_of, after.state)
+        ):
+            self._balances(after)
+
+    def _balances(self, customer: Customer) -> None:
+        # Derived from every ledger event applied so far and the latest business date and
+        # holds: the same rows whatever order they came in.
+        cid = customer.customer_id
+        self._run("DELETE FROM balances WHERE customer_id = :id", {"id": cid})
+        for b in self.account(customer):
+            self._run(
+                "INSERT INTO balances (customer_id, currency, open, overdue, credit, open_key, "
+                "overdue_key) VALUES (:id, :currency, :open, :overdue, :credit, :open_key, "
+                ":overdue_key)",
+                {
+                    "id": cid,
+                    "currency": b.currency,
+                    "open": str(b.open),
+                    "overdue": str(b.overdue),
+                    "credit": str(b.credit),
+                    "open_key": float(b.open),
+                    "overdue_key": float(b.overdue),
+                },
+            )
+
+    def account(self, customer: Customer) -> list[Balance]:
+        """Per currency: open invoices, overdue, credit; the customer's ledger events folded
+        through the shared ledger on its business date, disputes from its latest state."""
+        raws = self._run(_SELECT_LEDGER, {"id": customer.customer_id}).fetchall()
+        state = json.loads(customer.state) if customer.state else {}
+        as_of = date.fromisoformat(customer.as_of) if customer.as_of else None
+        return fold((ledger_event(raw) for (raw,) in raws), as_of, state.get("holds", ()))
+
+    def access(self, customer_id: str) -> list[Access]:
+        rows = self._run(
+            f"SELECT {', '.join(_ACCESS_COLUMNS)} FROM access "  # noqa: S608  (fixed names)
+            "WHERE customer_id = :id ORDER BY subscription_id",
+            {"id": customer_id},
+        ).fetchall()
+        return [Access(*row) for row in rows]
 
     def customer(self, customer_id: str) -> Customer | None:
         row = self._run(
@@ -229,14 +462,33 @@ class Store:
         *,
         stage: str | None = None,
         query: str | None = None,
+        tag: str | None = None,
+        currency: str | None = None,
+        sort: str = "id",
+        order: str = "asc",
         page: int = 1,
         per_page: int = 50,
     ) -> Page:
-        """Customers by id, filtered by stage and by a search in id or name, one page."""
+        """Customers filtered by stage, tag, a currency they owe in and a search in id or
+        name; sorted by id, name, stage, overdue (in `currency`, else days past due) or next
+        date (unknown values last either way, then by id); one page."""
+        if sort not in SORTS:
+            raise Refused("sort", f"is none of {', '.join(SORTS)}")
+        if order not in ORDERS:
+            raise Refused("order", "is neither asc nor desc")
         where, params = ["1 = 1"], {}
         if stage:
             where.append("stage = :stage")
             params["stage"] = stage
+        if tag:
+            where.append("customer_id IN (SELECT customer_id FROM customer_tags WHERE tag = :tag)")
+            params["tag"] = tag
+        if currency:
+            where.append(
+                "customer_id IN (SELECT customer_id FROM balances "
+                "WHERE currency = :currency AND open_key > 0)"
+            )
+            params["currency"] = currency
         if query and query.strip():
             where.append(
                 "(LOWER(customer_id) LIKE :q ESCAPE '\\' OR LOWER(name) LIKE :q ESCAPE '\\')"
@@ -247,8 +499,21 @@ class Store:
             f"SELECT COUNT(*) FROM customers WHERE {clause}",  # noqa: S608  (fixed clauses)
             params,
         ).fetchone()
+        key = {
+            "id": "customer_id",
+            "name": "name",
+            "stage": _STAGE_RANK,
+            "overdue": "(SELECT b.overdue_key FROM balances b WHERE b.customer_id = "
+            "customers.customer_id AND b.currency = :currency)"
+            if currency
+            else "days_past_due",
+            "next": "next_on",
+        }[sort]
+        direction = order.upper()
         rows = self._run(
-            f"{_SELECT_CUSTOMER} WHERE {clause} ORDER BY customer_id LIMIT :limit OFFSET :offset",
+            f"{_SELECT_CUSTOMER} WHERE {clause} "
+            f"ORDER BY ({key}) IS NULL, {key} {direction}, customer_id {direction} "
+            "LIMIT :limit OFFSET :offset",
             {**params, "limit": per_page, "offset": (page - 1) * per_page},
         ).fetchall()
         return Page([_from_row(r) for r in rows], int(total), page, per_page)
@@ -286,5 +551,166 @@ class Store:
         """Every row of every read-model table, sorted: what two stores compare by."""
         return {
             table: sorted(self._run(f"SELECT * FROM {table}").fetchall())  # noqa: S608
-            for table in ("applied", "customers", "timeline")
+            for table in ("applied", "customers", "timeline", "customer_tags", "balances", "access")
+        }
+
+    # operations -----------------------------------------------------------------------------
+
+    def _operations(self, event: EventBase) -> None:
+        """Cases, their steps and parked suspensions: each keyed by its own id, so any order
+        of arrival gives the same rows (a parking keeps its earliest record)."""
+        if (case := ops.case_of(event)) is not None:
+            self._run(
+                "INSERT INTO cases (case_id, customer_id, occurred_at, kind, subscription_id,"
+                " provider, command_id, error, raw) VALUES (:case_id, :customer_id,"
+                " :occurred_at, :kind, :subscription_id, :provider, :command_id, :error, :raw)"
+                " ON CONFLICT (case_id) DO NOTHING",
+                asdict(case),
+            )
+        elif (note := ops.note_of(event)) is not None:
+            self._run(
+                "INSERT INTO case_notes (event_id, case_id, customer_id, step, actor, note,"
+                " occurred_at) VALUES (:event_id, :case_id, :customer_id, :step, :by, :note,"
+                " :occurred_at) ON CONFLICT (event_id) DO NOTHING",
+                asdict(note),
+            )
+        elif (parking := ops.parking_of(event)) is not None:
+            row = asdict(parking)
+            if parking.outcome is None:
+                self._run(
+                    "INSERT INTO parked (command_id, customer_id, occurred_at, version,"
+                    " subscription_ids, provider, guard, reason) VALUES (:command_id,"
+                    " :customer_id, :occurred_at, :version, :subscription_ids, :provider,"
+                    " :guard, :reason) ON CONFLICT (command_id) DO UPDATE SET"
+                    " customer_id = excluded.customer_id, occurred_at = excluded.occurred_at,"
+                    " version = excluded.version, subscription_ids = excluded.subscription_ids,"
+                    " provider = excluded.provider, guard = excluded.guard,"
+                    " reason = excluded.reason WHERE excluded.version < parked.version",
+                    row,
+                )
+            else:
+                self._run(
+                    "INSERT INTO unparked (command_id, customer_id, occurred_at, version,"
+                    " outcome, actor, reason) VALUES (:command_id, :customer_id, :occurred_at,"
+                    " :version, :outcome, :by, :reason) ON CONFLICT (command_id) DO UPDATE SET"
+                    " customer_id = excluded.customer_id, occurred_at = excluded.occurred_at,"
+                    " version = excluded.version, outcome = excluded.outcome,"
+                    " actor = excluded.actor, reason = excluded.reason"
+                    " WHERE excluded.version < unparked.version",
+                    row,
+                )
+
+    def apply_letter(self, letter: ops.DeadLetter) -> bool:
+        """Keep one dead letter once (by its DLQ position); False when kept before."""
+        known = self._run(
+            "SELECT 1 FROM letters WHERE topic = :topic AND dlq_partition = :partition"
+            " AND dlq_offset = :offset",
+            {"topic": letter.topic, "partition": letter.partition, "offset": letter.offset},
+        ).fetchone()
+        if known is not None:
+            return False
+        self._run(
+            f"INSERT INTO letters ({', '.join(_LETTER_COLUMNS)}) "  # noqa: S608  (fixed names)
+            f"VALUES ({', '.join(':' + f.name for f in fields(ops.DeadLetter))}) "
+            "ON CONFLICT (topic, dlq_partition, dlq_offset) DO NOTHING",
+            asdict(letter),
+        )
+        return True
+
+    def cases(self, status: str | None = None, *, limit: int = 500) -> list[CaseView]:
+        """Cases newest first, with their status; `status` filters."""
+        clause, params = "", dict[str, Any](limit=limit)
+        if status in ops.STATUSES:
+            clause, params = f"WHERE {_STATUS} = :status", {**params, "status": status}
+        rows = self._run(
+            f"SELECT {_CASE_COLUMNS}, {_STATUS} FROM cases {clause} "  # noqa: S608
+            "ORDER BY occurred_at DESC, case_id LIMIT :limit",
+            params,
+        ).fetchall()
+        return [CaseView(ops.Case(*row[:-1]), row[-1]) for row in rows]
+
+    def case(self, case_id: str) -> tuple[ops.Case, list[ops.Note]] | None:
+        row = self._run(
+            f"SELECT {_CASE_COLUMNS} FROM cases WHERE case_id = :id",  # noqa: S608
+            {"id": case_id},
+        ).fetchone()
+        if row is None:
+            return None
+        notes = self._run(
+            "SELECT event_id, case_id, customer_id, step, actor, note, occurred_at"
+            " FROM case_notes WHERE case_id = :id ORDER BY occurred_at, event_id",
+            {"id": case_id},
+        ).fetchall()
+        return ops.Case(*row), [ops.Note(*n) for n in notes]
+
+    def case_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = dict.fromkeys(ops.STATUSES, 0)
+        for status, count in self._run(
+            f"SELECT {_STATUS}, COUNT(*) FROM cases GROUP BY {_STATUS}"  # noqa: S608
+        ):
+            counts[str(status)] = int(count)
+        return counts
+
+    def parked(self) -> list[ops.Parking]:
+        """Suspensions parked and not yet ended, oldest first."""
+        rows = self._run(
+            "SELECT p.command_id, p.customer_id, p.occurred_at, p.version, p.subscription_ids,"
+            " p.provider, p.guard, p.reason FROM parked p WHERE NOT EXISTS"
+            " (SELECT 1 FROM unparked u WHERE u.command_id = p.command_id)"
+            " ORDER BY p.occurred_at, p.customer_id, p.command_id"
+        ).fetchall()
+        return [ops.Parking(*row) for row in rows]
+
+    def parking(self, command_id: str) -> ops.Parking | None:
+        return next((p for p in self.parked() if p.command_id == command_id), None)
+
+    def letters(self, topic: str | None = None, *, limit: int = 500) -> list[ops.DeadLetter]:
+        clause = "WHERE topic = :topic" if topic else ""
+        rows = self._run(
+            f"SELECT {', '.join(_LETTER_COLUMNS)} FROM letters {clause} "  # noqa: S608
+            "ORDER BY topic, dlq_partition, dlq_offset LIMIT :limit",
+            {"topic": topic, "limit": limit},
+        ).fetchall()
+        return [ops.DeadLetter(*row) for row in rows]
+
+    def letter_counts(self) -> dict[str, int]:
+        return {
+            str(topic): int(count)
+            for topic, count in self._run(
+                "SELECT topic, COUNT(*) FROM letters GROUP BY topic ORDER BY topic"
+            )
+        }
+
+    def record_action(
+        self, actor: str, action: str, *, subject: str, topic: str, event_id: str
+    ) -> None:
+        """One audit row: who did what, to what, when, and the event it produced."""
+        self._run(
+            "INSERT INTO audit (action_id, at, actor, action, subject, topic, event_id)"
+            " VALUES (:id, :at, :actor, :action, :subject, :topic, :event_id)",
+            {
+                "id": uuid.uuid4().hex,
+                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "actor": actor,
+                "action": action,
+                "subject": subject,
+                "topic": topic,
+                "event_id": event_id,
+            },
+        )
+
+    def actions(self, *, subject: str | None = None, limit: int = 200) -> list[Action]:
+        clause = "WHERE subject = :subject" if subject else ""
+        rows = self._run(
+            "SELECT at, actor, action, subject, topic, event_id FROM audit "  # noqa: S608
+            f"{clause} ORDER BY at DESC, action_id LIMIT :limit",
+            {"subject": subject, "limit": limit},
+        ).fetchall()
+        return [Action(*row) for row in rows]
+
+    def operations_rows(self) -> dict[str, list[tuple[Any, ...]]]:
+        """The operations tables' rows, sorted (the audit is the console's own, not rebuilt)."""
+        return {
+            table: sorted(self._run(f"SELECT * FROM {table}").fetchall())  # noqa: S608
+            for table in ("cases", "case_notes", "parked", "unparked", "letters")
         }

@@ -4,12 +4,23 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from billstate_console.domain.auth import AuthConfig, Denial, Identity, identify
+from billstate_console.domain.auth import (
+    AuthConfig,
+    Denial,
+    Identity,
+    csrf_ok,
+    csrf_token,
+    from_session,
+    identify,
+    issue,
+    signed_in,
+)
 from billstate_console.store import Store
 from billstate_console.web import build_app
 from billstate_shared.runtime.health import Progress
@@ -107,7 +118,8 @@ async def test_a_viewer_reads_but_may_not_post(client: Client) -> None:
 async def test_an_operator_may_post(client: Client) -> None:
     headers = {"Authorization": f"Bearer {OPERATOR}"}
     async with client.post("/api/customers/contoso/holds", headers=headers) as answer:
-        assert answer.status == 501  # the action itself is the next slice's
+        assert answer.status == 400  # let in (a bearer token needs no CSRF), then refused
+        assert (await answer.json())["field"] == "reason"
 
 
 async def test_a_proxy_header_from_elsewhere_is_refused(client: Client) -> None:
@@ -129,3 +141,71 @@ async def test_a_proxy_header_from_the_proxy_signs_in() -> None:
         nobody = {"X-Forwarded-User": "eve", "X-Forwarded-Groups": "staff"}
         async with c.get("/", headers=nobody) as answer:
             assert answer.status == 403
+
+
+SECRET = b"a-session-secret-for-tests"
+NOW = datetime(2026, 12, 20, 9, tzinfo=UTC)
+
+
+def test_a_session_is_signed_and_expires() -> None:
+    auth = AuthConfig(tokens=TOKENS.tokens, secret=SECRET, session_ttl=timedelta(hours=8))
+    identity = signed_in(Identity("token:operator", "operator", "token"), "nonce-1")
+    cookie = issue(auth, identity, nonce="nonce-1", now=NOW)
+    back = from_session(auth, cookie, now=NOW + timedelta(hours=7))
+    assert back == Identity("token:operator", "operator", "session", session="nonce-1")
+    assert from_session(auth, cookie, now=NOW + timedelta(hours=8)) is None  # expired
+    body, _, mac = cookie.partition(".")
+    forged = body.replace(body[5], "A" if body[5] != "A" else "B") + "." + mac
+    assert from_session(auth, forged, now=NOW) is None
+    other = AuthConfig(tokens=TOKENS.tokens, secret=b"another-secret")
+    assert from_session(other, cookie, now=NOW) is None
+    assert from_session(auth, None, now=NOW) is None
+    assert from_session(auth, "garbage", now=NOW) is None
+
+
+def test_csrf_tokens_are_bound_to_the_session_or_the_user() -> None:
+    auth = AuthConfig(secret=SECRET)
+    one = Identity("token:operator", "operator", "session", session="n1")
+    two = Identity("token:operator", "operator", "session", session="n2")
+    assert csrf_ok(auth, one, csrf_token(auth, one))
+    assert not csrf_ok(auth, two, csrf_token(auth, one))
+    assert not csrf_ok(auth, one, None)
+    alice = Identity("alice", "operator", "proxy")
+    assert csrf_token(auth, alice) != csrf_token(auth, Identity("bob", "operator", "proxy"))
+
+
+def test_events_name_an_operator_id_never_an_email() -> None:
+    auth = AuthConfig(proxies=(ipaddress.ip_network("10.0.0.0/8"),))
+
+    def who(user: str, username: str | None) -> Identity | Denial:
+        return identify(
+            auth, peer="10.1.1.1", authorization=None, user=user,
+            groups="billstate-operators", username=username,
+        )  # fmt: skip
+
+    with_name = who("alice@example.com", "alice")
+    assert isinstance(with_name, Identity)
+    assert with_name.actor == "alice"
+    without = who("alice@example.com", None)
+    assert isinstance(without, Identity)
+    assert without.actor is None
+    plain = who("alice", None)
+    assert isinstance(plain, Identity)
+    assert plain.actor == "alice"
+    assert Identity("token:operator", "operator", "token").actor == "token:operator"
+
+
+async def test_a_proxy_users_form_needs_the_csrf_token_and_an_operator_id() -> None:
+    auth = AuthConfig(proxies=(ipaddress.ip_network("127.0.0.1/32"),), secret=SECRET)
+    app = build_app(Store(":memory:"), auth, progress=Progress(), metrics=Metrics("console"))
+    headers = {"X-Forwarded-User": "alice@example.com", "X-Forwarded-Groups": "billstate-operators"}
+    token = csrf_token(auth, Identity("alice@example.com", "operator", "proxy"))
+    form = {"kind": "manual", "reason": "call first"}
+    async with TestClient(TestServer(app, host="127.0.0.1")) as c:
+        async with c.post("/customers/contoso/holds", data=form, headers=headers) as answer:
+            assert answer.status == 403
+        async with c.post(
+            "/customers/contoso/holds", data={**form, "csrf": token}, headers=headers
+        ) as answer:
+            assert answer.status == 400  # let in; no operator id to put in the event
+            assert "operator id" in await answer.text()

@@ -122,8 +122,14 @@ def test_collections_state_sets_the_next_step_without_a_timeline_entry() -> None
         standing_at=change.customer.standing_at if change.customer else "",
         next_stage="final_notice",
         next_on="2027-01-11",
+        state=change.customer.state if change.customer else None,
         next_at=change.customer.next_at if change.customer else "",
     )
+    assert change.customer is not None
+    assert change.customer.state is not None
+    kept = json.loads(change.customer.state)
+    assert kept["policy"] == {"name": "standard", "version": 3}
+    assert [(h["kind"], h["until"]) for h in kept["holds"]] == [("promise_to_pay", "2027-01-10")]
 
 
 def test_an_older_state_does_not_overwrite_a_newer_stage() -> None:

@@ -17,14 +17,23 @@ from decimal import Decimal
 
 from billstate_shared.contracts import (
     AccessApprovalNeeded,
+    AccessApprove,
     AccessDrift,
     AccessFailed,
     AccessParked,
+    AccessReject,
+    AccessRestore,
     AccessRestored,
+    AccessSuspend,
     AccessSuspended,
     AccessUnparked,
+    CaseAcknowledged,
+    CaseResolved,
     CollectionsState,
+    CollectionsStateData,
     CustomerUpserted,
+    HoldPlaced,
+    HoldReleased,
     InvoiceAdjusted,
     InvoiceIssued,
     InvoiceVoided,
@@ -40,14 +49,16 @@ from billstate_shared.contracts import (
 from billstate_shared.contracts.events import EventBase, Money
 
 # What a timeline entry is, for the pages' grouping and labels.
-INBOUND, DECISION, PROVIDER, NOTICE, DELIVERY = (
+INBOUND, DECISION, COMMAND, OPERATOR, PROVIDER, NOTICE, DELIVERY = (
     "inbound",
     "decision",
+    "command",
+    "operator",
     "provider",
     "notice",
     "delivery",
 )
-KINDS = (INBOUND, DECISION, PROVIDER, NOTICE, DELIVERY)
+KINDS = (INBOUND, DECISION, COMMAND, OPERATOR, PROVIDER, NOTICE, DELIVERY)
 # The envelope's customer id of events about no one customer (clock ticks, policies).
 EVERYONE = "*"
 
@@ -62,6 +73,9 @@ class Customer:
     name: str | None = None
     locale: str | None = None
     tags: tuple[str, ...] = ()
+    billing_email: str | None = None
+    partner_email: str | None = None
+    subscriptions: tuple[str, ...] = ()
     profile_at: str = ""
     stage: str | None = None
     overdue: Overdue = ()
@@ -75,7 +89,23 @@ class Customer:
     next_stage: str | None = None
     next_on: str | None = None
     waiting: str | None = None
+    # The latest state record's holds, pending payments, suspended subscriptions and policy,
+    # as JSON (`state_json`); written with the next step, by the same records.
+    state: str | None = None
     next_at: str = ""
+
+
+@dataclass(frozen=True)
+class Access:
+    """One subscription's access as its provider last reported it (newest version wins)."""
+
+    customer_id: str
+    subscription_id: str
+    access: str  # active | suspended | failed | drift | parked
+    provider: str
+    at: str
+    detail: str
+    version: str
 
 
 @dataclass(frozen=True)
@@ -98,6 +128,7 @@ class Projection:
 
     customer: Customer | None
     entry: Entry | None
+    access: tuple[Access, ...] = ()
 
 
 def utc(event: EventBase) -> str:
@@ -146,6 +177,20 @@ def _summary(event: EventBase) -> tuple[str, str, str | None] | None:  # noqa: C
             return INBOUND, text, None
         case StageEntered(data=d):
             return DECISION, f"entered {d.stage} (from {d.previous})", d.why.text
+        case AccessSuspend(data=d) | AccessRestore(data=d):
+            verb = event.event_type.removeprefix("access.")
+            text = f"{verb} {', '.join(d.subscription_ids)} (command {d.command_id})"
+            return COMMAND, text, d.reason
+        case HoldPlaced(data=d):
+            return OPERATOR, f"{d.kind} hold {d.hold_id} placed by {d.by}", d.reason
+        case HoldReleased(data=d):
+            return OPERATOR, f"hold {d.hold_id} released by {d.by}", d.reason
+        case AccessApprove(data=d) | AccessReject(data=d):
+            verb = "approved" if event.event_type == "access.approve" else "rejected"
+            return OPERATOR, f"command {d.command_id} {verb} by {d.by}", d.reason
+        case CaseAcknowledged(data=d) | CaseResolved(data=d):
+            verb = event.event_type.removeprefix("case.")
+            return OPERATOR, f"case {d.case_id} {verb} by {d.by}", d.note
         case AccessSuspended(data=d):
             return PROVIDER, f"{d.subscription_id} suspended at {d.provider}", None
         case AccessRestored(data=d):
@@ -178,7 +223,16 @@ def _apply(current: Customer, event: EventBase) -> Customer:
     at = version(event)
     match event:
         case CustomerUpserted(data=d) if at > current.profile_at:
-            return replace(current, name=d.name, locale=d.locale, tags=tuple(d.tags), profile_at=at)
+            return replace(
+                current,
+                name=d.name,
+                locale=d.locale,
+                tags=tuple(d.tags),
+                billing_email=str(d.billing_email),
+                partner_email=str(d.partner_contact_email),
+                subscriptions=tuple(d.subscription_ids),
+                profile_at=at,
+            )
         case StageEntered(data=d):
             row = current
             if at > row.standing_at:
@@ -212,10 +266,41 @@ def _apply(current: Customer, event: EventBase) -> Customer:
                     next_stage=d.next.stage if d.next else None,
                     next_on=d.next.earliest_on.isoformat() if d.next else None,
                     waiting=d.waiting,
+                    state=state_json(d),
                     next_at=at,
                 )
             return row
     return current
+
+
+def state_json(d: CollectionsStateData) -> str:
+    """What the customer page shows of a state record besides the standing and next step."""
+    body = d.model_dump(
+        mode="json", include={"holds", "pending_payments", "suspended_subscription_ids", "policy"}
+    )
+    return json.dumps(body, sort_keys=True)
+
+
+def access_of(event: EventBase) -> tuple[Access, ...]:
+    """The per-subscription access an actuator's event reports; () for any other event."""
+    at, ver = utc(event), version(event)
+    cid = event.customer_id
+    match event:
+        case AccessSuspended(data=d):
+            found = [(d.subscription_id, "suspended", d.provider, f"command {d.command_id}")]
+        case AccessRestored(data=d):
+            found = [(d.subscription_id, "active", d.provider, f"command {d.command_id}")]
+        case AccessFailed(data=d):
+            found = [(d.subscription_id, "failed", d.provider, d.error)]
+        case AccessDrift(data=d):
+            text = f"observed {d.observed}, should be {d.desired}"
+            found = [(d.subscription_id, "drift", d.provider, text)]
+        case AccessParked(data=d):
+            text = f"{d.guard} guard: {d.reason}"
+            found = [(s, "parked", d.provider, text) for s in d.subscription_ids]
+        case _:
+            return ()
+    return tuple(Access(cid, sub, what, prov, at, text, ver) for sub, what, prov, text in found)
 
 
 def project(current: Customer | None, event: EventBase) -> Projection:
@@ -239,7 +324,7 @@ def project(current: Customer | None, event: EventBase) -> Projection:
             raw=event.model_dump_json(),
         )
     changed = after != current
-    return Projection(after if changed else None, entry)
+    return Projection(after if changed else None, entry, access_of(event))
 
 
 def redact(raw: str) -> str:
@@ -257,9 +342,11 @@ def redact(raw: str) -> str:
 
 __all__ = [
     "KINDS",
+    "Access",
     "Customer",
     "Entry",
     "Projection",
+    "access_of",
     "overdue_of",
     "project",
     "redact",

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import structlog
 
+from billstate_console.actions import Actions, Cluster
 from billstate_console.config import Settings
 from billstate_console.handlers import TOPICS, ConsoleHandler
 from billstate_console.store import Store
 from billstate_console.web import build_app
+from billstate_console.web_ops import ACTIONS, CLUSTER
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.http import HttpServer
 from billstate_shared.runtime.metrics import Metrics
@@ -48,10 +50,18 @@ class ConsoleService(Service):
             metrics=metrics,
             page_size=settings.page_size,
         )
+        # The console's own producer: operator actions, acknowledged before a page answers.
+        self.actions = Actions(settings.kafka_bootstrap_servers, settings.kafka_auth)
+        app[ACTIONS] = self.actions
+        app[CLUSTER] = Cluster(settings.kafka_bootstrap_servers, settings.kafka_auth)
         self.http = HttpServer(app, settings.http_host, settings.http_port)
 
     async def started(self) -> None:
+        await self.actions.start()
         log.info("reading", group=self.group, topics=list(TOPICS))
 
     async def closing(self) -> None:
-        self.store.close()
+        try:
+            await self.actions.stop()
+        finally:
+            self.store.close()
