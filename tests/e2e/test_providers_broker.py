@@ -224,8 +224,8 @@ async def _drift_is_repaired_and_reported(
     }
     # The evidence for an escalation: the read that found the drift, then the repair, each
     # with the ids Partner Center received.
-    assert [x["method"] for x in exchanges][0] == "GET"
-    assert [x["method"] for x in exchanges][-1] == "PATCH"
+    methods = [x["method"] for x in exchanges]
+    assert (methods[0], methods[-1]) == ("GET", "PATCH")
     seen = {(r.request_id, r.correlation_id) for r in pc.requests()}
     assert {(x["request_id"], x["correlation_id"]) for x in exchanges} <= seen
     staff = staff_notice(AccessDrift.model_validate(drift[0]), "en")

@@ -1,8 +1,9 @@
-"""Run the four services as local processes: start, wait until ready, stop by pid."""
+"""Run the services as local processes (the four and the console): start, wait, stop by pid."""
 
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import signal
 import socket
@@ -17,6 +18,10 @@ from pathlib import Path
 from billstate_shared.errors import ExternalError
 
 SERVICES = ("invoicing", "collections", "access-control", "notifications")
+CONSOLE = "console"
+ROLES = ("viewer", "operator")
+_LAG = re.compile(r"^billstate_consumer_lag\{(?P<labels>[^}]*)\} (?P<value>\S+)$", re.MULTILINE)
+_LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def free_port() -> int:
@@ -51,6 +56,20 @@ class Service:
         except (urllib.error.URLError, OSError):
             return False
 
+    def lag(self) -> dict[tuple[str, int], int]:
+        """Records behind the end, per partition it consumes, from its /metrics (empty until
+        its first fetch, or when it does not answer)."""
+        try:
+            with urllib.request.urlopen(self.url("/metrics"), timeout=2) as answer:  # noqa: S310  (as above)
+                text = answer.read().decode()
+        except (urllib.error.URLError, OSError):
+            return {}
+        found: dict[tuple[str, int], int] = {}
+        for match in _LAG.finditer(text):
+            labels = dict(_LABEL.findall(match["labels"]))
+            found[(labels["topic"], int(labels["partition"]))] = int(float(match["value"]))
+        return found
+
 
 @dataclass
 class Fleet:
@@ -63,11 +82,33 @@ class Fleet:
     services: list[Service] = field(default_factory=list)
     # The bearer token of the services' non-probe routes, made for this run.
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    # Ports to use rather than a free one, by service (the console's URL is printed).
+    ports: dict[str, int] = field(default_factory=dict)
+    # The console's viewer and operator tokens, made for this run (files: `token_file`).
+    console_tokens: dict[str, str] = field(
+        default_factory=lambda: {role: secrets.token_urlsafe(24) for role in ROLES}
+    )
+
+    def token_file(self, role: str) -> Path:
+        return self.root / f"console-{role}.token"
+
+    def _console_env(self) -> dict[str, str]:
+        """The console's store and sign-in: SQLite in its data dir (whatever store the shell
+        names, a local run never writes to it); its tokens in files only this user reads."""
+        store = (self.root / CONSOLE / "console.sqlite3").resolve()
+        env = {"BILLSTATE_CONSOLE_DATABASE_URL": f"sqlite:///{store}"}
+        for role, token in self.console_tokens.items():
+            path = self.token_file(role)
+            path.touch(mode=0o600)
+            path.chmod(0o600)
+            path.write_text(token + "\n")
+            env[f"BILLSTATE_CONSOLE_{role.upper()}_TOKEN_FILE"] = str(path.resolve())
+        return env
 
     def start(self, names: tuple[str, ...] = SERVICES) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         for name in names:
-            service = Service(name, free_port(), self.root / f"{name}.log")
+            service = Service(name, self.ports.get(name) or free_port(), self.root / f"{name}.log")
             env = {
                 **os.environ,
                 "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap,
@@ -76,6 +117,7 @@ class Fleet:
                 f"{service.prefix}POLICY_FILE": str(self.policy),
                 f"{service.prefix}LOG_FORMAT": "json",
                 "BILLSTATE_HTTP_TOKEN": self.token,
+                **(self._console_env() if name == CONSOLE else {}),
                 **self.extra_env,
             }
             with service.log.open("ab") as log:
@@ -106,6 +148,28 @@ class Fleet:
                 names = ", ".join(s.name for s in waiting)
                 raise TimeoutError(f"not ready after {timeout:.0f}s: {names}")
             time.sleep(0.2)
+
+    def wait_caught_up(self, name: str, ends: dict[tuple[str, int], int], timeout: float) -> None:
+        """Wait until `name` has read every record up to `ends` (where each partition ended
+        when it started): its lag, from /metrics, is zero on every partition it consumes, and
+        every partition with records of a topic it consumes has reported one."""
+        service = self.get(name)
+        deadline = time.monotonic() + timeout
+        while True:
+            if service.process is not None and service.process.poll() is not None:
+                tail = service.log.read_text(errors="replace")[-2000:]
+                raise ExternalError(f"{name} exited; {service.log}:\n{tail}", retryable=False)
+            lag = service.lag()
+            read = {topic for topic, _ in lag}
+            wanted = {tp for tp, end in ends.items() if end > 0 and tp[0] in read}
+            behind = sum(lag.values())
+            if lag and not behind and wanted <= set(lag):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{name} has not caught up after {timeout:.0f}s: {behind} records behind"
+                )
+            time.sleep(0.5)
 
     def get(self, name: str) -> Service:
         return next(s for s in self.services if s.name == name)

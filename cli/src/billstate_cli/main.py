@@ -22,6 +22,7 @@ COMMANDS = (
     "send",
     "recover",
     "access",
+    "status",
 )
 
 

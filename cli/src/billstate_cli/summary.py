@@ -148,7 +148,13 @@ def _is_decision(event: dict[str, Any]) -> bool:
     }
 
 
-def summary(records: RunRecords, header: str, samples: int = 3) -> str:
+# The summary's last line: where to look at every customer after a run.
+CONSOLE_HINT = "See every customer's timeline and why in the console: make console"
+
+
+def summary(
+    records: RunRecords, header: str, samples: int = 3, hint: str | None = CONSOLE_HINT
+) -> str:
     lines = [header, ""]
     states = records.latest_states()
     stages = Counter(s["stage"] for s in states.values())
@@ -206,6 +212,8 @@ def summary(records: RunRecords, header: str, samples: int = 3) -> str:
     for customer in pick_samples(records, samples):
         lines.extend(timeline(records, customer))
         lines.append("")
+    if hint:
+        lines.append(hint)
     return "\n".join(lines)
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from billstate_cli.commands.demo import _is_saturday_tick
 from billstate_cli.drive import group_topics
-from billstate_cli.summary import OUTPUTS, RunRecords, guards, summary
+from billstate_cli.summary import CONSOLE_HINT, OUTPUTS, RunRecords, guards, summary
 from billstate_shared.domain.ids import make_id
 
 HOLIDAY_WHY = (
@@ -184,6 +184,13 @@ def test_the_summary_shows_applied_access_apart_from_the_guards() -> None:
 
     assert "Access applied by the provider: suspended 3\n" in text
     assert "\nGuards\n" in text
+
+
+def test_the_summary_ends_naming_the_console_unless_it_starts_next() -> None:
+    assert summary(records(), "header").splitlines()[-1] == (
+        "See every customer's timeline and why in the console: make console"
+    )
+    assert CONSOLE_HINT not in summary(records(), "header", hint=None)
 
 
 def test_the_operator_acts_before_saturdays_tick() -> None:

@@ -4,6 +4,10 @@ The demo runs access-control with its guards at demo scale (a small brake, a sho
 window) and acts as the operator: at the end of every simulated business week (before
 Saturday's tick) and at the end of the history, once access-control has caught up and the
 approval notice for what it parked is out, it runs `billstate access approve --all --send`.
+
+With `--console` (what `make console` runs), it then keeps going: the console service on the
+same broker, with a fresh store under the run's directory, reads everything the run wrote;
+once its lag is zero the URL and the sign-in are printed, and it serves until interrupted.
 """
 
 from __future__ import annotations
@@ -12,7 +16,10 @@ import argparse
 import asyncio
 import contextlib
 import io
+import os
 import shutil
+import signal
+import socket
 import time
 from collections.abc import Callable
 from datetime import date, datetime
@@ -20,16 +27,16 @@ from pathlib import Path
 from typing import Any
 
 from billstate_cli.drive import PIPELINE, Driver
-from billstate_cli.local import SERVICES, Fleet
+from billstate_cli.local import CONSOLE, SERVICES, Fleet
 from billstate_cli.main import main
 from billstate_cli.policy_arg import REFUSED_EXIT, policy_or_none
 from billstate_cli.replay import Replay
 from billstate_cli.simulation import history
-from billstate_cli.summary import RunRecords, read_all, summary
+from billstate_cli.summary import CONSOLE_HINT, RunRecords, ends_now, read_all, summary
 from billstate_shared.contracts import decode
 from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.settings import ServiceSettings
-from billstate_shared.topics import ACCESS_EVENTS
+from billstate_shared.topics import ACCESS_EVENTS, group_inputs
 
 # Three months from here put the run's suspensions (from late January, 21 days past the first
 # invoices' due dates) around the Lunar New Year holidays of 2026 (14 to 22 February in Taiwan),
@@ -40,6 +47,9 @@ OPERATOR_REASON = "demo: end of the business week, parked suspensions reviewed"
 BRAKE_CAP = 5
 APPROVAL_SETTLE = 3.0
 SATURDAY = 5
+CONSOLE_PORT = 8080
+# The console reads every record the run wrote before it is shown: minutes at most.
+CONSOLE_CATCH_UP = 600.0
 
 
 def guard_env(brake_cap: int) -> dict[str, str]:
@@ -86,6 +96,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         type=lambda text: tuple(t.strip() for t in text.split(",") if t.strip()),
         default=SERVICES,
         help="which services to start (default: all four)",
+    )
+    parser.add_argument(
+        "--console",
+        action="store_true",
+        help="then run the console on the run's data, printing its URL, until interrupted",
+    )
+    parser.add_argument(
+        "--console-port",
+        type=int,
+        default=int(os.environ.get("BILLSTATE_CONSOLE_HTTP_PORT") or CONSOLE_PORT),
+        help=f"the console's port (default: BILLSTATE_CONSOLE_HTTP_PORT, else {CONSOLE_PORT};"
+        " a free one when taken)",
     )
     parser.set_defaults(func=_run)
 
@@ -154,9 +176,93 @@ def _run(args: argparse.Namespace) -> int:
             f" {operator.approved} times (end of each business week, and at the end)"
         )
     _say("")
-    _say(summary(records, header))
+    _say(summary(records, header, hint=None if args.console else CONSOLE_HINT))
     _say(f"logs: {args.workdir}/*.log; delivered notices: {args.workdir}/outbox/")
+    if args.console:
+        return console(args, bootstrap)
     return 0
+
+
+def _port(wanted: int) -> int:
+    """`wanted` if it is free on loopback, else 0 (the fleet picks a free one)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", wanted))
+        except OSError:
+            return 0
+    return wanted
+
+
+def console(args: argparse.Namespace, bootstrap: str) -> int:
+    """The console on the run's broker and a fresh store, shown once it has read everything
+    the run wrote, until interrupted (Ctrl-C or SIGTERM); then stopped by pid."""
+    port = _port(args.console_port)
+    if not port:
+        _say(f"port {args.console_port} is taken; the console takes a free one")
+    fleet = Fleet(args.workdir, bootstrap, args.policy.resolve(), ports={CONSOLE: port})
+    inputs = tuple(t.name for t in group_inputs(CONSOLE))
+    found = asyncio.run(ends_now(bootstrap, inputs))
+    ends = {(tp.topic, tp.partition): end for tp, end in found.items()}
+    # Ctrl-C and SIGTERM (a supervisor, `kill`) end the wait alike, so the console stops
+    # cleanly; SIGINT explicitly too, as a shell starts a background job with it ignored.
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        started = time.monotonic()
+        _say(f"starting the console (log: {args.workdir}/{CONSOLE}.log) ...")
+        fleet.start((CONSOLE,))
+        fleet.wait_ready()
+        fleet.wait_caught_up(CONSOLE, ends, CONSOLE_CATCH_UP)
+        took = time.monotonic() - started
+        _say(f"the console has read the {len(inputs)} topics to their end after {took:.0f}s")
+        _sign_in(fleet)
+        return _serve(fleet)
+    except KeyboardInterrupt:
+        _say("")
+        return 0
+    finally:
+        for signum in previous:  # as `_interrupt` does, when the wait ended otherwise
+            signal.signal(signum, signal.SIG_IGN)
+        fleet.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        _say("console stopped")
+
+
+def _sign_in(fleet: Fleet) -> None:
+    served = fleet.get(CONSOLE)
+    viewer = fleet.token_file("viewer")
+    bearer = f'-H "Authorization: Bearer $(cat {viewer})"'
+    _say("")
+    _say(f"The console: {served.url('/')}")
+    _say("Sign in with a bearer token (Authorization: Bearer <token>); this run's, in files")
+    _say("only you can read:")
+    for role in fleet.console_tokens:
+        _say(f"  {role:<8} {fleet.token_file(role)}")
+    _say(f"e.g.  curl {bearer} {served.url('/api/overview')}")
+    _say(
+        f"      BILLSTATE_CONSOLE_TOKEN=$(cat {viewer}) BILLSTATE_CONSOLE_URL={served.url('')}"
+        " billstate status CUSTOMER"
+    )
+    _say("Ctrl-C stops the console.")
+
+
+def _serve(fleet: Fleet) -> int:
+    """Wait while the console runs; 1 (with its log's tail) if it ends by itself."""
+    served = fleet.get(CONSOLE)
+    process = served.process
+    while process is not None and process.poll() is None:
+        time.sleep(0.5)
+    tail = served.log.read_text(errors="replace")[-2000:]
+    code = None if process is None else process.returncode
+    _say(f"the console exited with {code}; {served.log}:\n{tail}")
+    return 1
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    # Once: a second Ctrl-C (or uv passing the same one on) must not cut the stop short.
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    raise KeyboardInterrupt
 
 
 async def _settle(bootstrap: str, groups: tuple[str, ...]) -> None:
