@@ -43,6 +43,14 @@ run: install ## the main job: fresh local Kafka, the four services, three simula
 	@$(RUN) billstate demo --bootstrap $(LOCAL_BOOTSTRAP) --customers 200 --days 91 --seed 2026; \
 	  status=$$?; env -u KAFKA_BOOTSTRAP_SERVERS $(KAFKA) down; exit $$status
 
+.PHONY: console
+console: install ## `make run`'s demo, then the console on its data: URL and sign-in printed, until Ctrl-C
+	@env -u KAFKA_BOOTSTRAP_SERVERS $(KAFKA) clean >/dev/null
+	@env -u KAFKA_BOOTSTRAP_SERVERS $(KAFKA) up
+	@$(RUN) billstate topics apply --bootstrap $(LOCAL_BOOTSTRAP)
+	@$(RUN) billstate demo --bootstrap $(LOCAL_BOOTSTRAP) --customers 200 --days 91 --seed 2026 --console; \
+	  status=$$?; env -u KAFKA_BOOTSTRAP_SERVERS $(KAFKA) down; exit $$status
+
 .PHONY: test
 test: setup-system install ## every test, real broker included (starts a local Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)
 	@$(RUN) pytest
@@ -103,8 +111,12 @@ bench-pipeline: install ## collections worker vs a bare aiokafka loop on a real 
 bench-state: install ## one million customers in the collections worker's state: peak RSS and restart times (about 50 min)
 	@$(RUN) python bench/bench_state.py
 
+.PHONY: bench-console
+bench-console: install ## the console's pages over HTTP from a store of 100,000 customers, against 200 ms / 500 ms; exits 1 on a miss (BENCH_CONSOLE_ARGS="--with-local-postgres")
+	@$(RUN) python bench/console.py $(BENCH_CONSOLE_ARGS)
+
 .PHONY: bench
-bench: bench-replay bench-pipeline bench-state ## all benchmarks
+bench: bench-replay bench-pipeline bench-state bench-console ## all benchmarks
 
 .PHONY: faults
 faults: install ## fault suite: a simulated history on a fresh local Kafka while services, broker, Partner Center and SMTP fail; one row per fault (5-8 min; FAULTS_ARGS="--seed 7")
