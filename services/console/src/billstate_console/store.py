@@ -103,6 +103,14 @@ _SCHEMA = (
         PRIMARY KEY (customer_id, currency)
     )""",
     "CREATE INDEX IF NOT EXISTS balances_currency ON balances (currency, overdue_key)",
+    # The engine's overdue per customer and currency (the customer row's, as rows), for the
+    # overview's totals: summed without decoding every customer's JSON.
+    """CREATE TABLE IF NOT EXISTS overdue (
+        customer_id VARCHAR(200) NOT NULL,
+        currency    VARCHAR(3) NOT NULL,
+        amount      TEXT NOT NULL,
+        PRIMARY KEY (customer_id, currency)
+    )""",
     """CREATE TABLE IF NOT EXISTS access (
         customer_id     VARCHAR(200) NOT NULL,
         subscription_id VARCHAR(200) NOT NULL,
@@ -178,9 +186,15 @@ _SCHEMA = (
         action    VARCHAR(64) NOT NULL,
         subject   TEXT NOT NULL,
         topic     VARCHAR(249) NOT NULL,
-        event_id  VARCHAR(200) NOT NULL
+        event_id  VARCHAR(200) NOT NULL,
+        result    VARCHAR(16) NOT NULL DEFAULT 'sent',
+        detail    TEXT NOT NULL DEFAULT ''
     )""",
+    "CREATE INDEX IF NOT EXISTS audit_at ON audit (at, action_id)",
 )
+# What an audit row says of an action: the broker took its event, a rule refused it (nothing
+# was sent), or the send failed (nothing was taken).
+RESULTS = ("sent", "refused", "failed")
 _CUSTOMER_COLUMNS = tuple(f.name for f in fields(Customer))
 _ENTRY_COLUMNS = tuple(f.name for f in fields(Entry))
 _UPSERT = (
@@ -217,6 +231,15 @@ _STAGE_RANK = (
     + f" ELSE {len(STAGE_ORDER)} END"
 )
 SORTS = ("id", "name", "stage", "overdue", "next")
+# Every table the topics rebuild (not `meta`, whose generation is the store's own, nor the
+# `audit`, which records the console's own actions).
+# The tables' layout: a store of another layout is refused (`Store._check_layout`). Bump it
+# with every change to `_SCHEMA` that an existing store would not have.
+LAYOUT = "2"
+_REBUILT = (
+    "applied", "customers", "timeline", "customer_tags", "balances", "overdue", "access",
+    "cases", "case_notes", "parked", "unparked", "letters",
+)  # fmt: skip
 ORDERS = ("asc", "desc")
 
 
@@ -241,7 +264,8 @@ class Overview:
 
 
 def _to_row(customer: Customer) -> dict[str, Any]:
-    row = asdict(customer)
+    # Shallow: `asdict` deep-copies every value, a cost paid on every state record.
+    row = {c: getattr(customer, c) for c in _CUSTOMER_COLUMNS}
     row["tags"] = json.dumps(list(customer.tags))
     row["overdue"] = json.dumps([list(pair) for pair in customer.overdue])
     row["subscriptions"] = json.dumps(list(customer.subscriptions))
@@ -262,6 +286,9 @@ def _like(text: str) -> str:
 
 
 class _Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
     def fetchone(self) -> Any: ...
     def fetchall(self) -> list[Any]: ...
     def __iter__(self) -> Iterator[Any]: ...
@@ -314,14 +341,16 @@ class CaseView:
 
 @dataclass(frozen=True)
 class Action:
-    """One audit row: an operator's action from the console."""
+    """One audit row: an operator's action from the console, and how it ended."""
 
     at: str
     actor: str
     action: str
     subject: str
     topic: str
-    event_id: str
+    event_id: str  # "" when nothing was sent
+    result: str = "sent"  # one of RESULTS
+    detail: str = ""  # the refusal or the failure, in words
 
 
 class Store:
@@ -340,12 +369,41 @@ class Store:
             self._run("PRAGMA journal_mode=WAL")
         for statement in _SCHEMA:
             self._run(statement)
+        self._check_layout()
+        self._audit_results()
         self._run(
             "INSERT INTO meta (key, value) VALUES ('generation', :value) "
             "ON CONFLICT (key) DO NOTHING",
             {"value": uuid.uuid4().hex[:16]},
         )
         (self.generation,) = self._run("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+
+    def _check_layout(self) -> None:
+        # A store whose tables an older console laid out would answer with rows missing:
+        # refuse it, in words, rather than serve a half-empty read model.
+        found = self._run("SELECT key, value FROM meta").fetchall()
+        meta = {str(k): str(v) for k, v in found}
+        if "generation" in meta and meta.get("layout") != LAYOUT:
+            raise ConfigRefused(
+                "database_url",
+                f"holds a console store of layout {meta.get('layout', '1')}, this console needs"
+                f" layout {LAYOUT}: point it at a new database or schema (or delete the SQLite"
+                " file) and the console rebuilds the read model from the topics; keep the old"
+                " one for its audit rows",
+            )
+        self._run(
+            "INSERT INTO meta (key, value) VALUES ('layout', :value) ON CONFLICT (key) DO NOTHING",
+            {"value": LAYOUT},
+        )
+
+    def _audit_results(self) -> None:
+        # A store made before the audit kept results: its rows were all sent.
+        found = self._run("SELECT * FROM audit WHERE 1 = 0")
+        names = [c[0] for c in getattr(found, "description", None) or ()]
+        for column, kind in (("result", "VARCHAR(16) NOT NULL DEFAULT 'sent'"),
+                             ("detail", "TEXT NOT NULL DEFAULT ''")):  # fmt: skip
+            if column not in names:
+                self._run(f"ALTER TABLE audit ADD COLUMN {column} {kind}")
 
     def _run(self, sql: str, params: dict[str, Any] | None = None) -> _Cursor:
         if isinstance(self.db, sqlite3.Connection):
@@ -364,19 +422,20 @@ class Store:
         """Apply one event once; False when its id was applied before (nothing changes)."""
         self._run("BEGIN")
         try:
-            seen = self._run(
-                "SELECT 1 FROM applied WHERE event_id = :id", {"id": event.event_id}
-            ).fetchone()
-            if seen is not None:
+            added = self._run(
+                "INSERT INTO applied (event_id) VALUES (:id) ON CONFLICT (event_id) DO NOTHING",
+                {"id": event.event_id},
+            )
+            if added.rowcount == 0:  # applied before
                 self._run("ROLLBACK")
                 return False
-            self._run("INSERT INTO applied (event_id) VALUES (:id)", {"id": event.event_id})
             before = self.customer(event.customer_id)
             change = project(before, event)
             if change.customer is not None:
                 self._run(_UPSERT, _to_row(change.customer))
             if change.entry is not None:
-                self._run(_INSERT_ENTRY, asdict(change.entry))
+                entry = change.entry
+                self._run(_INSERT_ENTRY, {c: getattr(entry, c) for c in _ENTRY_COLUMNS})
             self._follow(event, before, change.customer, change.access)
             self._operations(event)
         except BaseException:
@@ -397,29 +456,41 @@ class Store:
         """Keep the tables derived from a customer's events: tags, access, balances."""
         for each in access:
             self._run(_UPSERT_ACCESS, asdict(each))
-        if after is None:  # the row did not change; a ledger event still moves the money
-            if before is not None and event.event_type in LEDGER_EVENTS:
-                self._balances(before)
+        now = after or before
+        if now is None:
             return
-        cid = after.customer_id
-        if before is None or before.tags != after.tags:
+        if event.event_type in LEDGER_EVENTS:
+            # Open and credit change only with the ledger: the one refold.
+            self._balances(now)
+        elif before is None or after is None or before.overdue != after.overdue:
+            self._overdue(now)
+        if after is not None and (before is None or before.overdue != after.overdue):
+            self._run("DELETE FROM overdue WHERE customer_id = :id", {"id": after.customer_id})
+            for currency, amount in after.overdue:
+                self._run(
+                    "INSERT INTO overdue (customer_id, currency, amount) "
+                    "VALUES (:id, :currency, :amount)",
+                    {"id": after.customer_id, "currency": currency, "amount": amount},
+                )
+        if after is not None and (before is None or before.tags != after.tags):
+            cid = after.customer_id
             self._run("DELETE FROM customer_tags WHERE customer_id = :id", {"id": cid})
             for tag in sorted(set(after.tags)):
                 self._run(
                     "INSERT INTO customer_tags (customer_id, tag) VALUES (:id, :tag)",
                     {"id": cid, "tag": tag},
                 )
-        if event.event_type in LEDGER_EVENTS or (
-            before is None or (before.as_of, before.state) != (after.as_of, after.state)
-        ):
-            self._balances(after)
 
     def _balances(self, customer: Customer) -> None:
-        # Derived from every ledger event applied so far and the latest business date and
-        # holds: the same rows whatever order they came in.
+        # Open and credit from every ledger event applied so far (the ledger is order
+        # independent); overdue is the engine's latest figure (`_overdue`). No business date
+        # or hold enters these rows, so a daily state record never refolds the ledger.
         cid = customer.customer_id
         self._run("DELETE FROM balances WHERE customer_id = :id", {"id": cid})
-        for b in self.account(customer):
+        raws = self._run(_SELECT_LEDGER, {"id": cid}).fetchall()
+        owed = dict(customer.overdue)
+        for b in fold((ledger_event(raw) for (raw,) in raws), None, ()):
+            overdue = owed.get(b.currency, "0")
             self._run(
                 "INSERT INTO balances (customer_id, currency, open, overdue, credit, open_key, "
                 "overdue_key) VALUES (:id, :currency, :open, :overdue, :credit, :open_key, "
@@ -428,12 +499,33 @@ class Store:
                     "id": cid,
                     "currency": b.currency,
                     "open": str(b.open),
-                    "overdue": str(b.overdue),
+                    "overdue": overdue,
                     "credit": str(b.credit),
                     "open_key": float(b.open),
-                    "overdue_key": float(b.overdue),
+                    "overdue_key": float(Decimal(overdue)),
                 },
             )
+
+    def _overdue(self, customer: Customer) -> None:
+        """The engine's overdue per currency (its latest standing) onto the balance rows."""
+        owed = dict(customer.overdue)
+        rows = self._run(
+            "SELECT currency, overdue FROM balances WHERE customer_id = :id",
+            {"id": customer.customer_id},
+        ).fetchall()
+        for currency, kept in rows:
+            overdue = owed.get(currency, "0")
+            if overdue != kept:
+                self._run(
+                    "UPDATE balances SET overdue = :overdue, overdue_key = :key"
+                    " WHERE customer_id = :id AND currency = :currency",
+                    {
+                        "id": customer.customer_id,
+                        "currency": currency,
+                        "overdue": overdue,
+                        "key": float(Decimal(overdue)),
+                    },
+                )
 
     def account(self, customer: Customer) -> list[Balance]:
         """Per currency: open invoices, overdue, credit; the customer's ledger events folded
@@ -519,24 +611,34 @@ class Store:
         return Page([_from_row(r) for r in rows], int(total), page, per_page)
 
     def overview(self) -> Overview:
+        # Each figure from the narrowest query that gives it (an index, a few columns): the
+        # page must stay fast at 100,000 customers (bench/console.py).
         per_stage = {
-            str(stage): int(count)
-            for stage, count in self._run(
-                "SELECT COALESCE(stage, ''), COUNT(*) FROM customers "
-                "GROUP BY COALESCE(stage, '') ORDER BY COALESCE(stage, '')"
-            )
+            "" if stage is None else str(stage): int(count)
+            for stage, count in self._run("SELECT stage, COUNT(*) FROM customers GROUP BY stage")
         }
+        per_stage = dict(sorted(per_stage.items()))
         totals: dict[str, Decimal] = {}
-        for (overdue,) in self._run("SELECT overdue FROM customers WHERE overdue <> '[]'"):
-            for currency, amount in json.loads(overdue):
-                totals[currency] = totals.get(currency, Decimal(0)) + Decimal(amount)
-        (count, as_of) = self._run("SELECT COUNT(*), MAX(as_of) FROM customers").fetchone()
+        # The engine's figures per customer and currency, summed as Decimal (exact).
+        for currency, overdue in self._run("SELECT currency, amount FROM overdue"):
+            totals[currency] = totals.get(currency, Decimal(0)) + Decimal(overdue)
+        (as_of,) = self._run("SELECT MAX(as_of) FROM customers").fetchone()
         return Overview(
             per_stage=per_stage,
             overdue=[(c, str(totals[c])) for c in sorted(totals)],
-            customers=int(count),
+            customers=sum(per_stage.values()),
             as_of=as_of,
         )
+
+    def as_of(self) -> str | None:
+        """The latest business date any customer has reached."""
+        (as_of,) = self._run("SELECT MAX(as_of) FROM customers").fetchone()
+        return None if as_of is None else str(as_of)
+
+    def stages(self) -> list[str]:
+        """The stages customers are in, by name."""
+        rows = self._run("SELECT DISTINCT stage FROM customers WHERE stage IS NOT NULL")
+        return sorted(str(stage) for (stage,) in rows)
 
     def timeline(self, customer_id: str, *, limit: int = 500) -> list[Entry]:
         """The customer's entries, newest first."""
@@ -551,7 +653,7 @@ class Store:
         """Every row of every read-model table, sorted: what two stores compare by."""
         return {
             table: sorted(self._run(f"SELECT * FROM {table}").fetchall())  # noqa: S608
-            for table in ("applied", "customers", "timeline", "customer_tags", "balances", "access")
+            for table in _REBUILT
         }
 
     # operations -----------------------------------------------------------------------------
@@ -651,13 +753,15 @@ class Store:
             counts[str(status)] = int(count)
         return counts
 
-    def parked(self) -> list[ops.Parking]:
-        """Suspensions parked and not yet ended, oldest first."""
+    def parked(self, customer_id: str | None = None) -> list[ops.Parking]:
+        """Suspensions parked and not yet ended (of one customer), oldest first."""
+        clause = " AND p.customer_id = :id" if customer_id is not None else ""
         rows = self._run(
-            "SELECT p.command_id, p.customer_id, p.occurred_at, p.version, p.subscription_ids,"
+            "SELECT p.command_id, p.customer_id, p.occurred_at, p.version, p.subscription_ids,"  # noqa: S608  (a fixed clause)
             " p.provider, p.guard, p.reason FROM parked p WHERE NOT EXISTS"
             " (SELECT 1 FROM unparked u WHERE u.command_id = p.command_id)"
-            " ORDER BY p.occurred_at, p.customer_id, p.command_id"
+            f"{clause} ORDER BY p.occurred_at, p.customer_id, p.command_id",
+            {"id": customer_id},
         ).fetchall()
         return [ops.Parking(*row) for row in rows]
 
@@ -682,31 +786,51 @@ class Store:
         }
 
     def record_action(
-        self, actor: str, action: str, *, subject: str, topic: str, event_id: str
+        self,
+        actor: str,
+        action: str,
+        *,
+        subject: str,
+        topic: str,
+        event_id: str = "",
+        result: str = "sent",
+        detail: str = "",
     ) -> None:
-        """One audit row: who did what, to what, when, and the event it produced."""
+        """One audit row: who did what, to what, when, the event it produced, the result."""
+        if result not in RESULTS:
+            raise Refused("result", f"is none of {', '.join(RESULTS)}")
         self._run(
-            "INSERT INTO audit (action_id, at, actor, action, subject, topic, event_id)"
-            " VALUES (:id, :at, :actor, :action, :subject, :topic, :event_id)",
+            "INSERT INTO audit (action_id, at, actor, action, subject, topic, event_id, result,"
+            " detail) VALUES (:id, :at, :actor, :action, :subject, :topic, :event_id, :result,"
+            " :detail)",
             {
                 "id": uuid.uuid4().hex,
-                "at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "at": datetime.now(UTC).isoformat(timespec="microseconds"),
                 "actor": actor,
                 "action": action,
                 "subject": subject,
                 "topic": topic,
                 "event_id": event_id,
+                "result": result,
+                "detail": detail,
             },
         )
 
-    def actions(self, *, subject: str | None = None, limit: int = 200) -> list[Action]:
+    def actions(
+        self, *, subject: str | None = None, limit: int = 200, offset: int = 0
+    ) -> list[Action]:
+        """Audit rows newest first (of one subject), `limit` of them from `offset`."""
         clause = "WHERE subject = :subject" if subject else ""
         rows = self._run(
-            "SELECT at, actor, action, subject, topic, event_id FROM audit "  # noqa: S608
-            f"{clause} ORDER BY at DESC, action_id LIMIT :limit",
-            {"subject": subject, "limit": limit},
+            "SELECT at, actor, action, subject, topic, event_id, result, detail FROM audit "  # noqa: S608
+            f"{clause} ORDER BY at DESC, action_id LIMIT :limit OFFSET :offset",
+            {"subject": subject, "limit": limit, "offset": offset},
         ).fetchall()
         return [Action(*row) for row in rows]
+
+    def action_count(self) -> int:
+        (count,) = self._run("SELECT COUNT(*) FROM audit").fetchone()
+        return int(count)
 
     def operations_rows(self) -> dict[str, list[tuple[Any, ...]]]:
         """The operations tables' rows, sorted (the audit is the console's own, not rebuilt)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,8 +32,11 @@ from billstate_console.domain.auth import (
     from_session,
     identify,
 )
+from billstate_console.domain.cases import Parking
 from billstate_console.domain.i18n import Words, choose
 from billstate_console.domain.projection import KINDS, Access, Customer, Entry, redact
+from billstate_console.domain.timeline import tell_raw
+from billstate_console.openapi import openapi_api
 from billstate_console.store import ORDERS, SORTS, Page, Store
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.http import OPEN_PATHS
@@ -179,33 +182,51 @@ def next_step(customer: Customer, balances: list[Balance], words: Words) -> dict
     if customer.waiting:
         text = words("step_waits").format(what=customer.waiting)
     else:
+        # The date as the page says dates; amounts with their ISO code, which no reader of
+        # a multi-currency book can mistake ("$" is also CAD's, AUD's, TWD's).
+        on = words.day(customer.next_on)
         text = words("step_line").format(
             stage=words.stage(customer.next_stage),
-            date=customer.next_on,
+            date=on,
             amounts=words("and").join(f"{o['currency']} {o['amount']}" for o in owed),
         )
         if not owed:
-            text = words("step_plain").format(
-                stage=words.stage(customer.next_stage), date=customer.next_on
-            )
+            text = words("step_plain").format(stage=words.stage(customer.next_stage), date=on)
     return {"stage": customer.next_stage, "on": customer.next_on, "unless": owed, "text": text}
 
 
-def subscriptions(customer: Customer, access: list[Access]) -> list[dict[str, Any]]:
-    """Every subscription of the profile or of a provider's report, with its access."""
+def subscriptions(
+    customer: Customer, access: list[Access], parked: Sequence[Parking] = ()
+) -> list[dict[str, Any]]:
+    """Every subscription of the profile, of a provider's report or of a parked suspension,
+    with its access: "parked" while a parked suspension that names it waits, else what the
+    provider last reported (`reported` is that report either way)."""
     reported = {a.subscription_id: a for a in access}
+    waiting: dict[str, Parking] = {}
+    for p in parked:  # oldest first: the first parking that names a subscription shows
+        for sub in json.loads(p.subscription_ids):
+            waiting.setdefault(sub, p)
     rows = []
-    for sub in sorted(set(customer.subscriptions) | set(reported)):
-        a = reported.get(sub)
-        rows.append(
-            {
-                "subscription_id": sub,
-                "access": a.access if a else "unknown",
-                "provider": a.provider if a else None,
-                "at": a.at if a else None,
-                "detail": a.detail if a else None,
-            }
-        )
+    for sub in sorted(set(customer.subscriptions) | set(reported) | set(waiting)):
+        a, parking = reported.get(sub), waiting.get(sub)
+        row = {
+            "subscription_id": sub,
+            "access": a.access if a else "unknown",
+            "reported": a.access if a else "unknown",
+            "provider": a.provider if a else None,
+            "at": a.at if a else None,
+            "detail": a.detail if a else None,
+            "parked_command": None,
+        }
+        if parking is not None:
+            row.update(
+                access="parked",
+                provider=parking.provider,
+                at=parking.occurred_at,
+                detail=f"{parking.guard} guard: {parking.reason}",
+                parked_command=parking.command_id,
+            )
+        rows.append(row)
     return rows
 
 
@@ -215,6 +236,8 @@ def customer_detail(
     access: list[Access],
     identity: Identity,
     words: Words,
+    *,
+    parked: Sequence[Parking] = (),
 ) -> dict[str, Any]:
     """`customer_json` and the page's detail: balances, holds, payments in flight,
     subscriptions, next step, policy; the contacts only for an operator."""
@@ -243,7 +266,7 @@ def customer_detail(
     ]
     body["holds"] = state.get("holds", [])
     body["pending_payments"] = state.get("pending_payments", [])
-    body["subscriptions"] = subscriptions(customer, access)
+    body["subscriptions"] = subscriptions(customer, access, parked)
     body["next_step"] = next_step(customer, balances, words)
     body["policy"] = state.get("policy")
     if identity.may_act:
@@ -254,9 +277,13 @@ def customer_detail(
     return body
 
 
-def entry_json(entry: Entry, identity: Identity) -> dict[str, Any]:
+def entry_json(entry: Entry, identity: Identity, words: Words) -> dict[str, Any]:
+    """The entry with its summary and why in the language of `words` (rendered now from
+    the stored event); `why_lang` names the why's language when it is not that one."""
     body = asdict(entry)
     body.pop("customer_id")
+    told = tell_raw(entry.raw, words)
+    body.update(summary=told.summary, why=told.why, why_lang=told.why_lang)
     body["raw"] = entry.raw if identity.may_act else redact(entry.raw)
     return body
 
@@ -363,7 +390,7 @@ async def customers_page(request: web.Request) -> web.Response:
     listing = _listing(request)
     store = request.app[STORE]
     result = listing.find(store)
-    stages = [s for s in store.overview().per_stage if s]
+    stages = store.stages()
     return _render(
         request,
         "customers.html.j2",
@@ -381,13 +408,15 @@ async def customer_page(request: web.Request) -> web.Response:
     customer = store.customer(request.match_info["customer_id"])
     if customer is None:
         return _render(request, "missing.html.j2", status=404)
-    timeline = store.timeline(customer.customer_id)
+    words = _words(request)
+    timeline = [(e, tell_raw(e.raw, words)) for e in store.timeline(customer.customer_id)]
     detail = customer_detail(
         customer,
         store.account(customer),
         store.access(customer.customer_id),
         _identity(request),
         _words(request),
+        parked=store.parked(customer.customer_id),
     )
     return _render(
         request,
@@ -397,6 +426,7 @@ async def customer_page(request: web.Request) -> web.Response:
         suspended=_state(customer).get("suspended_subscription_ids", []),
         timeline=timeline,
         kinds=KINDS,
+        message=request.query.get("msg"),
     )
 
 
@@ -445,6 +475,7 @@ async def customer_api(request: web.Request) -> web.Response:
         store.access(customer.customer_id),
         _identity(request),
         _words(request),
+        parked=store.parked(customer.customer_id),
     )
     return web.json_response(detail)
 
@@ -455,7 +486,8 @@ async def timeline_api(request: web.Request) -> web.Response:
     if customer is None:
         return web.json_response({"error": "unknown customer"}, status=404)
     identity = _identity(request)
-    items = [entry_json(e, identity) for e in store.timeline(customer.customer_id)]
+    words = _words(request)
+    items = [entry_json(e, identity, words) for e in store.timeline(customer.customer_id)]
     return web.json_response({"customer_id": customer.customer_id, "items": items})
 
 
@@ -481,6 +513,7 @@ def build_app(
             web.get("/api/customers", customers_api),
             web.get("/api/customers/{customer_id}", customer_api),
             web.get("/api/customers/{customer_id}/timeline", timeline_api),
+            web.get("/api/openapi.json", openapi_api),
         ]
     )
     return app

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
@@ -53,6 +54,8 @@ def add_routes(app: web.Application, progress: Progress) -> None:
             web.get("/approvals", approvals_page),
             web.post("/approvals/{command_id}/{verb:approve|reject}", approval_form),
             web.get("/dead-letters", letters_page),
+            web.get("/audit", audit_page),
+            web.get("/api/audit", audit_api),
             web.post("/dead-letters/redrive", redrive_form),
             web.post("/customers/{customer_id}/holds", hold_form),
             web.post("/customers/{customer_id}/holds/{hold_id}/release", release_form),
@@ -136,17 +139,50 @@ def _optional(doc: dict[str, Any], name: str) -> str | None:
     return _text(doc, name).strip() or None
 
 
+NO_PRODUCER = "actions are not configured (no producer)"
+
+
+def _refused(request: web.Request, kind: type[web.HTTPError], reason: str) -> web.HTTPError:
+    """A 404 or 503 in the route's own language: JSON `{error}` under /api, text elsewhere."""
+    if request.path.startswith("/api/"):
+        return kind(text=json.dumps({"error": reason}), content_type="application/json")
+    return kind(text=reason)
+
+
 async def _send(request: web.Request, topic: str, event: Any, action: str, subject: str) -> None:
     actions = request.app.get(ACTIONS)
+    store = request.app[STORE]
     if actions is None:
-        raise web.HTTPServiceUnavailable(text="actions are not configured (no producer)")
+        raise _refused(
+            request, web.HTTPServiceUnavailable, "actions are not configured (no producer)"
+        )
     try:
         await actions.send(topic, event)
     except SendError as err:
-        raise web.HTTPServiceUnavailable(text=str(err)) from None
-    request.app[STORE].record_action(
+        store.record_action(
+            _actor(request), action, subject=subject, topic=topic, result="failed",
+            detail=str(err),
+        )  # fmt: skip
+        raise _refused(request, web.HTTPServiceUnavailable, str(err)) from None
+    store.record_action(
         _actor(request), action, subject=subject, topic=topic, event_id=event.event_id
     )
+
+
+@contextmanager
+def _audited(request: web.Request, action: str, subject: str, topic: str) -> Iterator[None]:
+    """A refused action is audited too (nothing was sent); one without an operator id is
+    not: there is no one to name."""
+    try:
+        yield
+    except Refused as err:
+        actor = request[IDENTITY].actor
+        if actor is not None and not isinstance(err, NoActor):
+            request.app[STORE].record_action(
+                actor, action, subject=subject, topic=topic, result="refused",
+                detail=f"{_field(err)}: {err.reason}",
+            )  # fmt: skip
+        raise
 
 
 # ---- sign-in --------------------------------------------------------------------------------
@@ -249,7 +285,7 @@ async def cases_api(request: web.Request) -> web.Response:
 def _pack(request: web.Request) -> ops.Pack:
     found = request.app[STORE].case(request.match_info["case_id"])
     if found is None:
-        raise web.HTTPNotFound(text="unknown case")
+        raise _refused(request, web.HTTPNotFound, "unknown case")
     return ops.pack(*found)
 
 
@@ -257,7 +293,7 @@ def _case_context(request: web.Request) -> dict[str, Any]:
     store = request.app[STORE]
     found = store.case(request.match_info["case_id"])
     if found is None:
-        raise web.HTTPNotFound(text="unknown case")
+        raise _refused(request, web.HTTPNotFound, "unknown case")
     case, notes = found
     return {
         "case": case,
@@ -301,10 +337,11 @@ assert set(_STEP_OF.values()) == set(STEPS)
 async def _case_note(request: web.Request, note: str) -> Any:
     found = request.app[STORE].case(request.match_info["case_id"])
     if found is None:
-        raise web.HTTPNotFound(text="unknown case")
+        raise _refused(request, web.HTTPNotFound, "unknown case")
     case = found[0]
     step = _STEP_OF[request.match_info["step"]]
-    event = build_note(step, case.customer_id, case.case_id, _actor(request), note, now=_now())
+    with _audited(request, f"case.{step}", case.case_id, CASES.name):
+        event = build_note(step, case.customer_id, case.case_id, _actor(request), note, now=_now())
     await _send(request, CASES.name, event, f"case.{step}", case.case_id)
     return event
 
@@ -315,7 +352,9 @@ async def case_form(request: web.Request) -> web.StreamResponse:
         await _case_note(request, form.get("note", ""))
     except Refused as err:
         context = _case_context(request)
-        context.update(error=_refusal(err), form={"step": request.match_info["step"], **form})
+        context.update(
+            error=_refusal(err), form={"note": "", **form, "step": request.match_info["step"]}
+        )
         return _render(request, "case.html.j2", status=400, **context)
     raise _back(request, f"/cases/{quote(request.match_info['case_id'], safe='')}")
 
@@ -369,12 +408,13 @@ async def _decide(request: web.Request, reason: str) -> Any:
     command_id = request.match_info["command_id"]
     parked = request.app[STORE].parking(command_id)
     if parked is None:
-        raise web.HTTPNotFound(text="no parked suspension waits with this command id")
+        raise _refused(request, web.HTTPNotFound, "no parked suspension waits with this command id")
     verb: Verb = "approve" if request.match_info["verb"] == "approve" else "reject"
     assert verb in VERBS
-    event = build_decision_for(
-        verb, parked.customer_id, command_id, _actor(request), reason, now=_now()
-    )
+    with _audited(request, f"access.{verb}", command_id, APPROVALS.name):
+        event = build_decision_for(
+            verb, parked.customer_id, command_id, _actor(request), reason, now=_now()
+        )
     await _send(request, APPROVALS.name, event, event.event_type, command_id)
     return event
 
@@ -442,12 +482,15 @@ class Unselected(Refused):
 async def _redrive(request: web.Request, topic: str, positions: list[str]) -> dict[str, Any]:
     """The CLI's plan over the selected letters (its stale check included), then each
     record sent back to its original topic and audited."""
-    if topic not in DLQ_NAMES:
-        raise Unselected("topic", "is not a dead-letter topic of the catalog")
-    wanted = set(positions)
-    kept = [x for x in request.app[STORE].letters(topic) if f"{x.partition}:{x.offset}" in wanted]
-    if not wanted or len(kept) != len(wanted):
-        raise Unselected("letters", "select one or more dead letters of this topic")
+    with _audited(request, "redrive", topic, topic):
+        if topic not in DLQ_NAMES:
+            raise Unselected("topic", "is not a dead-letter topic of the catalog")
+        wanted = set(positions)
+        kept = [
+            x for x in request.app[STORE].letters(topic) if f"{x.partition}:{x.offset}" in wanted
+        ]
+        if not wanted or len(kept) != len(wanted):
+            raise Unselected("letters", "select one or more dead letters of this topic")
     letters = [
         Letter(x.partition, x.offset, 0, ops.unb64(x.key), ops.unb64(x.value), _headers(x))
         for x in kept
@@ -460,19 +503,30 @@ async def _redrive(request: web.Request, topic: str, positions: list[str]) -> di
     plan = plan_redrive(topic, letters, newest)
     actions = request.app.get(ACTIONS)
     if actions is None:
-        raise web.HTTPServiceUnavailable(text="actions are not configured (no producer)")
+        raise _refused(
+            request, web.HTTPServiceUnavailable, "actions are not configured (no producer)"
+        )
     actor = _actor(request)
     sent = []
     for item in plan.items:
         try:
             await actions.send_raw(item.topic, item.key, item.value, item.headers)
         except SendError as err:
-            raise web.HTTPServiceUnavailable(text=str(err)) from None
+            request.app[STORE].record_action(
+                actor, "redrive", subject=f"{topic}:{item.origin}", topic=item.topic,
+                result="failed", detail=str(err),
+            )  # fmt: skip
+            raise _refused(request, web.HTTPServiceUnavailable, str(err)) from None
         request.app[STORE].record_action(
             actor, "redrive", subject=f"{topic}:{item.origin}", topic=item.topic,
             event_id=item.event.event_id,
         )  # fmt: skip
         sent.append(f"{topic}:{item.origin}")
+    # What the plan held back was not sent: one row each, with the plan's words.
+    for kept_back in [*plan.refused, *plan.duplicates, *plan.stale]:
+        request.app[STORE].record_action(
+            actor, "redrive", subject=topic, topic=topic, result="refused", detail=kept_back
+        )
     return {
         "sent": sent,
         "refused": plan.refused,
@@ -519,11 +573,12 @@ async def redrive_api(request: web.Request) -> web.Response:
 
 async def _place(request: web.Request, doc: dict[str, Any]) -> Any:
     customer = request.match_info["customer_id"]
-    event = build_placed(
-        customer, _text(doc, "kind"), _text(doc, "reason"), _actor(request), _now(),
-        invoice=_optional(doc, "invoice"), amount=_optional(doc, "amount"),
-        until=_optional(doc, "until"),
-    )  # fmt: skip
+    with _audited(request, "hold.placed", customer, CONTROL.name):
+        event = build_placed(
+            customer, _text(doc, "kind"), _text(doc, "reason"), _actor(request), _now(),
+            invoice=_optional(doc, "invoice"), amount=_optional(doc, "amount"),
+            until=_optional(doc, "until"),
+        )  # fmt: skip
     await _send(request, CONTROL.name, event, "hold.placed", customer)
     return event
 
@@ -531,7 +586,8 @@ async def _place(request: web.Request, doc: dict[str, Any]) -> Any:
 async def _release(request: web.Request, doc: dict[str, Any]) -> Any:
     customer = request.match_info["customer_id"]
     hold_id = request.match_info["hold_id"]
-    event = build_released(customer, hold_id, _text(doc, "reason"), _actor(request), _now())
+    with _audited(request, "hold.released", customer, CONTROL.name):
+        event = build_released(customer, hold_id, _text(doc, "reason"), _actor(request), _now())
     await _send(request, CONTROL.name, event, "hold.released", customer)
     return event
 
@@ -598,9 +654,38 @@ def operations(request: web.Request) -> dict[str, Any]:
         "cases": store.case_counts(),
         "letters": store.letter_counts(),
         "lag": ops.lag_per_topic(dict(progress.lag)) if progress is not None else {},
-        "as_of": store.overview().as_of,
+        "as_of": store.as_of(),
     }
 
 
 async def operations_api(request: web.Request) -> web.Response:
     return web.json_response(operations(request))
+
+
+# ---- audit ----------------------------------------------------------------------------------
+
+AUDIT_PAGE = 50
+
+
+def _audit(request: web.Request) -> dict[str, Any]:
+    """One page of the audit, newest first; `page` from 1 (a bad one is the first)."""
+    store = request.app[STORE]
+    raw = request.query.get("page", "1")
+    page = int(raw) if raw.isdigit() and int(raw) >= 1 else 1
+    total = store.action_count()
+    items = store.actions(limit=AUDIT_PAGE, offset=(page - 1) * AUDIT_PAGE)
+    return {
+        "items": [asdict(a) for a in items],
+        "total": total,
+        "page": page,
+        "per_page": AUDIT_PAGE,
+        "pages": max(1, -(-total // AUDIT_PAGE)),
+    }
+
+
+async def audit_page(request: web.Request) -> web.Response:
+    return _render(request, "audit.html.j2", audit=_audit(request))
+
+
+async def audit_api(request: web.Request) -> web.Response:
+    return web.json_response(_audit(request))

@@ -89,7 +89,7 @@ async def test_the_customer_page_shows_the_history_from_the_topics(
             async with http.get(f"{url}?lang=zh-TW", headers=headers) as answer:
                 zh = await answer.text()
         assert '<dd class="stage" id="stage">current</dd>' in html
-        assert "entered suspended (from final_notice)" in html
+        assert "entered suspended (from final notice)" in html
         assert "left no overdue balance" in html
         assert html.count('<tr class="entry') == len(want)
         assert '<dd class="stage" id="stage">正常</dd>' in zh

@@ -178,6 +178,15 @@ async def test_an_operator_acts_from_the_console(kafka_bootstrap: str, tmp_path:
             done = {(a.action, a.actor) for a in store.actions()}
             assert {a for a, _ in done} == {"redrive", "hold.placed", "case.acknowledged"}
             assert {who for _, who in done} == {"token:operator"}
+            # The audit page and its JSON: newest first, each with its event id and result.
+            async with http.get(f"{base}/api/audit") as answer:
+                audit = await answer.json()
+            assert [(a["action"], a["result"]) for a in audit["items"]] == [
+                ("redrive", "sent"), ("hold.placed", "sent"), ("case.acknowledged", "sent"),
+            ]  # fmt: skip
+            assert all(a["event_id"] for a in audit["items"])
+            async with http.get(f"{base}/audit?lang=zh-TW") as answer:
+                assert "操作紀錄" in await answer.text()
 
             # The hold shows once collections publishes a state that carries it.
             data = placed.data.model_dump(mode="json")

@@ -308,18 +308,20 @@ async def test_state_holds_payments_subscriptions_and_next_step(client: Client) 
         "stage": "suspended",
         "on": "2026-02-28",
         "unless": [{"currency": "USD", "amount": "835.94"}],
-        "text": "suspended on 2026-02-28 unless USD 835.94 is paid",
+        "text": "suspended on Feb 28, 2026 unless USD 835.94 is paid",
     }
     zh = await get(client, "/api/customers/tailspin?lang=zh-TW")
-    assert zh["next_step"]["text"] == "2026-02-28進入已暫停，除非付清 USD 835.94"
+    assert zh["next_step"]["text"] == "2026年2月28日進入已暫停，除非付清 USD 835.94"
     wingtip = await get(client, "/api/customers/wingtip")
     assert wingtip["subscriptions"] == [
         {
             "subscription_id": "sub-w",
             "access": "unknown",
+            "reported": "unknown",
             "provider": None,
             "at": None,
             "detail": None,
+            "parked_command": None,
         }
     ]
 
@@ -368,7 +370,7 @@ async def test_a_waiting_suspension_says_what_it_waits_for(make_store: MakeStore
 
 async def test_the_customer_page_shows_it_all(client: Client) -> None:
     html = await get(client, "/customers/tailspin")
-    assert "suspended on 2026-02-28 unless USD 835.94 is paid" in html
+    assert "suspended on Feb 28, 2026 unless USD 835.94 is paid" in html
     assert 'class="hold promise_to_pay"' in html
     assert "promise to pay" in html
     assert "Feb 27, 2026" in html  # the promise's date
@@ -379,7 +381,7 @@ async def test_the_customer_page_shows_it_all(client: Client) -> None:
     assert '<tr data-invoice-id="INV-T2">' in html
     zh = await get(client, "/customers/tailspin?lang=zh-TW")
     assert "承諾付款" in zh
-    assert "2026-02-28進入已暫停，除非付清 USD 835.94" in zh
+    assert "2026年2月28日進入已暫停，除非付清 USD 835.94" in zh
 
 
 async def ids(client: Client, query: str) -> list[str]:

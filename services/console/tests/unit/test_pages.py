@@ -144,15 +144,15 @@ async def test_customer_page_shows_stage_why_and_timeline_newest_first(client: C
     html = await page(client, "/customers/contoso")
     assert '<dd class="stage" id="stage">current</dd>' in html
     assert "left no overdue balance" in html
-    assert "overdue on 2026-12-26" in html  # the next step
+    assert "overdue on Dec 26, 2026" in html  # the next step, dated as the page dates
     timeline = cells(html, "timeline")
     times = [row[0] for row in timeline]
     assert times == sorted(times, reverse=True)
     decisions = [row for row in timeline if row[2] == "collections.stage_entered"]
     assert [row[3] for row in decisions] == [
         "entered current (from suspended)",
-        "entered suspended (from final_notice)",
-        "entered final_notice (from overdue)",
+        "entered suspended (from final notice)",
+        "entered final notice (from overdue)",
         "entered overdue (from current)",
     ]
     assert all(row[4] for row in decisions)  # each decision with its why

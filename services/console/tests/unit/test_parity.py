@@ -20,6 +20,7 @@ from billstate_cli.plan import plan
 from billstate_cli.replay import Replay
 from billstate_collections.domain.snapshot import state_data
 from billstate_console.domain.auth import AuthConfig
+from billstate_console.domain.i18n import Words
 from billstate_console.store import Store
 from billstate_console.web import build_app
 from billstate_shared.contracts import CollectionsState, Event, decode
@@ -173,6 +174,23 @@ async def test_a_simulated_history_shows_what_replay_and_plan_tell(
     assert [h["kind"] for h in shown["holds"]] == ["dispute"]  # type: ignore[attr-defined]
     assert sum(1 for t in truth.values() if t.first_stage_on) >= 3  # customers with debt
     assert any(t.state["overdue"] for t in truth.values())
+    # The list's `balances` rows (its currency filter and overdue sort) tell the same: open
+    # from the ledger, overdue the engine's, though no state record refolded the ledger.
+    kept: dict[str, tuple[dict[str, Decimal], dict[str, Decimal]]] = {}
+    for cid, currency, opened, overdue in store.db.execute(
+        "SELECT customer_id, currency, open, overdue FROM balances"
+    ).fetchall():
+        opens, overdues = kept.setdefault(cid, ({}, {}))
+        if Decimal(opened):
+            opens[currency] = Decimal(opened)
+        if Decimal(overdue):
+            overdues[currency] = Decimal(overdue)
+    for cid, told in truth.items():
+        opens, overdues = kept.get(cid, ({}, {}))
+        assert opens == {c: Decimal(a) for c, a in told.open.items() if Decimal(a)}, cid
+        state_overdue = told.state["overdue"]
+        assert isinstance(state_overdue, list)
+        assert overdues == {m["currency"]: Decimal(m["amount"]) for m in state_overdue}, cid
 
 
 async def test_the_lifecycle_mid_way_shows_what_billstate_plan_prints(
@@ -191,7 +209,7 @@ async def test_the_lifecycle_mid_way_shows_what_billstate_plan_prints(
         "stage": "final_notice",
         "on": first["date"],
         "unless": [{"currency": "USD", "amount": "1450.00"}],
-        "text": f"final notice on {first['date']} unless USD 1450.00 is paid",
+        "text": f"final notice on {Words('en').day(first['date'])} unless USD 1450.00 is paid",
     }
     assert [
         {"currency": m["currency"], "amount": m["amount"]} for m in printed["state"]["overdue"]

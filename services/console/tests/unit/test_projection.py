@@ -56,8 +56,8 @@ def test_the_lifecycle_ends_current_with_its_why_and_timeline(store: Store) -> N
     stages = [e.summary for e in reversed(timeline) if e.event_type.endswith("stage_entered")]
     assert stages == [
         "entered overdue (from current)",
-        "entered final_notice (from overdue)",
-        "entered suspended (from final_notice)",
+        "entered final notice (from overdue)",
+        "entered suspended (from final notice)",
         "entered current (from suspended)",
     ]
     assert all(e.why for e in timeline if e.kind == "decision")

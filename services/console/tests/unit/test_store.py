@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -13,6 +14,8 @@ from billstate_console.config import Settings
 from billstate_console.store import Store, sqlite_path, to_psycopg
 from billstate_shared.contracts import Event
 from billstate_shared.errors import ConfigRefused
+
+MakeStore = Callable[[], Store]  # the `make_store` fixture (tests/conftest.py)
 
 
 def test_the_default_is_a_sqlite_file_in_the_data_dir(tmp_path: Path) -> None:
@@ -99,3 +102,26 @@ def test_a_lost_postgres_connection_is_opened_again(
     assert all(store.apply(event) for event in rest)  # a new connection, nothing lost
     assert not store.apply(first)
     store.close()
+
+
+def test_rows_cover_every_table_the_topics_rebuild(make_store: MakeStore) -> None:
+    store = make_store()
+    listing = (
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        if store.postgres
+        else "SELECT name FROM sqlite_master WHERE type = 'table'"
+    )
+    tables = {name for (name,) in store.db.execute(listing).fetchall()}
+    # Not rebuilt: the store's own generation, and the console's own actions.
+    assert set(store.rows()) == tables - {"meta", "audit"}
+
+
+def test_a_store_of_another_layout_is_refused_in_words(tmp_path: Path) -> None:
+    path = tmp_path / "console.sqlite3"
+    Store(path).close()
+    db = sqlite3.connect(path)
+    db.execute("UPDATE meta SET value = '1' WHERE key = 'layout'")
+    db.commit()
+    db.close()
+    with pytest.raises(ConfigRefused, match="layout 1, this console needs layout 2"):
+        Store(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
@@ -272,6 +273,14 @@ MESSAGES["en"].update(
         "acknowledged_escalations": "Acknowledged escalations",
         "lag": "Records not yet read, per topic",
         "no_lag": "none behind",
+        "audit": "Audit",
+        "audit_action": "Action",
+        "audit_subject": "On",
+        "audit_event": "Event id",
+        "audit_result": "Result",
+        "result_sent": "sent",
+        "result_refused": "refused",
+        "result_failed": "failed",
     }
 )
 MESSAGES["zh-TW"].update(
@@ -334,6 +343,14 @@ MESSAGES["zh-TW"].update(
         "acknowledged_escalations": "處理中的問題",
         "lag": "各主題尚未讀取的記錄數",
         "no_lag": "無積壓",
+        "audit": "操作紀錄",
+        "audit_action": "操作",
+        "audit_subject": "對象",
+        "audit_event": "事件編號",
+        "audit_result": "結果",
+        "result_sent": "已送出",
+        "result_refused": "已拒絕",
+        "result_failed": "失敗",
     }
 )
 
@@ -364,12 +381,18 @@ class Words:
         return STAGES.get(self.lang, {}).get(label, label.replace("_", " "))
 
     def money(self, amount: str, currency: str) -> str:
-        return format_currency(Decimal(amount), currency, locale=self.lang.replace("-", "_"))
+        return format_currency(Decimal(amount), currency, locale=_locale(self.lang))
 
     def day(self, iso: str | None) -> str:
         if not iso:
             return self("none")
-        return format_date(date.fromisoformat(iso), "medium", locale=self.lang.replace("-", "_"))
+        return format_date(date.fromisoformat(iso), "medium", locale=_locale(self.lang))
+
+
+@functools.cache
+def _locale(lang: str) -> Locale:
+    # Parsed once: Babel parses a locale given by name on every call (0.5 ms each).
+    return Locale.parse(lang.replace("-", "_"))
 
 
 def _supported(tag: str) -> str | None:

@@ -15,50 +15,22 @@ from dataclasses import dataclass, replace
 from datetime import UTC
 from decimal import Decimal
 
+from billstate_console.domain.i18n import Words
+from billstate_console.domain.timeline import KINDS, kind_of, tell
 from billstate_shared.contracts import (
-    AccessApprovalNeeded,
-    AccessApprove,
     AccessDrift,
     AccessFailed,
-    AccessParked,
-    AccessReject,
-    AccessRestore,
     AccessRestored,
-    AccessSuspend,
     AccessSuspended,
-    AccessUnparked,
-    CaseAcknowledged,
-    CaseResolved,
     CollectionsState,
     CollectionsStateData,
     CustomerUpserted,
-    HoldPlaced,
-    HoldReleased,
-    InvoiceAdjusted,
-    InvoiceIssued,
-    InvoiceVoided,
-    NoticeDelivered,
-    NoticeFailed,
-    NoticeRequested,
-    PaymentFailed,
-    PaymentPending,
-    PaymentReceived,
-    PaymentReversed,
     StageEntered,
 )
 from billstate_shared.contracts.events import EventBase, Money
 
-# What a timeline entry is, for the pages' grouping and labels.
-INBOUND, DECISION, COMMAND, OPERATOR, PROVIDER, NOTICE, DELIVERY = (
-    "inbound",
-    "decision",
-    "command",
-    "operator",
-    "provider",
-    "notice",
-    "delivery",
-)
-KINDS = (INBOUND, DECISION, COMMAND, OPERATOR, PROVIDER, NOTICE, DELIVERY)
+ENGLISH = Words("en")
+
 # The envelope's customer id of events about no one customer (clock ticks, policies).
 EVERYONE = "*"
 
@@ -97,11 +69,12 @@ class Customer:
 
 @dataclass(frozen=True)
 class Access:
-    """One subscription's access as its provider last reported it (newest version wins)."""
+    """One subscription's access as its provider last reported it (newest version wins).
+    A parked suspension is no report: the pages lay it over this while it waits."""
 
     customer_id: str
     subscription_id: str
-    access: str  # active | suspended | failed | drift | parked
+    access: str  # active | suspended | failed | drift
     provider: str
     at: str
     detail: str
@@ -148,79 +121,7 @@ def overdue_of(money: list[Money]) -> Overdue:
     return tuple((currency, str(totals[currency])) for currency in sorted(totals))
 
 
-def _summary(event: EventBase) -> tuple[str, str, str | None] | None:  # noqa: C901, PLR0911, PLR0912  (one case per event type)
-    """(kind, summary, why) of an event the timeline shows; None for one it does not."""
-    match event:
-        case CustomerUpserted(data=d):
-            return INBOUND, f"customer record: {len(d.subscription_ids)} subscriptions", None
-        case InvoiceIssued(data=d):
-            text = f"invoice {d.invoice_id} issued: {d.currency} {d.amount}, due {d.due_on}"
-            return INBOUND, text, None
-        case InvoiceAdjusted(data=d):
-            return INBOUND, f"invoice {d.invoice_id} adjusted by {d.amount_delta}", d.reason
-        case InvoiceVoided(data=d):
-            return INBOUND, f"invoice {d.invoice_id} voided", d.reason
-        case PaymentReceived(data=d):
-            target = f" for {d.invoice_id}" if d.invoice_id else ""
-            return (
-                INBOUND,
-                f"payment {d.payment_id} received: {d.currency} {d.amount}{target}",
-                None,
-            )
-        case PaymentReversed(data=d):
-            return INBOUND, f"payment {d.payment_id} reversed", d.reason
-        case PaymentFailed(data=d):
-            retry = " (will retry)" if d.will_retry else ""
-            return INBOUND, f"payment attempt failed{retry}", d.reason
-        case PaymentPending(data=d):
-            text = f"payment {d.payment_id} in flight: {d.currency} {d.amount} by {d.expected_by}"
-            return INBOUND, text, None
-        case StageEntered(data=d):
-            return DECISION, f"entered {d.stage} (from {d.previous})", d.why.text
-        case AccessSuspend(data=d) | AccessRestore(data=d):
-            verb = event.event_type.removeprefix("access.")
-            text = f"{verb} {', '.join(d.subscription_ids)} (command {d.command_id})"
-            return COMMAND, text, d.reason
-        case HoldPlaced(data=d):
-            return OPERATOR, f"{d.kind} hold {d.hold_id} placed by {d.by}", d.reason
-        case HoldReleased(data=d):
-            return OPERATOR, f"hold {d.hold_id} released by {d.by}", d.reason
-        case AccessApprove(data=d) | AccessReject(data=d):
-            verb = "approved" if event.event_type == "access.approve" else "rejected"
-            return OPERATOR, f"command {d.command_id} {verb} by {d.by}", d.reason
-        case CaseAcknowledged(data=d) | CaseResolved(data=d):
-            verb = event.event_type.removeprefix("case.")
-            return OPERATOR, f"case {d.case_id} {verb} by {d.by}", d.note
-        case AccessSuspended(data=d):
-            return PROVIDER, f"{d.subscription_id} suspended at {d.provider}", None
-        case AccessRestored(data=d):
-            return PROVIDER, f"{d.subscription_id} restored at {d.provider}", None
-        case AccessFailed(data=d):
-            text = f"{d.subscription_id}: {d.provider} failed after {d.attempts} attempts"
-            return PROVIDER, text, d.error
-        case AccessDrift(data=d):
-            text = f"{d.subscription_id} is {d.observed} at {d.provider}, should be {d.desired}"
-            return PROVIDER, text, None
-        case AccessParked(data=d):
-            text = f"command {d.command_id} parked by the {d.guard} guard"
-            return PROVIDER, text, d.reason
-        case AccessUnparked(data=d):
-            return PROVIDER, f"command {d.command_id} {d.outcome} by {d.by}", d.reason
-        case AccessApprovalNeeded(data=d):
-            return PROVIDER, f"{d.count} suspensions wait for approval", d.reason
-        case NoticeRequested(data=d):
-            return NOTICE, f"{d.kind} notice to the {d.audience} ({d.locale})", None
-        case NoticeDelivered(data=d):
-            text = f"notice {d.notice_id} delivered by {d.channel} ({d.attempts} attempts)"
-            return DELIVERY, text, None
-        case NoticeFailed(data=d):
-            text = f"notice {d.notice_id} failed on {d.channel} ({d.attempts} attempts)"
-            return DELIVERY, text, d.error
-    return None
-
-
-def _apply(current: Customer, event: EventBase) -> Customer:
-    at = version(event)
+def _apply(current: Customer, event: EventBase, at: str) -> Customer:
     match event:
         case CustomerUpserted(data=d) if at > current.profile_at:
             return replace(
@@ -281,9 +182,11 @@ def state_json(d: CollectionsStateData) -> str:
     return json.dumps(body, sort_keys=True)
 
 
-def access_of(event: EventBase) -> tuple[Access, ...]:
-    """The per-subscription access an actuator's event reports; () for any other event."""
-    at, ver = utc(event), version(event)
+def access_of(event: EventBase, at: str | None = None) -> tuple[Access, ...]:
+    """The per-subscription access an actuator's event reports; () for any other event.
+    `at`: the event's `utc`, when the caller has it."""
+    at = at or utc(event)
+    ver = f"{at}|{event.event_id}"
     cid = event.customer_id
     match event:
         case AccessSuspended(data=d):
@@ -295,9 +198,6 @@ def access_of(event: EventBase) -> tuple[Access, ...]:
         case AccessDrift(data=d):
             text = f"observed {d.observed}, should be {d.desired}"
             found = [(d.subscription_id, "drift", d.provider, text)]
-        case AccessParked(data=d):
-            text = f"{d.guard} guard: {d.reason}"
-            found = [(s, "parked", d.provider, text) for s in d.subscription_ids]
         case _:
             return ()
     return tuple(Access(cid, sub, what, prov, at, text, ver) for sub, what, prov, text in found)
@@ -308,23 +208,27 @@ def project(current: Customer | None, event: EventBase) -> Projection:
     if event.customer_id == EVERYONE:
         return Projection(None, None)
     before = current if current is not None else Customer(event.customer_id)
-    after = _apply(before, event)
-    summary = _summary(event)
+    at = utc(event)
+    after = _apply(before, event, f"{at}|{event.event_id}")
+    kind = kind_of(event.event_type)
     entry = None
-    if summary is not None:
-        kind, text, why = summary
+    if kind is not None:
+        raw = event.model_dump_json()
+        # The English words are kept for a reader of the table; the pages and the API
+        # render each entry from `raw` in the language asked for.
+        told = tell(event.event_type, json.loads(raw)["data"], ENGLISH)
         entry = Entry(
             event_id=event.event_id,
             customer_id=event.customer_id,
-            occurred_at=utc(event),
+            occurred_at=at,
             kind=kind,
             event_type=event.event_type,
-            summary=text,
-            why=why,
-            raw=event.model_dump_json(),
+            summary=told.summary,
+            why=told.why,
+            raw=raw,
         )
     changed = after != current
-    return Projection(after if changed else None, entry, access_of(event))
+    return Projection(after if changed else None, entry, access_of(event, at))
 
 
 def redact(raw: str) -> str:
