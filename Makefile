@@ -22,7 +22,7 @@ install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS)/bin/uv) ## install uv
 	@$(UV) sync --frozen --all-packages --quiet
 
 # Debian packages the real-part tests drive: a headless browser and its driver, a PostgreSQL server.
-SYSTEM_PACKAGES := chromium chromium-driver postgresql fonts-liberation
+SYSTEM_PACKAGES := chromium chromium-driver postgresql fonts-liberation fonts-wqy-microhei
 
 .PHONY: setup-system
 setup-system: ## install the Debian packages the tests use (Chromium, chromedriver, PostgreSQL) where missing
