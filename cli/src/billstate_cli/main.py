@@ -20,6 +20,7 @@ COMMANDS = (
     "hold",
     "dlq",
     "send",
+    "costs",
     "recover",
     "access",
     "status",

@@ -1,4 +1,4 @@
-"""A local Partner Center for tests: Entra token endpoint, subscription GET/PATCH, faults."""
+"""A local Partner Center for tests: Entra token endpoint, subscriptions, invoices, faults."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from datetime import time as daytime
+from decimal import Decimal
 from typing import Any, Self, TypeVar
 
 from aiohttp import web
@@ -86,7 +89,11 @@ class PartnerCenterServer:
         self._throttle: list[float] = []  # one Retry-After per 429 still to answer
         self._fail: list[tuple[str | None, int, str]] = []
         self._slow: list[tuple[str | None, float]] = []
+        self._fail_paths: list[tuple[str, int]] = []  # (path prefix, status)
         self._change_after_get = 0
+        self._invoices: dict[str, dict[str, Any]] = {}
+        self._lines: dict[str, list[dict[str, Any]]] = {}
+        self._continuations: dict[str, tuple[str, int]] = {}  # token -> (invoice, offset)
         self._runner: web.AppRunner | None = None
         self._port = 0
 
@@ -112,6 +119,10 @@ class PartnerCenterServer:
         path = "/v1/customers/{tenant}/subscriptions/{sid}"
         app.router.add_get(path, self._get)
         app.router.add_patch(path, self._patch)
+        app.router.add_get("/v1/customers/{tenant}/subscriptions", self._list_subscriptions)
+        app.router.add_get("/v1/invoices", self._list_invoices)
+        app.router.add_get("/v1/invoices/{invoice}/lineitems", self._first_lines)
+        app.router.add_get("/v1/invoices/{invoice}/lineitems/{provider}/{kind}", self._next_lines)
         # A slow answer still pending at shutdown must not hold the test up for long.
         self._runner = web.AppRunner(app, shutdown_timeout=0.5, access_log=None)
         await self._runner.setup()
@@ -171,6 +182,10 @@ class PartnerCenterServer:
             "billingType": "license",
             "billingCycle": "monthly",
             "termDuration": "P1Y",
+            # New commerce: cancellable (with a refund) until this instant after purchase or
+            # renewal; the refundable quantities until when. Past here: the window is shut.
+            "cancellationAllowedUntilDate": "2026-01-11T01:00:12Z",
+            "refundableQuantity": {"totalQuantity": 0, "details": []},
             "isMicrosoftProduct": True,
             "contractType": "subscription",
             "orderId": uuid.uuid4().hex,
@@ -187,6 +202,57 @@ class PartnerCenterServer:
         with self._lock:
             self._subscriptions[(tenant, subscription_id)] = resource
             return copy.deepcopy(resource)
+
+    def add_invoice(
+        self,
+        invoice_id: str,
+        invoice_date: date,
+        lines: list[dict[str, Any]],
+        currency: str = "USD",
+    ) -> dict[str, Any]:
+        """A billed invoice with its reconciliation line items (see `billing_line`), shaped
+        like `GET /v1/invoices`' items; its total is the lines' subtotals."""
+        total = sum((Decimal(str(line["subtotal"])) for line in lines), Decimal(0))
+        start = (invoice_date.replace(day=1) - timedelta(days=1)).replace(day=1)
+        invoice: dict[str, Any] = {
+            "id": invoice_id,
+            "invoiceDate": f"{invoice_date.isoformat()}T00:00:00Z",
+            "billingPeriodStartDate": f"{start.isoformat()}T00:00:00Z",
+            "billingPeriodEndDate": f"{invoice_date.replace(day=1).isoformat()}T00:00:00Z",
+            "totalCharges": float(total),
+            "paidAmount": 0,
+            "currencyCode": currency,
+            "currencySymbol": "$" if currency == "USD" else currency,
+            "documentType": "invoice" if total >= 0 else "creditNote",
+            "invoiceType": "Recurring",
+            "invoiceDetails": [
+                {
+                    "invoiceLineItemType": "billing_line_items",
+                    "billingProvider": "one_time",
+                    "links": {
+                        "self": {
+                            "uri": f"/invoices/{invoice_id}/lineitems?provider=onetime"
+                            f"&invoicelineitemtype=billinglineitems&currencycode={currency}",
+                            "method": "GET",
+                            "headers": [],
+                        }
+                    },
+                    "attributes": {"objectType": "InvoiceDetail"},
+                }
+            ],
+            "attributes": {"objectType": "Invoice"},
+        }
+        with self._lock:
+            self._invoices[invoice_id] = invoice
+            self._lines[invoice_id] = [
+                {**copy.deepcopy(line), "invoiceNumber": invoice_id} for line in lines
+            ]
+            return copy.deepcopy(invoice)
+
+    def continuations(self) -> int:
+        """How many continuation tokens the line-item pages handed out."""
+        with self._lock:
+            return len(self._continuations)
 
     def subscription(self, tenant: str, subscription_id: str) -> dict[str, Any]:
         """The subscription as the server holds it now (a copy)."""
@@ -240,6 +306,12 @@ class PartnerCenterServer:
         with self._lock:
             text = description or "Unexpected service error"
             self._fail.extend([(method, status, text)] * times)
+
+    def fail_path(self, prefix: str, times: int = 1, status: int = 500) -> None:
+        """The next `times` API calls whose path starts with `prefix` get `status` (a page
+        in the middle of a paged read, say); other calls are answered as usual."""
+        with self._lock:
+            self._fail_paths.extend([(prefix, status)] * times)
 
     def slow(self, times: int, seconds: float, method: str | None = None) -> None:
         """The next `times` API calls (of `method` only, when given) are answered `seconds`
@@ -344,6 +416,10 @@ class PartnerCenterServer:
                     ),
                     0.0,
                 )
+            for i, (prefix, status) in enumerate(self._fail_paths):
+                if request.path.startswith(prefix):
+                    del self._fail_paths[i]
+                    return _error(status, 800003, "Unexpected service error"), 0.0
             failure = _take(self._fail, request.method)
             if failure is not None:
                 _, status, description = failure
@@ -389,6 +465,99 @@ class PartnerCenterServer:
         with self._lock:
             response = self._apply(key, body, if_match)
         return await self._answer(request, response, delay)
+
+    async def _list_subscriptions(self, request: web.Request) -> web.Response:
+        refused, delay = self._gate(request)
+        if refused is not None:
+            return await self._answer(request, refused, 0.0)
+        tenant = request.match_info["tenant"]
+        with self._lock:
+            items = [copy.deepcopy(r) for (t, _), r in self._subscriptions.items() if t == tenant]
+        body = {
+            "totalCount": len(items),
+            "items": items,
+            "attributes": {"objectType": "Collection"},
+        }
+        return await self._answer(request, web.json_response(body), delay)
+
+    async def _list_invoices(self, request: web.Request) -> web.Response:
+        """The partner's invoices, newest first, as `GET /v1/invoices` lists them."""
+        refused, delay = self._gate(request)
+        if refused is not None:
+            return await self._answer(request, refused, 0.0)
+        with self._lock:
+            items = sorted(
+                (copy.deepcopy(i) for i in self._invoices.values()),
+                key=lambda i: (i["invoiceDate"], i["id"]),
+                reverse=True,
+            )
+        body = {
+            "totalCount": len(items),
+            "items": items,
+            "attributes": {"objectType": "Collection"},
+        }
+        return await self._answer(request, web.json_response(body), delay)
+
+    async def _first_lines(self, request: web.Request) -> web.Response:
+        """`GET /v1/invoices/{id}/lineitems?provider=onetime&invoicelineitemtype=
+        billinglineitems&currencycode=..&size=..`: the first page."""
+        refused, delay = self._gate(request)
+        if refused is not None:
+            return await self._answer(request, refused, 0.0)
+        query = request.query
+        if (query.get("provider", "").lower(), query.get("invoicelineitemtype", "").lower()) != (
+            "onetime",
+            "billinglineitems",
+        ):
+            response = _error(400, 600041, "provider must be onetime, type billinglineitems")
+            return await self._answer(request, response, 0.0)
+        return await self._answer(request, self._page(request, 0), delay)
+
+    async def _next_lines(self, request: web.Request) -> web.Response:
+        """`.../lineitems/OneTime/BillingLineItems?seekOperation=Next` with the page's
+        `MS-ContinuationToken` header: the next page."""
+        refused, delay = self._gate(request)
+        if refused is not None:
+            return await self._answer(request, refused, 0.0)
+        token = request.headers.get("MS-ContinuationToken", "")
+        with self._lock:
+            seek = self._continuations.get(token)
+        if request.query.get("seekOperation") != "Next" or seek is None:
+            response = _error(400, 600042, "seekOperation=Next needs a valid MS-ContinuationToken")
+            return await self._answer(request, response, 0.0)
+        if seek[0] != request.match_info["invoice"]:
+            return await self._answer(request, _error(400, 600042, "token of another invoice"), 0.0)
+        return await self._answer(request, self._page(request, seek[1]), delay)
+
+    def _page(self, request: web.Request, offset: int) -> web.Response:
+        """One page of an invoice's line items from `offset`; `links.next` while more are left."""
+        invoice = request.match_info["invoice"]
+        try:
+            size = max(1, min(int(request.query.get("size", "2000")), 2000))
+        except ValueError:
+            return _error(400, 600043, "size must be a number")
+        with self._lock:
+            lines = self._lines.get(invoice)
+            if lines is None:
+                return _error(404, 600013, f"Invoice {invoice} not found")
+            items = copy.deepcopy(lines[offset : offset + size])
+            body: dict[str, Any] = {
+                "totalCount": len(items),
+                "items": items,
+                "links": {"self": {"uri": f"/invoices/{invoice}/lineitems", "method": "GET"}},
+                "attributes": {"objectType": "Collection"},
+            }
+            if offset + size < len(lines):
+                token = secrets.token_urlsafe(18)
+                self._continuations[token] = (invoice, offset + size)
+                body["continuationToken"] = token
+                body["links"]["next"] = {
+                    "uri": f"/invoices/{invoice}/lineitems/OneTime/BillingLineItems"
+                    f"?seekOperation=Next&size={size}",
+                    "method": "GET",
+                    "headers": [{"key": "MS-ContinuationToken", "value": token}],
+                }
+        return web.json_response(body)
 
     def _apply(self, key: tuple[str, str], body: Any, if_match: str | None) -> web.Response:
         """PATCH under the lock: the checks and the write Partner Center makes."""
@@ -453,3 +622,69 @@ def _write(resource: dict[str, Any], body: dict[str, Any]) -> None:
     for field in ("friendlyName", "quantity"):
         if field in body:
             resource[field] = body[field]
+
+
+def billing_line(
+    tenant: str,
+    subscription_id: str,
+    charge_start: date,
+    charge_end: date,
+    subtotal: Decimal | str,
+    *,
+    currency: str = "USD",
+    **fields: Any,
+) -> dict[str, Any]:
+    """One billed reconciliation line (`OneTimeInvoiceLineItem`), as the onetime billing
+    line items carry it; `fields` override the defaults."""
+    amount = Decimal(str(subtotal))
+    line: dict[str, Any] = {
+        "partnerId": PARTNER_TENANT,
+        "customerId": tenant,
+        "customerName": "Test customer",
+        "customerDomainName": "test.onmicrosoft.com",
+        "customerCountry": "TW",
+        "invoiceNumber": "",
+        "mpnId": "1234567",
+        "orderId": uuid.uuid4().hex,
+        "orderDate": f"{charge_start.isoformat()}T00:00:00Z",
+        "productId": "CFQ7TTC0LH18",
+        "skuId": "0001",
+        "availabilityId": "CFQ7TTC0K5BF",
+        "skuName": "Microsoft 365 Business Basic",
+        "productName": "Microsoft 365 Business Basic",
+        "chargeType": "cycleCharge",
+        "unitPrice": float(amount),
+        "effectiveUnitPrice": float(amount),
+        "unitType": "",
+        "quantity": 1,
+        "subtotal": float(amount),
+        "taxTotal": 0,
+        "totalForCustomer": float(amount),
+        "currency": currency,
+        "publisherName": "Microsoft Corporation",
+        "publisherId": "",
+        "subscriptionDescription": "",
+        "subscriptionId": subscription_id,
+        "chargeStartDate": _midnight(charge_start),
+        "chargeEndDate": _midnight(charge_end),
+        "termAndBillingCycle": "1 Year Subscription",
+        "alternateId": uuid.uuid4().hex[:12],
+        "priceAdjustmentDescription": "",
+        "discountDetails": "",
+        "pricingCurrency": currency,
+        "pcToBCExchangeRate": 1,
+        "pcToBCExchangeRateDate": f"{charge_start.isoformat()}T00:00:00Z",
+        "billableQuantity": 1,
+        "meterDescription": "",
+        "billingFrequency": "Monthly",
+        "reservationOrderId": "",
+        "invoiceLineItemType": "billingLineItems",
+        "billingProvider": "oneTime",
+        "attributes": {"objectType": "OneTimeInvoiceLineItem"},
+    }
+    line.update(copy.deepcopy(fields))
+    return line
+
+
+def _midnight(day: date) -> str:
+    return datetime.combine(day, daytime(0)).isoformat() + "Z"

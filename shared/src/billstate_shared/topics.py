@@ -75,6 +75,15 @@ PAYMENTS = Topic(
     writers=("billing bus",),
     observers=("console",),
 )
+COSTS = Topic(
+    "billing.costs.v1",
+    ("cost.recorded",),
+    "What Microsoft bills the partner per subscription and charge period (billed"
+    " reconciliation lines), keyed by the customer they are for.",
+    readers=("collections",),
+    writers=("billing bus", "billstate CLI", "access-control"),
+    observers=("console",),
+)
 CLOCK = Topic(
     "billing.clock.v1",
     ("clock.tick",),
@@ -115,7 +124,9 @@ STATE = Topic(
 EVENTS = Topic(
     "collections.events.v1",
     ("collections.stage_entered",),
-    "Every stage a customer enters, with why.",
+    "Every stage a customer enters, with why (access-control follows the stages to watch"
+    " the commitments of customers at final notice or later).",
+    readers=("access-control",),
     writers=("collections",),
     observers=("console",),
 )
@@ -135,6 +146,7 @@ ACCESS_EVENTS = Topic(
         "access.restored",
         "access.failed",
         "access.drift",
+        "access.commitment",
         "access.parked",
         "access.unparked",
         "access.approval_needed",
@@ -198,6 +210,7 @@ EVENT_TOPICS: tuple[Topic, ...] = (
     CUSTOMERS,
     INVOICES,
     PAYMENTS,
+    COSTS,
     CLOCK,
     DUE_DATES,
     CONTROL,

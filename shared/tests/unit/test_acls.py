@@ -24,10 +24,12 @@ from billstate_shared.topics import (
     CATALOG,
     CLOCK,
     CONTROL,
+    COSTS,
     CUSTOMERS,
     DLQ_TOPICS,
     DUE_DATES,
     EVENT_TOPICS,
+    EVENTS,
     NOTICE_DELIVERIES,
     NOTICE_REQUESTS,
     PAYMENTS,
@@ -47,12 +49,25 @@ def _topics(service: str, operation: str) -> set[str]:
 
 def test_access_control_reads_commands_and_writes_events_and_its_dead_letters() -> None:
     # Payments only for the newest record's time (the stale-feed guard); approvals are the
-    # operators' decisions on parked suspensions.
-    reads = {ACCESS_COMMANDS.name, APPROVALS.name, PAYMENTS.name}
-    dead_letters = {ACCESS_COMMANDS.dlq, APPROVALS.dlq, PAYMENTS.dlq}
+    # operators' decisions on parked suspensions; cost lines are what its Partner Center
+    # poller reads from the reconciliation API; the stages say whose commitments to watch.
+    reads = {ACCESS_COMMANDS.name, APPROVALS.name, PAYMENTS.name, EVENTS.name}
+    dead_letters = {ACCESS_COMMANDS.dlq, APPROVALS.dlq, PAYMENTS.dlq, EVENTS.dlq}
+    writes = {ACCESS_EVENTS.name, COSTS.name}
     assert _topics("access-control", "Read") == reads
-    assert _topics("access-control", "Write") == {ACCESS_EVENTS.name, *dead_letters}
-    assert _topics("access-control", "Describe") == {ACCESS_EVENTS.name, *reads, *dead_letters}
+    assert _topics("access-control", "Write") == {*writes, *dead_letters}
+    assert _topics("access-control", "Describe") == {*writes, *reads, *dead_letters}
+
+
+def test_cost_lines_are_read_by_collections_alone_and_dead_lettered_by_it() -> None:
+    assert COSTS.name in _topics("collections", "Read")
+    assert COSTS.dlq in _topics("collections", "Write")
+    assert COSTS.name not in _topics("collections", "Write")
+    for service in ("invoicing", "notifications"):
+        assert COSTS.name not in {a.name for a in service_acls(service)}, service
+    # The console observes the topic and its dead letters, and re-drives them to it.
+    assert {COSTS.name, COSTS.dlq} <= _topics("console", "Read")
+    assert COSTS.name in _topics("console", "Write")
 
 
 def test_notifications_may_not_write_commands_nor_read_anything_it_does_not_consume() -> None:

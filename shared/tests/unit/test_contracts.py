@@ -114,7 +114,7 @@ def wrong_json_type(value: Any) -> Any:
 
 def test_examples_cover_every_event_type_in_catalog_order() -> None:
     assert list(EXAMPLES) == list(EVENT_TYPES)
-    assert len(EVENT_TYPES) == 31
+    assert len(EVENT_TYPES) == 33
     for event_type, event in EXAMPLES.items():
         assert type(event) is EVENT_TYPES[event_type]
 
@@ -130,6 +130,7 @@ def test_inbound_types_are_known_event_types() -> None:
         "payment.reversed",
         "payment.failed",
         "payment.pending",
+        "cost.recorded",
         "clock.tick",
         "hold.placed",
         "hold.released",
@@ -259,6 +260,18 @@ _BAD_VALUES: dict[str, list[Any]] = {
     "earliest_on": _DATE,
     "anchor_due_on": _DATE,
     "expected_by": _DATE,
+    "period_start": _DATE,
+    "period_end": _DATE,
+    "charge_start": _DATE,
+    "charge_end": _DATE,
+    "term_end": _DATE,
+    "renews_on": _DATE,
+    "cancellable_until": ["2027-01-31", "2027-01-31T00:00:00", "", "2200-01-01T00:00:00Z"],
+    "cost_id": _ID,
+    "invoice_ref": _ID,
+    "auto_renew": [1, "yes", None],
+    "term_cost": [{"amount": "1.00"}, {"amount": 1, "currency": "USD"}, "USD 1.00"],
+    "exposure": [[{"amount": "1.00"}], [{"amount": 1, "currency": "USD"}], _TOO_MANY_MONEY],
     "batch_id": _ID,
     "guard": ["", "wall_clock", "Brake"],
     "outcome": ["", "done", "Approved"],
@@ -376,6 +389,10 @@ def test_missing_required_field_is_refused(event_type: str, path: Path) -> None:
         ("customer.upserted", ("data", "timezone")),
         ("collections.state", ("data", "pending_payments")),
         ("collections.state", ("data", "waiting")),
+        ("collections.state", ("data", "exposure")),
+        ("invoice.issued", ("data", "period_start")),
+        ("invoice.issued", ("data", "period_end")),
+        ("access.commitment", ("data", "exchanges")),
         ("hold.placed", ("data", "invoice_id")),
         ("hold.placed", ("data", "amount")),
         ("notice.delivered", ("data", "error")),
@@ -606,6 +623,20 @@ def test_due_on_rule_holds_for_python_construction() -> None:
             due_on=date(2026, 11, 1),
             subscription_ids=[],
         )
+
+
+def test_charge_end_before_charge_start_is_refused_and_a_one_day_charge_accepted() -> None:
+    doc = replaced(doc_of("cost.recorded"), ("data", "charge_end"), "2026-11-30")
+    err = refusal(doc)
+    assert err.field == "data.charge_end"
+    assert "charge_start" in err.reason
+    decode(json.dumps(replaced(doc_of("cost.recorded"), ("data", "charge_end"), "2026-12-01")))
+
+
+def test_a_cost_may_be_a_credit_but_not_zero() -> None:
+    doc = replaced(doc_of("cost.recorded"), ("data", "amount"), "-12.40")
+    assert decode(json.dumps(doc)).data.amount == Decimal("-12.40")  # type: ignore[union-attr]
+    assert refusal(replaced(doc, ("data", "amount"), "0.00")).field == "data.amount"
 
 
 def test_dispute_requires_invoice_id() -> None:

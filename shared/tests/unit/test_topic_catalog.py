@@ -9,6 +9,7 @@ from billstate_shared.topics import (
     CASES,
     CATALOG,
     CONTROL,
+    COSTS,
     CUSTOMER_PARTITIONS,
     CUSTOMERS,
     DLQ_TOPICS,
@@ -86,8 +87,8 @@ def test_observers_get_no_dead_letter_topic() -> None:
 
 def test_the_console_observes_the_read_model_topics_and_every_dlq() -> None:
     observed = {
-        CUSTOMERS, INVOICES, PAYMENTS, CONTROL, STATE, EVENTS, ACCESS_COMMANDS, ACCESS_EVENTS,
-        APPROVALS,
+        CUSTOMERS, INVOICES, PAYMENTS, COSTS, CONTROL, STATE, EVENTS, ACCESS_COMMANDS,
+        ACCESS_EVENTS, APPROVALS,
         CASES, NOTICE_REQUESTS, NOTICE_DELIVERIES, *DLQ_TOPICS,
     }  # fmt: skip
     assert {t for t in CATALOG if "console" in t.observers} == observed
@@ -116,3 +117,14 @@ def test_group_inputs_are_what_a_service_reads_in_its_group() -> None:
     assert PAYMENTS not in group_inputs("access-control")
     for service in ("invoicing", "collections", "access-control", "notifications"):
         assert not [t for t in group_inputs(service) if t.is_dlq], service
+
+
+def test_cost_lines_come_in_from_three_writers_and_only_collections_reads_them() -> None:
+    assert topic_for("cost.recorded") is COSTS
+    assert COSTS.name == "billing.costs.v1"
+    assert (COSTS.key, COSTS.partitions) == ("customer_id", CUSTOMER_PARTITIONS)
+    assert COSTS.readers == ("collections",)
+    assert set(COSTS.writers) == {"billing bus", "billstate CLI", "access-control"}
+    assert COSTS.observers == ("console",)
+    assert COSTS in group_inputs("collections")
+    assert COSTS not in group_inputs("access-control")  # it writes cost lines, never reads them

@@ -64,6 +64,20 @@ class Settings(ServiceSettings):
     # Seconds a batch of held commands gathers before its one approval notice goes out.
     approval_settle: float = Field(default=60.0, ge=0, le=3600)
 
+    # The cost poller (provider = partner_center): seconds between reads of the newest billed
+    # invoices' reconciliation line items, published as cost.recorded; 0 (the default): off.
+    cost_poll_interval: float = Field(default=0.0, ge=0)
+    cost_invoices: int = Field(default=3, ge=1, le=24)  # the newest invoices each poll looks at
+    cost_page: int = Field(default=2000, ge=1, le=2000)  # line items per page
+
+    # Commitments at stake (provider = partner_center): for customers in these collections
+    # stages, seconds between reads of their subscriptions' terms, announcing an auto-renewal
+    # within COMMITMENT_DAYS_AHEAD days or an open cancellation window; 0: off. List the
+    # policy's stages from the one to start at upward.
+    commitment_interval: float = Field(default=6 * 3600.0, ge=0)
+    commitment_stages: tuple[str, ...] = ("final_notice", "suspended")
+    commitment_days_ahead: int = Field(default=14, ge=0, le=366)
+
     # Partner Center (provider = partner_center): an app registered in the partner's tenant.
     partner_center_base_url: str = "https://api.partnercenter.microsoft.com"
     # https://login.microsoftonline.com/<partner tenant id>/oauth2/v2.0/token
@@ -92,6 +106,15 @@ class Settings(ServiceSettings):
     def retry(self) -> RetryPolicy:
         """How often a provider call is tried per subscription, and the waits in between."""
         return RetryPolicy(self.retry_attempts, self.retry_base_delay, self.retry_max_delay)
+
+    @property
+    def watches_commitments(self) -> bool:
+        """Whether stages are followed and commitments checked (they need Partner Center)."""
+        return self.provider == "partner_center" and self.commitment_interval > 0
+
+    @property
+    def polls_costs(self) -> bool:
+        return self.provider == "partner_center" and self.cost_poll_interval > 0
 
     @property
     def max_records(self) -> int:

@@ -62,6 +62,7 @@ from billstate_shared.contracts import (
     Event,
     EventBase,
     ProviderExchange,
+    StageEntered,
     decode,
     encode,
 )
@@ -71,7 +72,7 @@ from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.runtime.records import Produce, Record
 from billstate_shared.runtime.retry import RetryPolicy, Sleep, Tried
 from billstate_shared.runtime.wallclock import WallClock, utc_now
-from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS, APPROVALS, Topic
+from billstate_shared.topics import ACCESS_COMMANDS, ACCESS_EVENTS, APPROVALS, EVENTS, Topic
 
 log = structlog.get_logger("billstate.access_control")
 
@@ -268,7 +269,17 @@ class AccessHandler:
         async with self.lock:
             if record.topic == APPROVALS.name:
                 return await self._decision(record)
+            if record.topic == EVENTS.name:
+                return self._stage(record)
             return await self._command(record)
+
+    def _stage(self, record: Record) -> Sequence[Produce]:
+        """A customer's collections stage, kept for the commitment checks; nothing to send."""
+        event = _decoded(record, EVENTS, "a stage change")
+        if not isinstance(event, StageEntered):  # pragma: no cover
+            raise TypeError(event.event_type)  # _decoded checked the topic's types
+        self.store.set_stage(event.customer_id, event.data.stage, event.data.as_of.isoformat())
+        return []
 
     def deadline(self) -> float | None:
         """When a piece of work started now must end (the monotonic clock), or None."""

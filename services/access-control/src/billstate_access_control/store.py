@@ -124,6 +124,17 @@ CREATE TABLE IF NOT EXISTS ledger (
     calls           INTEGER NOT NULL,
     PRIMARY KEY (customer_id, subscription_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS marks (
+    kind    TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    at      TEXT NOT NULL,
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS stages (
+    customer_id TEXT NOT NULL PRIMARY KEY,
+    stage       TEXT NOT NULL,
+    as_of       TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 _STATUSES: frozenset[str] = frozenset({"active", "suspended"})
@@ -663,6 +674,46 @@ class Store:
                 "DELETE FROM memos WHERE provider = ? AND customer_id = ? AND subscription_id = ?",
                 (provider, customer_id, subscription_id),
             )
+
+    # -- what the cost poller and the commitment checks have done -------------------------
+
+    def marked(self, kind: str, key: str) -> bool:
+        """Whether `key` was done already (an invoice read, a commitment announced)."""
+        return bool(self._rows("SELECT 1 FROM marks WHERE kind = ? AND key = ?", kind, key))
+
+    def mark(self, kind: str, key: str, at: datetime) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO marks (kind, key, at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                (kind, key, _instant(at)),
+            )
+
+    def set_stage(self, customer_id: str, stage: str, as_of: str) -> None:
+        """A customer's collections stage, as of a business date (ISO); an older one than
+        what is kept changes nothing (a redelivered or late stage change)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO stages (customer_id, stage, as_of) VALUES (?, ?, ?)"
+                " ON CONFLICT (customer_id) DO UPDATE SET stage = excluded.stage,"
+                " as_of = excluded.as_of WHERE excluded.as_of >= stages.as_of",
+                (customer_id, stage, as_of),
+            )
+
+    def stage(self, customer_id: str) -> str | None:
+        rows = self._rows("SELECT stage FROM stages WHERE customer_id = ?", customer_id)
+        return str(rows[0][0]) if rows else None
+
+    def customers_in(self, stages: Iterable[str]) -> list[str]:
+        """The customers whose stage is one of `stages`, in id order."""
+        wanted = list(stages)
+        if not wanted:
+            return []
+        marks = ", ".join("?" * len(wanted))
+        rows = self._rows(
+            f"SELECT customer_id FROM stages WHERE stage IN ({marks}) ORDER BY customer_id",  # noqa: S608  (placeholders only)
+            *wanted,
+        )
+        return [str(r[0]) for r in rows]
 
     # -- the built-in provider's records ------------------------------------------------
     # (The table keeps its first name, `ledger`, so existing data files stay readable.)

@@ -58,6 +58,8 @@ __all__ = [
     "AccessApprove",
     "AccessApproveData",
     "AccessCommandData",
+    "AccessCommitment",
+    "AccessCommitmentData",
     "AccessDecisionData",
     "AccessDrift",
     "AccessDriftData",
@@ -87,6 +89,8 @@ __all__ = [
     "CollectionsState",
     "CollectionsStateData",
     "ContractModel",
+    "CostRecorded",
+    "CostRecordedData",
     "CustomerUpserted",
     "CustomerUpsertedData",
     "Event",
@@ -316,6 +320,11 @@ class InvoiceIssuedData(ContractModel):
     issued_on: Date
     due_on: Annotated[Date, Field(description="On or after issued_on.")]
     subscription_ids: Subscriptions
+    # The service period the invoice bills (both days included). Exposure to Microsoft
+    # (docs/policy.md) matches cost lines against it; absent, the calendar month before
+    # `issued_on` is assumed.
+    period_start: Date | None = None
+    period_end: Date | None = None
 
     @field_validator("due_on")
     @classmethod
@@ -423,6 +432,36 @@ class PaymentPending(EventBase):
     data: PaymentPendingData
 
 
+class CostRecordedData(ContractModel):
+    """What Microsoft bills the partner for one subscription and charge period: one billed
+    reconciliation line (or the sum of a subscription's lines for one period and invoice).
+    `currency` is the partner's Microsoft billing currency, which may differ from the
+    customer's. A negative amount is a credit from Microsoft."""
+
+    cost_id: Id
+    subscription_id: SubscriptionId
+    charge_start: Date
+    charge_end: Annotated[Date, Field(description="On or after charge_start.")]
+    amount: SignedAmount
+    currency: Currency
+    invoice_ref: Id  # Microsoft's invoice number
+
+    @field_validator("charge_end")
+    @classmethod
+    def _end_after_start(cls, value: date, info: ValidationInfo) -> date:
+        start = info.data.get("charge_start")
+        if isinstance(start, date) and value < start:
+            raise PydanticCustomError("cost_rule", "must not be before charge_start")
+        return value
+
+
+class CostRecorded(EventBase):
+    """`cost.recorded` on billing.costs.v1."""
+
+    event_type: Literal["cost.recorded"]
+    data: CostRecordedData
+
+
 class ClockTickData(ContractModel):
     """No fields: the tick's `occurred_at` is the business "now"."""
 
@@ -501,6 +540,9 @@ class CollectionsStateData(ContractModel):
     # Why the customer, due for a suspend stage, is not in it yet: a payment in flight or a
     # date that is not a business date.
     waiting: Text | None = None
+    # What Microsoft has billed the partner for the periods the customer has not paid for,
+    # per Microsoft billing currency (docs/policy.md, "Exposure"); [] when none.
+    exposure: MoneyList = []
 
 
 class CollectionsState(EventBase):
@@ -646,6 +688,29 @@ class AccessDrift(EventBase):
 
 Guard = Literal["brake", "stale_payment_feed"]
 """Why access-control parked a suspension for a person to approve."""
+
+
+class AccessCommitmentData(ContractModel):
+    """What a subscription of a customer at final notice or later commits the partner to,
+    as the provider reports it, when an auto-renewal or the end of a cancellation window is
+    near: staff decide; billstate never cancels anything."""
+
+    subscription_id: SubscriptionId
+    provider: Label
+    term_end: Date | None
+    auto_renew: bool
+    renews_on: Date | None  # the next auto-renewal, when auto_renew
+    cancellable_until: Timestamp | None  # a new-commerce cancellation window's end, if open
+    term_cost: Money | None  # the term's cost to the partner, when the provider says it
+    reason: Text  # what is at stake and until when, in words
+    exchanges: Exchanges = []
+
+
+class AccessCommitment(EventBase):
+    """`access.commitment` on access.events.v1: a renewal or a cancellation window to act on."""
+
+    event_type: Literal["access.commitment"]
+    data: AccessCommitmentData
 
 
 class AccessParkedData(ContractModel):
@@ -837,6 +902,7 @@ Event = Annotated[
     | PaymentReversed
     | PaymentFailed
     | PaymentPending
+    | CostRecorded
     | ClockTick
     | InvoiceAged
     | HoldPlaced
@@ -849,6 +915,7 @@ Event = Annotated[
     | AccessRestored
     | AccessFailed
     | AccessDrift
+    | AccessCommitment
     | AccessParked
     | AccessUnparked
     | AccessApprovalNeeded
@@ -884,6 +951,7 @@ INBOUND_TYPES: frozenset[str] = frozenset(
         "payment.reversed",
         "payment.failed",
         "payment.pending",
+        "cost.recorded",
         "clock.tick",
         "hold.placed",
         "hold.released",

@@ -15,12 +15,15 @@ import structlog
 from aiohttp import web
 from prometheus_client import Gauge
 
+from billstate_access_control.commitments import CommitmentWatch
 from billstate_access_control.config import Settings
+from billstate_access_control.costs import CostPoller
 from billstate_access_control.entrypoints.feed import FeedWatch
 from billstate_access_control.entrypoints.providers import build_provider
 from billstate_access_control.guards import Announcer, Guards, GuardSettings, PaymentFeed
 from billstate_access_control.handlers import AccessHandler, Budget
 from billstate_access_control.providers import Provider
+from billstate_access_control.providers.partner_center import PartnerCenterProvider
 from billstate_access_control.reattempt import Reattempts
 from billstate_access_control.reconcile import Reconciler
 from billstate_access_control.store import Store
@@ -29,7 +32,7 @@ from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.runtime.records import Produce
 from billstate_shared.runtime.service import Service
 from billstate_shared.runtime.wallclock import WallClock, utc_now
-from billstate_shared.topics import ACCESS_COMMANDS, APPROVALS
+from billstate_shared.topics import ACCESS_COMMANDS, APPROVALS, EVENTS
 
 log = structlog.get_logger("billstate.access_control")
 
@@ -87,13 +90,20 @@ class AccessControl(Service):
             # Decisions on held commands come keyed by customer on a topic with as many
             # partitions: the Loop's range assignor gives one member partition p of both
             # topics, so a customer's decision reaches the worker that holds its command.
-            topics=[ACCESS_COMMANDS.name, APPROVALS.name],
+            # Stage changes only while commitments are watched (they need the topic's ACL).
+            topics=[
+                ACCESS_COMMANDS.name,
+                APPROVALS.name,
+                *([EVENTS.name] if settings.watches_commitments else []),
+            ],
             handler=self.handler,
             progress=progress,
             metrics=metrics,
             routes=[
                 web.get("/customers/{customer_id}/access", self._access),
                 web.post("/reconcile", self._reconcile),
+                web.post("/costs/poll", self._poll_costs),
+                web.post("/commitments/check", self._check_commitments),
             ],
             # A record takes at most two command budgets (one waiting for the lock, one of
             # its own); the batch stays within the consumer's poll interval.
@@ -121,6 +131,35 @@ class AccessControl(Service):
         self.announcer = Announcer(
             store=self.store, lock=self.handler.lock, send=self._send, clock=clock
         )
+        pc = self.provider if isinstance(self.provider, PartnerCenterProvider) else None
+        self.costs = (
+            None
+            if pc is None
+            else CostPoller(
+                provider=pc,
+                store=self.store,
+                send=self._send,
+                retry=settings.retry,
+                invoices=settings.cost_invoices,
+                page=settings.cost_page,
+                clock=clock,
+            )
+        )
+        self.commitments = (
+            None
+            if pc is None
+            else CommitmentWatch(
+                provider=pc,
+                store=self.store,
+                send=self._send,
+                retry=settings.retry,
+                stages=settings.commitment_stages,
+                ahead=settings.commitment_days_ahead,
+                clock=clock,
+            )
+        )
+        self._polling: asyncio.Task[None] | None = None
+        self._checking: asyncio.Task[None] | None = None
         self._reconciling: asyncio.Task[None] | None = None
         self._reattempting: asyncio.Task[None] | None = None
         self._watching: asyncio.Task[None] | None = None
@@ -166,6 +205,14 @@ class AccessControl(Service):
         self._reattempting = asyncio.create_task(
             self.reattempts.run(self.settings.park_poll_interval), name="reattempts"
         )
+        if self.costs is not None and self.settings.polls_costs:
+            self._polling = asyncio.create_task(
+                self.costs.run(self.settings.cost_poll_interval), name="cost-poller"
+            )
+        if self.commitments is not None and self.settings.watches_commitments:
+            self._checking = asyncio.create_task(
+                self.commitments.run(self.settings.commitment_interval), name="commitments"
+            )
 
     async def stop(self) -> None:
         """Ask run() to return after the record in hand, and the reconciler and the
@@ -176,11 +223,15 @@ class AccessControl(Service):
     def _stop_jobs(self) -> None:
         for job in (self.reconciler, self.reattempts, self.watch, self.announcer):
             job.stop()
+        for other in (self.costs, self.commitments):
+            if other is not None:
+                other.stop()
 
     async def closing(self) -> None:
         self._stop_jobs()
         try:
-            for task in (self._reconciling, self._reattempting, self._watching, self._announcing):
+            tasks = (self._reconciling, self._reattempting, self._watching, self._announcing)
+            for task in (*tasks, self._polling, self._checking):
                 if task is not None:
                     await task
         finally:
@@ -204,6 +255,18 @@ class AccessControl(Service):
         """A reconcile pass now, for an operator or a test; answers with what it found."""
         result = await self.reconciler.run_once()
         return web.json_response(result.public())
+
+    async def _poll_costs(self, _request: web.Request) -> web.Response:
+        """A cost poll now (Partner Center only), for an operator or a test."""
+        if self.costs is None:
+            return web.json_response({"error": "the cost poller needs Partner Center"}, status=409)
+        return web.json_response((await self.costs.run_once()).public())
+
+    async def _check_commitments(self, _request: web.Request) -> web.Response:
+        """A commitment check now (Partner Center only), for an operator or a test."""
+        if self.commitments is None:
+            return web.json_response({"error": "commitments need Partner Center"}, status=409)
+        return web.json_response((await self.commitments.run_once()).public())
 
     async def _access(self, request: web.Request) -> web.Response:
         customer_id = request.match_info["customer_id"]

@@ -153,6 +153,38 @@ class PartnerCenterProvider:
     async def close(self) -> None:
         await self._http.close()
 
+    # -- reads for the cost poller and the commitment checks ---------------------------
+
+    async def read(self, path: str, *, continuation: str | None = None) -> Any:
+        """One GET of `path` (below /v1, query included) as JSON; a failure is a
+        ProviderError (a 429 or a 5xx retryable, with the Retry-After). `continuation` goes
+        as the `MS-ContinuationToken` header a paged answer's `links.next` asks for."""
+        extra = {} if continuation is None else {"MS-ContinuationToken": continuation}
+        answer = await self._call("GET", path, extra=extra)
+        if answer.status != 200 or not isinstance(answer.body, dict):
+            raise self._failure("GET", answer)
+        return answer.body
+
+    def tenant_of(self, customer_id: str) -> str | None:
+        """The customer's tenant id in the mapping."""
+        return self._tenant(customer_id)
+
+    def customer_of(self, tenant: str) -> str | None:
+        """The billstate customer a tenant id is mapped from (None: not ours)."""
+        wanted = tenant.lower()
+        for customer, mapped in self.config.customers.items():
+            if mapped.lower() == wanted:
+                return customer
+        return None
+
+    def subscription_of(self, pc_id: str) -> str:
+        """billstate's id for a Partner Center subscription id (unmapped: the same id)."""
+        wanted = pc_id.lower()
+        for ours, theirs in self.config.subscriptions.items():
+            if theirs.lower() == wanted:
+                return ours
+        return pc_id
+
     # -- what to send -----------------------------------------------------------------
 
     def _target(self, change: Change, resource: dict[str, Any]) -> dict[str, Any]:
@@ -223,6 +255,7 @@ class PartnerCenterProvider:
         body: Mapping[str, Any] | None = None,
         etag: str | None = None,
         request_id: str | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> Answer:
         """One API call; a 401 drops the token and tries once more with a fresh one. Each
         request is noted with the ids it carried: what Microsoft support asks for."""
@@ -244,6 +277,7 @@ class PartnerCenterProvider:
                 "MS-CorrelationId": sent.correlation_id,
                 "MS-RequestId": sent.request_id,
             }
+            headers.update(extra or {})
             if etag is not None:
                 headers["If-Match"] = f'"{etag.strip(chr(34))}"'
             try:
