@@ -9,6 +9,7 @@ from typing import Final
 
 from babel import Locale
 from babel.dates import format_date
+from babel.lists import format_list
 from babel.numbers import format_decimal, get_currency_precision
 
 from billstate_shared.domain.policy import DEFAULT_KEY, WEEKDAYS, Policy, Stage
@@ -62,6 +63,7 @@ class _Words:
     partner_holidays: str
     in_flight: str
     confirmed: str
+    exposure: str
     footer: str
 
 
@@ -178,6 +180,11 @@ _EN: Final = _Words(
         "suspended; other notices still go out. If it has not arrived by the expected date, "
         "collections resume the day after."
     ),
+    exposure=(
+        "We pay Microsoft for your subscriptions whether or not you pay us. While your balance is "
+        "overdue, once what Microsoft has billed us for your unpaid periods exceeds {amounts}, "
+        "our staff review your account; this does not change the dates above."
+    ),
     footer=(
         "_Generated from policy “{name}” version {version}; our collections system follows the "
         "same file._"
@@ -275,6 +282,11 @@ _ZH_TW: Final = _Words(
         "在預計入帳日之前（最長 {max_days}），且該筆款項足以使該幣別的逾期餘額低於最低金額時，"
         "您的訂閱不會被暫停；其他通知仍會照常寄送。若款項未於預計日期入帳，催收將於隔天恢復。"
     ),
+    exposure=(
+        "無論您是否付款，我們都須為您的訂閱向 Microsoft 付費。在您有逾期餘額期間，"
+        "若 Microsoft 就您未付款的期間向我們計費的金額超過 {amounts}，"
+        "我們的人員將審閱您的帳戶；此審閱不會改變上述日期。"
+    ),
     footer="_本文件由政策「{name}」第 {version} 版產生；我們的催收系統依據同一份檔案執行。_",
 )
 
@@ -337,6 +349,7 @@ class _Renderer:
             "",
             *self._table(),
             "",
+            *self._exposure(),
             f"## {w.avoid_heading}",
             "",
             f"- {w.pay}",
@@ -409,6 +422,16 @@ class _Renderer:
             ]
             holidays += w.partner_holidays.format(dates=w.join(dates))
         return w.business_days.format(weekend=weekend, holidays=holidays)
+
+    def _exposure(self) -> list[str]:
+        """The `exposure.escalate_above` thresholds, as a paragraph; none without them."""
+        limits = self.policy.exposure.escalate_above
+        if not limits:
+            return []
+        # Each currency has its own threshold: any one exceeded is enough.
+        items = [self._money(c, a) for c, a in sorted(limits.items())]
+        amounts = format_list(items, style="or", locale=self.locale)
+        return [self.words.exposure.format(amounts=amounts), ""]
 
     def _in_flight(self) -> list[str]:
         if self.policy.suspend_stage_index is None:

@@ -15,7 +15,7 @@ import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import redirect_stderr
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Final, Literal
@@ -30,6 +30,7 @@ from billstate_cli.replay import (
     replay_lines,
     unreadable,
 )
+from billstate_collections.domain.exposure import exposure, money
 from billstate_shared.contracts import Event, EventBase
 from billstate_shared.contracts.outbound import Outbound, Produced
 from billstate_shared.domain.policy import CURRENT, Accepted, Policy, digest, refuse_change
@@ -208,6 +209,9 @@ class CustomerDiff:
     notices: tuple[NoticeChange, ...]
     stage_move: StageMove | None
     redated: int  # notices both send whose announced suspension date differs
+    # At the end of the history, the same under both policies (docs/policy.md "Exposure"):
+    # what the partner has at stake with the customer, as the contracts' money list.
+    exposure: tuple[dict[str, str], ...] = ()
 
     @property
     def changed(self) -> bool:
@@ -231,6 +235,7 @@ class CustomerDiff:
             "notices": [n.as_json() for n in self.notices],
             "notices_redated": self.redated,
             "stage_move": None if self.stage_move is None else self.stage_move.as_json(),
+            "exposure": list(self.exposure),
         }
 
 
@@ -421,6 +426,10 @@ def compare(
         )
         for c in customers
     ]
+    for i, d in enumerate(diffs):
+        book = old_run.books.get(d.customer_id)
+        if d.changed and book is not None and book.costs:
+            diffs[i] = replace(d, exposure=tuple(money(exposure(book))))
     accepted = Accepted(
         old.policy.name,
         old.policy.version,
@@ -521,6 +530,10 @@ def _days(n: int) -> str:
     return f"{n} day{'' if n == 1 else 's'}"
 
 
+def _exposure(c: CustomerDiff) -> str:
+    return ", ".join(f"{m['currency']} {m['amount']}" for m in c.exposure)
+
+
 def describe(c: CustomerDiff) -> list[str]:
     """One line per change of a customer, in plain words."""
     lines: list[str] = []
@@ -599,6 +612,8 @@ def text(comparison: Comparison) -> str:
         out.extend(("", c.customer_id))
         out.append(f"  highest stage: {c.old.highest[1]} -> {c.new.highest[1]}")
         out.append(f"  final stage: {c.old.final} -> {c.new.final}")
+        if c.exposure:
+            out.append(f"  exposure at the end: {_exposure(c)}")
         out.extend(f"  {line}" for line in describe(c))
     return "\n".join(out) + "\n"
 

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from billstate_shared.domain.policy import CURRENT, Policy, Stage
+from billstate_shared.domain.policy import CURRENT, Policy, Stage, digest
 from billstate_shared.policy_file import PolicyError, load_policy, parse_policy
 
 STANDARD = Path(__file__).resolve().parents[3] / "policies" / "standard.yaml"
@@ -734,3 +734,53 @@ def test_a_policy_name_or_version_no_decision_could_carry_is_refused(
 
     assert error.field == field
     assert reason in error.reason
+
+
+# ---- exposure (docs/policy.md "Exposure") ---------------------------------------------------
+
+EXPOSURE_HEAD = (
+    "policy: p\nversion: 1\ntimezone: UTC\nminimum_overdue: {}\n"
+    "stages:\n  - {name: overdue, days_past_due: 1}\n"
+)
+
+
+def test_exposure_thresholds_are_read_per_currency_as_decimals() -> None:
+    policy = loads(EXPOSURE_HEAD + 'exposure:\n  escalate_above:\n    USD: "5000.00"\n')
+
+    assert dict(policy.exposure.escalate_above) == {"USD": Decimal("5000.00")}
+    assert loads(EXPOSURE_HEAD).exposure.escalate_above == {}
+
+
+def test_a_file_without_exposure_keeps_its_digest() -> None:
+    without = loads(EXPOSURE_HEAD)
+    empty = loads(EXPOSURE_HEAD + "exposure: {}\n")
+    with_it = loads(EXPOSURE_HEAD + 'exposure:\n  escalate_above:\n    USD: "1.00"\n')
+
+    # The digest of the file as it was before the section existed (running groups accept it).
+    assert digest(without) == digest(empty)
+    assert digest(with_it) != digest(without)
+
+
+@pytest.mark.parametrize(
+    ("body", "line", "field", "reason"),
+    [
+        ('    usd: "1.00"\n', 9, "exposure.escalate_above.usd", "unknown currency 'usd'"),
+        ('    default: "1.00"\n', 9, "exposure.escalate_above.default", "unknown currency"),
+        ("    USD: 5000\n", 9, "exposure.escalate_above.USD", "quote it"),
+        ('    USD: "-1.00"\n', 9, "exposure.escalate_above.USD", "negative"),
+    ],
+)
+def test_a_bad_exposure_threshold_is_refused_on_its_line(
+    body: str, line: int, field: str, reason: str
+) -> None:
+    error = refused(EXPOSURE_HEAD + "exposure:\n  escalate_above:\n" + body)
+
+    assert (error.line, error.field) == (line, field)
+    assert reason in error.reason
+
+
+def test_an_unknown_key_in_exposure_is_refused() -> None:
+    error = refused(EXPOSURE_HEAD + "exposure:\n  escalate_over: {}\n")
+
+    assert error.line == 8
+    assert "escalate_above" in error.reason

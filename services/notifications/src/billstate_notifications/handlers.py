@@ -2,8 +2,9 @@
 
 One handler for the three topics the service reads:
 - notifications.requests.v1 `notice.requested`: render and deliver the notice;
-- access.events.v1 `access.failed` / `access.drift` / `access.approval_needed`: a staff
-  notice (audience partner; for parked suspensions one per batch);
+- access.events.v1 `access.failed` / `access.drift` / `access.approval_needed` /
+  `access.commitment`: a staff notice (audience partner; for parked suspensions one per
+  batch; `commitment_alert` one per subscription and renewal or cancellation window);
   `access.suspended` / `access.restored`: recorded in the access log, nothing sent;
   `access.parked` / `access.unparked`: accepted, nothing sent (the batch's
   `access.approval_needed` is the notice; `billstate access pending` lists them);
@@ -29,6 +30,7 @@ from billstate_notifications.domain import Rendered, RenderError, render, staff_
 from billstate_notifications.store import Customer, Delivery, Store
 from billstate_shared.contracts import (
     AccessApprovalNeeded,
+    AccessCommitment,
     AccessDrift,
     AccessFailed,
     AccessParked,
@@ -146,7 +148,7 @@ class NotificationsHandler:
                 record, event.customer_id, event.data, event.event_type, event.event_id
             )
         if topic == ACCESS_EVENTS.name and isinstance(
-            event, AccessFailed | AccessDrift | AccessApprovalNeeded
+            event, AccessFailed | AccessDrift | AccessApprovalNeeded | AccessCommitment
         ):
             notice = staff_notice(event, self.default_locale)
             return await self._notify(

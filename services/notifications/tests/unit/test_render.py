@@ -22,7 +22,13 @@ CUSTOMER_KINDS = (
     "payment_failed",
     "promise_broken",
 )
-STAFF_KINDS = ("access_failed", "access_drift", "approval_needed")
+STAFF_KINDS = (
+    "access_failed",
+    "access_drift",
+    "approval_needed",
+    "exposure_high",
+    "commitment_alert",
+)
 ALL_KINDS = {*CUSTOMER_KINDS, *STAFF_KINDS, "stage"}
 
 EN_SENTENCE = (
@@ -83,6 +89,18 @@ def facts(kind: str, **extra: Any) -> dict[str, Any]:
             "provider": "partner_center",
             "desired": "suspended",
             "observed": "active",
+        }
+    elif kind == "commitment_alert":
+        base = {
+            "customer_id": "contoso",
+            "subscription_id": "sub-1",
+            "provider": "partner_center",
+            "term_end": "2026-11-30",
+            "auto_renew": True,
+            "renews_on": "2026-12-01",
+            "cancellable_until": None,
+            "term_cost": {"amount": "7348.80", "currency": "USD"},
+            "reason": "auto-renews on 2026-12-01",
         }
     elif kind == "approval_needed":
         base = {

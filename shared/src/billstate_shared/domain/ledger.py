@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bisect import insort
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
@@ -32,6 +32,17 @@ class Invoice:
     adjustment: Decimal = ZERO
     voided: bool = False
     open: Decimal = ZERO  # derived by allocation; never set from outside
+    # The service period billed (both days included), as invoice.issued said; None: not
+    # given, the calendar month before issued_on (see `billed`).
+    period: tuple[date, date] | None = None
+
+    @property
+    def billed(self) -> tuple[date, date]:
+        """The billing period: the one given, else the calendar month before issued_on."""
+        if self.period is not None:
+            return self.period
+        end = self.issued_on.replace(day=1) - timedelta(days=1)
+        return (end.replace(day=1), end)
 
     @property
     def order(self) -> tuple[date, date, str]:
@@ -91,6 +102,7 @@ class Ledger:
         issued_on: date,
         due_on: date,
         subscription_ids: tuple[str, ...],
+        period: tuple[date, date] | None = None,
     ) -> Posting:
         if invoice_id in self.invoices:
             return Posting.DUPLICATE
@@ -106,6 +118,7 @@ class Ledger:
             tuple(subscription_ids),
             adjustment=adjustment,
             voided=invoice_id in self._voided,
+            period=period,
         )
         self.invoices[invoice_id] = invoice
         order = self._invoice_order.setdefault(currency, [])
@@ -267,6 +280,15 @@ LEDGER_EVENTS = frozenset(
 )
 
 
+def _period(d: Any) -> tuple[date, date] | None:
+    start, end = getattr(d, "period_start", None), getattr(d, "period_end", None)
+    # Both or neither; one alone is completed from the default month's other end.
+    if start is None and end is None:
+        return None
+    month = Invoice("", "", ZERO, d.issued_on, d.due_on, ()).billed
+    return (start or month[0], end or month[1])
+
+
 def apply_event(ledger: Ledger, event: Any) -> Posting:
     """Apply a contract event (any of LEDGER_EVENTS) to a ledger; other types are IGNORED."""
     kind = event.event_type
@@ -279,6 +301,7 @@ def apply_event(ledger: Ledger, event: Any) -> Posting:
             issued_on=d.issued_on,
             due_on=d.due_on,
             subscription_ids=tuple(d.subscription_ids),
+            period=_period(d),
         )
     if kind == "payment.received":
         return ledger.receive(d.payment_id, d.currency, d.amount, d.invoice_id, event.occurred_at)

@@ -17,6 +17,8 @@ def dump_ledger(ledger: Ledger) -> dict[str, Any]:
         "invoices": [
             [i.invoice_id, i.currency, str(i.amount), i.issued_on.isoformat(),
              i.due_on.isoformat(), list(i.subscription_ids)]
+            # Only when given: every other invoice's bytes stay as they were.
+            + ([i.period[0].isoformat(), i.period[1].isoformat()] if i.period else [])
             for i in ledger.invoices.values()
         ],
         "payments": [
@@ -43,7 +45,7 @@ def load_ledger(data: dict[str, Any]) -> Ledger:
         ledger.void(invoice_id)
     for payment_id in data["reversed"]:
         ledger.reverse(payment_id)
-    for invoice_id, currency, amount, issued_on, due_on, subs in data["invoices"]:
+    for invoice_id, currency, amount, issued_on, due_on, subs, *period in data["invoices"]:
         ledger.issue(
             invoice_id,
             currency,
@@ -51,6 +53,9 @@ def load_ledger(data: dict[str, Any]) -> Ledger:
             issued_on=date.fromisoformat(issued_on),
             due_on=date.fromisoformat(due_on),
             subscription_ids=tuple(subs),
+            period=(date.fromisoformat(period[0]), date.fromisoformat(period[1]))
+            if period
+            else None,
         )
     for payment_id, currency, amount, invoice_id, received_at in data["payments"]:
         ledger.receive(

@@ -40,6 +40,7 @@ __all__ = [
     "Accepted",
     "Action",
     "Calendar",
+    "Exposure",
     "NotifyTarget",
     "PaymentsInFlight",
     "Policy",
@@ -248,6 +249,31 @@ class PaymentsInFlight(_Frozen):
     max_days: Days = 14
 
 
+def _check_currency(key: str) -> str:
+    if key not in ISO_4217_CODES:
+        raise PydanticCustomError(
+            "currency_code",
+            "unknown currency '{key}': expected an ISO 4217 code such as USD",
+            {"key": key},
+        )
+    return key
+
+
+Currency = Annotated[str, Strict(), AfterValidator(_check_currency)]
+
+
+class Exposure(_Frozen):
+    """What the partner has advanced to Microsoft for a customer's unpaid periods
+    (docs/policy.md "Exposure"): above `escalate_above` in a currency, a delinquent
+    customer's staff get one `exposure_high` notice per delinquency episode."""
+
+    escalate_above: Annotated[
+        Mapping[Currency, Money],
+        AfterValidator(MappingProxyType),
+        PlainSerializer(dict, return_type=dict[str, Decimal]),
+    ] = Field(default_factory=dict, validate_default=True)
+
+
 WEEKDAYS: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 # The partner's own holidays; with at least one weekday open, they close at most this many
@@ -390,6 +416,7 @@ class Policy(BaseModel):
     promise_to_pay: PromiseToPay = PromiseToPay()
     payments_in_flight: PaymentsInFlight = PaymentsInFlight()
     calendar: Calendar = Calendar()
+    exposure: Exposure = Field(default_factory=Exposure)
     # Where a customer goes when its stage is not in this version: old stage name -> a stage
     # of this policy (or `current`). Checked against the previous version at start-up.
     migrate: Annotated[
@@ -525,7 +552,12 @@ class Accepted:
 def digest(policy: Policy) -> str:
     """A fingerprint of what the policy decides: equal files (comments and key order aside)
     give equal digests."""
-    canonical = json.dumps(policy.model_dump(mode="json", by_alias=True), sort_keys=True)
+    dumped = policy.model_dump(mode="json", by_alias=True)
+    if not policy.exposure.escalate_above:
+        # A file without `exposure:` keeps the digest it had before the section existed, so
+        # a running consumer group accepts it again without a version bump.
+        del dumped["exposure"]
+    canonical = json.dumps(dumped, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

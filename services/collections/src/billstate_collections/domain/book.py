@@ -76,6 +76,28 @@ class Pending:
     expected_by: date
 
 
+@dataclass(slots=True, frozen=True)
+class CostLine:
+    """What Microsoft billed the partner for one subscription and charge period
+    (`cost.recorded`); a negative amount is a credit."""
+
+    cost_id: str
+    subscription_id: str
+    start: date
+    end: date
+    amount: Decimal
+    currency: str
+    invoice_ref: str
+
+    @property
+    def order(self) -> tuple[date, date, str]:
+        """The newest lines are kept when a book holds MAX_COSTS (docs/policy.md "Exposure")."""
+        return (self.end, self.start, self.cost_id)
+
+
+MAX_COSTS = 1024  # cost lines a book keeps: the newest by charge end (docs/policy.md "Exposure")
+
+
 @dataclass(slots=True)
 class Book:
     """Everything collections knows about one customer; owned by one partition's worker.
@@ -121,6 +143,12 @@ class Book:
     # from the running policy (the step reports the move the policy's `migrate` made).
     policy_version: int = 0
     moved: str | None = None
+    # Cost lines by cost id (at most MAX_COSTS, the newest by charge end), and the currencies
+    # an `exposure_high` notice was sent for in this delinquency episode (`episode` counts
+    # the episodes that had one, for the next notice's id).
+    costs: dict[str, CostLine] = field(default_factory=dict)
+    alerted: tuple[str, ...] = ()
+    episode: int = 0
     evaluated: tuple[int, int, date | None] = (-1, -1, None)  # what the last climb looked at
     wake_on: date = date.max  # before this date, with nothing else changed, time decides nothing
 

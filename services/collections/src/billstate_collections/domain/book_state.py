@@ -6,7 +6,15 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from billstate_collections.domain.book import Book, HoldRecord, Pending, Profile, Window, digest
+from billstate_collections.domain.book import (
+    Book,
+    CostLine,
+    HoldRecord,
+    Pending,
+    Profile,
+    Window,
+    digest,
+)
 from billstate_shared.domain.ledger_state import dump_ledger, load_ledger
 from billstate_shared.domain.policy import CURRENT, Policy
 from billstate_shared.errors import Refused
@@ -70,6 +78,14 @@ def dump_book(book: Book, policy: Policy) -> dict[str, Any]:
         ]
     if book.waited:
         data["waited"] = list(book.waited)
+    if book.costs:
+        data["costs"] = [
+            [c.cost_id, c.subscription_id, c.start.isoformat(), c.end.isoformat(),
+             str(c.amount), c.currency, c.invoice_ref]
+            for c in book.costs.values()
+        ]  # fmt: skip
+    if book.alerted or book.episode:
+        data["alerted"] = [list(book.alerted), book.episode]
     return data
 
 
@@ -119,7 +135,14 @@ def load_book(data: dict[str, Any], policy: Policy) -> Book:
         waited=tuple(data.get("waited", ())),
         policy_version=data.get("policy_version", 0),
         moved=moved,
+        costs={
+            cost_id: CostLine(cost_id, sub, date.fromisoformat(start), date.fromisoformat(end),
+                              Decimal(amount), currency, ref)
+            for cost_id, sub, start, end, amount, currency, ref in data.get("costs", ())
+        },
     )  # fmt: skip
+    if "alerted" in data:
+        book.alerted, book.episode = tuple(data["alerted"][0]), data["alerted"][1]
     for hold_id, kind, invoice_id, amount, until, reason, by, placed_on in data["holds"]:
         book.holds[hold_id] = HoldRecord(
             hold_id, kind, invoice_id, None if amount is None else Decimal(amount),

@@ -8,9 +8,18 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from billstate_collections.domain.assess import Assessment, assess
-from billstate_collections.domain.book import CURRENT, Book, HoldRecord, Pending, Profile
+from billstate_collections.domain.book import (
+    CURRENT,
+    Book,
+    CostLine,
+    HoldRecord,
+    Pending,
+    Profile,
+)
+from billstate_collections.domain.exposure import add_cost, exposure, money
 from billstate_collections.domain.schedule import in_force, suspension_on
 from billstate_shared.contracts import (
+    CostRecorded,
     CustomerUpserted,
     Event,
     HoldPlaced,
@@ -48,10 +57,56 @@ def stage_name(policy: Policy, index: int) -> str:
 def step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:
     """Apply one inbound or due-date event to a customer's book; return what it decided."""
     if book.moved is None:
-        return _step(book, event, policy)
-    out = _migrated(book, event, policy)  # first, what the new policy's migrate map did
-    out.extend(_step(book, event, policy))
+        out = _step(book, event, policy)
+    else:
+        out = _migrated(book, event, policy)  # first, what the new policy's migrate map did
+        out.extend(_step(book, event, policy))
+    if book.costs and book.as_of is not None:  # no cost line, no exposure: nothing to check
+        _exposure_high(book, event, policy, out)
     return out
+
+
+def _exposure_high(book: Book, trigger: Any, policy: Policy, out: list[Output]) -> None:
+    """Once per delinquency episode and currency, tell staff when the exposure to Microsoft
+    goes above the policy's `exposure.escalate_above` (docs/policy.md "Exposure")."""
+    limits = policy.exposure.escalate_above
+    if not limits and not book.alerted:
+        return
+    assert book.as_of is not None
+    a = assess(book, book.as_of, policy)
+    if not a.delinquent:
+        if book.alerted:  # the episode is over: a later one may tell again
+            book.alerted, book.episode = (), book.episode + 1
+            book.version += 1
+        return
+    found = exposure(book)
+    crossed = [
+        (c, amount, subs)
+        for c, amount, subs in found
+        if c in limits and amount > limits[c] and c not in book.alerted
+    ]
+    if not crossed:
+        return
+    currencies = tuple(c for c, _, _ in crossed)
+    book.alerted = tuple(sorted({*book.alerted, *currencies}))
+    book.version += 1
+    facts = _facts(book, a, policy, None)
+    facts["exposure"] = money(found)
+    facts["above"] = [
+        {
+            "currency": c,
+            "amount": format(amount, "f"),
+            "threshold": format(limits[c], "f"),
+            "subscription_ids": list(subs),
+        }
+        for c, amount, subs in crossed
+    ]
+    out.append(
+        _notice(
+            book, a, trigger, "exposure_high", "partner", facts=facts,
+            key=(book.episode, *currencies),
+        )
+    )  # fmt: skip
 
 
 def _migrated(book: Book, trigger: Any, policy: Policy) -> list[Output]:
@@ -82,7 +137,7 @@ def _migrated(book: Book, trigger: Any, policy: Policy) -> list[Output]:
     return out
 
 
-def _step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:  # noqa: PLR0911
+def _step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:  # noqa: C901, PLR0911
     # One exit per kind of event that decides nothing: the dispatch reads best flat.
     if type(event) is Aged or isinstance(event, InvoiceAged):
         return _on_time(book, event, policy)
@@ -100,6 +155,15 @@ def _step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:  # n
         posting = _release_hold(book, event)
     elif isinstance(event, PaymentFailed):
         return _payment_failed(book, event, policy)
+    elif isinstance(event, CostRecorded):
+        d = event.data
+        line = CostLine(
+            d.cost_id, d.subscription_id, d.charge_start, d.charge_end, d.amount, d.currency,
+            d.invoice_ref,
+        )  # fmt: skip
+        if add_cost(book, line):
+            book.version += 1  # a new state: its exposure changed
+        return []  # exposure decides no stage
     else:
         return []  # clock ticks and outbound types are not collections' input
     if posting is not Posting.APPLIED:
@@ -713,6 +777,12 @@ def _notice(
     parts = key if key is not None else (book.transitions, a.as_of)
     notice_id = make_id("ntc", book.customer_id, kind, audience, *parts)
     locale = book.profile.locale if book.profile and audience == "customer" else DEFAULT_LOCALE
+    if audience == "partner" and book.costs and "exposure" not in facts:
+        # Staff see the partner's own money at stake; only with cost lines, so the facts
+        # of a customer without any stay as they were.
+        found = exposure(book)
+        if found:
+            facts["exposure"] = money(found)
     return Outbound(
         event_id=f"evt-{notice_id}",
         event_type="notice.requested",

@@ -8,6 +8,7 @@ from typing import Any
 from billstate_collections.domain.assess import assess
 from billstate_collections.domain.book import Book
 from billstate_collections.domain.engine import policy_ref, stage_name
+from billstate_collections.domain.exposure import exposure, money
 from billstate_collections.domain.schedule import in_force, projected_entries
 from billstate_shared.contracts import CollectionsStateData
 from billstate_shared.contracts.outbound import Outbound
@@ -31,7 +32,7 @@ def state_values(book: Book, policy: Policy) -> dict[str, Any]:
     if upcoming and upcoming[0][1] > LATEST_DATE:
         upcoming = []  # beyond the contracts' date range: not a date anyone can act on
     anchor = a.anchor if a is not None else None
-    return {
+    values: dict[str, Any] = {
         "stage": stage_name(policy, book.stage),
         "delinquent": bool(a and a.delinquent),
         "overdue": [{"amount": format(amt, "f"), "currency": c} for c, amt in a.overdue]
@@ -72,6 +73,8 @@ def state_values(book: Book, policy: Policy) -> dict[str, Any]:
         ],
         "waiting": book.waited[-1] if book.waited else None,
     }
+    values["exposure"] = money(exposure(book))
+    return values
 
 
 def state_data(book: Book, policy: Policy) -> CollectionsStateData:

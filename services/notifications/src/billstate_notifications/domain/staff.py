@@ -6,17 +6,18 @@ from pydantic import JsonValue
 
 from billstate_shared.contracts import (
     AccessApprovalNeeded,
+    AccessCommitment,
     AccessDrift,
     AccessFailed,
     NoticeRequestedData,
 )
 from billstate_shared.domain.ids import make_id
 
-STAFF_KINDS = ("access_failed", "access_drift", "approval_needed")
+STAFF_KINDS = ("access_failed", "access_drift", "approval_needed", "commitment_alert")
 
 
 def staff_notice(
-    event: AccessFailed | AccessDrift | AccessApprovalNeeded, locale: str
+    event: AccessFailed | AccessDrift | AccessApprovalNeeded | AccessCommitment, locale: str
 ) -> NoticeRequestedData:
     """The partner notice for a failed access change, access drift, or a batch of
     suspensions parked by a guard that staff must approve or reject.
@@ -26,7 +27,25 @@ def staff_notice(
     dedupes like any other notice.
     """
     facts: dict[str, JsonValue]
-    if isinstance(event, AccessApprovalNeeded):
+    if isinstance(event, AccessCommitment):
+        dc = event.data
+        kind = "commitment_alert"
+        # The event id names the subscription and the renewal date or window: one notice each.
+        notice_id = make_id("ntc", event.customer_id, kind, event.event_id)
+        facts = {
+            "customer_id": event.customer_id,
+            "subscription_id": dc.subscription_id,
+            "provider": dc.provider,
+            "term_end": None if dc.term_end is None else dc.term_end.isoformat(),
+            "auto_renew": dc.auto_renew,
+            "renews_on": None if dc.renews_on is None else dc.renews_on.isoformat(),
+            "cancellable_until": (
+                None if dc.cancellable_until is None else dc.cancellable_until.isoformat()
+            ),
+            "term_cost": None if dc.term_cost is None else dc.term_cost.model_dump(mode="json"),
+            "reason": dc.reason,
+        }
+    elif isinstance(event, AccessApprovalNeeded):
         da = event.data
         kind = "approval_needed"
         # By batch alone: one notice per batch, whichever customer the event is keyed by.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -138,6 +138,51 @@ def _str_list(obj: Mapping[str, JsonValue], key: str, path: str) -> list[str]:
     return [str(item) for item in items]
 
 
+def _moneys(facts: Mapping[str, JsonValue], key: str, fmt: Formatter) -> list[str]:
+    p = _FACTS
+    found: list[str] = []
+    for i, item in enumerate(_list(facts, key, p)):
+        entry = _obj(item, f"{p}.{key}.{i}")
+        money = None if entry is None else _money(entry, "amount", f"{p}.{key}.{i}", fmt)
+        if money is None:
+            raise RenderError(f"{p}.{key}.{i}", "must be an object with amount and currency")
+        found.append(money)
+    return found
+
+
+def _above(facts: Mapping[str, JsonValue], fmt: Formatter) -> list[dict[str, Any]]:
+    """`exposure_high`'s currencies above their threshold, each with its subscriptions."""
+    p = f"{_FACTS}.above"
+    rows: list[dict[str, Any]] = []
+    for i, item in enumerate(_list(facts, "above", _FACTS)):
+        entry = _obj(item, f"{p}.{i}")
+        if entry is None:
+            raise RenderError(f"{p}.{i}", "must be an object")
+        subs = _str_list(entry, "subscription_ids", f"{p}.{i}")
+        rows.append(
+            {
+                "amount": _money(entry, "amount", f"{p}.{i}", fmt),
+                "threshold": _money(entry, "threshold", f"{p}.{i}", fmt),
+                "subscription_ids": subs,
+                "subscriptions_text": fmt.join(subs) or None,
+            }
+        )
+    return rows
+
+
+def _moment(obj: Mapping[str, JsonValue], key: str, path: str, fmt: Formatter) -> str | None:
+    """An instant as the locale's date and the UTC time (`commitment_alert`'s window end)."""
+    text = _str(obj, key, path)
+    if text is None:
+        return None
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        raise RenderError(f"{path}.{key}", "must be an ISO 8601 timestamp") from None
+    at = at.astimezone(UTC) if at.tzinfo is not None else at
+    return f"{fmt.date(at.date())} {at:%H:%M} UTC"
+
+
 def build_context(facts: Mapping[str, JsonValue], fmt: Formatter) -> Context:
     """Every name a template may use, present even when the fact is absent (as None or [])."""
     p = _FACTS
@@ -192,4 +237,15 @@ def build_context(facts: Mapping[str, JsonValue], fmt: Formatter) -> Context:
         "customer_ids": customer_ids,
         "customers_text": fmt.join(customer_ids) or None,
         "reason": _str(facts, "reason", p),
+        # Staff notice about a commitment at stake (access.commitment).
+        "term_end": _date(facts, "term_end", p, fmt),
+        "renews_on": _date(facts, "renews_on", p, fmt),
+        "cancellable_until": _moment(facts, "cancellable_until", p, fmt),
+        "auto_renew": _bool(facts, "auto_renew", p),
+        "term_cost": _money(
+            _obj(facts.get("term_cost"), f"{p}.term_cost") or {}, "amount", f"{p}.term_cost", fmt
+        ),
+        # The partner's exposure to Microsoft (docs/policy.md "Exposure"), partner notices.
+        "exposure_text": fmt.join(_moneys(facts, "exposure", fmt)) or None,
+        "above": _above(facts, fmt),
     }
