@@ -90,12 +90,9 @@ class AccessControl(Service):
             # Decisions on held commands come keyed by customer on a topic with as many
             # partitions: the Loop's range assignor gives one member partition p of both
             # topics, so a customer's decision reaches the worker that holds its command.
-            # Stage changes only while commitments are watched (they need the topic's ACL).
-            topics=[
-                ACCESS_COMMANDS.name,
-                APPROVALS.name,
-                *([EVENTS.name] if settings.watches_commitments else []),
-            ],
+            # Stage changes always (the catalog's inputs, so lag and settling see one set of
+            # topics); they are only acted on while commitments are watched.
+            topics=[ACCESS_COMMANDS.name, APPROVALS.name, EVENTS.name],
             handler=self.handler,
             progress=progress,
             metrics=metrics,

@@ -12,6 +12,7 @@ from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.topics import (
     CONTROL,
+    COSTS,
     CUSTOMERS,
     DUE_DATES,
     INVOICES,
@@ -19,7 +20,7 @@ from billstate_shared.topics import (
     STATE,
 )
 
-INPUTS = (INVOICES, PAYMENTS, CUSTOMERS, DUE_DATES, CONTROL)
+INPUTS = (INVOICES, PAYMENTS, COSTS, CUSTOMERS, DUE_DATES, CONTROL)
 
 
 def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metrics) -> Any:
