@@ -193,6 +193,7 @@ FULL: dict[str, Any] = {
     "why_rule": "stage.final_notice",
     "overdue": [{"currency": "USD", "amount": "835.94"}],
     "days_past_due": 14,
+    "exposure": [{"currency": "EUR", "amount": "40.00"}, {"currency": "USD", "amount": "702.11"}],
     "next": {"stage": "suspended", "on": "2026-02-28"},
     "as_of": "2026-02-21",
     "waiting": None,
@@ -259,6 +260,7 @@ def test_status_shows_every_part_of_the_full_document() -> None:
         assert "[stage.final_notice]" in out
         assert "USD balance: overdue 835.94, open 1035.94, credit 0.00" in out
         assert "policy: standard v3" in out
+        assert "Exposure to Microsoft\n  EUR 40.00, USD 702.11" in out
         for cells in (
             ("INV-1", "2026-02-07", "835.94", "50.00"),
             ("H1", "promise_to_pay", "2026-03-01", "ops"),
@@ -274,6 +276,7 @@ def test_absent_keys_are_not_available_and_the_old_next_is_used() -> None:
     old = {k: FULL[k] for k in ("customer_id", "stage", "since", "why", "overdue", "next")}
     out = "\n".join(status_lines(old))
     assert "Holds\n  not available" in out
+    assert f"Exposure to Microsoft\n  {NA}" in out
     assert "Subscriptions\n  not available" in out
     assert f"open invoices: {NA}" in out
     assert "overdue: USD 835.94" in out
@@ -281,6 +284,7 @@ def test_absent_keys_are_not_available_and_the_old_next_is_used() -> None:
     no_step = "\n".join(status_lines({**FULL, "next_step": None, "holds": []}))
     assert "Next step\n  none scheduled" in no_step
     assert "Holds\n  none" in no_step
+    assert "Exposure to Microsoft\n  none" in "\n".join(status_lines({**FULL, "exposure": []}))
 
 
 def test_timeline_lines_without_entries() -> None:

@@ -5,11 +5,16 @@ customers over D days, clock ticks included, in time order, as plain JSON-ready 
 customers, monthly (and some annual) invoices, payments on time, late, in parts or never,
 write-offs, chargebacks, failed collection attempts, credit notes, disputes and promises, and
 payments in flight: some customers who would be suspended announce a `payment.pending` a few
-days before that date, which then arrives, fails or lets its `expected_by` pass.
+days before that date, which then arrives, fails or lets its `expected_by` pass. Every invoice
+names its service period, and each of its subscriptions gets a `cost.recorded` for that period:
+what Microsoft bills the partner, 80 to 90 % of the customer's price, in USD for most customers
+and in the customer's own currency for some (COST_OWN_CURRENCY).
 
 Determinism: every random draw comes from `random.Random(seed)`, which hands each customer
-its own `random.Random` (seeded from the master in customer order). A customer's draws happen
-day by day whether or not the resulting events fall inside the horizon, so a customer's
+its own `random.Random` (seeded from the master in customer order). Cost lines draw from a
+stream of their own (seeded from the seed and the customer id), so adding them left every
+other draw, and so every other event, as it was (invoices gained their period). A customer's
+draws happen day by day whether or not the resulting events fall inside the horizon, so a customer's
 history does not depend on how many other customers there are, and a shorter history is a
 prefix of a longer one. Ids are readable and deterministic: `INV-cust-00042-3`,
 `PAY-cust-00042-7`, `HOLD-cust-00042-1`; a payment in flight carries the id its
@@ -70,6 +75,12 @@ LATE_ON_TIME_RATE = 0.20  # a late customer paying on time once in a while
 FAILED_BEFORE_LATE_RATE = 0.25
 PROMISE_RATE = 0.25  # of late payments, preceded by a promise to pay
 PROMISE_KEPT_RATE = 0.65
+
+# What Microsoft bills the partner: a fraction of the customer's price, in USD unless the
+# customer is one of those (picked from its id) whose costs are in its own currency.
+COST_SHARE = (0.80, 0.90)
+COST_OWN_CURRENCY = 4  # one customer in 4 (by id) is billed in its own currency
+USD_PER = {"USD": 1.0, "EUR": 1.08}  # a fixed rate: the simulation needs no market
 
 # Payments in flight. The standard policies suspend at 21 days past due; a late customer who
 # would still owe by then announces, with this rate, a payment.pending 1 to 3 days before,
@@ -235,6 +246,7 @@ class _Invoice:
 class _Customer:
     plan: CustomerPlan
     rng: random.Random
+    costs: random.Random  # cost lines' own stream: the history's other draws stay as they were
     invoices: int = 0
     payments: int = 0
     holds: int = 0
@@ -268,9 +280,11 @@ class _Timeline:
         data: Envelope,
         *,
         hours: tuple[int, int] = (0, 24),
+        rng: random.Random | None = None,
     ) -> None:
         # The time of day is drawn first, so the draws do not depend on the horizon.
-        second = TICK_SECOND if c is None else c.rng.randrange(hours[0] * 3600, hours[1] * 3600)
+        draw = rng or (c.rng if c is not None else None)
+        second = TICK_SECOND if draw is None else draw.randrange(hours[0] * 3600, hours[1] * 3600)
         if day >= self.end:
             return
         if day < self.today:
@@ -313,7 +327,10 @@ def _generate(
     customers: int, days: int, seed: int, start: date, zone: ZoneInfo
 ) -> Iterator[Envelope]:
     timeline = _Timeline(start, days, zone)
-    sims = [_Customer(plan, rng) for plan, rng in _customers(customers, seed)]
+    sims = [
+        _Customer(plan, rng, random.Random(f"{seed}/{plan.customer_id}/costs"))
+        for plan, rng in _customers(customers, seed)
+    ]
     by_billing_day: dict[int, list[_Customer]] = {}
     for c in sims:
         by_billing_day.setdefault(c.plan.billing_day, []).append(c)
@@ -366,17 +383,59 @@ def _bill(t: _Timeline, c: _Customer, day: date) -> None:
         if not s.annual:
             monthly.setdefault(s.currency, []).append(s)
         elif day.month == c.plan.annual_month:
-            _invoice(t, c, day, currency=s.currency, cents=s.price_cents, subs=[s])
+            # A year up front, from the day it is invoiced.
+            period = (day, _add_year(day) - timedelta(days=1))
+            _invoice(t, c, day, currency=s.currency, cents=s.price_cents, subs=[s], period=period)
+    # A monthly invoice bills the calendar month before it.
+    last = day.replace(day=1) - timedelta(days=1)
     for currency, subs in monthly.items():
         # Seats and usage move a little from month to month.
-        cents = sum(round(s.price_cents * rng.uniform(0.9, 1.1)) for s in subs)
+        parts = [round(s.price_cents * rng.uniform(0.9, 1.1)) for s in subs]
+        cents = min(max(sum(parts), MIN_CENTS), MAX_CENTS)
         _invoice(
-            t, c, day, currency=currency, cents=min(max(cents, MIN_CENTS), MAX_CENTS), subs=subs
+            t, c, day, currency=currency, cents=cents, subs=subs, period=(last.replace(day=1), last)
         )
 
 
+def _add_year(day: date) -> date:
+    return day.replace(year=day.year + 1, day=min(day.day, 28) if day.month == 2 else day.day)
+
+
+def _costs(
+    t: _Timeline, c: _Customer, inv: _Invoice, subs: list[Subscription], period: tuple[date, date]
+) -> None:
+    """What Microsoft bills the partner for `subs` over `period`: one line per subscription,
+    its share of the invoice at 80 to 90 %, arriving on the invoice's day."""
+    rng = c.costs
+    own = zlib.crc32(c.plan.customer_id.encode()) % COST_OWN_CURRENCY == 0
+    total = sum(s.price_cents for s in subs)
+    for s in subs:
+        share = inv.cents * s.price_cents / total * rng.uniform(*COST_SHARE)
+        currency = s.currency if own else "USD"
+        cents = max(1, round(share * USD_PER[s.currency] / USD_PER[currency]))
+        start, end = period
+        data = {
+            "cost_id": f"COST-{s.subscription_id}-{start.isoformat()}",
+            "subscription_id": s.subscription_id,
+            "charge_start": start.isoformat(),
+            "charge_end": end.isoformat(),
+            "amount": money(cents),
+            "currency": currency,
+            "invoice_ref": f"G{inv.issued_on:%Y%m}{zlib.crc32(s.subscription_id.encode()):010d}",
+        }
+        event_id = f"{data['cost_id']}-recorded"
+        t.emit(c, inv.issued_on, "cost.recorded", event_id, data, hours=(1, 24), rng=rng)
+
+
 def _invoice(
-    t: _Timeline, c: _Customer, day: date, *, currency: str, cents: int, subs: list[Subscription]
+    t: _Timeline,
+    c: _Customer,
+    day: date,
+    *,
+    currency: str,
+    cents: int,
+    subs: list[Subscription],
+    period: tuple[date, date],
 ) -> None:
     rng = c.rng
     c.invoices += 1
@@ -390,8 +449,11 @@ def _invoice(
         "issued_on": day.isoformat(),
         "due_on": inv.due_on.isoformat(),
         "subscription_ids": [s.subscription_id for s in subs],
+        "period_start": period[0].isoformat(),
+        "period_end": period[1].isoformat(),
     }
     t.emit(c, day, "invoice.issued", f"{inv.invoice_id}-issued", data, hours=(1, 24))
+    _costs(t, c, inv, subs, period)
     if c.plan.profile == "never":
         _never_pays(t, c, inv)
         return

@@ -9,6 +9,7 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -209,12 +210,46 @@ def summary(
     lines.append("")
     lines.extend(guards(records))
     lines.append("")
+    lines.extend(exposure(records))
+    lines.append("")
     for customer in pick_samples(records, samples):
         lines.extend(timeline(records, customer))
         lines.append("")
     if hint:
         lines.append(hint)
     return "\n".join(lines)
+
+
+def _amounts(money: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{m['currency']} {Decimal(m['amount']):,.2f}" for m in money)
+
+
+def exposure(records: RunRecords, largest: int = 5) -> list[str]:
+    """What Microsoft has billed the partner for periods customers have not paid for, at the
+    end of the run: the total per stage (per currency) and the largest exposures."""
+    states = records.latest_states()
+    totals: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    exposed: list[tuple[Decimal, str]] = []
+    for customer, state in states.items():
+        money = state.get("exposure") or []
+        for m in money:
+            totals[state["stage"]][m["currency"]] += Decimal(m["amount"])
+        if money:
+            # Currencies are never converted: a customer ranks by its largest amount.
+            exposed.append((max(Decimal(m["amount"]) for m in money), customer))
+    lines = ["Exposure to Microsoft (billed to the partner for periods customers have not paid)"]
+    if not exposed:
+        return [*lines, "  none"]
+    order = ["current", *sorted(k for k in totals if k != "current")]
+    for stage in (s for s in order if s in totals):
+        money = [{"currency": c, "amount": a} for c, a in sorted(totals[stage].items())]
+        count = sum(1 for s in states.values() if s["stage"] == stage and s.get("exposure"))
+        lines.append(f"  {stage:<15} {_amounts(money)} ({count} customers)")
+    lines.append(f"  Largest {min(largest, len(exposed))}:")
+    for _, customer in sorted(exposed, key=lambda e: (-e[0], e[1]))[:largest]:
+        state = states[customer]
+        lines.append(f"    {customer:<12} {state['stage']:<15} {_amounts(state['exposure'])}")
+    return lines
 
 
 APPLIED = ("access.suspended", "access.restored", "access.failed", "access.drift")

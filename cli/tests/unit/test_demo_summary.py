@@ -206,5 +206,47 @@ def test_the_operator_acts_before_saturdays_tick() -> None:
 def test_settling_access_control_waits_on_its_group_topics_not_the_watched_feed() -> None:
     names = {t.name for t in group_topics("access-control")}
 
-    assert names == {"access.commands.v1", "access.approvals.v1"}
+    # collections.events.v1: access-control follows the stages to watch commitments.
+    assert names == {"access.commands.v1", "access.approvals.v1", "collections.events.v1"}
     assert "billing.payments.v1" in {t.name for t in group_topics("collections")}
+
+
+def state(customer: str, stage: str, *money: tuple[str, str]) -> dict[str, Any]:
+    exposure = [{"currency": c, "amount": a} for c, a in money]
+    return event("collections.state", customer, {"stage": stage, "exposure": exposure})
+
+
+def test_the_exposure_section_totals_per_stage_and_ranks_the_largest() -> None:
+    topics: dict[str, list[dict[str, Any]]] = {name: [] for name in OUTPUTS}
+    topics["collections.state.v1"] = [
+        state("c1", "suspended", ("USD", "900.00")),
+        state("c1", "suspended", ("USD", "1200.50"), ("EUR", "10.00")),  # the latest counts
+        state("c2", "suspended", ("USD", "300.00")),
+        state("c3", "overdue", ("EUR", "2000.00")),
+        state("c4", "current"),
+        *(state(f"d{n}", "reminder", ("USD", f"{n}.00")) for n in range(1, 6)),
+    ]
+    lines = summary(RunRecords(topics, {}), "run").splitlines()
+    start = lines.index(
+        "Exposure to Microsoft (billed to the partner for periods customers have not paid)"
+    )
+    assert lines[start + 1 : start + 11] == [
+        "  overdue         EUR 2,000.00 (1 customers)",
+        "  reminder        USD 15.00 (5 customers)",
+        "  suspended       EUR 10.00, USD 1,500.50 (2 customers)",
+        "  Largest 5:",
+        "    c3           overdue         EUR 2,000.00",
+        "    c1           suspended       USD 1,200.50, EUR 10.00",
+        "    c2           suspended       USD 300.00",
+        "    d5           reminder        USD 5.00",
+        "    d4           reminder        USD 4.00",
+        "",
+    ]
+
+
+def test_without_exposure_the_section_says_none() -> None:
+    topics: dict[str, list[dict[str, Any]]] = {name: [] for name in OUTPUTS}
+    topics["collections.state.v1"] = [state("c4", "current")]
+    text = summary(RunRecords(topics, {}), "run")
+    assert "Exposure to Microsoft" in text
+    assert "not paid)\n  none\n" in text

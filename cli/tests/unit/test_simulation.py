@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter, defaultdict
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -206,6 +207,47 @@ def test_the_sprinkling_is_there(year_of_2000: list[dict[str, Any]]) -> None:
     assert holds["promise_to_pay"] > 0
     assert types["hold.released"] > 0
     assert types["invoice.voided"] > 0
+
+
+def test_every_invoiced_subscription_gets_a_cost_line_for_the_invoice_period(
+    year_of_2000: list[dict[str, Any]],
+) -> None:
+    invoices = [e for e in year_of_2000 if e["event_type"] == "invoice.issued"]
+    costs = {
+        (e["data"]["subscription_id"], e["data"]["charge_start"], e["data"]["charge_end"]): e
+        for e in year_of_2000
+        if e["event_type"] == "cost.recorded"
+    }
+    currencies: Counter[str] = Counter()
+    for inv in invoices:
+        data = inv["data"]
+        lines = [
+            costs[(s, data["period_start"], data["period_end"])] for s in data["subscription_ids"]
+        ]
+        total = sum(Decimal(c["data"]["amount"]) for c in lines)
+        currencies.update(c["data"]["currency"] for c in lines)
+        if all(c["data"]["currency"] == data["currency"] for c in lines):
+            # What Microsoft bills: 80 to 90 % of the invoice.
+            assert Decimal("0.79") * Decimal(data["amount"]) <= total
+            assert total <= Decimal("0.91") * Decimal(data["amount"])
+        assert {c["customer_id"] for c in lines} == {inv["customer_id"]}
+        assert all(c["occurred_at"][:10] == data["issued_on"] for c in lines)
+    assert len(costs) == currencies.total()  # each line belongs to one invoice
+    assert currencies["USD"] > 0.8 * sum(currencies.values())
+    assert currencies["EUR"] > 0
+
+
+def test_monthly_invoices_bill_the_month_before_and_annual_ones_the_year_ahead(
+    year_of_2000: list[dict[str, Any]],
+) -> None:
+    for inv in (e["data"] for e in year_of_2000 if e["event_type"] == "invoice.issued"):
+        issued = date.fromisoformat(inv["issued_on"])
+        start, end = date.fromisoformat(inv["period_start"]), date.fromisoformat(inv["period_end"])
+        if start == issued:
+            assert end == issued.replace(year=issued.year + 1) - timedelta(days=1)
+        else:
+            assert end == issued.replace(day=1) - timedelta(days=1)
+            assert start == end.replace(day=1)
 
 
 def test_payments_in_flight_arrive_fail_or_lapse(year_of_2000: list[dict[str, Any]]) -> None:

@@ -230,6 +230,7 @@ def sections(doc: dict[str, Any]) -> list[Section]:
     rule = f" [{doc['why_rule']}]" if doc.get("why_rule") else ""
     found = [head, Section("Why", [f"{why}{rule}" if why else "no decision yet"])]
     found.extend(_balances(doc))
+    found.append(_exposure(doc))
     found.append(
         _table(
             doc,
@@ -282,6 +283,14 @@ def _when(value: Any) -> str:
     if len(text) >= 16 and text[10] == "T":
         return f"{text[:10]} {text[11:16]}Z"
     return text
+
+
+def _exposure(doc: dict[str, Any]) -> Section:
+    """What Microsoft has billed the partner for the periods the customer has not paid for."""
+    title = "Exposure to Microsoft"
+    if "exposure" not in doc:
+        return Section(title, [NA])
+    return Section(title, [_money(doc["exposure"]) if doc["exposure"] else "none"])
 
 
 def _balances(doc: dict[str, Any]) -> list[Section]:

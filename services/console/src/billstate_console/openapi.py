@@ -177,6 +177,11 @@ CUSTOMER_FIELDS: dict[str, Doc] = {
     "why": _maybe("string", "Why, in words, as collections decided."),
     "why_rule": _maybe("string", "The policy rule that decided."),
     "overdue": _list(ref("Money")),
+    "exposure": {
+        **_list(ref("Money")),
+        "description": "What Microsoft has billed the partner for the periods the customer has"
+        " not paid for, per Microsoft billing currency (docs/policy.md, Exposure).",
+    },
     "days_past_due": _maybe("integer"),
     "next": {
         "anyOf": [
@@ -333,11 +338,15 @@ def schemas() -> dict[str, Doc]:
             {"customer_id": _text(), "items": _list(ref("TimelineEntry"))},
         ),
         "Overview": _object(
-            "Customers per stage, overdue totals, the furthest business date read.",
+            "Customers per stage, overdue and exposure totals, the furthest business date read.",
             {
                 "customers": {"type": "integer"},
                 "per_stage": _counts("Customers per stage."),
                 "overdue": _list(ref("Money")),
+                "exposure": {
+                    **_list(ref("Money")),
+                    "description": "The exposure to Microsoft of every customer, per currency.",
+                },
                 "as_of": _maybe("string"),
             },
         ),

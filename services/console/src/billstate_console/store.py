@@ -20,7 +20,7 @@ import re
 import sqlite3
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -30,7 +30,7 @@ import psycopg
 
 from billstate_console.domain import cases as ops
 from billstate_console.domain.account import Balance, fold, ledger_event
-from billstate_console.domain.projection import Access, Customer, Entry, project
+from billstate_console.domain.projection import Access, Customer, Entry, Overdue, project
 from billstate_shared.contracts.events import EventBase
 from billstate_shared.domain.ledger import LEDGER_EVENTS
 from billstate_shared.errors import ConfigRefused, Refused
@@ -68,6 +68,7 @@ _SCHEMA = (
         next_stage    VARCHAR(64),
         next_on       VARCHAR(10),
         waiting       TEXT,
+        exposure      TEXT NOT NULL,
         state         TEXT,
         next_at       VARCHAR(260) NOT NULL
     )""",
@@ -106,6 +107,13 @@ _SCHEMA = (
     # The engine's overdue per customer and currency (the customer row's, as rows), for the
     # overview's totals: summed without decoding every customer's JSON.
     """CREATE TABLE IF NOT EXISTS overdue (
+        customer_id VARCHAR(200) NOT NULL,
+        currency    VARCHAR(3) NOT NULL,
+        amount      TEXT NOT NULL,
+        PRIMARY KEY (customer_id, currency)
+    )""",
+    # The exposure to Microsoft per customer and currency, likewise for the overview.
+    """CREATE TABLE IF NOT EXISTS exposure (
         customer_id VARCHAR(200) NOT NULL,
         currency    VARCHAR(3) NOT NULL,
         amount      TEXT NOT NULL,
@@ -235,9 +243,10 @@ SORTS = ("id", "name", "stage", "overdue", "next")
 # `audit`, which records the console's own actions).
 # The tables' layout: a store of another layout is refused (`Store._check_layout`). Bump it
 # with every change to `_SCHEMA` that an existing store would not have.
-LAYOUT = "2"
+LAYOUT = "3"
 _REBUILT = (
-    "applied", "customers", "timeline", "customer_tags", "balances", "overdue", "access",
+    "applied", "customers", "timeline", "customer_tags", "balances", "overdue", "exposure",
+    "access",
     "cases", "case_notes", "parked", "unparked", "letters",
 )  # fmt: skip
 ORDERS = ("asc", "desc")
@@ -261,6 +270,7 @@ class Overview:
     overdue: list[tuple[str, str]]  # (currency, total)
     customers: int
     as_of: str | None
+    exposure: list[tuple[str, str]] = field(default_factory=list)  # (currency, total)
 
 
 def _to_row(customer: Customer) -> dict[str, Any]:
@@ -268,6 +278,7 @@ def _to_row(customer: Customer) -> dict[str, Any]:
     row = {c: getattr(customer, c) for c in _CUSTOMER_COLUMNS}
     row["tags"] = json.dumps(list(customer.tags))
     row["overdue"] = json.dumps([list(pair) for pair in customer.overdue])
+    row["exposure"] = json.dumps([list(pair) for pair in customer.exposure])
     row["subscriptions"] = json.dumps(list(customer.subscriptions))
     return row
 
@@ -276,6 +287,7 @@ def _from_row(row: tuple[Any, ...]) -> Customer:
     values = dict(zip(_CUSTOMER_COLUMNS, tuple(row), strict=True))
     values["tags"] = tuple(json.loads(values["tags"]))
     values["overdue"] = tuple((c, a) for c, a in json.loads(values["overdue"]))
+    values["exposure"] = tuple((c, a) for c, a in json.loads(values["exposure"]))
     values["subscriptions"] = tuple(json.loads(values["subscriptions"]))
     return Customer(**values)
 
@@ -465,13 +477,9 @@ class Store:
         elif before is None or after is None or before.overdue != after.overdue:
             self._overdue(now)
         if after is not None and (before is None or before.overdue != after.overdue):
-            self._run("DELETE FROM overdue WHERE customer_id = :id", {"id": after.customer_id})
-            for currency, amount in after.overdue:
-                self._run(
-                    "INSERT INTO overdue (customer_id, currency, amount) "
-                    "VALUES (:id, :currency, :amount)",
-                    {"id": after.customer_id, "currency": currency, "amount": amount},
-                )
+            self._per_currency("overdue", after.customer_id, after.overdue)
+        if after is not None and (before is None or before.exposure != after.exposure):
+            self._per_currency("exposure", after.customer_id, after.exposure)
         if after is not None and (before is None or before.tags != after.tags):
             cid = after.customer_id
             self._run("DELETE FROM customer_tags WHERE customer_id = :id", {"id": cid})
@@ -480,6 +488,16 @@ class Store:
                     "INSERT INTO customer_tags (customer_id, tag) VALUES (:id, :tag)",
                     {"id": cid, "tag": tag},
                 )
+
+    def _per_currency(self, table: str, customer_id: str, amounts: Overdue) -> None:
+        """A customer's rows in `table` ("overdue" or "exposure"), one per currency."""
+        self._run(f"DELETE FROM {table} WHERE customer_id = :id", {"id": customer_id})  # noqa: S608
+        for currency, amount in amounts:
+            self._run(
+                f"INSERT INTO {table} (customer_id, currency, amount) "  # noqa: S608
+                "VALUES (:id, :currency, :amount)",
+                {"id": customer_id, "currency": currency, "amount": amount},
+            )
 
     def _balances(self, customer: Customer) -> None:
         # Open and credit from every ledger event applied so far (the ledger is order
@@ -622,12 +640,16 @@ class Store:
         # The engine's figures per customer and currency, summed as Decimal (exact).
         for currency, overdue in self._run("SELECT currency, amount FROM overdue"):
             totals[currency] = totals.get(currency, Decimal(0)) + Decimal(overdue)
+        exposed: dict[str, Decimal] = {}
+        for currency, amount in self._run("SELECT currency, amount FROM exposure"):
+            exposed[currency] = exposed.get(currency, Decimal(0)) + Decimal(amount)
         (as_of,) = self._run("SELECT MAX(as_of) FROM customers").fetchone()
         return Overview(
             per_stage=per_stage,
             overdue=[(c, str(totals[c])) for c in sorted(totals)],
             customers=sum(per_stage.values()),
             as_of=as_of,
+            exposure=[(c, str(exposed[c])) for c in sorted(exposed)],
         )
 
     def as_of(self) -> str | None:

@@ -160,6 +160,7 @@ def customer_json(customer: Customer) -> dict[str, Any]:
         "why": customer.why,
         "why_rule": customer.why_rule,
         "overdue": [{"currency": c, "amount": a} for c, a in customer.overdue],
+        "exposure": [{"currency": c, "amount": a} for c, a in customer.exposure],
         "days_past_due": customer.days_past_due,
         "next": (
             {"stage": customer.next_stage, "on": customer.next_on} if customer.next_stage else None
@@ -437,6 +438,7 @@ async def overview_api(request: web.Request) -> web.Response:
             "customers": overview.customers,
             "per_stage": overview.per_stage,
             "overdue": [{"currency": c, "amount": a} for c, a in overview.overdue],
+            "exposure": [{"currency": c, "amount": a} for c, a in overview.exposure],
             "as_of": overview.as_of,
         }
     )

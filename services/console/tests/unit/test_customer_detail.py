@@ -161,6 +161,7 @@ def tailspin() -> list[Event]:
             "2026-02-10T01:00:00Z",
             stage="overdue",
             waiting="an older state: replaced",
+            exposure=[{"amount": "99.00", "currency": "USD"}],
             next={"stage": "final_notice", "earliest_on": "2026-02-14"},
         ),
         state(
@@ -168,6 +169,10 @@ def tailspin() -> list[Event]:
             "2026-02-20T01:00:00Z",
             overdue=[{"amount": "835.94", "currency": "USD"}],
             days_past_due=20,
+            exposure=[
+                {"amount": "12.50", "currency": "EUR"},
+                {"amount": "712.40", "currency": "USD"},
+            ],
             holds=holds,
             pending_payments=pending,
             suspended_subscription_ids=["sub-c"],
@@ -213,6 +218,7 @@ def wingtip() -> list[Event]:
             stage="overdue",
             overdue=[{"amount": "100.00", "currency": "USD"}],
             days_past_due=20,
+            exposure=[{"amount": "85.10", "currency": "USD"}],
             next={"stage": "final_notice", "earliest_on": "2026-03-01"},
         ),
     ]
@@ -382,6 +388,38 @@ async def test_the_customer_page_shows_it_all(client: Client) -> None:
     zh = await get(client, "/customers/tailspin?lang=zh-TW")
     assert "承諾付款" in zh
     assert "2026年2月28日進入已暫停，除非付清 USD 835.94" in zh
+
+
+async def test_the_exposure_to_microsoft_is_on_the_customer_and_summed_on_the_overview(
+    client: Client,
+) -> None:
+    body = await get(client, "/api/customers/tailspin")
+    assert body["exposure"] == [
+        {"currency": "EUR", "amount": "12.50"},
+        {"currency": "USD", "amount": "712.40"},
+    ]
+    overview = await get(client, "/api/overview")
+    assert overview["exposure"] == [
+        {"currency": "EUR", "amount": "12.50"},
+        {"currency": "USD", "amount": "797.50"},
+    ]
+    html = await get(client, "/customers/tailspin")
+    assert "Exposure to Microsoft" in html
+    assert "€12.50, $712.40</dd>" in html
+    zh = await get(client, "/?lang=zh-TW")
+    assert "各幣別對 Microsoft 的曝險" in zh
+    assert "US$797.50" in zh
+
+
+async def test_paying_up_clears_the_exposure(client: Client, store: Store) -> None:
+    store.apply(state("wingtip", "2026-02-25T01:00:00Z", stage="current", exposure=[]))
+    assert (await get(client, "/api/customers/wingtip"))["exposure"] == []
+    overview = await get(client, "/api/overview")
+    assert overview["exposure"] == [
+        {"currency": "EUR", "amount": "12.50"},
+        {"currency": "USD", "amount": "712.40"},
+    ]
+    assert "Exposure to Microsoft</dt>\n<dd" in await get(client, "/customers/wingtip")
 
 
 async def ids(client: Client, query: str) -> list[str]:

@@ -118,6 +118,7 @@ async def test_overview(client: Client) -> None:
             "customers": 61,
             "per_stage": {"current": 1, "final_notice": 60},
             "overdue": [{"currency": "EUR", "amount": "6030.00"}],
+            "exposure": [],
             "as_of": "2026-12-26",
         }
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from billstate_console.config import Settings
-from billstate_console.store import Store, sqlite_path, to_psycopg
+from billstate_console.store import LAYOUT, Store, sqlite_path, to_psycopg
 from billstate_shared.contracts import Event
 from billstate_shared.errors import ConfigRefused
 
@@ -123,5 +123,5 @@ def test_a_store_of_another_layout_is_refused_in_words(tmp_path: Path) -> None:
     db.execute("UPDATE meta SET value = '1' WHERE key = 'layout'")
     db.commit()
     db.close()
-    with pytest.raises(ConfigRefused, match="layout 1, this console needs layout 2"):
+    with pytest.raises(ConfigRefused, match=f"layout 1, this console needs layout {LAYOUT}"):
         Store(path)

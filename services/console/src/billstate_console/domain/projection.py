@@ -61,6 +61,9 @@ class Customer:
     next_stage: str | None = None
     next_on: str | None = None
     waiting: str | None = None
+    # What Microsoft has billed the partner for periods the customer has not paid for, per
+    # Microsoft billing currency: the latest state record's, written with the next step.
+    exposure: Overdue = ()
     # The latest state record's holds, pending payments, suspended subscriptions and policy,
     # as JSON (`state_json`); written with the next step, by the same records.
     state: str | None = None
@@ -167,6 +170,7 @@ def _apply(current: Customer, event: EventBase, at: str) -> Customer:
                     next_stage=d.next.stage if d.next else None,
                     next_on=d.next.earliest_on.isoformat() if d.next else None,
                     waiting=d.waiting,
+                    exposure=overdue_of(d.exposure),
                     state=state_json(d),
                     next_at=at,
                 )
