@@ -59,7 +59,8 @@ DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
 BILLSTATE = Path(sys.executable).parent / "billstate"
 BASH = shutil.which("bash") or "/bin/bash"
 
-OFFLINE_COMMANDS = frozenset({"replay", "plan", "policy", "simulate", "contracts"})
+# `costs` runs offline without --send (its console examples are --dry-run; --send is in text).
+OFFLINE_COMMANDS = frozenset({"replay", "plan", "policy", "simulate", "contracts", "costs"})
 KAFKA_COMMANDS = frozenset({"clock", "topics", "demo", "hold", "dlq", "send", "recover", "access"})
 ABSENT = frozenset({"nope.yaml", "nope.jsonl"})  # examples of a file that does not exist
 

@@ -17,7 +17,7 @@ from billstate_cli.drive import Driver, tick_event
 from billstate_cli.simulation import history
 from billstate_devkit.kafka import end_offsets, read_after
 from billstate_shared.runtime.dlq import read_headers
-from billstate_shared.topics import CLOCK, CONTROL, CUSTOMERS, INVOICES, PAYMENTS
+from billstate_shared.topics import CLOCK, CONTROL, COSTS, CUSTOMERS, INVOICES, PAYMENTS
 
 from .conftest import ROOT, Pipeline, final_states, load_jsonl, replayed
 
@@ -121,7 +121,7 @@ async def test_bad_messages_on_every_inbound_topic_go_to_the_dlq(pipeline: Pipel
                     "data": {"payment_id": "P", "currency": "USD", "amount": 10.5}}).encode():
             ("data.amount", "decimal string"),
     }  # fmt: skip
-    topics = [INVOICES, PAYMENTS, CUSTOMERS, CLOCK, CONTROL]
+    topics = [INVOICES, PAYMENTS, COSTS, CUSTOMERS, CLOCK, CONTROL]
     starts = {t.name: await end_offsets(pipeline.bootstrap, t.dlq) for t in topics}
     producer = AIOKafkaProducer(bootstrap_servers=pipeline.bootstrap)
     await producer.start()

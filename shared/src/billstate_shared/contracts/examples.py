@@ -181,12 +181,13 @@ _EXAMPLES: list[Event] = [
         ),
     ),
     CostRecorded(
-        event_id="cost-G012345678-sub-7a1c-2026-12",
+        # The ids and time `billstate costs import` and access-control's poller give it.
+        event_id="cost:G012345678:contoso:sub-7a1c:2026-12-01:2026-12-31",
         event_type="cost.recorded",
-        occurred_at=_at(date(2027, 1, 9), 6),
+        occurred_at=_at(date(2026, 12, 1), 0),
         customer_id=_CUSTOMER,
         data=CostRecordedData(
-            cost_id="G012345678-sub-7a1c-2026-12",
+            cost_id="G012345678:contoso:sub-7a1c:2026-12-01:2026-12-31",
             subscription_id="sub-7a1c",
             charge_start=date(2026, 12, 1),
             charge_end=date(2026, 12, 31),
