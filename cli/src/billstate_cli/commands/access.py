@@ -22,7 +22,6 @@ from typing import Any
 
 from billstate_cli.commands.dlq import DlqError, read_letters
 from billstate_cli.commands.send import (
-    Outgoing,
     SendError,
     SettingsError,
     add_bootstrap,
@@ -44,6 +43,7 @@ from billstate_shared.operator.approvals import (
     build_decision,
     open_parked,
 )
+from billstate_shared.operator.letters import Outgoing
 from billstate_shared.topics import ACCESS_EVENTS, APPROVALS
 
 # What is pending and the decisions are built in billstate_shared.operator (the console too).

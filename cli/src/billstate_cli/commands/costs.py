@@ -18,11 +18,9 @@ from pathlib import Path
 from pydantic import TypeAdapter, ValidationError
 
 from billstate_cli.commands.send import (
-    Outgoing,
     SendError,
     SettingsError,
     add_bootstrap,
-    check,
     kafka_of,
     produce,
     report_failure,
@@ -31,6 +29,7 @@ from billstate_shared.contracts import ContractError
 from billstate_shared.contracts.types import CustomerId, SubscriptionId
 from billstate_shared.domain.ids import readable_id
 from billstate_shared.errors import ConfigRefused, Refused
+from billstate_shared.operator.letters import Outgoing, check
 from billstate_shared.topics import COSTS
 
 COMMAND = "billstate costs import"

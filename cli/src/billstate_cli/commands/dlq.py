@@ -11,7 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from billstate_cli.commands.send import (
-    Outgoing,
     SendError,
     SettingsError,
     add_bootstrap,
@@ -25,6 +24,7 @@ from billstate_shared.operator.letters import (
     REDRIVE_HEADER,
     DlqError,
     Letter,
+    Outgoing,
     newest_sequences,
     read_letters,
     select,

@@ -8,7 +8,6 @@ import sys
 from datetime import UTC, datetime
 
 from billstate_cli.commands.send import (
-    Outgoing,
     SendError,
     SettingsError,
     add_bootstrap,
@@ -27,6 +26,7 @@ from billstate_shared.operator.holds import (
     build_released,
     derived_hold_id,
 )
+from billstate_shared.operator.letters import Outgoing
 from billstate_shared.topics import CONTROL
 
 # The builders live in billstate_shared.operator (the console builds the same events).

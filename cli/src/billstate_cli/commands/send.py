@@ -15,13 +15,16 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from pydantic import ValidationError
 
-from billstate_shared.contracts import ContractError, Event, decode
+from billstate_shared.contracts import ContractError
 from billstate_shared.errors import ConfigRefused, ExternalError, Refused
 from billstate_shared.kafka_auth import KafkaAuth, client_options
+from billstate_shared.operator.letters import Outgoing, Seen, check
 from billstate_shared.settings import ServiceSettings
 from billstate_shared.topics import topic_for
 
 Headers = tuple[tuple[str, bytes], ...]
+# `check`, `Outgoing` and `Seen` are the shared operator package's: one checker and one record
+# type for whatever produces operator records (send, re-drive, the console's actions).
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -85,69 +88,6 @@ def kafka_of(args: argparse.Namespace) -> Kafka:
         raise SettingsError(message) from None
     given: str | None = args.bootstrap
     return Kafka(given or settings.kafka_bootstrap_servers, settings.kafka_auth)
-
-
-# ---- checking -------------------------------------------------------------------------------
-
-
-def check(raw: bytes, expected_topic: str | None = None) -> Event:
-    """Decode one value as the services do, plus the rules a producer must keep on top:
-    the event's topic is one a service reads (and, for a re-drive, the topic it came from),
-    and it is not a clock tick (ticks go to every partition: `billstate clock tick`)."""
-    event = decode(raw)
-    if event.customer_id == "*":
-        raise ContractError(
-            "customer_id", "a clock tick goes to every partition: use `billstate clock tick`"
-        )
-    topic = topic_for(event.event_type)
-    if not topic.readers:
-        # Writing here would forge a service's output; nobody reads it to act on it anyway.
-        raise ContractError(
-            "event_type",
-            f"{event.event_type} is written by {', '.join(topic.writers)} only, "
-            f"to {topic.name}, which no service reads",
-        )
-    if expected_topic is not None and topic.name != expected_topic:
-        # The services refuse an event on a topic that does not carry its type.
-        raise ContractError(
-            "event_type",
-            f"{event.event_type} is not an event of {expected_topic} (it belongs on {topic.name})",
-        )
-    return event
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """One record to produce, and where it came from (FILE:LINE or DLQ:PARTITION:OFFSET)."""
-
-    origin: str
-    topic: str
-    event: Event
-    value: bytes
-    headers: Headers = ()
-
-    @property
-    def key(self) -> bytes:
-        return self.event.customer_id.encode()
-
-    def describe(self) -> str:
-        e = self.event
-        return f"{self.topic} key {e.customer_id} {e.event_type} {e.event_id}"
-
-
-class Seen:
-    """The event ids met so far in one run; a second copy is skipped, never sent twice."""
-
-    def __init__(self) -> None:
-        self._first: dict[str, tuple[str, Event]] = {}
-
-    def first_copy(self, event: Event, origin: str) -> tuple[str, bool] | None:
-        """None for a new event id; else (origin of the first copy, whether it is equal)."""
-        known = self._first.get(event.event_id)
-        if known is None:
-            self._first[event.event_id] = (origin, event)
-            return None
-        return known[0], known[1] == event
 
 
 # ---- producing ------------------------------------------------------------------------------
