@@ -56,6 +56,7 @@ def test_the_inputs_are_what_the_workers_read() -> None:
             "billing.customers.v1",
             "billing.invoices.v1",
             "billing.payments.v1",
+            "billing.costs.v1",
             "billing.due-dates.v1",
             "collections.control.v1",
         ]

@@ -206,8 +206,8 @@ def test_the_operator_acts_before_saturdays_tick() -> None:
 def test_settling_access_control_waits_on_its_group_topics_not_the_watched_feed() -> None:
     names = {t.name for t in group_topics("access-control")}
 
-    # collections.events.v1: access-control follows the stages to watch commitments.
-    assert names == {"access.commands.v1", "access.approvals.v1", "collections.events.v1"}
+    # collections.events.v1: followed only while commitments are watched, never settled on.
+    assert names == {"access.commands.v1", "access.approvals.v1"}
     assert "billing.payments.v1" in {t.name for t in group_topics("collections")}
 
 

@@ -250,9 +250,15 @@ TOPIC_OF_EVENT: dict[str, Topic] = {et: t for t in EVENT_TOPICS for et in t.even
 
 # Topics a service reads outside its consumer group (no offsets committed): access-control
 # looks only at the newest record's time on the payments topic (the stale-feed guard), and
-# collections reads the policy its group accepted once, at start-up.
+# collections reads the policy its group accepted once, at start-up. access-control follows
+# the stages only while it watches commitments (Partner Center, a setting): not an input
+# anyone settles or recovers on, since without that setting nothing consumes it.
 READ_OUTSIDE_GROUP: frozenset[tuple[str, str]] = frozenset(
-    {("access-control", PAYMENTS.name), ("collections", POLICIES.name)}
+    {
+        ("access-control", PAYMENTS.name),
+        ("access-control", EVENTS.name),
+        ("collections", POLICIES.name),
+    }
 )
 
 

@@ -90,9 +90,13 @@ class AccessControl(Service):
             # Decisions on held commands come keyed by customer on a topic with as many
             # partitions: the Loop's range assignor gives one member partition p of both
             # topics, so a customer's decision reaches the worker that holds its command.
-            # Stage changes always (the catalog's inputs, so lag and settling see one set of
-            # topics); they are only acted on while commitments are watched.
-            topics=[ACCESS_COMMANDS.name, APPROVALS.name, EVENTS.name],
+            # Stage changes only while commitments are watched (Partner Center): the catalog
+            # lists the topic among what access-control reads outside its settled inputs.
+            topics=[
+                ACCESS_COMMANDS.name,
+                APPROVALS.name,
+                *([EVENTS.name] if settings.watches_commitments else []),
+            ],
             handler=self.handler,
             progress=progress,
             metrics=metrics,
