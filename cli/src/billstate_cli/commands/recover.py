@@ -68,6 +68,7 @@ from billstate_shared.topics import (
     BY_NAME,
     CLOCK,
     CONTROL,
+    COSTS,
     CUSTOMER_PARTITIONS,
     CUSTOMERS,
     EVENTS,
@@ -81,7 +82,7 @@ from billstate_shared.topics import (
 SERVICES = ("invoicing", "collections")
 TABLES = {"invoicing": "registers", "collections": "books"}
 # The history the state is a function of, in the order ties are broken in.
-HISTORY = (CUSTOMERS.name, INVOICES.name, PAYMENTS.name, CONTROL.name, CLOCK.name)
+HISTORY = (CUSTOMERS.name, INVOICES.name, PAYMENTS.name, COSTS.name, CONTROL.name, CLOCK.name)
 DECISIONS = (EVENTS.name, ACCESS_COMMANDS.name, NOTICE_REQUESTS.name)
 EXIT_ACTIVE = 1
 RECOVERY_REASON = "Recovery: the suspension was decided from a clock tick in the future"
