@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from billstate_shared.settings import ServiceSettings
@@ -24,3 +25,8 @@ class Settings(ServiceSettings):
     # state record and any decisions, and one request per batch costs less than one per record.
     producer_linger: float = 0.005
     cache_size: int = 50_000  # live books kept parsed in memory; the table holds them all
+    # faust standby replicas of the table: with 2+ workers each keeps a warm copy of other
+    # workers' partitions, so a partition that moves (a pod restarted, even on an empty disk)
+    # resumes from that copy instead of reading the whole changelog. 0 for a single worker:
+    # there is no other worker to hold a copy, and a standby costs a consumer and disk.
+    standby_replicas: int = Field(default=0, ge=0)

@@ -22,3 +22,8 @@ class Settings(ServiceSettings):
     # Seconds a clock tick's occurred_at may be ahead of its record's Kafka time (which the
     # broker stamps); a tick further ahead is dead-lettered and changes nothing.
     clock_skew: float = Field(default=600.0, ge=0)
+    # faust standby replicas of the table: with 2+ workers each keeps a warm copy of other
+    # workers' partitions, so a partition that moves (a pod restarted, even on an empty disk)
+    # resumes from that copy instead of reading the whole changelog. 0 for a single worker:
+    # there is no other worker to hold a copy, and a standby costs a consumer and disk.
+    standby_replicas: int = Field(default=0, ge=0)

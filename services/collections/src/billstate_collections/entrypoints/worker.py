@@ -31,6 +31,7 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
         replication_factor=settings.replication_factor,
         commit_interval=settings.commit_interval,
         auth=settings.kafka_auth,
+        standby_replicas=settings.standby_replicas,
         producer_linger=settings.producer_linger,
     )
     # Its changelog writes are acknowledged before the offsets of their records commit.
