@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+from base64 import urlsafe_b64encode
 from bisect import insort
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
+from hashlib import blake2b
 from typing import Any
 
+from billstate_shared.errors import Refused
+
 ZERO = Decimal(0)
+PAST_SIZE = 32  # forgotten records a ledger still knows by id (docs/policy.md "What a book keeps")
 
 
 class Posting(Enum):
@@ -63,6 +69,51 @@ class Payment:
         return (self.received_at, self.payment_id)
 
 
+def past_key(space: str, record_id: str) -> str:
+    """The compact form `Past` keeps of an id: 8 bytes of its hash, 11 url-safe characters."""
+    raw = blake2b(f"{space}{record_id}".encode(), digest_size=8).digest()
+    return urlsafe_b64encode(raw).decode()[:11]
+
+
+@dataclass(slots=True)
+class Past:
+    """What a ledger forgot, so that an event about it is told apart from a new one.
+
+    `ids`: the newest `PAST_SIZE` forgotten records, oldest first, as a key (`past_key` of
+    "i"/"p"/"a" and the invoice, payment or adjustment event id) -> (what it was: "i" an
+    invoice, "v" a voided invoice, "p" a payment, "r" a reversed payment, "a" an adjustment;
+    the horizon that forgot it). `floor`: the latest horizon among the records dropped from
+    `ids`: an invoice issued, or a payment received, before it is one the ledger knew.
+    """
+
+    ids: dict[str, tuple[str, date]] = field(default_factory=dict)
+    floor: date | None = None
+
+    def kind(self, space: str, record_id: str) -> str | None:
+        if not self.ids:
+            return None
+        found = self.ids.get(past_key(space, record_id))
+        return None if found is None else found[0]
+
+    def before(self, day: date) -> bool:
+        return self.floor is not None and day < self.floor
+
+    def trim(self, before: date) -> None:
+        """Drop the ids forgotten at a horizon before a date; they stay known by date."""
+        for key in [k for k, (_, h) in self.ids.items() if h < before]:
+            when = self.ids.pop(key)[1]
+            if self.floor is None or when > self.floor:
+                self.floor = when
+
+    def add(self, space: str, record_id: str, kind: str, horizon: date) -> None:
+        ids = self.ids
+        ids[past_key(space, record_id)] = (kind, horizon)
+        while len(ids) > PAST_SIZE:
+            when = ids.pop(next(iter(ids)))[1]
+            if self.floor is None or when > self.floor:
+                self.floor = when
+
+
 @dataclass(slots=True)
 class Ledger:
     """One customer's money, per currency; currencies never mix.
@@ -90,6 +141,14 @@ class Ledger:
     _targeted: dict[str, set[str]] = field(default_factory=dict)
     version: int = 0  # bumped on every change; lets callers cache what they derive
     _open: tuple[int, tuple[Invoice, ...]] = (-1, ())  # open invoices as of a version
+    # What `forget` left behind: per currency, the money of the forgotten records (payments
+    # less what the invoices billed, never below zero: it is part of the allocation's pool),
+    # and the order of the latest forgotten invoice the pool paid (an invoice due before it
+    # is refused: it would take that money first); the ids forgotten; the last horizon.
+    _carry: dict[str, Decimal] = field(default_factory=dict)
+    _frontier: dict[str, tuple[date, date, str]] = field(default_factory=dict)
+    past: Past = field(default_factory=Past)
+    horizon: date | None = None
 
     # ---- events -------------------------------------------------------------------------
 
@@ -105,6 +164,10 @@ class Ledger:
         period: tuple[date, date] | None = None,
     ) -> Posting:
         if invoice_id in self.invoices:
+            return Posting.DUPLICATE
+        if self.horizon is not None and self._forgotten_invoice(
+            invoice_id, currency, issued_on, due_on
+        ):
             return Posting.DUPLICATE
         adjustment = sum(
             (delta for inv, delta in self._adjustments.values() if inv == invoice_id), ZERO
@@ -145,6 +208,11 @@ class Ledger:
     def adjust(self, event_id: str, invoice_id: str, delta: Decimal) -> Posting:
         if event_id in self._adjustments:
             return Posting.DUPLICATE
+        if self.past.ids:
+            if self.past.kind("a", event_id) is not None:
+                return Posting.DUPLICATE
+            if self.past.kind("i", invoice_id) is not None:
+                raise _late("invoice.adjusted", "an adjustment")
         self._adjustments[event_id] = (invoice_id, delta)
         invoice = self.invoices.get(invoice_id)
         if invoice is None:
@@ -156,6 +224,12 @@ class Ledger:
     def void(self, invoice_id: str) -> Posting:
         if invoice_id in self._voided:
             return Posting.DUPLICATE
+        if self.past.ids:
+            kind = self.past.kind("i", invoice_id)
+            if kind == "v":
+                return Posting.DUPLICATE
+            if kind is not None:
+                raise _late("invoice.voided", "a void")
         self._voided.add(invoice_id)
         invoice = self.invoices.get(invoice_id)
         if invoice is None:
@@ -174,6 +248,14 @@ class Ledger:
     ) -> Posting:
         if payment_id in self.payments:
             return Posting.DUPLICATE
+        if self.horizon is not None:
+            past = self.past
+            if past.before(received_at.date()) or past.kind("p", payment_id) is not None:
+                return Posting.DUPLICATE  # forgotten: seen, applied, settled long ago
+            if invoice_id is not None and past.kind("i", invoice_id) is not None:
+                # It names an invoice settled and forgotten, which takes nothing more: all of
+                # it goes to the pool, as for a payment that names no invoice.
+                invoice_id = None
         payment = Payment(
             payment_id,
             currency,
@@ -192,6 +274,12 @@ class Ledger:
     def reverse(self, payment_id: str) -> Posting:
         if payment_id in self._reversed:
             return Posting.DUPLICATE
+        if self.past.ids:
+            kind = self.past.kind("p", payment_id)
+            if kind == "r":
+                return Posting.DUPLICATE
+            if kind is not None:
+                raise _late("payment.reversed", "a reversal", "data.payment_id", "payment")
         self._reversed.add(payment_id)
         payment = self.payments.get(payment_id)
         if payment is None:
@@ -199,6 +287,113 @@ class Ledger:
         payment.reversed = True
         self._recompute(payment.currency)
         return Posting.APPLIED
+
+    # ---- forgetting (docs/policy.md "What a book keeps") ---------------------------------
+
+    def _forgotten_invoice(
+        self, invoice_id: str, currency: str, issued_on: date, due_on: date
+    ) -> bool:
+        """True for an invoice forgotten; Refused for one the pool would pay before them."""
+        past = self.past
+        if past.before(issued_on) or past.kind("i", invoice_id) is not None:
+            return True
+        frontier = self._frontier.get(currency)
+        if frontier is not None and (due_on, issued_on, invoice_id) < frontier:
+            raise Refused(
+                "data.due_on",
+                f"the invoice falls due before invoices settled more than the ledger keeps"
+                f" ago ({frontier[0].isoformat()}): credit that paid those would pay it first;"
+                " issue it with a current due date",
+                "invoice.issued",
+            )
+        return False
+
+    def forget(self, horizon: date, keep: Collection[str] = ()) -> bool:  # noqa: C901, PLR0912, PLR0915
+        """Forget what can no longer change an open amount: invoices settled (open 0) issued
+        and due before `horizon`, with every payment naming them; payments received before
+        it that name no invoice, or were reversed. Each forgotten payment's money less each
+        forgotten invoice's base goes to the currency's carry, so every open amount and
+        credit stay as they were, and stay so whatever comes next (events about what was
+        forgotten are refused). An invoice the pool paid goes only with every invoice due
+        before it and only while the carry stays at or above zero, so it cannot reopen.
+        `keep`: invoice ids not to forget. True when anything was forgotten."""
+        self.horizon = horizon
+        invoices, payments = self.invoices, self.payments
+        naming: dict[str, list[Payment]] = {}
+        for p in payments.values():
+            if p.invoice_id is not None:
+                naming.setdefault(p.invoice_id, []).append(p)
+        gone: dict[str, Invoice] = {}
+        carry = dict(self._carry)
+        for p in payments.values():  # old money that names no invoice goes first
+            if p.invoice_id is None and not p.reversed and p.received_at.date() < horizon:
+                carry[p.currency] = carry.get(p.currency, ZERO) + p.amount
+        for currency, order in self._invoice_order.items():
+            prefix = True  # every invoice before this one is forgotten
+            for key in order:
+                inv = invoices[key[2]]
+                named = naming.get(inv.invoice_id, ())
+                if (
+                    inv.open != ZERO
+                    or inv.due_on >= horizon
+                    or inv.issued_on >= horizon
+                    or inv.invoice_id in keep
+                    or any(p.received_at.date() >= horizon for p in named)
+                ):
+                    prefix = False
+                    continue
+                base = ZERO if inv.voided else inv.amount + inv.adjustment
+                pooled = base  # what the pool paid: the base less what payments naming it took
+                for p in sorted(named, key=_payment_order):
+                    if pooled <= ZERO:
+                        break
+                    if not p.reversed and p.currency == currency:
+                        pooled -= min(pooled, p.amount)
+                if pooled > ZERO:
+                    if not prefix:
+                        continue
+                    change = sum(
+                        (p.amount for p in named if not p.reversed and p.currency == currency),
+                        ZERO,
+                    )
+                    if carry.get(currency, ZERO) + change - base < ZERO:
+                        prefix = False  # paid by money the ledger still keeps: not yet
+                        continue
+                    self._frontier[currency] = inv.order
+                gone[inv.invoice_id] = inv
+                carry[currency] = carry.get(currency, ZERO) - base
+                for p in named:
+                    if not p.reversed:
+                        carry[p.currency] = carry.get(p.currency, ZERO) + p.amount
+        lost = [
+            p
+            for p in payments.values()
+            if p.received_at.date() < horizon
+            and (p.invoice_id in gone or p.reversed or p.invoice_id is None)
+        ]
+        if not gone and not lost:
+            return False
+        past = self.past
+        for inv in gone.values():
+            del invoices[inv.invoice_id]
+            self._invoice_order[inv.currency].remove(inv.order)
+            self._targeted.pop(inv.invoice_id, None)
+            self._voided.discard(inv.invoice_id)
+            past.add("i", inv.invoice_id, "v" if inv.voided else "i", horizon)
+        for event_id in [e for e, (i, _) in self._adjustments.items() if i in gone]:
+            del self._adjustments[event_id]
+            past.add("a", event_id, "a", horizon)
+        for p in lost:
+            del payments[p.payment_id]
+            self._payment_order[p.currency].remove(p.order)
+            self._reversed.discard(p.payment_id)
+            past.add("p", p.payment_id, "r" if p.reversed else "p", horizon)
+        self._targeted = {}
+        for p in payments.values():
+            if p.invoice_id is not None:
+                self._targeted.setdefault(p.invoice_id, set()).add(p.currency)
+        self._carry = {c: amount for c, amount in sorted(carry.items()) if amount != ZERO}
+        return True
 
     # ---- reading ------------------------------------------------------------------------
 
@@ -238,7 +433,9 @@ class Ledger:
         self.version += 1
         all_invoices = self.invoices
         invoices = [all_invoices[key[2]] for key in self._invoice_order.get(currency, ())]
-        pool = ZERO  # credit notes larger than their invoice become credit on account
+        # Credit notes larger than their invoice become credit on account; what forgotten
+        # records left is in the pool from the start.
+        pool = self._carry.get(currency, ZERO)
         for inv in invoices:
             base = ZERO if inv.voided else inv.amount + inv.adjustment
             if base < ZERO:
@@ -273,6 +470,25 @@ class Ledger:
                     if pool == ZERO:
                         break
         self._credit[currency] = pool
+
+
+def _payment_order(payment: Payment) -> tuple[datetime, str]:
+    return payment.order
+
+
+def _late(
+    event_type: str,
+    what: str,
+    where: str = "data.invoice_id",
+    of: str = "invoice",
+) -> Refused:
+    return Refused(
+        where,
+        f'{what} of an {of} settled and forgotten (docs/policy.md "What a book keeps"):'
+        " it would change what was settled long ago; book the difference as a new invoice"
+        " or payment",
+        event_type,
+    )
 
 
 LEDGER_EVENTS = frozenset(

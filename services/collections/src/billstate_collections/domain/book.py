@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from hashlib import blake2b
 
 from billstate_shared.domain.ledger import Ledger
+from billstate_shared.domain.policy import Policy
 
 CURRENT = -1  # stage index of a customer in no stage
 DEDUPE_SIZE = 32  # ids a dedupe window keeps (the newest); docs/policy.md "Duplicates"
+# Business days after which what is settled is forgotten (docs/policy.md "What a book keeps").
+KEEP_DAYS = 90
 
 
 def digest(key: str) -> str:
@@ -42,6 +45,16 @@ class Window:
         while len(ids) > DEDUPE_SIZE:
             oldest = next(iter(ids))
             when = ids.pop(oldest)
+            if when is not None and (self.floor is None or when > self.floor):
+                self.floor = when
+
+    def trim(self, before: date) -> None:
+        """Forget the ids of events that occurred before a date: the floor rises past them,
+        so they stay known by their time (docs/policy.md "What a book keeps")."""
+        cutoff = datetime.combine(before, time(), UTC)  # an instant: stored zones differ
+        old = [k for k, at in self.ids.items() if at is not None and at < cutoff]
+        for key in old:
+            when = self.ids.pop(key)
             if when is not None and (self.floor is None or when > self.floor):
                 self.floor = when
 
@@ -154,3 +167,62 @@ class Book:
 
     def key(self) -> tuple[int, int, date | None]:
         return (self.ledger.version, self.version, self.as_of)
+
+
+Billed = list[tuple[date, date, frozenset[str]]]  # (start, end, subscriptions) of invoices
+
+
+def billed(ledger: Ledger) -> Billed:
+    """The billing periods of the invoices a ledger keeps, with what each bills."""
+    return [(*inv.billed, frozenset(inv.subscription_ids)) for inv in ledger.invoices.values()]
+
+
+def keeps(line: CostLine, periods: Billed, horizon: date | None) -> bool:
+    """Whether a book keeps a cost line: one charged up to a horizon, for a period no kept
+    invoice bills, can count toward no exposure again (a forgotten invoice never reopens)."""
+    if horizon is None or line.end >= horizon:
+        return True
+    sub = line.subscription_id
+    return any(
+        line.start <= end and start <= line.end and (not subs or sub in subs)
+        for start, end, subs in periods
+    )
+
+
+def horizon(as_of: date) -> date:
+    """KEEP_DAYS before `as_of`, on the Monday on or before it: it moves a week at a time,
+    so the book is tidied once a week, at the same dates whatever order it was built in."""
+    day = as_of.toordinal() - KEEP_DAYS
+    return date.fromordinal(day - (day - 1) % 7)
+
+
+def prune(book: Book, as_of: date, policy: Policy) -> None:
+    """Forget what can no longer change a decision, once the horizon has moved: settled
+    invoices and their payments (the ledger's `forget`), and the cost lines no kept invoice
+    bills. Runs in the engine when the book's business date moves, so a live book and one
+    rebuilt by replay forget the same things at the same point."""
+    ledger = book.ledger
+    limit = horizon(as_of)
+    if ledger.horizon is not None and limit <= ledger.horizon:
+        return
+    keep = {h.invoice_id for h in book.holds.values() if h.invoice_id is not None}
+    index = policy.suspend_stage_index
+    if index is not None and policy.stages[index].scope == "all_subscriptions":
+        # A suspension of all subscriptions takes them from the profile and every invoice
+        # kept: each subscription's newest invoice stays.
+        newest: dict[str, tuple[tuple[date, date, str], str]] = {}
+        for inv in ledger.invoices.values():
+            for sub in inv.subscription_ids:
+                if sub not in newest or newest[sub][0] < inv.order:
+                    newest[sub] = (inv.order, inv.invoice_id)
+        keep.update(invoice_id for _, invoice_id in newest.values())
+    ledger.forget(limit, keep)
+    book.seen.trim(limit)
+    book.released.trim(limit)
+    # Forgotten ids are kept KEEP_DAYS more, so an event about one is refused by name.
+    ledger.past.trim(limit - timedelta(days=KEEP_DAYS))
+    if book.costs and not book.alerted:  # an episode told about is ended by a later step
+        periods = billed(ledger)
+        kept = {k: c for k, c in book.costs.items() if keeps(c, periods, limit)}
+        if len(kept) != len(book.costs):
+            book.costs = kept

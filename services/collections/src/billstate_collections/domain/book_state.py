@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +15,7 @@ from billstate_collections.domain.book import (
     Window,
     digest,
 )
-from billstate_shared.domain.ledger_state import dump_ledger, load_ledger
+from billstate_shared.domain.ledger_state import dump_ledger, front, load_ledger, unfront
 from billstate_shared.domain.policy import CURRENT, Policy
 from billstate_shared.errors import Refused
 
@@ -24,14 +24,26 @@ def _day(value: str | None) -> date | None:
     return date.fromisoformat(value) if value else None
 
 
-def _time(value: str | None) -> datetime | None:
+def _time(value: int | str | None) -> datetime | None:
+    if isinstance(value, int):
+        return datetime.fromtimestamp(value, UTC)
     return datetime.fromisoformat(value) if value else None
+
+
+def _stamp(at: datetime | None) -> int | str | None:
+    """A window's time: whole seconds since the epoch for a UTC time (a third of the ISO
+    form's bytes), else the ISO form."""
+    if at is None:
+        return None
+    if at.microsecond == 0 and at.utcoffset() == timedelta(0):
+        return int(at.timestamp())
+    return at.isoformat()
 
 
 def _dump_window(window: Window) -> dict[str, Any]:
     return {
-        "ids": [[key, None if at is None else at.isoformat()] for key, at in window.ids.items()],
-        "floor": None if window.floor is None else window.floor.isoformat(),
+        "ids": [[key, _stamp(at)] for key, at in window.ids.items()],
+        "floor": _stamp(window.floor),
     }
 
 
@@ -79,11 +91,22 @@ def dump_book(book: Book, policy: Policy) -> dict[str, Any]:
     if book.waited:
         data["waited"] = list(book.waited)
     if book.costs:
-        data["costs"] = [
-            [c.cost_id, c.subscription_id, c.start.isoformat(), c.end.isoformat(),
-             str(c.amount), c.currency, c.invoice_ref]
-            for c in book.costs.values()
-        ]  # fmt: skip
+        # By charge period and currency, each once, and ids as what they add to the line
+        # before: a month's lines share most of both (a book stored before this has
+        # "costs", one full line each).
+        periods: dict[tuple[date, date, str], list[CostLine]] = {}
+        for c in book.costs.values():
+            periods.setdefault((c.start, c.end, c.currency), []).append(c)
+        lines: list[Any] = []
+        for (start, end, currency), group in periods.items():
+            rows: list[Any] = [start.isoformat(), end.isoformat(), currency]
+            cost_id = sub = ref = ""
+            for c in group:
+                rows.append([front(cost_id, c.cost_id), front(sub, c.subscription_id),
+                             str(c.amount), front(ref, c.invoice_ref)])  # fmt: skip
+                cost_id, sub, ref = c.cost_id, c.subscription_id, c.invoice_ref
+            lines.append(rows)
+        data["lines"] = lines
     if book.alerted or book.episode:
         data["alerted"] = [list(book.alerted), book.episode]
     return data
@@ -141,6 +164,15 @@ def load_book(data: dict[str, Any], policy: Policy) -> Book:
             for cost_id, sub, start, end, amount, currency, ref in data.get("costs", ())
         },
     )  # fmt: skip
+    for start, end, currency, *rows in data.get("lines", ()):
+        first, last = date.fromisoformat(start), date.fromisoformat(end)
+        cost_id = sub = ref = ""
+        for told, sub_told, amount, ref_told in rows:
+            cost_id, sub = unfront(cost_id, told), unfront(sub, sub_told)
+            ref = unfront(ref, ref_told)
+            book.costs[cost_id] = CostLine(
+                cost_id, sub, first, last, Decimal(amount), currency, ref
+            )
     if "alerted" in data:
         book.alerted, book.episode = tuple(data["alerted"][0]), data["alerted"][1]
     for hold_id, kind, invoice_id, amount, until, reason, by, placed_on in data["holds"]:

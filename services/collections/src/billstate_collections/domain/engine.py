@@ -15,6 +15,7 @@ from billstate_collections.domain.book import (
     HoldRecord,
     Pending,
     Profile,
+    prune,
 )
 from billstate_collections.domain.exposure import add_cost, exposure, money
 from billstate_collections.domain.schedule import in_force, suspension_on
@@ -293,6 +294,7 @@ def _on_time(book: Book, event: InvoiceAged | Aged, policy: Policy) -> list[Outp
         as_of = book.as_of = d.as_of
         if book.reminded:
             _forget_reminders(book, as_of)
+        prune(book, as_of, policy)  # what can no longer change a decision (docs/policy.md)
     if d.days_past_due < 0:  # only an invoice not yet due can have a reminder (rule 10)
         _remind(book, event, policy, out)
     if book.pending:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from billstate_collections.domain import book as books
 from billstate_collections.domain.book import MAX_COSTS, Book, CostLine
 from billstate_shared.domain.ledger import ZERO
 from billstate_shared.errors import Refused
@@ -15,7 +16,8 @@ def add_cost(book: Book, line: CostLine) -> bool:
     The first line with an id wins: the same line again changes nothing, another amount or
     period under the same id is refused (the record goes to the DLQ with the reason). Past
     MAX_COSTS lines the oldest by charge end is dropped (a line older than all kept is not
-    taken), so the book keeps the newest whatever order they came in."""
+    taken), so the book keeps the newest whatever order they came in. A line the book would
+    forget at once (book.keeps) is not taken either: its redelivery changes nothing."""
     known = book.costs.get(line.cost_id)
     if known is not None:
         if known == line:
@@ -27,6 +29,13 @@ def add_cost(book: Book, line: CostLine) -> bool:
             f"{known.end.isoformat()}; the first recorded stands",
             "cost.recorded",
         )
+    limit = book.ledger.horizon
+    if (
+        limit is not None
+        and line.end < limit
+        and not books.keeps(line, books.billed(book.ledger), limit)
+    ):
+        return False
     costs = book.costs
     if len(costs) >= MAX_COSTS:
         oldest = min(costs.values(), key=lambda c: c.order)
