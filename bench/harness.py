@@ -281,6 +281,11 @@ class Worker:
             "BILLSTATE_COLLECTIONS_CONSUMER_GROUP": self.group,
             "BILLSTATE_COLLECTIONS_LOG_LEVEL": self.level,
         }
+        profile = os.environ.get("BENCH_PROFILE_DIR")
+        if profile:
+            # bench/profile_hook/sitecustomize.py profiles the worker until it exits.
+            env["PYTHONPATH"] = str(ROOT / "bench" / "profile_hook")
+            env["BILLSTATE_BENCH_PROFILE"] = str(Path(profile) / f"{self.group}.prof")
         self.fleet = Fleet(self.root, self.bootstrap, POLICY, extra_env=env)
         self.fleet.start(("collections",))
 

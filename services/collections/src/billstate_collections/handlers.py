@@ -1,5 +1,5 @@
 """Message handlers of collections: one record in; load the book, call the engine, and return
-what to send (the book is written to its table here).
+what to send; the books a batch changed are written at its flush.
 
 No faust or aiokafka here: the entrypoint hands in the table (any mutable mapping of bytes) and
 a view of the committed offsets, and sends what `handle` returns.
@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -89,10 +91,24 @@ def uncommitted(sent: Sent, committed: Committed) -> Sent:
     return [e for e in sent if e[2] >= (committed.get((e[0], e[1])) or 0)]
 
 
+@dataclass(slots=True)
+class Dirty:
+    """A book changed since the last flush: what it was when last stored, and the records
+    applied to it since (to rebuild it should a later try fail half-way)."""
+
+    book: Book
+    stored: bytes  # the book's bytes as last written ("" when never)
+    sent: Sent  # the table value's "sent" as last written
+    applied: list[Event] = field(default_factory=list)
+    produced: Sent = field(default_factory=list)  # this batch's [topic, partition, offset, outputs]
+    at: datetime | None = None  # the latest record's occurred_at, for the state record
+    last: list[Any] = field(default_factory=list)  # the latest record's [topic, partition, offset]
+
+
 class CollectionsHandler:
-    """One inbound or due-date record in: the book updated and stored, the outputs returned
-    (decisions, then the `collections.state` record when the book changed), keyed like the
-    record."""
+    """One inbound or due-date record in: the book updated, the decisions returned at once;
+    the book written and its `collections.state` record made once per flush, however many of
+    the batch's records changed it (as Kafka Streams' record cache collapses writes)."""
 
     def __init__(
         self,
@@ -104,38 +120,90 @@ class CollectionsHandler:
     ) -> None:
         self.books = Books(table, cache_size, policy)
         self.policy, self.committed = policy, committed
+        self.dirty: dict[str, Dirty] = {}
 
     def forget(self) -> None:
-        """Drop the cached books (on revocation, or before a try is repeated)."""
+        """Drop the cached books and the unflushed changes (on revocation, or when records
+        are given up: they are read again, by this worker or the partition's next owner)."""
         self.books.forget()
+        self.dirty.clear()
+
+    def undo(self, event: Event) -> None:
+        """Before a failed try is repeated or dead-lettered: the customer's book as it was
+        before it, rebuilt from the stored book and the batch's earlier records (the engine
+        is deterministic; their outputs were sent already)."""
+        customer_id = event.customer_id
+        books = self.books
+        books.cache.pop(customer_id, None)
+        dirty = self.dirty.get(customer_id)
+        if dirty is None:
+            return  # the table holds the book as it was
+        policy = self.policy
+        book = load_book(orjson.loads(dirty.stored), policy) if dirty.stored else Book(customer_id)
+        for earlier in dirty.applied:
+            step(book, earlier, policy)
+        dirty.book = book
+        books.cache[customer_id] = (book, dirty.stored, dirty.sent)
 
     def handle(self, record: Record, event: Event) -> list[Produce]:
-        books, key = self.books, record.key
-        book, before, sent = books.get(event.customer_id)
-        source = [record.topic, record.partition, record.offset]
-        again = next((entry[3] for entry in sent if entry[:3] == source), None)
-        if again is not None:
-            log.info("re-sent", outputs=len(again))  # rare: after a crash
-            return [Produce(topic, key, value.encode()) for topic, value in again]
-        policy = self.policy
-        outputs = step(book, event, policy)
-        raw = orjson.dumps(dump_book(book, policy))
-        # The table keeps each output as text (in "sent"); the send takes the bytes as built.
+        customer_id = event.customer_id
+        dirty = self.dirty.get(customer_id)
+        if dirty is None:
+            book, stored, sent = self.books.get(customer_id)
+            source = [record.topic, record.partition, record.offset]
+            again = next((entry[3] for entry in sent if entry[:3] == source), None)
+            if again is not None:
+                log.info("re-sent", outputs=len(again))  # rare: after a crash
+                key = record.key
+                return [Produce(topic, key, value.encode()) for topic, value in again]
+        else:
+            book = dirty.book
+        outputs = step(book, event, self.policy)
         out: list[Produce] = []
         produced: list[list[str]] = []
-        for o in outputs:
-            topic, value = ROUTE[o.event_type], to_bytes(o)
-            produced.append([topic, value.decode()])
-            out.append(Produce(topic, key, value))
-        if raw != before:
-            value = state_record(book, policy, event.occurred_at).encode()
-            produced.append([STATE.name, value.decode()])
-            out.append(Produce(STATE.name, key, value))
-        kept = uncommitted(sent, self.committed())
+        if outputs:
+            key = record.key
+            # The table keeps each output as text (in "sent"); the send takes the bytes.
+            for o in outputs:
+                topic, value = ROUTE[o.event_type], to_bytes(o)
+                produced.append([topic, value.decode()])
+                out.append(Produce(topic, key, value))
+        # Only now, when nothing can fail any more: `undo` replays what is recorded here.
+        if dirty is None:
+            dirty = self.dirty[customer_id] = Dirty(book, stored, sent)
+        dirty.applied.append(event)
+        dirty.at = event.occurred_at
+        dirty.last = [record.topic, record.partition, record.offset]
         if produced:
-            kept.append([*source, produced])
-        if raw != before or kept != sent:
-            books.put(book, raw, kept)
+            dirty.produced.append([record.topic, record.partition, record.offset, produced])
         if _levels.isEnabledFor(logging.INFO):
             log.info("processed", event_type=event.event_type, outputs=len(outputs))
+        return out
+
+    def flush(self) -> list[Produce]:
+        """Each changed book written once, with one `collections.state` record if its state
+        changed, and the outputs of its records not committed yet kept beside it."""
+        if not self.dirty:
+            return []
+        policy, books, committed = self.policy, self.books, self.committed()
+        out: list[Produce] = []
+        for customer_id, dirty in self.dirty.items():
+            book = dirty.book
+            raw = orjson.dumps(dump_book(book, policy))
+            changed = raw != dirty.stored
+            if changed and dirty.at is not None:
+                state = state_record(book, policy, dirty.at).encode()
+                out.append(Produce(STATE.name, customer_id.encode(), state))
+                # Kept with the batch's last record of this book, to be sent again with its
+                # outputs if it is read again after a crash.
+                produced = dirty.produced
+                if produced and produced[-1][:3] == dirty.last:
+                    produced[-1][3].append([STATE.name, state.decode()])
+                else:
+                    produced.append([*dirty.last, [[STATE.name, state.decode()]]])
+            kept = uncommitted(dirty.sent, committed)
+            kept.extend(dirty.produced)
+            if changed or kept != dirty.sent:
+                books.put(book, raw, kept)
+        self.dirty.clear()
         return out

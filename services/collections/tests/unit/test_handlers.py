@@ -1,13 +1,18 @@
 """The workers' handlers without Kafka: over a recorded history, collections' handler sends
 what the in-process driver decides (plus a state record per change), keeps the table in step,
 and after a crash (table ahead of the committed offsets) sends a re-read record's outputs
-again, the same bytes; invoicing's handler ages what the driver ages."""
+again, the same bytes; batched, it writes each book once per flush and ends where it ends
+record by record, also when a try fails half-way; invoicing's handler ages what the driver
+ages."""
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -67,7 +72,7 @@ def test_collections_handler_sends_what_the_engine_decides_and_resends_after_a_c
     states = 0
     for offset, (event, decided) in enumerate(_inputs()):
         record = Rec("in", 0, offset, event.customer_id.encode(), None)
-        out = handler.handle(record, event)
+        out = handler.handle(record, event) + handler.flush()  # an idle stream: one by one
         assert all(p.key == record.key for p in out)
         assert [p.value for p in out if p.topic != STATE.name] == decided
         states += sum(p.topic == STATE.name for p in out)
@@ -80,7 +85,85 @@ def test_collections_handler_sends_what_the_engine_decides_and_resends_after_a_c
     again = CollectionsHandler(table=dict(table), policy=standard(), cache_size=8, committed=view)
     for record, event, out in records[-50:]:
         if out:
-            assert again.handle(record, event) == out
+            assert again.handle(record, event) + again.flush() == out
+
+
+def _one_by_one(
+    handler: CollectionsHandler, inputs: list[tuple[Event, list[bytes]]]
+) -> dict[bytes, bytes]:
+    """Each record flushed at once (an idle stream); the last state record per customer."""
+    states: dict[bytes, bytes] = {}
+    for offset, (event, _decided) in enumerate(inputs):
+        handler.handle(Rec("in", 0, offset, event.customer_id.encode(), None), event)
+        states.update((p.key, p.value) for p in handler.flush() if p.key and p.value)
+    return states
+
+
+def _books(table: dict[bytes, bytes]) -> dict[bytes, object]:
+    """The books in a table, without what each keeps to re-send (which differs by batch)."""
+    return {key: json.loads(value)["book"] for key, value in table.items()}
+
+
+@pytest.mark.parametrize("batch", [2, 37, 500])
+def test_a_batch_writes_each_book_once_and_ends_where_one_by_one_ends(batch: int) -> None:
+    inputs = _inputs()
+    alone: dict[bytes, bytes] = {}
+    final = _one_by_one(CollectionsHandler(table=alone, policy=standard(), cache_size=8,
+                                           committed=dict), inputs)  # fmt: skip
+
+    writes: list[bytes] = []
+
+    class Table(dict[bytes, bytes]):
+        def __setitem__(self, key: bytes, value: bytes) -> None:
+            writes.append(key)
+            super().__setitem__(key, value)
+
+    table = Table()
+    handler = CollectionsHandler(table=table, policy=standard(), cache_size=8, committed=dict)
+    decided: list[bytes] = []
+    last_state: dict[bytes, bytes] = {}
+    for start in range(0, len(inputs), batch):
+        for offset, (event, expected) in enumerate(inputs[start : start + batch], start):
+            out = handler.handle(Rec("in", 0, offset, event.customer_id.encode(), None), event)
+            assert [p.value for p in out] == expected  # decisions go out at once
+            decided.extend(p.value for p in out if p.value is not None)
+        before = len(writes)
+        states = handler.flush()
+        assert all(p.topic == STATE.name for p in states)
+        flushed = writes[before:]
+        assert len(flushed) == len(set(flushed))  # each book written once per flush
+        assert len(states) == len({p.key for p in states})
+        last_state.update((p.key, p.value) for p in states if p.key and p.value)
+    assert decided == [raw for _event, raws in inputs for raw in raws]
+    assert _books(table) == _books(alone)
+    assert last_state == final
+
+
+def test_a_failed_try_is_undone_to_the_book_the_batch_had_made() -> None:
+    inputs = _inputs()
+    alone: dict[bytes, bytes] = {}
+    _one_by_one(CollectionsHandler(table=alone, policy=standard(), cache_size=8,
+                                   committed=dict), inputs)  # fmt: skip
+    table: dict[bytes, bytes] = {}
+    handler = CollectionsHandler(table=table, policy=standard(), cache_size=8, committed=dict)
+    for offset, (event, _expected) in enumerate(inputs):
+        record = Rec("in", 0, offset, event.customer_id.encode(), None)
+        if offset % 7 == 3:
+            # A try that changed the book half-way, then failed: undone, then tried again.
+            book, _stored, _sent = handler.books.get(event.customer_id)
+            live = (
+                handler.dirty[event.customer_id].book
+                if event.customer_id in handler.dirty
+                else book
+            )
+            live.version += 1000
+            live.holds.clear()
+            handler.undo(event)
+        handler.handle(record, event)
+        if offset % 50 == 49:
+            handler.flush()
+    handler.flush()
+    assert _books(table) == _books(alone)
 
 
 def test_invoicing_handler_ages_what_the_driver_ages() -> None:

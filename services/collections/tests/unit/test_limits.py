@@ -151,7 +151,8 @@ def test_the_largest_book_and_its_outputs_fit_far_below_a_kafka_record() -> None
     largest, kinds = 0, defaultdict(int)
     for offset, event in enumerate(largest_history()):
         committed["in", 0] = offset  # what came before is committed, as after a commit
-        for produced in handler.handle(Rec("in", 0, offset, CUSTOMER.encode(), None), event):
+        record = Rec("in", 0, offset, CUSTOMER.encode(), None)
+        for produced in handler.handle(record, event) + handler.flush():
             kinds[json.loads(produced.value)["event_type"]] += 1
             decode(produced.value)  # every output fits its own contract
         largest = max(largest, len(table[CUSTOMER.encode()]))

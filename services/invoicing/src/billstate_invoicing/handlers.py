@@ -123,6 +123,15 @@ class InvoicingHandler:
         events of a half-sent tick are then sent again, with the same ids."""
         self.registers.forget()
 
+    def undo(self, _event: Event) -> None:
+        """Before a failed try is repeated: registers are written per record, so the table
+        holds each as it was before it."""
+        self.registers.forget()
+
+    def flush(self) -> list[Produce]:
+        """Nothing collapsed: a register is written with its record."""
+        return []
+
     def handle(self, record: TimedRecord, event: Event) -> list[Produce]:
         registers = self.registers
         if isinstance(event, ClockTick):

@@ -37,6 +37,18 @@ from billstate_shared.topics import CUSTOMER_PARTITIONS, CUSTOMERS, Topic
 log = structlog.get_logger("billstate.worker")
 
 
+# Recovery reads every record of the changelog, one at a time through faust's loop, so its
+# time follows the record count. Kafka never compacts a partition's active segment, and at its
+# defaults (1 GiB, 7 days) a changelog is all active segment: every version of every value.
+# Small, hourly segments let the cleaner keep about one record per key; 0.1 starts it once a
+# tenth of a partition is superseded.
+CHANGELOG_CONFIGS = (
+    ("segment.bytes", str(16 * 1024 * 1024)),
+    ("segment.ms", str(3600 * 1000)),
+    ("min.cleanable.dirty.ratio", "0.1"),
+)
+
+
 def make_app(
     name: str,
     bootstrap: str,
@@ -47,6 +59,7 @@ def make_app(
     commit_interval: float = 0.5,
     producer_linger: float = 0.0,
     auth: KafkaAuth | None = None,
+    standby_replicas: int = 0,
 ) -> Any:
     """A faust app configured for ordered, at-least-once work that decides nothing by clock."""
     return faust.App(
@@ -71,7 +84,9 @@ def make_app(
         # Seconds a produce batch may wait for more records: fewer, larger produce requests
         # for a worker that writes several records (outputs, changelog) per event.
         producer_linger=producer_linger,
-        table_standby_replicas=0,
+        # Warm copies of other workers' table partitions: a partition that moves comes up
+        # from its copy, not the whole changelog. faust's assignor uses at most workers - 1.
+        table_standby_replicas=standby_replicas,
         key_serializer="raw",
         value_serializer="raw",
         loghandlers=[],
@@ -246,7 +261,7 @@ async def ensure_changelog(
     await apply_topics(
         bootstrap,
         [Topic(name, (), f"changelog of {app_id}'s {table} table", cleanup="compact",
-               retention_days=None, partitions=partitions)],
+               retention_days=None, partitions=partitions, extra_config=CHANGELOG_CONFIGS)],
         replication_factor,
         auth=auth,
     )  # fmt: skip
@@ -276,6 +291,10 @@ SEND_RETRY = RetryPolicy(attempts=1, base_delay=0.25, max_delay=5.0)
 # Consumed records whose writes may be on their way to the broker at once. Their sends
 # overlap; each offset waits until its own writes and every earlier record's are acknowledged.
 WINDOW = 1000
+# Records handled before the handler's collapsed writes (a book written once for all of a
+# batch's records about it) are flushed, when more keep coming; an idle stream flushes after
+# every record. Below WINDOW, so an unflushed batch never waits for room it holds itself.
+BATCH = 500
 
 
 @dataclass(slots=True)
@@ -307,6 +326,9 @@ class Pending:
 
     event: Any
     writes: list[Write] = field(default_factory=list)
+    # Whether the handler's flush that covers this record has been sent: until then its
+    # offset waits however its own writes went (the book it changed is not written yet).
+    sealed: bool = False
 
 
 async def _send(
@@ -363,6 +385,7 @@ def acked_table(app: Any, name: str, *, partitions: int) -> AckedTable:
         partitions=partitions,
         key_type=bytes,
         value_type=bytes,
+        extra_topic_configs=dict(CHANGELOG_CONFIGS),
     )
     app.tables.add(table)
     return table
@@ -403,6 +426,7 @@ class Window:
         self.stream: Any = None  # the agent's manual-ack stream, set when the agent starts
         self.entries: deque[Pending] = deque()
         self.current: Pending | None = None
+        self.batch: list[Pending] = []  # handled, waiting for the handler's flush
         self.blocked = False
         self._open = asyncio.Event()  # the agent may take a record
         self._work = asyncio.Event()  # a record waits to be settled
@@ -411,6 +435,9 @@ class Window:
         self._blocked_gauge = metrics.blocked.labels(service)
 
     # ---- the agent's side -----------------------------------------------------------
+
+    def open(self) -> bool:
+        return self._open.is_set()
 
     async def room(self) -> None:
         """Wait until the agent may take a record: not blocked, and the window not full."""
@@ -439,8 +466,23 @@ class Window:
         pending, self.current = self.current, None
         if pending is not None:
             self.entries.append(pending)
-            self._work.set()
+            self.batch.append(pending)
             self._update()
+
+    def flushing(self) -> None:
+        """What is sent from here to `sealed` (the handler's flush) belongs to every record
+        of the batch: their offsets wait for it."""
+        self.current = Pending(None)
+
+    def sealed(self) -> None:
+        flush, self.current = self.current, None
+        writes = flush.writes if flush is not None else []
+        for pending in self.batch:
+            if writes:
+                pending.writes.extend(writes)
+            pending.sealed = True
+        self.batch = []
+        self._work.set()
 
     async def send(
         self, channel: Any, key: bytes | None, value: bytes | None, headers: Any = None
@@ -492,6 +534,10 @@ class Window:
                 await self._work.wait()
                 continue
             head = self.entries[0]
+            if not head.sealed:
+                self._work.clear()
+                await self._work.wait()
+                continue
             for write in head.writes:
                 if not write.future.done():
                     await asyncio.wait((write.future,))
@@ -571,6 +617,7 @@ class Window:
         for entry in self.entries:
             self.app.consumer._unacked_messages.discard(entry.event.message)  # noqa: SLF001
         self.entries.clear()
+        self.batch = []
         self._given_up_through = self.app.consumer_generation_id
         self.forget()
         log.warning("partitions revoked while blocked: records left unacked", records=given_up)
@@ -586,14 +633,19 @@ async def process(
     stream: Any,
     intake: Intake,
     handle: Callable[[Any, Event], Awaitable[None]],
-    reset: Callable[[], None],
+    undo: Callable[[Event], None],
+    flush: Callable[[], Awaitable[None]],
 ) -> None:
     """The agent body both workers share: decode or dead-letter, handle with retries, and
     never let an exception end the agent (it would ack the record silently). Records are
-    acked by `intake.window`, once what they wrote is acknowledged."""
+    acked by `intake.window`, once what they wrote is acknowledged, the handler's `flush`
+    included: it runs when no record waits in the stream's buffer, or every BATCH records."""
     window = intake.window
+    waiting = stream.channel.queue  # what the consumer has fetched for this agent
     async for event in stream.events():
         message = event.message
+        if window.batch and not window.open():
+            await flush()  # the batch must not wait for room it holds
         await window.room()
         if not window.fresh(message):
             window.drop(message)
@@ -603,10 +655,11 @@ async def process(
         try:
             decoded = await intake.decode(message)
             if decoded is not None:
-                # `reset` drops half-updated cached state before a try is repeated.
+                # `undo` takes a failed try's half-made changes back before it is repeated
+                # or the record is dead-lettered.
                 await RETRY.call(
                     partial(handle, message, decoded),
-                    on_failure=lambda attempt, _err, _again: _retrying(attempt, reset),
+                    on_failure=partial(_retrying, undo=undo, event=decoded),
                 )
         except Refused as err:
             intake.metrics.failed.labels(intake.service, message.topic).inc()
@@ -621,17 +674,28 @@ async def process(
         finally:
             window.end()
             intake.done(message, started)
+        if len(window.batch) >= BATCH or waiting.empty():
+            await flush()
 
 
 class Handler(Protocol):
     """What a faust worker's handler offers its agent."""
 
     def handle(self, record: Any, event: Event) -> list[Produce]:
-        """One decoded record in; what to write out."""
+        """One decoded record in; what to write out now."""
+        ...
+
+    def flush(self) -> list[Produce]:
+        """The writes collapsed over the records handled since the last flush (a table
+        written once per key); what to send with them."""
+        ...
+
+    def undo(self, event: Event) -> None:
+        """Take back what a failed try of `event` changed, before it is tried again."""
         ...
 
     def forget(self) -> None:
-        """Drop cached state: on revocation, and before a failed try is repeated."""
+        """Drop cached state: on revocation, or when records are given up."""
         ...
 
 
@@ -676,12 +740,24 @@ def run_agent(
         for out in handler.handle(message, event):
             await acks.send(outbound[out.topic], out.key, out.value, out.headers or None)
 
+    async def flush() -> None:
+        acks.flushing()
+        try:
+            for out in handler.flush():
+                await acks.send(outbound[out.topic], out.key, out.value, out.headers or None)
+        except Exception as err:
+            # Its records' changes would be acked unwritten: stop, acking none of them.
+            log.exception("flushing the batch failed; stopping the worker")
+            await app.crash(err)
+            raise
+        acks.sealed()
+
     async def agent(stream: Any) -> None:
         manual = stream.noack()
         acks.stream = manual
         settling = asyncio.ensure_future(acks.settle())
         try:
-            await process(manual, intake, handle, handler.forget)
+            await process(manual, intake, handle, handler.undo, flush)
         finally:
             settling.cancel()
 
@@ -690,8 +766,15 @@ def run_agent(
     app.agent(inbound, name=f"billstate.{service}", concurrency=1)(agent)
 
 
-def _retrying(attempt: int, reset: Callable[[], None]) -> None:
-    reset()
+def _retrying(
+    attempt: int,
+    _err: BaseException,
+    _again: bool,  # noqa: FBT001  (RetryPolicy's OnFailure signature)
+    *,
+    undo: Callable[[Event], None],
+    event: Event,
+) -> None:
+    undo(event)
     log.warning("retrying", attempt=attempt)
 
 
