@@ -51,9 +51,14 @@ console: install ## `make run`'s demo, then the console on its data: URL and sig
 	@$(RUN) billstate demo --bootstrap $(LOCAL_BOOTSTRAP) --customers 200 --days 91 --seed 2026 --console; \
 	  status=$$?; env -u KAFKA_BOOTSTRAP_SERVERS $(KAFKA) down; exit $$status
 
+# Test processes (pytest-xdist): each takes whole files and starts its own local broker or
+# container (the second's ports 10 above the first's). One process on an existing cluster, which
+# the tests share one after another; TEST_WORKERS=0 runs them all in pytest's own process.
+TEST_WORKERS ?= $(if $(KAFKA_BOOTSTRAP_SERVERS),0,2)
+
 .PHONY: test
 test: setup-system install ## every test, real broker included (starts a local Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)
-	@$(RUN) pytest
+	@$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: lint
 lint: install ## ruff (lint and format), mypy strict, import-linter contracts
@@ -99,6 +104,10 @@ clean: ## remove caches (not the Kafka jar cache)
 deploy-manifests: install ## regenerate Strimzi topics from the catalog
 	@$(RUN) billstate topics strimzi --out deploy/k8s/base/topics.yaml
 
+.PHONY: bench-log
+bench-log: install ## cost of one worker log line at INFO (JSON to a file), against 20 µs
+	@$(RUN) python bench/bench_log.py
+
 .PHONY: bench-replay
 bench-replay: install ## replay throughput and peak memory for a realistic year of 10,000 customers
 	@$(RUN) python bench/bench_replay.py
@@ -116,7 +125,7 @@ bench-console: install ## the console's pages over HTTP from a store of 100,000 
 	@$(RUN) python bench/console.py $(BENCH_CONSOLE_ARGS)
 
 .PHONY: bench
-bench: bench-replay bench-pipeline bench-state bench-console ## all benchmarks
+bench: bench-log bench-replay bench-pipeline bench-state bench-console ## all benchmarks
 
 .PHONY: faults
 faults: install ## fault suite: a simulated history on a fresh local Kafka while services, broker, Partner Center and SMTP fail; one row per fault (5-8 min; FAULTS_ARGS="--seed 7")

@@ -15,7 +15,9 @@ top-level entry of the repository is linked into it), beside the input files the
 describe but do not ship (`PREPARED`: lifecycle-cut.jsonl, with-bad.jsonl, the bad-*.yaml
 copies of standard.yaml, each made as the doc's prose or comment says), with `uv run
 billstate` replaced by this interpreter's `billstate` entry point. No pipefail: a pipeline's
-status is its last command's, as in an interactive shell.
+status is its last command's, as in an interactive shell. Each call is its own process, forked
+from a server that imported the command once (billstate_devkit.warm): the same entry point,
+argv, cwd, environment, stdin, stdout, stderr and exit status, without seconds of imports.
 
 What is compared:
 
@@ -53,6 +55,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from billstate_cli.main import COMMANDS
+from billstate_devkit.warm import warm_command
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]
@@ -350,9 +355,18 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return where
 
 
-def _run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+@pytest.fixture(scope="module")
+def billstate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The `billstate` command, each call forked from one warm server (module docstring)."""
     assert BILLSTATE.exists(), f"no billstate entry point beside {sys.executable}"
-    script = command.replace("uv run billstate ", f"{shlex.quote(str(BILLSTATE))} ")
+    warm = ("billstate_cli.main", *(f"billstate_cli.commands.{c}" for c in COMMANDS))
+    where = tmp_path_factory.mktemp("warm")
+    with warm_command(where, "billstate", "billstate_cli.main:run", warm) as command:
+        yield command
+
+
+def _run(command: str, cwd: Path, billstate: Path) -> subprocess.CompletedProcess[str]:
+    script = command.replace("uv run billstate ", f"{shlex.quote(str(billstate))} ")
     return subprocess.run(  # noqa: S603  (the docs' own commands, in a scratch directory)
         [BASH, "-c", script],
         cwd=cwd,
@@ -383,8 +397,8 @@ def test_every_example_not_run_has_a_listed_rule() -> None:
 
 
 @pytest.mark.parametrize("example", RUN, ids=[e.id for e in RUN])
-def test_example(example: Example, root: Path) -> None:
-    done = _run(example.command, root)
+def test_example(example: Example, root: Path, billstate: Path) -> None:
+    done = _run(example.command, root, billstate)
     if example.kind == "shell":
         assert (done.returncode, done.stderr) == (0, ""), done.stdout
         return

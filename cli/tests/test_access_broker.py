@@ -32,7 +32,12 @@ from billstate_shared.topics import ACCESS_EVENTS, APPROVALS
 pytestmark = pytest.mark.broker
 
 SENT = re.compile(r"^sent (access\.\w+) (\S+) for customer (\S+) .* partition (\d+) offset (\d+)$")
-NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def now() -> datetime:
+    """Read when the event is made: ages are checked against the CLI's clock, however late
+    in the run the test comes."""
+    return datetime.now(UTC).replace(microsecond=0)
 
 
 def unique(prefix: str) -> str:
@@ -44,7 +49,7 @@ def parked(customer: str, command: str, minutes_ago: int, *subs: str) -> AccessP
         {
             "event_id": f"{command}-parked",
             "event_type": "access.parked",
-            "occurred_at": NOW - timedelta(minutes=minutes_ago),
+            "occurred_at": now() - timedelta(minutes=minutes_ago),
             "customer_id": customer,
             "data": {
                 "command_id": command,
@@ -62,7 +67,7 @@ def unparked(customer: str, command: str, outcome: str = "cancelled") -> AccessU
         {
             "event_id": f"{command}-{outcome}",
             "event_type": "access.unparked",
-            "occurred_at": NOW,
+            "occurred_at": now(),
             "customer_id": customer,
             "data": {"command_id": command, "outcome": outcome, "by": "access-control",
                      "reason": "a restore for the customer arrived first"},

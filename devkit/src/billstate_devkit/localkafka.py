@@ -22,6 +22,9 @@ from cryptography.hazmat.primitives import serialization
 KAFKA_VERSION = "4.1.1"
 LOG4J_VERSION = "2.25.3"
 DEFAULT_PORT = 39092
+# A broker takes its port and the next four (controller, SCRAM, -, SASL_SSL); a pytest-xdist
+# worker's broker starts this many ports after the previous worker's.
+PORTS_PER_WORKER = 10
 STARTED_MARKER = "Kafka Server started"
 # A super user on the SCRAM listeners: what applies ACLs as an operator would.
 ADMIN_USER = "billstate-admin"
@@ -88,12 +91,18 @@ class Layout:
 
     root: Path
     port: int
+    name: str = "run"  # the folder of this broker's config, data and log, beside the jars
 
     @classmethod
     def from_env(cls) -> Layout:
+        """From BILLSTATE_CACHE_DIR and BILLSTATE_KAFKA_PORT; a pytest-xdist worker past the
+        first (gwN) gets its own broker, N * PORTS_PER_WORKER ports up, on the same jars."""
         cache = os.environ.get("BILLSTATE_CACHE_DIR")
         root = Path(cache) if cache else _repo_root() / ".cache"
         port = int(os.environ.get("BILLSTATE_KAFKA_PORT", DEFAULT_PORT))
+        worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+        if worker:
+            return cls(root / "kafka", port + worker * PORTS_PER_WORKER, f"run-gw{worker}")
         return cls(root=root / "kafka", port=port)
 
     @property
@@ -102,7 +111,7 @@ class Layout:
 
     @property
     def run(self) -> Path:
-        return self.root / "run"
+        return self.root / self.name
 
     @property
     def data(self) -> Path:

@@ -1,5 +1,7 @@
 """pytest plugin: `kafka_bootstrap` (env, testcontainers, local broker); broker tests run in CI.
 
+Under pytest-xdist (`make test`) each worker starts its own local broker (localkafka.Layout).
+
 Also `postgres_url` (a throwaway PostgreSQL server) and `browser`/`screenshot` (headless
 Chromium), from billstate_devkit.postgres and billstate_devkit.browser.
 """
