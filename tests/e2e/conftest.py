@@ -6,7 +6,7 @@ import asyncio
 import json
 import urllib.request
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -119,6 +119,16 @@ def final_states(events: Iterable[dict[str, Any]]) -> dict[str, dict[str, Any]]:
         for customer, book in replay.books.items()
         if book.as_of is not None or book.ledger.invoices
     }
+
+
+def renamed(events: Iterable[dict[str, Any]], suffix: str) -> Iterator[dict[str, Any]]:
+    """The events with `suffix` on every customer id (and event id): a test's customers of
+    its own on a broker other tests write the same simulated ids to."""
+    for event in events:
+        if event["customer_id"] != "*":
+            event["customer_id"] += suffix
+            event["event_id"] += suffix
+        yield event
 
 
 def load_jsonl(path: Path, customer_suffix: str = "") -> list[dict[str, Any]]:

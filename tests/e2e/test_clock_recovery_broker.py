@@ -26,7 +26,7 @@ import shutil
 import signal
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from billstate_devkit.kafka import end_offsets, read_after
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.topics import ACCESS_COMMANDS, CLOCK
 
-from .conftest import POLICY, Pipeline, final_states, replayed
+from .conftest import POLICY, Pipeline, final_states, renamed, replayed
 
 pytestmark = pytest.mark.broker
 
@@ -52,14 +52,6 @@ DECIDED = ("collections.stage_entered", "access.suspend", "access.restore", "not
 HUGE_SKEW = str(200 * 365 * 24 * 3600)  # seconds: a guard that lets anything through
 BAD_AT = datetime(2099, 1, 1, tzinfo=UTC)
 PIPELINE = ("invoicing", "collections")
-
-
-def renamed(events: Iterable[dict[str, Any]], suffix: str) -> Iterator[dict[str, Any]]:
-    for event in events:
-        if event["customer_id"] != "*":
-            event["customer_id"] += suffix
-            event["event_id"] += suffix
-        yield event
 
 
 def at(event: dict[str, Any]) -> datetime:

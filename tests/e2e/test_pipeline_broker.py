@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.request
+import uuid
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime
@@ -19,7 +20,7 @@ from billstate_devkit.kafka import end_offsets, read_after
 from billstate_shared.runtime.dlq import read_headers
 from billstate_shared.topics import CLOCK, CONTROL, COSTS, CUSTOMERS, INVOICES, PAYMENTS
 
-from .conftest import ROOT, Pipeline, final_states, load_jsonl, replayed
+from .conftest import ROOT, Pipeline, final_states, load_jsonl, renamed, replayed
 
 pytestmark = pytest.mark.broker
 
@@ -97,7 +98,7 @@ async def test_one_customer_lifecycle_end_to_end(pipeline: Pipeline) -> None:
 
 
 async def test_services_decide_exactly_what_replay_decides(pipeline: Pipeline) -> None:
-    events = list(history(200, 75, seed=11))
+    events = list(renamed(history(200, 75, seed=11), f"-{uuid.uuid4().hex[:6]}"))
     await pipeline.start(("invoicing", "collections"))
     await pipeline.drive(events)
     outcome = await pipeline.outcome()
@@ -156,7 +157,7 @@ async def test_bad_messages_on_every_inbound_topic_go_to_the_dlq(pipeline: Pipel
 
 
 async def test_every_inbound_event_twice_changes_nothing(pipeline: Pipeline) -> None:
-    events = list(history(40, 75, seed=5))
+    events = list(renamed(history(40, 75, seed=5), f"-{uuid.uuid4().hex[:6]}"))
     await pipeline.start()
     await pipeline.drive(events, twice=True)
     await pipeline.settle()
@@ -190,7 +191,7 @@ async def test_a_tick_from_the_past_changes_nothing(pipeline: Pipeline) -> None:
 
 
 async def test_collections_killed_mid_run_ends_as_an_undisturbed_run(pipeline: Pipeline) -> None:
-    events = list(history(120, 75, seed=23))
+    events = list(renamed(history(120, 75, seed=23), f"-{uuid.uuid4().hex[:6]}"))
     await pipeline.start()
     kills: list[int] = []
 

@@ -386,6 +386,15 @@ class Write:
 
 
 @dataclass(slots=True)
+class Flush:
+    """What a handler's flush wrote for a batch: every record of the batch waits for it, and
+    it is checked once, not once per record."""
+
+    writes: list[Write]
+    settled: bool = False  # every write acknowledged (checked at the batch's first record)
+
+
+@dataclass(slots=True)
 class Pending:
     """A consumed record, and what it wrote that the broker may not have acknowledged yet."""
 
@@ -394,6 +403,7 @@ class Pending:
     # Whether the handler's flush that covers this record has been sent: until then its
     # offset waits however its own writes went (the book it changed is not written yet).
     sealed: bool = False
+    flush: Flush | None = None  # shared by the records of one batch
 
 
 async def _send(
@@ -540,11 +550,10 @@ class Window:
         self.current = Pending(None)
 
     def sealed(self) -> None:
-        flush, self.current = self.current, None
-        writes = flush.writes if flush is not None else []
+        done, self.current = self.current, None
+        flush = Flush(done.writes) if done is not None and done.writes else None
         for pending in self.batch:
-            if writes:
-                pending.writes.extend(writes)
+            pending.flush = flush
             pending.sealed = True
         self.batch = []
         self._work.set()
@@ -603,14 +612,20 @@ class Window:
                 self._work.clear()
                 await self._work.wait()
                 continue
-            for write in head.writes:
+            flush = head.flush
+            if flush is not None and flush.settled:
+                flush = None  # an earlier record of its batch found it acknowledged
+            writes = head.writes if flush is None else [*head.writes, *flush.writes]
+            for write in writes:
                 if not write.future.done():
                     await asyncio.wait((write.future,))
             if not self.entries or self.entries[0] is not head:
                 continue  # given up while waiting
-            if any(write.error() is not None for write in head.writes):
+            if any(write.error() is not None for write in writes):
                 await self._recover()
                 continue
+            if flush is not None:
+                flush.settled = True
             self.entries.popleft()
             await self.stream.ack(head.event)
             self._update()
@@ -623,7 +638,7 @@ class Window:
         try:
             while True:
                 # Wait for every write in flight: then the whole picture is known.
-                waiting = [w.future for e in self.entries for w in e.writes if not w.future.done()]
+                waiting = [w.future for w in self._writes() if not w.future.done()]
                 if waiting:
                     await asyncio.wait(waiting)
                 if self._revoking():
@@ -659,17 +674,29 @@ class Window:
             self._blocked_gauge.set(0)
             self._update()
 
+    def _writes(self) -> list[Write]:
+        """Every write of the records held, in the order sent: a batch's flush after the
+        batch's last record's own writes."""
+        found: list[Write] = []
+        entries = self.entries
+        for n, entry in enumerate(entries):
+            found.extend(entry.writes)
+            flush = entry.flush
+            if flush is not None and (n + 1 == len(entries) or entries[n + 1].flush is not flush):
+                flush.settled = False  # looked at again once the recovery is over
+                found.extend(flush.writes)
+        return found
+
     def _again(self) -> list[Write]:
         """What to send again, in the order first sent: every failed write, and every later
         write to a topic and key a failed one goes to (a customer's order, kept)."""
         again: list[Write] = []
         keys: set[tuple[str, bytes | None]] = set()
-        for entry in self.entries:
-            for write in entry.writes:
-                key = (write.topic, write.key)
-                if write.error() is not None or key in keys:
-                    again.append(write)
-                    keys.add(key)
+        for write in self._writes():
+            key = (write.topic, write.key)
+            if write.error() is not None or key in keys:
+                again.append(write)
+                keys.add(key)
         return again
 
     def _revoking(self) -> bool:
