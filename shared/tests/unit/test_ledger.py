@@ -17,14 +17,20 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billstate_shared.contracts import decode
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from ledger_ops import Op
+
 from billstate_shared.domain.ledger import ZERO, Ledger, Payment, Posting, apply_event
 
 D = Decimal
@@ -284,25 +290,6 @@ def test_apply_event_reads_contract_events() -> None:
 CURRENCIES = ("USD", "EUR")
 INVOICE_IDS = tuple(f"I{n}" for n in range(6))
 PAYMENT_IDS = tuple(f"P{n}" for n in range(6))
-
-
-@dataclass(frozen=True)
-class Op:
-    """One ledger event, replayable onto any ledger."""
-
-    kind: str
-    args: tuple[object, ...]
-    keywords: tuple[tuple[str, object], ...] = ()
-
-    def apply(self, ledger: Ledger) -> Posting:
-        method = getattr(ledger, self.kind)
-        posting: Posting = method(*self.args, **dict(self.keywords))
-        return posting
-
-    @property
-    def key(self) -> tuple[str, object]:
-        """What makes two events the same event (the ledger's dedupe key)."""
-        return (self.kind, self.args[0])
 
 
 money = st.integers(min_value=1, max_value=40_000).map(lambda cents: D(cents) / 100)

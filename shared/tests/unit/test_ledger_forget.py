@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import sys
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from ledger_ops import Op
 
 from billstate_shared.domain.ledger import Ledger, Posting
 from billstate_shared.domain.ledger_state import dump_ledger, load_ledger
@@ -26,17 +31,6 @@ def day(n: int) -> date:
 
 def at(n: int) -> datetime:
     return datetime(2026, 1, 1, 9, tzinfo=UTC) + timedelta(days=n)
-
-
-@dataclass(frozen=True)
-class Op:
-    kind: str
-    args: tuple[object, ...]
-    keywords: tuple[tuple[str, object], ...] = ()
-
-    def apply(self, ledger: Ledger) -> Posting:
-        posting: Posting = getattr(ledger, self.kind)(*self.args, **dict(self.keywords))
-        return posting
 
 
 money = st.integers(min_value=1, max_value=50_000).map(lambda cents: Decimal(cents) / 100)
