@@ -124,8 +124,10 @@ async def test_one_exposure_high_notice_and_exposure_cleared_by_paying(
     states = [s["data"] for s in mine(outcome.topics["collections.state.v1"])]
     exposures = [s["exposure"] for s in states]
     # [] before the lines, the first line's, both October lines' until the payment, then [].
+    # Changes handled in one batch give one state record, the last (docs/contracts.md,
+    # collections.state.v1): the first line's may be folded into both lines'.
     runs = [e for i, e in enumerate(exposures) if i == 0 or e != exposures[i - 1]]
     first_line = [{"amount": "4000.00", "currency": "USD"}]
-    assert runs == [[], first_line, EXPOSED, []]
+    assert runs in ([[], first_line, EXPOSED, []], [[], EXPOSED, []])
     assert states[-1]["stage"] == "current"
     assert not states[-1]["delinquent"]

@@ -150,14 +150,17 @@ class CollectionsHandler:
         dirty = self.dirty.get(customer_id)
         if dirty is None:
             book, stored, sent = self.books.get(customer_id)
-            source = [record.topic, record.partition, record.offset]
-            again = next((entry[3] for entry in sent if entry[:3] == source), None)
-            if again is not None:
-                log.info("re-sent", outputs=len(again))  # rare: after a crash
-                key = record.key
-                return [Produce(topic, key, value.encode()) for topic, value in again]
         else:
-            book = dirty.book
+            book, stored, sent = dirty.book, dirty.stored, dirty.sent
+        # Every record, also after an earlier one of its customer in this batch: after a
+        # crash the stored book can hold several records read again, and only the list of
+        # what they sent knows which (recomputed, they would decide nothing).
+        source = [record.topic, record.partition, record.offset]
+        again = next((entry[3] for entry in sent if entry[:3] == source), None)
+        if again is not None:
+            log.info("re-sent", outputs=len(again))  # rare: after a crash
+            key = record.key
+            return [Produce(topic, key, value.encode()) for topic, value in again]
         outputs = step(book, event, self.policy)
         out: list[Produce] = []
         produced: list[list[str]] = []
