@@ -16,11 +16,8 @@ import faust
 import structlog
 from aiokafka import AIOKafkaConsumer
 from faust.tables.table import Table
-from faust.transport.drivers.aiokafka import Consumer as AiokafkaConsumer
-from faust.transport.drivers.aiokafka import Transport as AiokafkaTransport
 from faust.types.codecs import CodecArg
 from faust.types.tuples import FutureMessage
-from mode.services import WaitResults
 
 from billstate_shared.contracts import ContractError, Event, decode
 from billstate_shared.domain.policy import Policy
@@ -52,66 +49,6 @@ CHANGELOG_CONFIGS = (
 )
 
 
-class _Resumed:
-    """A coroutine already run up to its first wait, awaited from there on: what
-    `yield from` does, as an awaitable a task can take."""
-
-    __slots__ = ("coro", "waiting")
-
-    def __init__(self, coro: Any, waiting: Any) -> None:
-        self.coro, self.waiting = coro, waiting
-
-    def __await__(self) -> Any:
-        coro, waiting = self.coro, self.waiting
-        while True:
-            try:
-                sent = yield waiting
-            except GeneratorExit:
-                coro.close()
-                raise
-            except BaseException as err:  # noqa: BLE001  (handed to the coroutine, as a task would)
-                try:
-                    waiting = coro.throw(err)
-                except StopIteration as done:
-                    return done.value
-            else:
-                try:
-                    waiting = coro.send(sent)
-                except StopIteration as done:
-                    return done.value
-
-
-class Consumer(AiokafkaConsumer):
-    """faust's consumer, without four tasks per record.
-
-    Its fetch loop hands each record to the streams with `wait_first(deliver(record),
-    suspend_flow.wait())`, and mode's `wait_first` makes a task of each, plus one for its
-    stopped and one for its crashed event, every record: most of what a record costs an agent
-    that does nothing, and of a table's recovery. Here the delivery is first run at once: a
-    stream buffer with room takes the record without waiting for anything, and then nothing
-    else is needed. A delivery that has to wait (a full buffer) goes on through mode's
-    `wait_first` as before, where a rebalance's suspended flow can interrupt it.
-    """
-
-    async def wait_first(self, *coros: Any, timeout: Any = None) -> Any:  # noqa: ASYNC109  (mode's signature)
-        if len(coros) != 2 or timeout is not None or not asyncio.iscoroutine(coros[0]):
-            return await super().wait_first(*coros, timeout=timeout)
-        deliver, suspended = coros
-        try:
-            waiting = deliver.send(None)
-        except StopIteration as done:
-            if asyncio.iscoroutine(suspended):
-                suspended.close()  # never started: nothing to wait for
-            return WaitResults([deliver], [done.value], stopped=False)
-        return await super().wait_first(_Resumed(deliver, waiting), suspended)
-
-
-class Transport(AiokafkaTransport):
-    """faust's aiokafka transport, with the consumer above."""
-
-    Consumer = Consumer
-
-
 def make_app(
     name: str,
     bootstrap: str,
@@ -125,7 +62,7 @@ def make_app(
     standby_replicas: int = 0,
 ) -> Any:
     """A faust app configured for ordered, at-least-once work that decides nothing by clock."""
-    app = faust.App(
+    return faust.App(
         name,
         broker=[f"kafka://{host}" for host in bootstrap.split(",")],
         store=store,
@@ -155,8 +92,6 @@ def make_app(
         loghandlers=[],
         broker_credentials=_credentials(auth),
     )
-    app.transport = Transport(app.conf.broker_consumer, app)
-    return app
 
 
 def _credentials(auth: KafkaAuth | None) -> Any:
