@@ -3,17 +3,12 @@ watched customers' subscriptions, announced once; stages from collections.events
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-
-import pytest
 
 from billstate_access_control.commitments import CommitmentWatch
 from billstate_access_control.handlers import AccessHandler
 from billstate_access_control.providers.partner_center import (
-    PartnerCenterConfig,
     PartnerCenterProvider,
 )
 from billstate_access_control.store import Store
@@ -52,35 +47,6 @@ def stage_entered(customer: str, stage: str, previous: str, as_of: date) -> Rec:
         update={"customer_id": customer, "event_id": f"stage-{customer}-{as_of}", "data": data}
     )
     return Rec(encode(event), customer.encode())
-
-
-@pytest.fixture
-async def pc() -> AsyncIterator[PartnerCenterServer]:
-    async with PartnerCenterServer() as server:
-        yield server
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-async def provider(pc: PartnerCenterServer, store: Store) -> AsyncIterator[PartnerCenterProvider]:
-    config = PartnerCenterConfig(
-        base_url=pc.base_url,
-        token_url=pc.token_url,
-        client_id=pc.client_id,
-        client_secret=pc.client_secret,
-        request_timeout=2.0,
-        customers={"contoso": CONTOSO, "fabrikam": FABRIKAM},
-        subscriptions={"sub-a": SUB},
-    )
-    provider = PartnerCenterProvider(config, store)
-    yield provider
-    await provider.close()
 
 
 class Watch:

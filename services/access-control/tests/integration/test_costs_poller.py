@@ -6,16 +6,12 @@ only records, so the waits are asserted without being waited.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from billstate_access_control.costs import CostPoller
 from billstate_access_control.providers.partner_center import (
-    PartnerCenterConfig,
     PartnerCenterProvider,
 )
 from billstate_access_control.store import Store
@@ -38,35 +34,6 @@ def lines(tenant: str, n: int, period: tuple[date, date] = DEC) -> list[dict[str
         billing_line(tenant, f"sub-{tenant[:4]}-{i // 2}", *period, Decimal("1.25"))
         for i in range(n)
     ]
-
-
-@pytest.fixture
-async def pc() -> AsyncIterator[PartnerCenterServer]:
-    async with PartnerCenterServer() as server:
-        yield server
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    store = Store(tmp_path)
-    yield store
-    store.close()
-
-
-@pytest.fixture
-async def provider(pc: PartnerCenterServer, store: Store) -> AsyncIterator[PartnerCenterProvider]:
-    config = PartnerCenterConfig(
-        base_url=pc.base_url,
-        token_url=pc.token_url,
-        client_id=pc.client_id,
-        client_secret=pc.client_secret,
-        request_timeout=2.0,
-        customers={"contoso": CONTOSO, "fabrikam": FABRIKAM},
-        subscriptions={"sub-a": SUB},
-    )
-    provider = PartnerCenterProvider(config, store)
-    yield provider
-    await provider.close()
 
 
 class Poller:
