@@ -89,7 +89,8 @@ async def test_one_customer_lifecycle_end_to_end(pipeline: Pipeline) -> None:
     assert applied["access.suspended"] == len(suspended)
     assert applied["access.restored"] == len(suspended)
     for service in pipeline.fleet.services:
-        for probe in ("/healthz", "/readyz"):
+        # /startupz: the kubelet's start-up probe; a faust worker answers once it restored.
+        for probe in ("/startupz", "/healthz", "/readyz"):
             status, _ = await asyncio.to_thread(http_get, service.url(probe))
             assert status == 200, (service.name, probe)
         _, metrics = await asyncio.to_thread(http_get, service.url("/metrics"))

@@ -55,3 +55,25 @@ def test_recovery_and_revoked_partitions_are_not_stalls() -> None:
     progress.recovering = False
     progress.on_revoked()
     assert progress.live()[0] is True
+
+
+def test_a_faust_worker_starts_up_once_its_tables_are_restored() -> None:
+    """/startupz: not before the assignment, not while the tables restore, then for good."""
+    progress = Progress(clock=Clock(), tables=True)
+    assert progress.startup() == (False, "not assigned to the consumer group yet")
+    progress.on_assigned()
+    progress.recovering = True
+    assert progress.startup() == (False, "recovering state")
+    progress.on_recovered()
+    assert progress.startup() == (True, "ok")
+    progress.on_revoked()  # a later rebalance: readiness follows it, start-up is done
+    progress.recovering = True
+    assert progress.startup() == (True, "ok")
+    assert progress.ready()[0] is False
+
+
+def test_a_service_without_tables_starts_up_when_assigned() -> None:
+    progress = Progress(clock=Clock())
+    assert progress.startup()[0] is False
+    progress.on_assigned()
+    assert progress.startup() == (True, "ok")

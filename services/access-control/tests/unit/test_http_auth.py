@@ -36,7 +36,7 @@ async def guarded() -> AsyncIterator[TestClient[web.Request, web.Application]]:
         yield client
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/metrics"])
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/startupz", "/metrics"])
 async def test_probes_and_metrics_need_no_token(
     guarded: TestClient[web.Request, web.Application], path: str
 ) -> None:

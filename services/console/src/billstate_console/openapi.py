@@ -583,6 +583,7 @@ def _probes() -> dict[str, Doc]:
     return {
         "/healthz": probe("live", "Liveness: not stalled."),
         "/readyz": probe("ready", "Readiness: assigned, not recovering, not blocked."),
+        "/startupz": probe("started", "Start-up: assigned once, its state recovered."),
         "/metrics": {
             "get": _op("metrics", "probes", "The scrape.", {"200": metrics}, security=OPEN)
         },

@@ -270,7 +270,8 @@ READS = [
 def test_every_documented_read_is_called_below() -> None:
     # A route documented later is also checked against its schema, or this fails.
     gets = {path for method, path in documented() if method == "GET"}
-    assert gets - {"/healthz", "/readyz", "/metrics", "/signin"} == {t for t, _ in READS}
+    probes = {"/healthz", "/readyz", "/startupz", "/metrics"}
+    assert gets - probes - {"/signin"} == {t for t, _ in READS}
 
 
 @pytest.mark.parametrize("headers", [AS_VIEWER, AS_OPERATOR], ids=["viewer", "operator"])
@@ -300,12 +301,12 @@ async def test_the_served_document_is_the_document_and_needs_an_identity(client:
 
 
 async def test_probes_are_open_and_documented(client: Client) -> None:
-    for probe in ("/healthz", "/readyz"):
+    for probe in ("/healthz", "/readyz", "/startupz"):
         answer = await client.get(probe)
         await check(client, "GET", probe, probe, answer.status)
     assert "billstate" in await check(client, "GET", "/metrics", "/metrics", 200)
     await check(client, "GET", "/signin", "/signin", 200)
-    for path in ("/healthz", "/readyz", "/metrics", "/signin"):
+    for path in ("/healthz", "/readyz", "/startupz", "/metrics", "/signin"):
         assert document()["paths"][path]["get"]["security"] == []
 
 

@@ -219,12 +219,18 @@ class Intake:
 
 def watch_progress(app: Any, progress: Progress) -> None:
     """Feed the probes from faust's own signals and lag."""
+    progress.tables = True
 
     async def _assigned(_app: Any, _assigned: Any, **_: Any) -> None:
         progress.on_assigned()
 
     async def _revoked(_app: Any, _revoked: Any, **_: Any) -> None:
         progress.on_revoked()
+
+    # Sent when a rebalance's table recovery is done (or none was needed) and the streams
+    # resume: polling `in_recovery` alone could catch the moment before recovery began.
+    async def _recovered(*_: Any, **__: Any) -> None:
+        progress.on_recovered()
 
     async def _lag() -> None:
         progress.recovering = bool(app.tables.recovery.in_recovery)
@@ -240,6 +246,7 @@ def watch_progress(app: Any, progress: Progress) -> None:
     # Registered by call, not by decorator: faust's decorators are untyped.
     app.on_partitions_assigned.connect(_assigned)
     app.on_partitions_revoked.connect(_revoked)
+    app.on_rebalance_complete.connect(_recovered)
     app.timer(1.0)(_lag)
 
 

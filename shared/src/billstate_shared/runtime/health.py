@@ -29,6 +29,10 @@ class Progress:
     last_progress: float = field(default_factory=time.monotonic)
     processed: int = 0
     started: float = field(default_factory=time.monotonic)
+    # A faust worker restores its tables after an assignment (watch_progress sets this);
+    # the aiokafka services have none, so their first assignment is their start-up.
+    tables: bool = False
+    recovered: bool = False  # latched: started up once (/startupz)
     blocked: str | None = None  # why, while a failed send stops the worker
     blocked_since: float = 0.0
     last_retry: float = 0.0
@@ -47,6 +51,13 @@ class Progress:
     def on_assigned(self) -> None:
         self.assigned = True
         self.last_progress = self.clock()
+        if not self.tables:
+            self.recovered = True
+
+    def on_recovered(self) -> None:
+        """faust finished restoring the tables of an assignment and resumed its streams."""
+        self.recovering = False
+        self.recovered = True
 
     def on_revoked(self) -> None:
         self.assigned = False
@@ -83,6 +94,15 @@ class Progress:
         if self.stalled():
             return False, f"lag {self.total_lag} and no progress for {self.stall_after:.0f}s"
         return True, f"ok (lag {self.total_lag}, processed {self.processed})"
+
+    def startup(self) -> tuple[bool, str]:
+        """Started once: assigned, and for a faust worker its tables restored. It stays true
+        afterwards; liveness and readiness take over from there."""
+        if self.recovered:
+            return True, "ok"
+        if not self.assigned:
+            return False, "not assigned to the consumer group yet"
+        return False, "recovering state"
 
     def live(self) -> tuple[bool, str]:
         if self.blocked is not None:

@@ -1,4 +1,4 @@
-"""The service's HTTP face: /healthz, /readyz, /metrics, plus whatever routes the service adds.
+"""The service's HTTP face: the probes, /metrics, plus whatever routes the service adds.
 
 The probes and the metrics are open (the kubelet and Prometheus carry no credentials). Every
 other route, the service's own and an unknown path alike, needs `Authorization: Bearer
@@ -20,7 +20,7 @@ from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
 
 # What needs no token: the probes and the scrape.
-OPEN_PATHS: frozenset[str] = frozenset({"/healthz", "/readyz", "/metrics"})
+OPEN_PATHS: frozenset[str] = frozenset({"/healthz", "/readyz", "/startupz", "/metrics"})
 REALM = 'Bearer realm="billstate"'
 
 
@@ -83,6 +83,10 @@ def build_app(
         ok, why = progress.ready()
         return web.json_response({"ok": ok, "why": why}, status=200 if ok else 503)
 
+    async def startupz(_request: web.Request) -> web.Response:
+        ok, why = progress.startup()
+        return web.json_response({"ok": ok, "why": why}, status=200 if ok else 503)
+
     async def metrics_page(_request: web.Request) -> web.Response:
         for (topic, partition), lag in progress.lag.items():
             metrics.lag.labels(metrics.service, topic, str(partition)).set(lag)
@@ -94,6 +98,7 @@ def build_app(
         [
             web.get("/healthz", healthz),
             web.get("/readyz", readyz),
+            web.get("/startupz", startupz),
             web.get("/metrics", metrics_page),
         ]
     )
