@@ -53,3 +53,17 @@ def test_a_secret_set_twice_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path
     monkeypatch.setenv("BILLSTATE_TEST_API_SECRET_FILE", str(path))
     with pytest.raises(ValidationError, match="both set"):
         _Settings()
+
+
+def test_the_kafka_sasl_password_comes_from_a_mounted_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """On Kubernetes: the `password` key of the Secret Strimzi writes for the KafkaUser."""
+    secret = tmp_path / "password"
+    secret.write_text("scram-pw\n")
+    monkeypatch.setenv("BILLSTATE_TEST_KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv("BILLSTATE_TEST_KAFKA_SASL_USERNAME", "invoicing")
+    monkeypatch.setenv("BILLSTATE_TEST_KAFKA_SASL_PASSWORD_FILE", str(secret))
+    options = _Settings().kafka_auth.client_options()
+    assert options["sasl_plain_username"] == "invoicing"
+    assert options["sasl_plain_password"] == "scram-pw"

@@ -25,6 +25,7 @@ class Settings(ServiceSettings):
     # Where the read model is: `sqlite:///<path>` or `postgresql://...`; unset, the SQLite
     # file `<data_dir>/console.sqlite3`.
     database_url: SecretStr | None = None
+    database_url_file: Path | None = None  # the URL holds a password: mount it as a file
     # The group's name; the store's generation is appended, so a new store reads from the start.
     consumer_group: str = "console"
     max_records: int = Field(default=500, ge=1)
@@ -44,6 +45,7 @@ class Settings(ServiceSettings):
     # Signs browser sessions and CSRF tokens; unset, a random one per process (a restart
     # signs everyone out). Several replicas behind one address need the same one.
     session_secret: SecretStr = Field(default_factory=lambda: SecretStr(secrets.token_hex(32)))
+    session_secret_file: Path | None = None
     session_hours: float = Field(default=8, gt=0, le=24 * 7)
     viewer_groups: tuple[str, ...] = ("billstate-viewers",)
     operator_groups: tuple[str, ...] = ("billstate-operators",)

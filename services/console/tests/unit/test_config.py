@@ -36,3 +36,17 @@ def test_a_bad_proxy_address_is_refused() -> None:
 def test_no_token_and_no_proxy_lets_nobody_in() -> None:
     auth = Settings(viewer_token=None, operator_token=None).auth
     assert (auth.tokens, auth.proxies) == ((), ())
+
+
+def test_the_database_url_and_session_secret_come_from_mounted_files(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url, session = tmp_path / "url", tmp_path / "session"
+    url.write_text("postgresql://console:pw@db/console\n")
+    session.write_text("s" * 64)
+    monkeypatch.setenv("BILLSTATE_CONSOLE_DATABASE_URL_FILE", str(url))
+    monkeypatch.setenv("BILLSTATE_CONSOLE_SESSION_SECRET_FILE", str(session))
+    settings = Settings()
+    assert settings.database_url is not None
+    assert settings.database_url.get_secret_value() == "postgresql://console:pw@db/console"
+    assert settings.session_secret.get_secret_value() == "s" * 64
