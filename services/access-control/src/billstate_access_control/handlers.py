@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from billstate_access_control.domain import (
     AccessEvents,
@@ -225,6 +225,7 @@ class AccessHandler:
         # a read-call-write on the same subscription.
         self.lock = asyncio.Lock()
         self._calls: Counter | None = None
+        self._seconds: Histogram | None = None
         self._stale: Counter | None = None
         self._parkings: Counter | None = None
         self._holds: Counter | None = None
@@ -234,6 +235,11 @@ class AccessHandler:
             self._calls = Counter(
                 "billstate_provider_calls", "Provider calls, by outcome",
                 ["service", "provider", "outcome"], registry=registry,
+            )  # fmt: skip
+            self._seconds = Histogram(
+                "billstate_provider_call_seconds", "Time one provider call took, any outcome",
+                ["service", "provider"], registry=registry,
+                buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
             )  # fmt: skip
             self._stale = Counter(
                 "billstate_access_stale_commands", "Commands refused as older than one applied",
@@ -691,18 +697,19 @@ class AccessHandler:
         """One provider call, told to the probes and counted by outcome."""
         if self.on_attempt is not None:
             self.on_attempt()
+        started = time.perf_counter()
         try:
             await self._within(change, deadline, last)
         except OutOfBudgetError:
-            self._count("out_of_budget")
+            self._count("out_of_budget", started)
             raise
         except ExternalError as err:
-            self._count("retryable" if err.retryable else "final")
+            self._count("retryable" if err.retryable else "final", started)
             raise
         except Exception:
-            self._count("retryable")
+            self._count("retryable", started)
             raise
-        self._count("ok")
+        self._count("ok", started)
 
     async def _within(
         self, change: Change, deadline: float | None, last: BaseException | None
@@ -725,9 +732,13 @@ class AccessHandler:
             )
             raise OutOfBudgetError("out of time budget during a call", last=last or cut) from err
 
-    def _count(self, outcome: str) -> None:
+    def _count(self, outcome: str, started: float) -> None:
         if self._calls is not None:
             self._calls.labels(self.service, self.provider.name, outcome).inc()
+        if self._seconds is not None:
+            self._seconds.labels(self.service, self.provider.name).observe(
+                time.perf_counter() - started
+            )
 
     def _record(self, state: CustomerAccess, action: Action) -> CustomerAccess:
         state = applied(

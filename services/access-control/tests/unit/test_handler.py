@@ -5,6 +5,7 @@ Providers here are small fake classes; the store is the real SQLite one in a tem
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from billstate_shared.contracts import (
 )
 from billstate_shared.errors import Refused
 from billstate_shared.runtime.dlq import read_headers
+from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.runtime.records import Produce
 from billstate_shared.runtime.retry import RetryPolicy
 
@@ -247,3 +249,21 @@ async def test_a_wrong_key_or_no_value_is_refused(store: Store) -> None:
     with pytest.raises(Refused):
         await handler(Rec(None))
     assert store.view("contoso") == []
+
+
+async def test_each_provider_call_is_timed_and_counted_by_outcome(store: Store) -> None:
+    metrics = Metrics("access-control")
+    handler = AccessHandler(
+        store=store,
+        provider=Flaky(failures=2),  # type: ignore[arg-type]
+        retry=RetryPolicy(attempts=5, base_delay=0.2, max_delay=1.0),
+        sleep=lambda _s: asyncio.sleep(0),
+        metrics=metrics,
+    )
+    await handler(Rec(command("suspend", "c1", "s1")))
+    sample = metrics.registry.get_sample_value
+    labels = {"service": "access-control", "provider": "flaky"}
+    assert sample("billstate_provider_call_seconds_count", labels) == 3
+    assert sample("billstate_provider_calls_total", {**labels, "outcome": "retryable"}) == 2
+    assert sample("billstate_provider_calls_total", {**labels, "outcome": "ok"}) == 1
+    assert "billstate_provider_call_seconds_bucket" in metrics.render().decode()

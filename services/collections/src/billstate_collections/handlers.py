@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import structlog
+from prometheus_client import Counter
 
 from billstate_collections.domain.book import Book
 from billstate_collections.domain.book_state import dump_book, load_book
@@ -24,6 +25,7 @@ from billstate_collections.domain.snapshot import state_record
 from billstate_shared.contracts import Event
 from billstate_shared.contracts.outbound import to_bytes
 from billstate_shared.domain.policy import Policy
+from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.runtime.records import Produce, Record
 from billstate_shared.topics import ACCESS_COMMANDS, EVENTS, NOTICE_REQUESTS, STATE
 
@@ -117,10 +119,20 @@ class CollectionsHandler:
         policy: Policy,
         cache_size: int,
         committed: Callable[[], Committed],
+        metrics: Metrics | None = None,
     ) -> None:
         self.books = Books(table, cache_size, policy)
         self.policy, self.committed = policy, committed
         self.dirty: dict[str, Dirty] = {}
+        self._decisions: Counter | None = None
+        self._service = "collections"
+        if metrics is not None:
+            self._service = metrics.service
+            self._decisions = Counter(
+                "billstate_decisions",
+                "Decisions made, by kind: stage entered, suspend, restore, notice requested",
+                ["service", "kind"], registry=metrics.registry,
+            )  # fmt: skip
 
     def forget(self) -> None:
         """Drop the cached books and the unflushed changes (on revocation, or when records
@@ -179,6 +191,10 @@ class CollectionsHandler:
         dirty.last = [record.topic, record.partition, record.offset]
         if produced:
             dirty.produced.append([record.topic, record.partition, record.offset, produced])
+        if self._decisions is not None:
+            # Counted once decided; a record handled again after a failed send counts again.
+            for o in outputs:
+                self._decisions.labels(self._service, o.event_type).inc()
         if _levels.isEnabledFor(logging.INFO):
             log.info("processed", event_type=event.event_type, outputs=len(outputs))
         return out

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter as TallyCounter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from billstate_collections.handlers import CollectionsHandler, Committed
 from billstate_invoicing.handlers import InvoicingHandler
 from billstate_shared.contracts import ClockTick, Event, decode
 from billstate_shared.contracts.outbound import to_bytes
+from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.runtime.records import Produce
 from billstate_shared.topics import DUE_DATES, STATE
 
@@ -198,3 +200,34 @@ def test_invoicing_handler_ages_what_the_driver_ages() -> None:
     ticks = [e for e in map(decode, HISTORY.read_bytes().splitlines()) if isinstance(e, ClockTick)]
     last = ticks[-1]
     assert fresh.handle(Rec("in", 0, 0, None, None, last.occurred_at.timestamp()), last)
+
+
+def test_decisions_are_counted_by_kind_and_a_resent_record_counts_nothing() -> None:
+    metrics = Metrics("collections")
+    table: dict[bytes, bytes] = {}
+    handler = CollectionsHandler(
+        table=table, policy=standard(), cache_size=8, committed=dict, metrics=metrics
+    )
+    made: TallyCounter[str] = TallyCounter()
+    records = []
+    for offset, (event, decided) in enumerate(_inputs()):
+        record = Rec("in", 0, offset, event.customer_id.encode(), None)
+        handler.handle(record, event)
+        handler.flush()
+        made.update(decode(raw).event_type for raw in decided)
+        records.append((record, event))
+    assert {"collections.stage_entered", "access.suspend", "access.restore"} <= set(made)
+
+    def counted(metrics: Metrics) -> dict[str, float | None]:
+        sample = metrics.registry.get_sample_value
+        name = "billstate_decisions_total"
+        return {k: sample(name, {"service": "collections", "kind": k}) for k in made}
+
+    assert counted(metrics) == {k: float(n) for k, n in made.items()}
+    # Read again after a crash (offsets not committed): sent again from the table, not decided.
+    fresh = Metrics("collections")
+    again = CollectionsHandler(
+        table=table, policy=standard(), cache_size=8, committed=dict, metrics=fresh
+    )
+    assert any(again.handle(record, event) for record, event in records[-50:])
+    assert set(counted(fresh).values()) == {None}

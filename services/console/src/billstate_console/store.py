@@ -652,6 +652,11 @@ class Store:
             exposure=[(c, str(exposed[c])) for c in sorted(exposed)],
         )
 
+    def stage_counts(self) -> dict[str, int]:
+        """Customers per stage (`none`: known, no stage yet); read at each /metrics scrape."""
+        rows = self._run("SELECT stage, COUNT(*) FROM customers GROUP BY stage")
+        return {"none" if stage is None else str(stage): int(count) for stage, count in rows}
+
     def as_of(self) -> str | None:
         """The latest business date any customer has reached."""
         (as_of,) = self._run("SELECT MAX(as_of) FROM customers").fetchone()

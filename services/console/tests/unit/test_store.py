@@ -11,9 +11,11 @@ import psycopg
 import pytest
 
 from billstate_console.config import Settings
+from billstate_console.entrypoints.service import Stages
 from billstate_console.store import LAYOUT, Store, sqlite_path, to_psycopg
 from billstate_shared.contracts import Event
 from billstate_shared.errors import ConfigRefused
+from billstate_shared.runtime.metrics import Metrics
 
 MakeStore = Callable[[], Store]  # the `make_store` fixture (tests/conftest.py)
 
@@ -125,3 +127,16 @@ def test_a_store_of_another_layout_is_refused_in_words(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(ConfigRefused, match=f"layout 1, this console needs layout {LAYOUT}"):
         Store(path)
+
+
+def test_customers_per_stage_are_on_metrics(store: Store) -> None:
+    metrics = Metrics("console")
+    metrics.registry.register(Stages(store, "console"))
+    per_stage = {stage or "none": n for stage, n in store.overview().per_stage.items()}
+    assert per_stage == {"current": 1}  # the lifecycle's one customer, paid up at the end
+    sample = metrics.registry.get_sample_value
+    found = {
+        s: sample("billstate_customers", {"service": "console", "stage": s}) for s in per_stage
+    }
+    assert found == {s: float(n) for s, n in per_stage.items()}
+    assert "# TYPE billstate_customers gauge" in metrics.render().decode()

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import structlog
+from prometheus_client import Gauge
 
 from billstate_invoicing.domain.aging import Aging, Register
 from billstate_invoicing.domain.aging import record as record_event
@@ -24,6 +25,7 @@ from billstate_shared.domain.ledger import LEDGER_EVENTS, Posting
 from billstate_shared.domain.ledger_state import dump_ledger, load_ledger
 from billstate_shared.domain.policy import Policy
 from billstate_shared.errors import Refused
+from billstate_shared.runtime.metrics import Metrics
 from billstate_shared.runtime.records import Produce, Record
 from billstate_shared.topics import DUE_DATES
 
@@ -113,10 +115,20 @@ class InvoicingHandler:
         policy: Policy,
         partition_of: Callable[[bytes], int],
         clock_skew: timedelta = timedelta(minutes=10),
+        metrics: Metrics | None = None,
     ) -> None:
         self.table = table
         self.registers = Registers(table, policy, partition_of)
         self.clock_skew = clock_skew
+        # The latest tick taken, for the stalled-clock alert: nothing ages without ticks.
+        self._tick: Gauge | None = None
+        self._latest = 0.0
+        if metrics is not None:
+            self._tick = Gauge(
+                "billstate_clock_last_tick_timestamp_seconds",
+                "Time (seconds since the epoch) of the latest clock tick taken",
+                ["service"], registry=metrics.registry,
+            ).labels(metrics.service)  # fmt: skip
 
     def forget(self) -> None:
         """Start from the table again (on revocation, or before a try is repeated): the aged
@@ -139,6 +151,10 @@ class InvoicingHandler:
             live, aging = registers.partition(record.partition)
             aged = aging.tick(event.occurred_at, live.get)
             log.info("tick", aged=len(aged))
+            if self._tick is not None:
+                # Every partition carries each tick, and an older one changes nothing.
+                self._latest = max(self._latest, event.occurred_at.timestamp())
+                self._tick.set(self._latest)
             topic = DUE_DATES.name
             return [Produce(topic, out.customer_id.encode(), to_bytes(out)) for out in aged]
         if event.event_type in LEDGER_EVENTS or isinstance(event, CustomerUpserted):

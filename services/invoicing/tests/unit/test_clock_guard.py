@@ -16,6 +16,7 @@ from billstate_invoicing.handlers import InvoicingHandler
 from billstate_shared.contracts import decode
 from billstate_shared.errors import Refused
 from billstate_shared.policy_file import load_policy
+from billstate_shared.runtime.metrics import Metrics
 
 POLICY = load_policy(Path(__file__).resolve().parents[4] / "policies" / "standard.yaml")
 SENT = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)  # when the broker took the record
@@ -163,3 +164,18 @@ def test_the_skew_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BILLSTATE_INVOICING_CLOCK_SKEW", "-1")
     with pytest.raises(ValueError, match="clock_skew"):
         Settings()
+
+
+def test_the_latest_tick_taken_is_on_metrics_and_a_refused_or_older_one_moves_nothing() -> None:
+    metrics = Metrics("invoicing")
+    made = InvoicingHandler(
+        table={}, policy=POLICY, partition_of=lambda _k: 0, clock_skew=DEFAULT_SKEW, metrics=metrics
+    )
+    name, labels = "billstate_clock_last_tick_timestamp_seconds", {"service": "invoicing"}
+    handle(made, tick(SENT))
+    assert metrics.registry.get_sample_value(name, labels) == SENT.timestamp()
+    handle(made, tick(SENT - timedelta(hours=1), partition=1))  # older: behind the latest
+    with pytest.raises(Refused):
+        handle(made, tick(datetime(2999, 1, 1, tzinfo=UTC)))
+    assert metrics.registry.get_sample_value(name, labels) == SENT.timestamp()
+    assert f'{name}{{service="invoicing"}}' in metrics.render().decode()

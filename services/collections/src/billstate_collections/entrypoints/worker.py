@@ -43,7 +43,11 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
         return offsets
 
     handler = CollectionsHandler(
-        table=table, policy=policy, cache_size=settings.cache_size, committed=committed
+        table=table,
+        policy=policy,
+        cache_size=settings.cache_size,
+        committed=committed,
+        metrics=metrics,
     )
     run_agent(
         app,

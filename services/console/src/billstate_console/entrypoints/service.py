@@ -11,7 +11,11 @@ replaces the shared single-token guard, the probes and /metrics stay open.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import structlog
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from billstate_console.actions import Actions, Cluster
 from billstate_console.config import Settings
@@ -27,6 +31,28 @@ from billstate_shared.runtime.service import Service
 log = structlog.get_logger("billstate.console")
 
 
+class Stages(Collector):
+    """`billstate_customers`: customers per stage, as the read model has them now."""
+
+    def __init__(self, store: Store, service: str) -> None:
+        self.store, self.service = store, service
+
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = self._family()
+        for stage, count in sorted(self.store.stage_counts().items()):
+            family.add_metric([self.service, stage], count)
+        yield family
+
+    @staticmethod
+    def _family() -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "billstate_customers", "Customers per stage", labels=["service", "stage"]
+        )
+
+
 class ConsoleService(Service):
     settings: Settings
 
@@ -34,6 +60,7 @@ class ConsoleService(Service):
         self.store = Store(settings.store_url)
         self.group = f"{settings.consumer_group}-{self.store.generation}"
         progress, metrics = Progress(), Metrics(settings.service)
+        metrics.registry.register(Stages(self.store, settings.service))
         super().__init__(
             settings,
             group=self.group,

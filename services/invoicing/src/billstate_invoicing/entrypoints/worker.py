@@ -43,6 +43,7 @@ def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metri
         policy=policy,
         partition_of=partition_of,
         clock_skew=timedelta(seconds=settings.clock_skew),
+        metrics=metrics,
     )
     run_agent(
         app,
