@@ -12,6 +12,7 @@ from typing import Any, Self
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from billstate_shared.kafka_auth import KafkaAuth, client_options
 from billstate_shared.topic_admin import start_group_at_end
 from billstate_shared.topics import CLOCK, Topic, group_inputs, topic_for
 
@@ -54,15 +55,17 @@ class Driver:
     event on a second topic within one window.
     """
 
-    def __init__(self, bootstrap: str, groups: Groups = PIPELINE) -> None:
+    def __init__(
+        self, bootstrap: str, groups: Groups = PIPELINE, auth: KafkaAuth | None = None
+    ) -> None:
         self.bootstrap = bootstrap
         # service -> consumer group id; a bare name is both
         self.groups = dict(groups) if isinstance(groups, dict) else {g: g for g in groups}
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
-        )
-        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-        self.offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        # SASL/TLS on a cluster (the clock's KafkaUser on Kubernetes); plain locally
+        kafka = {"bootstrap_servers": bootstrap, **client_options(auth)}
+        self.producer = AIOKafkaProducer(**kafka, acks="all", enable_idempotence=True, linger_ms=5)
+        self.admin = AIOKafkaAdminClient(**kafka)
+        self.offsets = AIOKafkaConsumer(**kafka, enable_auto_commit=False)
         self._window: dict[str, str] = {}  # customer -> topic written in this window
         self.sent = 0
         self.ticks = 0
@@ -112,10 +115,13 @@ class Driver:
                 for p in range(t.partitions)
             ]
             ends = await self.offsets.end_offsets(tps)
+            # Records retention removed are behind nobody: a partition with none left gets
+            # no commit from a group that never saw a record of it.
+            firsts = await self.offsets.beginning_offsets(tps)
             while True:
                 committed = await self.admin.list_consumer_group_offsets(group)
                 behind = sum(
-                    max(end - (committed[tp].offset if tp in committed else 0), 0)
+                    max(end - max(committed[tp].offset if tp in committed else 0, firsts[tp]), 0)
                     for tp, end in ends.items()
                 )
                 if behind == 0:

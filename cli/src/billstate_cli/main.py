@@ -24,6 +24,7 @@ COMMANDS = (
     "recover",
     "access",
     "status",
+    "doctor",
 )
 
 

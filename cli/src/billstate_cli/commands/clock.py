@@ -13,6 +13,7 @@ from aiokafka.errors import KafkaError
 from billstate_cli.drive import Driver, tick_event
 from billstate_invoicing.domain.clock import DEFAULT_SKEW, span, utc
 from billstate_shared.errors import Refused
+from billstate_shared.kafka_auth import KafkaAuth
 from billstate_shared.settings import ServiceSettings
 
 REFUSED_EXIT = 2
@@ -59,8 +60,8 @@ def _interval(text: str) -> timedelta:
     return every
 
 
-async def _send(bootstrap: str, at: datetime) -> None:
-    async with Driver(bootstrap, groups=()) as driver:
+async def _send(bootstrap: str, at: datetime, auth: KafkaAuth) -> None:
+    async with Driver(bootstrap, groups=(), auth=auth) as driver:
         await driver.send(tick_event(at))
 
 
@@ -87,9 +88,10 @@ def _tick(args: argparse.Namespace) -> int:
     except Refused as err:
         print(f"billstate clock tick: {err}; nothing sent", file=sys.stderr)
         return REFUSED_EXIT
-    bootstrap = args.bootstrap or ServiceSettings().kafka_bootstrap_servers
+    settings = ServiceSettings()  # bootstrap and security from KAFKA_* variables
+    bootstrap = args.bootstrap or settings.kafka_bootstrap_servers
     try:
-        asyncio.run(_send(bootstrap, at))
+        asyncio.run(_send(bootstrap, at, settings.kafka_auth))
     except KafkaError as err:
         print(f"billstate clock tick: cannot reach Kafka at {bootstrap}: {err}", file=sys.stderr)
         return UNREACHABLE_EXIT
@@ -98,10 +100,11 @@ def _tick(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    bootstrap = args.bootstrap or ServiceSettings().kafka_bootstrap_servers
+    settings = ServiceSettings()  # bootstrap and security from KAFKA_* variables
+    bootstrap = args.bootstrap or settings.kafka_bootstrap_servers
 
     async def loop() -> None:
-        async with Driver(bootstrap, groups=()) as driver:
+        async with Driver(bootstrap, groups=(), auth=settings.kafka_auth) as driver:
             while True:
                 at = datetime.now(UTC)  # now, never ahead of it: the guard has nothing to refuse
                 await driver.send(tick_event(at))
