@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import re
 import shutil
-import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +20,17 @@ import yaml
 
 from billstate_cli.commands.topics import strimzi_manifest
 from billstate_shared.policy_file import load_policy
-from billstate_shared.topics import BY_NAME, CATALOG, DLQ_TOPICS
+from billstate_shared.runtime.http import OPEN_PATHS
+from billstate_shared.topics import (
+    BY_NAME,
+    CATALOG,
+    CLOCK,
+    CUSTOMERS,
+    DLQ_TOPICS,
+    INVOICES,
+    STATE,
+)
+from tests import kube
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -41,12 +51,28 @@ SINGLE_REPLICA = {"access-control", "notifications", "console"}
 HTTP_TOKEN = ("access-control", "notifications")  # the shared bearer token; the console signs in
 READS_POLICY = {"invoicing", "collections"}
 NEEDS_SECRETS = {"access-control", "notifications"}  # provider, SMTP and signing secrets
+# KafkaUsers beyond the services': the clock's and the topics check's (each runs a workload of
+# its name), the billing bus's and the operators' (people and systems outside the cluster).
+# Each is named in the catalog's writers as the value here.
+CATALOG_WRITER = {
+    "clock": "billstate clock",
+    "billing-bus": "billing bus",
+    "operators": "billstate CLI",
+}
+OTHER_USERS = {"clock", "billing-bus", "operators", "topics-check", "doctor"}
+CHECKS = {"topics-check", "doctor"}  # a Job and a CronJob, each as its own user
+# What the operators' CLI reads beyond dead letters: `access approve` lists parked
+# suspensions; a re-drive of access.commands.v1.dlq compares sequences with the newest command.
+OPERATOR_READS = {"access.events.v1", "access.commands.v1"}
+KAFKA_USER_SECRET = "/var/run/billstate/kafka-user"
+NAMESPACE_LABEL = "kubernetes.io/metadata.name"  # set by Kubernetes on every namespace
 HTTP_PORT = 8080
 POLICY_DIR = "/etc/billstate"
 POLICY_PATH = f"{POLICY_DIR}/policy.yaml"
 DATA_DIR = "/var/lib/billstate/data"
-OVERLAYS = sorted(p.parent.name for p in (K8S / "overlays").glob("*/kustomization.yaml"))
+OVERLAYS = kube.OVERLAYS
 WORKLOADS = ("Deployment", "StatefulSet")
+RUNS = {*SERVICES, "clock"}  # every long-running workload
 
 
 Doc = dict[str, Any]
@@ -229,8 +255,14 @@ def test_secrets_are_referenced_never_committed() -> None:
     committed = [path.relative_to(ROOT) for path, doc in ALL if doc.get("kind") == "Secret"]
     assert not committed, f"Secret values do not belong in the repository: {committed}"
     for service in NEEDS_SECRETS:
-        refs = [e["secretRef"]["name"] for e in _container(service).get("envFrom", [])]
-        assert refs, f"{service} references no Secret for its credentials"
+        # The provider's or channel's secrets: an optional Secret mounted read-only, whose
+        # files the service's `*_FILE` settings (in its ConfigMap) name.
+        mounts = {m["name"]: m for m in _container(service)["volumeMounts"]}
+        assert mounts["secrets"]["readOnly"] is True, service
+        volumes = {v["name"]: v for v in _workload(service)["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["secrets"]["secret"]["secretName"] == f"{service}-secrets"
+        refs = [e["configMapRef"]["name"] for e in _container(service).get("envFrom", [])]
+        assert refs == [f"{service}-settings"], f"{service}: its settings' ConfigMap"
 
 
 @pytest.mark.parametrize("service", SERVICES)
@@ -241,17 +273,20 @@ def test_every_service_logs_into_kafka_as_its_own_kafka_user(service: str) -> No
     assert env[f"{prefix}KAFKA_SECURITY_PROTOCOL"]["value"] == "SASL_SSL"
     assert env[f"{prefix}KAFKA_SASL_MECHANISM"]["value"] == "SCRAM-SHA-512"
     assert env[f"{prefix}KAFKA_SASL_USERNAME"]["value"] == service
-    secret = env[f"{prefix}KAFKA_SASL_PASSWORD"]["valueFrom"]["secretKeyRef"]
-    assert secret == {"name": service, "key": "password"}
+    assert f"{prefix}KAFKA_SASL_PASSWORD" not in env, "the password is a mounted file"
+    password = env[f"{prefix}KAFKA_SASL_PASSWORD_FILE"]["value"]
+    assert password == f"{KAFKA_USER_SECRET}/password"
     users = {d["metadata"]["name"]: d for _, d in ALL if d.get("kind") == "KafkaUser"}
     assert users[service]["spec"]["authentication"]["type"] == "scram-sha-512"
     ca = env[f"{prefix}KAFKA_SSL_CA_FILE"]["value"]
-    mounts = {m["mountPath"]: m["name"] for m in _container(service)["volumeMounts"]}
-    folder = ca.rsplit("/", 1)[0]
-    assert folder in mounts, f"{service}: {ca} is on no volume"
+    mounts = {m["mountPath"]: m for m in _container(service)["volumeMounts"]}
     volumes = _workload(service)["spec"]["template"]["spec"]["volumes"]
-    (volume,) = [v for v in volumes if v["name"] == mounts[folder]]
-    assert volume["secret"]["secretName"] == "billstate-cluster-ca-cert"
+    for path, secret in ((ca, "billstate-cluster-ca-cert"), (password, service)):
+        folder = path.rsplit("/", 1)[0]
+        assert folder in mounts, f"{service}: {path} is on no volume"
+        assert mounts[folder].get("readOnly") is True, f"{service}: {folder} is not read-only"
+        (volume,) = [v for v in volumes if v["name"] == mounts[folder]["name"]]
+        assert volume["secret"]["secretName"] == secret, f"{service}: {path}"
 
 
 @pytest.mark.parametrize("service", HTTP_TOKEN)
@@ -286,15 +321,18 @@ def test_the_console_tokens_are_mounted_secret_files() -> None:
         assert {"key": role, "path": name} in volume["secret"]["items"]
 
 
-def test_the_console_database_url_and_session_secret_are_secrets() -> None:
-    """PostgreSQL in production (its URL holds a password: a Secret); without it, SQLite
-    on the console's own data volume. The session signing key is a Secret's too."""
-    url = _env("console")[f"{_prefix('console')}DATABASE_URL"]
-    assert "value" not in url
-    ref = url["valueFrom"]["secretKeyRef"]
-    assert ref == {"name": "console-database", "key": "url", "optional": True}
-    session = _env("console")[f"{_prefix('console')}SESSION_SECRET"]["valueFrom"]
-    assert session["secretKeyRef"]["name"] == "billstate-console-tokens"
+def test_the_console_session_secret_is_a_file_and_its_store_is_on_its_volume() -> None:
+    """The session signing key is a file of the tokens Secret (a restart signs nobody out);
+    the store is SQLite on the data volume unless a PostgreSQL URL file is mounted."""
+    env, prefix = _env("console"), _prefix("console")
+    assert f"{prefix}DATABASE_URL" not in env
+    assert f"{prefix}SESSION_SECRET" not in env
+    folder, name = env[f"{prefix}SESSION_SECRET_FILE"]["value"].rsplit("/", 1)
+    mounts = {m["mountPath"]: m for m in _container("console")["volumeMounts"]}
+    volumes = _workload("console")["spec"]["template"]["spec"]["volumes"]
+    (volume,) = [v for v in volumes if v["name"] == mounts[folder]["name"]]
+    assert volume["secret"]["secretName"] == "billstate-console-tokens"
+    assert {"key": "session", "path": name} in volume["secret"]["items"]
 
 
 def test_topics_yaml_is_what_the_catalog_generates_today() -> None:
@@ -306,8 +344,49 @@ def test_topics_yaml_is_what_the_catalog_generates_today() -> None:
 
 def _users() -> dict[str, Doc]:
     users = {d["metadata"]["name"]: d for d in _of_kind("KafkaUser")}
-    assert set(users) == set(SERVICES), "one KafkaUser per service, named as the service"
+    assert set(users) == set(SERVICES) | OTHER_USERS, "one KafkaUser per service, and the others"
     return users
+
+
+READ, WRITE = frozenset({"Read", "Describe"}), frozenset({"Write", "Describe"})
+
+
+def _needed(user: str) -> set[tuple[str, frozenset[str]]]:
+    """The literal topic ACLs the catalog says `user` needs, no more.
+
+    A service reads what its readers or observers name and writes what its writers name (its
+    DLQs included); the console, which re-drives dead letters, writes every topic with a DLQ.
+    The clock and the billing bus write what the catalog's writers name them for. The
+    operators write the CLI's topics, read every DLQ and re-drive it, and read what their
+    commands look at. The topics check describes every topic.
+    """
+    redriven = {t.name.removesuffix(".dlq") for t in DLQ_TOPICS}
+    if user in SERVICES:
+        return {(t.name, READ) for t in CATALOG if user in t.readers or user in t.observers} | {
+            (t.name, WRITE)
+            for t in CATALOG
+            if user in t.writers or (user == "console" and t.name in redriven)
+        }
+    describe = {(t.name, frozenset({"Describe", "DescribeConfigs"})) for t in CATALOG}
+    if user == "topics-check":
+        return describe
+    if user == "doctor":  # and its round trip: billstate_cli.commands.doctor
+        reads = {CLOCK.name, STATE.name}
+        writes = {CUSTOMERS.name, INVOICES.name}
+        return describe | {(n, READ) for n in reads} | {(n, WRITE) for n in writes}
+    writes = {(t.name, WRITE) for t in CATALOG if CATALOG_WRITER[user] in t.writers}
+    if user == "operators":
+        writes |= {(name, WRITE) for name in redriven}
+        return writes | {(t.name, READ) for t in DLQ_TOPICS} | {(n, READ) for n in OPERATOR_READS}
+    return writes
+
+
+def _literal_topics(user: Doc) -> set[tuple[str, frozenset[str]]]:
+    return {
+        (name, ops)
+        for kind, name, pattern, ops in _acls(user)
+        if kind == "topic" and pattern == "literal"
+    }
 
 
 def _acls(user: Doc) -> list[tuple[str, str, str, frozenset[str]]]:
@@ -339,29 +418,29 @@ def test_every_kafka_user_acl_topic_is_in_the_catalog() -> None:
 def test_kafka_user_acls_are_what_the_catalog_says() -> None:
     for service, user in _users().items():
         assert user["metadata"]["labels"]["strimzi.io/cluster"] == "billstate"
+        assert user["spec"]["authentication"]["type"] == "scram-sha-512"
         acls = _acls(user)
-        literal_topics = {
-            (name, ops)
-            for kind, name, pattern, ops in acls
-            if kind == "topic" and pattern == "literal"
-        }
-        # Readers and observers read; writers write, and the console, which re-drives dead
-        # letters, writes every topic that has a DLQ.
-        redriven = {t.name.removesuffix(".dlq") for t in DLQ_TOPICS}
-        expected = {
-            (t.name, frozenset({"Read", "Describe"}))
-            for t in CATALOG
-            if service in t.readers or service in t.observers
-        } | {
-            (t.name, frozenset({"Write", "Describe"}))
-            for t in CATALOG
-            if service in t.writers or (service == "console" and t.name in redriven)
-        }
+        literal_topics = _literal_topics(user)
+        expected = _needed(service)
+        assert expected, f"{service}: the catalog gives it nothing"
         assert literal_topics == expected, (
             f"{service}: ACLs differ from the catalog's readers and writers in "
             f"deploy/k8s/base/kafka-users.yaml; missing {sorted(expected - literal_topics)}, "
             f"extra {sorted(literal_topics - expected)}"
         )
+        if service == "doctor":
+            # It reads the services' committed offsets, never joins a group.
+            groups = {(name, p, ops) for kind, name, p, ops in acls if kind == "group"}
+            describe = frozenset({"Describe"})
+            assert groups == {(g, "literal", describe) for g in SERVICES if g != "console"} | {
+                ("console-", "prefix", describe)
+            }, "doctor: the services' groups, Describe only"
+            continue
+        if service in OTHER_USERS:
+            # No consumer group (the CLI reads by assignment) and nothing but topics.
+            assert {kind for kind, *_ in acls} == {"topic"}, f"{service}: beyond topics"
+            assert {p for _, _, p, _ in acls} == {"literal"}, f"{service}: a prefix ACL"
+            continue
         dlqs = {t.dlq for t in CATALOG if service in t.readers}
         assert dlqs <= {name for name, ops in literal_topics if "Write" in ops}
         groups = {(name, p, ops) for kind, name, p, ops in acls if kind == "group"}
@@ -456,45 +535,36 @@ def _replicas_field(doc: Doc, replicas: dict[tuple[str, str], int | None]) -> No
                 replicas[(kind, name)] = entry["count"]
 
 
-def _render(overlay: str) -> list[Doc]:
-    kubectl = shutil.which("kubectl")
-    assert kubectl is not None, "kubectl is not installed"
-    rendered = subprocess.run(  # noqa: S603  (fixed argv: kubectl on one of our overlays)
-        [kubectl, "kustomize", str(K8S / "overlays" / overlay)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
-    assert rendered.returncode == 0, rendered.stderr
-    return [d for d in yaml.safe_load_all(rendered.stdout) if d]
-
-
 def test_there_are_dev_and_prod_overlays() -> None:
     assert {"dev", "prod"} <= set(OVERLAYS)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_stateful_services_run_one_replica_in_every_overlay(overlay: str) -> None:
-    """access-control and notifications: one replica, in the base and in every overlay.
+    """access-control, notifications, the console and the clock: one replica, in the base
+    and in every overlay; in production two of each faust worker.
 
     Their state (a SQLite file) is not shared: a partition that moves to a second replica
-    arrives without its history. Rendered with kustomize when kubectl is installed; the
-    overlay's own files are read either way, and the two must agree.
+    arrives without its history; a second clock doubles the ticks. Rendered with kustomize
+    when kubectl is installed; the overlay's own files are read either way, and the two must
+    agree.
     """
     for service in SINGLE_REPLICA:
         assert _workload(service)["spec"]["replicas"] == 1, f"base: {service}"
     found = _read_replicas(K8S / "overlays" / overlay)
     read = {name: count for (_kind, name), count in found.items()}
-    assert set(read) == set(SERVICES), overlay
-    for service in SINGLE_REPLICA:
+    assert set(read) == RUNS, overlay
+    for service in (*SINGLE_REPLICA, "clock"):
         assert read[service] == 1, f"{overlay}: {service} runs {read[service]} replicas"
     if overlay == "dev":
         assert set(read.values()) == {1}, "dev runs one of everything"
+    if overlay == "prod":
+        for worker in FAUST_WORKERS:
+            assert read[worker] == 2, f"prod: {worker} runs {read[worker]}, not 2 workers"
     if shutil.which("kubectl") is not None:
         rendered = {
             d["metadata"]["name"]: d["spec"].get("replicas", 1)
-            for d in _render(overlay)
+            for d in kube.overlay(overlay)
             if d["kind"] in WORKLOADS
         }
         assert rendered == {name: 1 if count is None else count for name, count in read.items()}
@@ -502,7 +572,7 @@ def test_stateful_services_run_one_replica_in_every_overlay(overlay: str) -> Non
             assert rendered[service] == 1, f"{overlay}: {service} renders {rendered[service]}"
 
 
-def test_nothing_autoscales_or_blocks_the_single_replica_services() -> None:
+def test_nothing_autoscales_or_budgets_the_single_replica_services() -> None:
     for path, doc in ALL:
         where = path.relative_to(ROOT)
         if doc.get("kind") == "HorizontalPodAutoscaler":
@@ -510,13 +580,40 @@ def test_nothing_autoscales_or_blocks_the_single_replica_services() -> None:
             assert scaled not in SINGLE_REPLICA, f"{where}: autoscales {scaled}"
         if doc.get("kind") != "PodDisruptionBudget":
             continue
+        # With one replica a budget blocks every drain (minAvailable 1, maxUnavailable 0)
+        # or protects nothing (maxUnavailable 1): none at all.
         selects = set(doc["spec"]["selector"].get("matchLabels", {}).values())
-        if not selects & SINGLE_REPLICA:
-            continue
-        # With one replica, minAvailable >= 1 or maxUnavailable 0 blocks every node drain.
-        spec = doc["spec"]
-        assert "minAvailable" not in spec, f"{where}: minAvailable on a single replica"
-        assert str(spec.get("maxUnavailable", 1)) not in {"0", "0%"}, f"{where}: maxUnavailable 0"
+        assert not selects & (SINGLE_REPLICA | {"clock"}), f"{where}: a budget on one replica"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_disruption_budget_protects_a_second_replica(overlay: str) -> None:
+    """A budget selects a workload of two or more replicas and lets one go at a time; in
+    production the faust workers have one, and keep a standby copy of each other's tables."""
+    docs = kube.overlay(overlay)
+    replicas = {
+        d["metadata"]["name"]: d["spec"].get("replicas", 1) for d in docs if d["kind"] in WORKLOADS
+    }
+    budgets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "PodDisruptionBudget"}
+    for name, budget in budgets.items():
+        selected = budget["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
+        assert replicas[selected] >= 2, f"{overlay}: budget {name} on {replicas[selected]} pod"
+        assert budget["spec"] == {
+            "maxUnavailable": 1,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": selected}},
+        }, f"{overlay}: budget {name}"
+    if overlay != "prod":
+        return
+    assert set(budgets) == FAUST_WORKERS
+    for worker in FAUST_WORKERS:
+        env = _rendered_env(docs, worker)
+        assert env[f"{_prefix(worker)}STANDBY_REPLICAS"]["value"] == "1", worker
+
+
+def _rendered_env(docs: list[Doc], name: str) -> dict[str, Doc]:
+    (workload,) = [d for d in docs if d["kind"] in WORKLOADS and d["metadata"]["name"] == name]
+    (container,) = workload["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e for e in container.get("env", [])}
 
 
 def test_dockerfile_copies_every_workspace_member_manifest() -> None:
@@ -552,9 +649,168 @@ def test_image_leaves_out_the_dev_kit() -> None:
 @pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlays_render_with_kustomize(overlay: str) -> None:
-    docs = _render(overlay)
+    docs = kube.overlay(overlay)
     workloads = {d["metadata"]["name"]: d for d in docs if d["kind"] in WORKLOADS}
-    assert set(workloads) == set(SERVICES)
-    for service, workload in workloads.items():
-        _check_data_volume(service, workload)
+    assert set(workloads) == RUNS
+    for service in SERVICES:
+        _check_data_volume(service, workloads[service])
     assert sum(d["kind"] == "KafkaTopic" for d in docs) == len(CATALOG)
+
+
+def _pods(docs: list[Doc]) -> dict[str, Doc]:
+    """Pod specs of the workloads, Jobs and CronJobs, by name."""
+    kinds = (*WORKLOADS, "Job")
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in docs if d["kind"] in kinds
+    }
+    for d in docs:
+        if d["kind"] == "CronJob":
+            pods[d["metadata"]["name"]] = d["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return pods
+
+
+def _kafka_login(name: str, pod: Doc) -> str | None:
+    """The SCRAM user a pod logs into Kafka as, its password file checked on the way."""
+    (container,) = pod["containers"]
+    env = {e["name"]: e for e in container.get("env", [])}
+    users = [e["value"] for n, e in env.items() if n.endswith("KAFKA_SASL_USERNAME")]
+    if not users:
+        return None
+    (password,) = [e["value"] for n, e in env.items() if n.endswith("KAFKA_SASL_PASSWORD_FILE")]
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    secret = volumes[mounts[password.rsplit("/", 1)[0]]]["secret"]["secretName"]
+    assert secret == users[0], f"{name}: logs in as {users[0]} with the password of {secret}"
+    return str(users[0])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_workload_and_kafka_user_agree_with_the_catalog(overlay: str) -> None:
+    """Rendered: each workload logs in as the KafkaUser of its name, and that user may do
+    exactly what the catalog says the workload touches: nothing missing, nothing more. The
+    billing bus and the operators run nothing here; their users are checked the same way."""
+    docs = kube.overlay(overlay)
+    users = {d["metadata"]["name"]: d for d in docs if d["kind"] == "KafkaUser"}
+    logins = {name: _kafka_login(name, pod) for name, pod in _pods(docs).items()}
+    assert logins == {name: name for name in logins}, f"{overlay}: a workload as another user"
+    assert set(logins) == RUNS | CHECKS, f"{overlay}: workloads"
+    assert set(users) == set(logins) | {"billing-bus", "operators"}, f"{overlay}: KafkaUsers"
+    for name, user in users.items():
+        allowed, needed = _literal_topics(user), _needed(name)
+        assert needed - allowed == set(), f"{overlay}: {name} may not {sorted(needed - allowed)}"
+        assert allowed - needed == set(), f"{overlay}: {name} needs no {sorted(allowed - needed)}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_secrets_reach_the_pods_as_mounted_files_only(overlay: str) -> None:
+    """No Secret becomes an environment variable (`env.valueFrom.secretKeyRef`, `envFrom:
+    secretRef`): they are read-only files the `*_FILE` settings name. The settings that
+    come from a ConfigMap are real settings of the service, with its prefix."""
+    docs = kube.overlay(overlay)
+    config_maps = {
+        d["metadata"]["name"]: d.get("data", {}) for d in docs if d["kind"] == "ConfigMap"
+    }
+    for name, pod in _pods(docs).items():
+        for container in pod["containers"] + pod.get("initContainers", []):
+            for entry in container.get("env", []):
+                assert "secretKeyRef" not in entry.get("valueFrom", {}), f"{name}: {entry['name']}"
+            for source in container.get("envFrom", []):
+                assert "secretRef" not in source, f"{overlay}: {name} takes a Secret as env"
+                if name not in SERVICES:
+                    continue
+                fields = importlib.import_module(f"{SERVICES[name]}.config").Settings.model_fields
+                for key in config_maps[source["configMapRef"]["name"]]:
+                    assert key.startswith(_prefix(name)), f"{overlay}: {name}: {key}"
+                    assert key.removeprefix(_prefix(name)).lower() in fields, f"{name}: {key}"
+            mounts = {m["name"]: m for m in container.get("volumeMounts", [])}
+            for volume in pod["volumes"]:
+                if "secret" in volume and volume["name"] in mounts:
+                    assert mounts[volume["name"]].get("readOnly") is True, f"{name}: {volume}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_topics_replicas_and_min_insync_replicas(overlay: str) -> None:
+    """Production: three replicas, two in sync before a write counts; dev's one broker: 1/1."""
+    replicas, in_sync = {"prod": (3, "2"), "dev": (1, "1")}[overlay]
+    topics = [d for d in kube.overlay(overlay) if d["kind"] == "KafkaTopic"]
+    assert len(topics) == len(CATALOG)
+    for topic in topics:
+        assert topic["spec"]["replicas"] == replicas, topic["spec"]["topicName"]
+        assert topic["spec"]["config"]["min.insync.replicas"] == in_sync, topic["spec"]["topicName"]
+        config = {k: str(v) for k, v in topic["spec"]["config"].items()}
+        assert config.items() >= BY_NAME[topic["spec"]["topicName"]].config.items()
+
+
+def test_production_images_are_pinned_by_digest() -> None:
+    for name, pod in _pods(kube.overlay("prod")).items():
+        for container in pod["containers"] + pod.get("initContainers", []):
+            image = container["image"]
+            assert re.fullmatch(r"[^@\s]+@sha256:[0-9a-f]{64}", image), f"{name}: {image}"
+
+
+def test_the_clock_runs_once_as_its_own_user_and_invoicing_guards_its_ticks() -> None:
+    clock = next(d for d in _of_kind("Deployment") if d["metadata"]["name"] == "clock")
+    assert clock["spec"]["replicas"] == 1
+    assert clock["spec"]["strategy"] == {"type": "Recreate"}, "two clocks never overlap"
+    (container,) = clock["spec"]["template"]["spec"]["containers"]
+    assert container["args"][:3] == ["billstate", "clock", "run"]
+    assert container["args"][3:] == ["--every", "15m"]
+    skew = _env("invoicing")[f"{_prefix('invoicing')}CLOCK_SKEW"]["value"]
+    assert float(skew) == 600.0, "the guard's setting, as docs/operations.md says"
+    # The broker stamps each tick's time: what the guard compares with.
+    assert BY_NAME["billing.clock.v1"].config["message.timestamp.type"] == "LogAppendTime"
+
+
+def test_the_topics_check_job_fails_on_missing_or_drifted_topics() -> None:
+    (job,) = _of_kind("Job")
+    assert job["metadata"]["name"] == "topics-check"
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    script = container["args"][-1]
+    assert "billstate topics apply --dry-run" in script  # exits 1 on drift
+    assert "would create" in script  # and on a missing topic
+    assert "exit 1" in script
+    assert job["spec"]["backoffLimit"] >= 1, "retries while Strimzi creates the topics"
+
+
+@pytest.mark.parametrize("worker", sorted(FAUST_WORKERS))
+def test_the_startup_probe_waits_for_the_tables(worker: str) -> None:
+    """/startupz answers 200 once the worker was assigned and restored its tables."""
+    container = _container(worker)
+    check = container["startupProbe"]["httpGet"]
+    assert check["path"] == "/startupz"
+    assert _port(container, check["port"]) == HTTP_PORT
+    assert "/startupz" in OPEN_PATHS, "the kubelet carries no token"
+
+
+def _policy_peers(rule: Doc) -> list[Doc]:
+    return list(rule.get("from", rule.get("to", [])))
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_network_policies_deny_by_default(overlay: str) -> None:
+    docs = kube.overlay(overlay)
+    policies = {d["metadata"]["name"]: d["spec"] for d in docs if d["kind"] == "NetworkPolicy"}
+    assert policies["default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    # Who may come in: Prometheus to the HTTP port, the ingress controller to the console.
+    ingress = {n: p for n, p in policies.items() if "Ingress" in p["policyTypes"]}
+    assert set(ingress) == {"default-deny", "metrics-from-monitoring", "console-from-ingress"}
+    for name, namespace in (
+        ("metrics-from-monitoring", "monitoring"),
+        ("console-from-ingress", "ingress-nginx"),
+    ):
+        (rule,) = policies[name]["ingress"]
+        (peer,) = _policy_peers(rule)
+        assert peer == {"namespaceSelector": {"matchLabels": {NAMESPACE_LABEL: namespace}}}
+        assert rule["ports"] == [{"protocol": "TCP", "port": HTTP_PORT}], name
+    # Where they may go: DNS and Kafka for all; the internet on 443/587/465 for two.
+    (dns,) = policies["dns"]["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    (kafka,) = policies["kafka"]["egress"]
+    (peer,) = _policy_peers(kafka)
+    assert peer["podSelector"] == {"matchLabels": {"strimzi.io/cluster": "billstate"}}
+    outside = policies["provider-and-smtp"]
+    assert set(outside["podSelector"]["matchExpressions"][0]["values"]) == NEEDS_SECRETS
+    (rule,) = outside["egress"]
+    assert {p["port"] for p in rule["ports"]} == {443, 587, 465}
+    egress = {n for n, p in policies.items() if "Egress" in p["policyTypes"]}
+    assert egress == {"default-deny", "dns", "kafka", "provider-and-smtp"}
