@@ -18,17 +18,39 @@ $(TOOLS)/bin/uv:
 	@python3 -m venv $(TOOLS) && $(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 .PHONY: install
-install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS)/bin/uv) ## install uv (if missing) and sync the locked workspace
+install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS)/bin/uv) validators ## install uv (if missing), sync the locked workspace, the manifest validators
 	@$(UV) sync --frozen --all-packages --quiet
 
+# Manifest validators (tests/test_deploy_schemas.py): the CRD schemas of Strimzi and the
+# Prometheus Operator from the npm registry, installed again when the lock changes; kustomize
+# from the Go module proxy where kubectl (which embeds it) is missing.
+SCHEMAS := deploy/schemas
+KUSTOMIZE_VERSION := v5.5.0
+
+.PHONY: validators
+validators: $(SCHEMAS)/node_modules/.package-lock.json $(if $(shell command -v kubectl 2>/dev/null),,$(TOOLS)/bin/kustomize) ## npm packages of CRD schemas; kustomize where kubectl is missing
+
+$(SCHEMAS)/node_modules/.package-lock.json: $(SCHEMAS)/package.json $(SCHEMAS)/package-lock.json
+	@command -v npm >/dev/null || { echo "validators: no npm; run make setup-system"; exit 1; }
+	@npm ci --prefix $(SCHEMAS) --no-audit --no-fund --loglevel=error
+	@touch $@
+
+$(TOOLS)/bin/kustomize:
+	@command -v go >/dev/null || { echo "validators: neither kubectl nor Go; install one"; exit 1; }
+	@echo "installing kustomize $(KUSTOMIZE_VERSION) into $(TOOLS) (no kubectl on PATH)"
+	@GOBIN=$(abspath $(TOOLS)/bin) GOTOOLCHAIN=auto go install sigs.k8s.io/kustomize/kustomize/v5@$(KUSTOMIZE_VERSION)
+
 # Debian packages the real-part tests drive: a headless browser and its driver, a PostgreSQL server.
-SYSTEM_PACKAGES := chromium chromium-driver postgresql fonts-liberation fonts-wqy-microhei
+# Node.js and npm run the manifest validators. A command already on PATH counts as installed:
+# NodeSource's nodejs brings its own npm and conflicts with Debian's.
+SYSTEM_PACKAGES := chromium chromium-driver postgresql fonts-liberation fonts-wqy-microhei nodejs npm prometheus
 
 .PHONY: setup-system
 setup-system: ## install the Debian packages the tests use (Chromium, chromedriver, PostgreSQL) where missing
 	@command -v dpkg-query >/dev/null || { echo "setup-system: not Debian; install $(SYSTEM_PACKAGES) yourself"; exit 0; }; \
 	missing=$$(for p in $(SYSTEM_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -qx 'install ok installed' || echo $$p; done); \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -qx 'install ok installed' \
+	    || command -v $$p >/dev/null || echo $$p; done); \
 	[ -z "$$missing" ] && exit 0; \
 	sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	echo "setup-system: installing" $$missing; \
