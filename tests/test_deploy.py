@@ -58,8 +58,9 @@ CATALOG_WRITER = {
     "clock": "billstate clock",
     "billing-bus": "billing bus",
     "operators": "billstate CLI",
+    "helpdesk": "helpdesk",
 }
-OTHER_USERS = {"clock", "billing-bus", "operators", "topics-check", "doctor"}
+OTHER_USERS = {"clock", "billing-bus", "operators", "topics-check", "doctor", "helpdesk"}
 CHECKS = {"topics-check", "doctor"}  # a Job and a CronJob, each as its own user
 # What the operators' CLI reads beyond dead letters: `access approve` lists parked
 # suspensions; a re-drive of access.commands.v1.dlq compares sequences with the newest command.
@@ -694,7 +695,9 @@ def test_every_workload_and_kafka_user_agree_with_the_catalog(overlay: str) -> N
     logins = {name: _kafka_login(name, pod) for name, pod in _pods(docs).items()}
     assert logins == {name: name for name in logins}, f"{overlay}: a workload as another user"
     assert set(logins) == RUNS | CHECKS, f"{overlay}: workloads"
-    assert set(users) == set(logins) | {"billing-bus", "operators"}, f"{overlay}: KafkaUsers"
+    assert set(users) == set(logins) | {"billing-bus", "operators", "helpdesk"}, (
+        f"{overlay}: KafkaUsers"
+    )
     for name, user in users.items():
         allowed, needed = _literal_topics(user), _needed(name)
         assert needed - allowed == set(), f"{overlay}: {name} may not {sorted(needed - allowed)}"

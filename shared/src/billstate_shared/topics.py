@@ -112,6 +112,15 @@ CONTROL = Topic(
     writers=("billstate CLI", "console"),
     observers=("console",),
 )
+SUPPORT = Topic(
+    "support.requests.v1",
+    ("support.requested", "support.resolved"),
+    "Billing support tickets from the partner's helpdesk (directly, or through the console's"
+    " signed webhook receiver): what each is about, and when it was resolved.",
+    readers=("collections",),
+    writers=("helpdesk", "console"),
+    observers=("console",),
+)
 STATE = Topic(
     "collections.state.v1",
     ("collections.state",),
@@ -214,6 +223,7 @@ EVENT_TOPICS: tuple[Topic, ...] = (
     CLOCK,
     DUE_DATES,
     CONTROL,
+    SUPPORT,
     STATE,
     EVENTS,
     ACCESS_COMMANDS,

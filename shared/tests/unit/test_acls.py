@@ -33,6 +33,7 @@ from billstate_shared.topics import (
     NOTICE_DELIVERIES,
     NOTICE_REQUESTS,
     PAYMENTS,
+    SUPPORT,
     Topic,
 )
 
@@ -130,7 +131,7 @@ def test_observers_read_everything_they_observe_and_dead_letter_nothing() -> Non
 
 
 def test_the_console_writes_operator_actions_case_notes_and_re_drives() -> None:
-    own = {CONTROL.name, APPROVALS.name, CASES.name}
+    own = {CONTROL.name, APPROVALS.name, CASES.name, SUPPORT.name}  # SUPPORT: the helpdesk webhook
     assert _topics("console", "Write") == own | REDRIVEN
     whys = {g.name: g.why for g in service_grants("console") if "Write" in g.operations}
     assert {n for n, why in whys.items() if why == "writes"} == own

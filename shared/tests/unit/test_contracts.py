@@ -114,7 +114,7 @@ def wrong_json_type(value: Any) -> Any:
 
 def test_examples_cover_every_event_type_in_catalog_order() -> None:
     assert list(EXAMPLES) == list(EVENT_TYPES)
-    assert len(EVENT_TYPES) == 33
+    assert len(EVENT_TYPES) == 35
     for event_type, event in EXAMPLES.items():
         assert type(event) is EVENT_TYPES[event_type]
 
@@ -134,6 +134,8 @@ def test_inbound_types_are_known_event_types() -> None:
         "clock.tick",
         "hold.placed",
         "hold.released",
+        "support.requested",
+        "support.resolved",
     } == INBOUND_TYPES
 
 
@@ -322,6 +324,10 @@ _BAD_VALUES: dict[str, list[Any]] = {
     "rule": _LABEL,
     "provider": _LABEL,
     "channel": _LABEL,
+    "ticket_id": _ID,
+    "topic": ["refund", "", 1, None],
+    "summary": _TEXT,
+    "resolution": ["", *_TEXT],
     "outstanding": [{"amount": "1.00"}, {"amount": "1.00", "currency": "USD", "x": 1}],
     "facts": [["a"], "text"],
     "data": [None, "x"],

@@ -20,6 +20,7 @@ from billstate_shared.topics import (
     NOTICE_REQUESTS,
     PAYMENTS,
     STATE,
+    SUPPORT,
     group_inputs,
     topic_for,
 )
@@ -87,7 +88,7 @@ def test_observers_get_no_dead_letter_topic() -> None:
 
 def test_the_console_observes_the_read_model_topics_and_every_dlq() -> None:
     observed = {
-        CUSTOMERS, INVOICES, PAYMENTS, COSTS, CONTROL, STATE, EVENTS, ACCESS_COMMANDS,
+        CUSTOMERS, INVOICES, PAYMENTS, COSTS, CONTROL, SUPPORT, STATE, EVENTS, ACCESS_COMMANDS,
         ACCESS_EVENTS, APPROVALS,
         CASES, NOTICE_REQUESTS, NOTICE_DELIVERIES, *DLQ_TOPICS,
     }  # fmt: skip

@@ -84,6 +84,11 @@ from billstate_shared.contracts.events import (
     ProviderExchange,
     StageEntered,
     StageEnteredData,
+    SupportRequested,
+    SupportRequestedData,
+    SupportResolved,
+    SupportResolvedData,
+    SupportTopic,
     Why,
 )
 from billstate_shared.contracts.types import (
@@ -200,6 +205,11 @@ __all__ = [
     "SignedAmount",
     "StageEntered",
     "StageEnteredData",
+    "SupportRequested",
+    "SupportRequestedData",
+    "SupportResolved",
+    "SupportResolvedData",
+    "SupportTopic",
     "Timestamp",
     "Why",
     "decode",

@@ -133,6 +133,11 @@ __all__ = [
     "ProviderExchange",
     "StageEntered",
     "StageEnteredData",
+    "SupportRequested",
+    "SupportRequestedData",
+    "SupportResolved",
+    "SupportResolvedData",
+    "SupportTopic",
     "Why",
 ]
 
@@ -523,6 +528,42 @@ class HoldReleased(EventBase):
     data: HoldReleasedData
 
 
+SupportTopic = Literal["billing_question", "payment_claimed", "dispute", "access_problem"]
+
+
+class SupportRequestedData(ContractModel):
+    """A customer's request to the partner's billing support, from its helpdesk: a ticket,
+    what it is about and how it came in. `payment_claimed` ("I paid yesterday") holds the
+    climb into a suspend stage for the policy's `support.payment_claim_hold_days`; `dispute`
+    flags the customer for the team."""
+
+    ticket_id: Id
+    topic: SupportTopic
+    channel: Label  # the helpdesk's word: email, phone, web, chat
+    summary: Text | None = None  # the customer's words: shown to staff, never logged
+
+
+class SupportRequested(EventBase):
+    """`support.requested` on support.requests.v1."""
+
+    event_type: Literal["support.requested"]
+    data: SupportRequestedData
+
+
+class SupportResolvedData(ContractModel):
+    """The helpdesk closed a ticket; a `payment_claimed` hold ends with it."""
+
+    ticket_id: Id
+    resolution: NonEmptyText
+
+
+class SupportResolved(EventBase):
+    """`support.resolved` on support.requests.v1."""
+
+    event_type: Literal["support.resolved"]
+    data: SupportResolvedData
+
+
 class CollectionsStateData(ContractModel):
     """A customer's whole collections state after a change."""
 
@@ -907,6 +948,8 @@ Event = Annotated[
     | InvoiceAged
     | HoldPlaced
     | HoldReleased
+    | SupportRequested
+    | SupportResolved
     | CollectionsState
     | StageEntered
     | AccessSuspend
@@ -955,5 +998,7 @@ INBOUND_TYPES: frozenset[str] = frozenset(
         "clock.tick",
         "hold.placed",
         "hold.released",
+        "support.requested",
+        "support.resolved",
     }
 )

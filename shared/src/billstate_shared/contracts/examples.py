@@ -76,6 +76,10 @@ from billstate_shared.contracts.events import (
     ProviderExchange,
     StageEntered,
     StageEnteredData,
+    SupportRequested,
+    SupportRequestedData,
+    SupportResolved,
+    SupportResolvedData,
     Why,
 )
 
@@ -236,6 +240,25 @@ _EXAMPLES: list[Event] = [
         occurred_at=_at(date(2027, 1, 13), 17),
         customer_id=_CUSTOMER,
         data=HoldReleasedData(hold_id="HOLD-19", reason="Paid", by="ops.alice"),
+    ),
+    SupportRequested(
+        event_id="zd-4711-requested",
+        event_type="support.requested",
+        occurred_at=_at(date(2026, 12, 20), 10, 15),
+        customer_id=_CUSTOMER,
+        data=SupportRequestedData(
+            ticket_id="ZD-4711",
+            topic="payment_claimed",
+            channel="email",
+            summary="We paid INV-2026-0001 by bank transfer yesterday",
+        ),
+    ),
+    SupportResolved(
+        event_id="zd-4711-resolved",
+        event_type="support.resolved",
+        occurred_at=_at(date(2026, 12, 22), 16, 40),
+        customer_id=_CUSTOMER,
+        data=SupportResolvedData(ticket_id="ZD-4711", resolution="Transfer found and applied"),
     ),
     CollectionsState(
         event_id="state-contoso-2026-12-18-1",

@@ -48,6 +48,9 @@ __all__ = [
     "Reminders",
     "Scope",
     "Stage",
+    "Support",
+    "SupportContact",
+    "SupportHours",
     "digest",
     "known_zone",
     "refuse_change",
@@ -382,6 +385,102 @@ class Calendar(_Frozen):
         return date.max  # pragma: no cover - beyond what a valid calendar can close
 
 
+NoticeLanguage = Literal["en", "zh-TW"]
+"""The languages notices are written in; a support term in each is what a footer shows."""
+
+HourMinute = Annotated[str, Strict(), Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+SupportLine = Annotated[
+    str, Strict(), Field(min_length=1, max_length=300, pattern=r"^[^\x00-\x1f\x7f]+$")
+]
+
+
+def _unique(values: tuple[str, ...], what: str) -> tuple[str, ...]:
+    for index, value in enumerate(values):
+        if value in values[:index]:
+            raise PydanticCustomError(
+                f"{what}_duplicate",
+                "'{value}' is listed twice",
+                {"value": value, ERROR_LOC_KEY: (index,)},
+            )
+    return values
+
+
+class SupportHours(_Frozen):
+    """When billing support answers: these weekdays, from `opens` to `closes`, in `timezone`."""
+
+    days: Annotated[tuple[Weekday, ...], Field(min_length=1)]
+    opens: HourMinute
+    closes: HourMinute
+    timezone: Annotated[str, Strict(), AfterValidator(known_zone)]
+
+    @field_validator("days")
+    @classmethod
+    def _days_once(cls, days: tuple[str, ...]) -> tuple[str, ...]:
+        return _unique(days, "support_day")
+
+    @model_validator(mode="after")
+    def _opens_before_it_closes(self) -> SupportHours:
+        if self.closes <= self.opens:
+            raise PydanticCustomError(
+                "support_hours", "closes ({closes}) must be after opens ({opens})",
+                {"closes": self.closes, "opens": self.opens},
+            )  # fmt: skip
+        return self
+
+
+class SupportContact(_Frozen):
+    """How a customer reaches billing support: at least one of e-mail, phone, a web form."""
+
+    email: Annotated[
+        str | None, Strict(), Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    ] = None
+    phone: Annotated[
+        str | None, Strict(), Field(max_length=40, pattern=r"^\+?[0-9][0-9 ()./-]{3,38}$")
+    ] = None
+    web: Annotated[str | None, Strict(), Field(max_length=300, pattern=r"^https://[^\s]+$")] = None
+
+    @model_validator(mode="after")
+    def _reachable(self) -> SupportContact:
+        if self.email is None and self.phone is None and self.web is None:
+            raise PydanticCustomError("support_contact", "give at least one of email, phone or web")
+        return self
+
+
+class Support(_Frozen):
+    """The billing support the partner gives (docs/policy.md "Support requests"): hours,
+    contact, languages and cost, told in every customer notice's footer; and how many
+    business days a customer's claim of a payment holds the climb into a suspend stage."""
+
+    hours: SupportHours
+    contact: SupportContact
+    languages: Annotated[tuple[NoticeLanguage, ...], Field(min_length=1)]
+    # What support costs, one line per notice language; `en` is required and stands in for
+    # a language without its own line.
+    cost: Annotated[
+        Mapping[NoticeLanguage, SupportLine],
+        AfterValidator(MappingProxyType),
+        PlainSerializer(dict, return_type=dict[str, str]),
+    ]
+    payment_claim_hold_days: Annotated[int, Strict(), Field(ge=1, le=10)] = 3
+
+    @field_validator("languages")
+    @classmethod
+    def _languages_once(cls, languages: tuple[str, ...]) -> tuple[str, ...]:
+        return _unique(languages, "support_language")
+
+    @field_validator("cost")
+    @classmethod
+    def _cost_in_english(cls, cost: Mapping[str, str]) -> Mapping[str, str]:
+        if "en" not in cost:
+            raise PydanticCustomError(
+                "support_cost", "give the cost line in en (it stands in for other languages)"
+            )
+        return cost
+
+    def cost_in(self, language: str) -> str:
+        return self.cost.get(language) or self.cost["en"]  # type: ignore[call-overload]
+
+
 class Policy(BaseModel):
     """A validated collections policy; the helpers are precomputed for the engine's hot path.
 
@@ -417,6 +516,7 @@ class Policy(BaseModel):
     payments_in_flight: PaymentsInFlight = PaymentsInFlight()
     calendar: Calendar = Calendar()
     exposure: Exposure = Field(default_factory=Exposure)
+    support: Support | None = None
     # Where a customer goes when its stage is not in this version: old stage name -> a stage
     # of this policy (or `current`). Checked against the previous version at start-up.
     migrate: Annotated[
@@ -557,6 +657,8 @@ def digest(policy: Policy) -> str:
         # A file without `exposure:` keeps the digest it had before the section existed, so
         # a running consumer group accepts it again without a version bump.
         del dumped["exposure"]
+    if policy.support is None:
+        del dumped["support"]  # likewise for a file without `support:`
     canonical = json.dumps(dumped, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
