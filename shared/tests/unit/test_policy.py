@@ -784,3 +784,90 @@ def test_an_unknown_key_in_exposure_is_refused() -> None:
 
     assert error.line == 8
     assert "escalate_above" in error.reason
+
+
+# ---- support (docs/policy.md "Support requests") --------------------------------------------
+
+SUPPORT = """support:
+  hours:
+    days: [monday, tuesday, wednesday, thursday, friday]
+    opens: "09:00"
+    closes: "18:00"
+    timezone: Asia/Taipei
+  contact:
+    email: billing@partner.example
+    phone: "+886 2 2345 6789"
+    web: https://support.partner.example/billing
+  languages: [en, zh-TW]
+  cost:
+    en: Included at no extra charge.
+    zh-TW: 不另收費。
+"""
+
+
+def test_support_terms_are_read_with_their_defaults() -> None:
+    support = loads(EXPOSURE_HEAD + SUPPORT).support
+
+    assert support is not None
+    assert support.hours.days[0] == "monday"
+    assert (support.hours.opens, support.hours.closes) == ("09:00", "18:00")
+    assert support.contact.web == "https://support.partner.example/billing"
+    assert support.payment_claim_hold_days == 3
+    assert support.cost_in("zh-TW") == "不另收費。"
+    assert (
+        loads(EXPOSURE_HEAD + SUPPORT.replace("    zh-TW: 不另收費。\n", "")).support.cost_in(  # type: ignore[union-attr]
+            "zh-TW"
+        )
+        == "Included at no extra charge."
+    )  # en stands in
+    assert loads(EXPOSURE_HEAD).support is None
+
+
+def test_a_file_without_support_keeps_its_digest() -> None:
+    without, with_it = loads(EXPOSURE_HEAD), loads(EXPOSURE_HEAD + SUPPORT)
+
+    assert digest(with_it) != digest(without)
+    assert digest(loads(STANDARD.read_text("utf-8"))) == digest(load_policy(STANDARD))
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "field", "reason"),
+    [
+        ('closes: "18:00"', 'closes: "08:00"', 9, "support.hours", "after opens"),
+        ('opens: "09:00"', 'opens: "9:00"', 10, "support.hours.opens", "pattern"),
+        (
+            "timezone: Asia/Taipei",
+            "timezone: Mars/Olympus",
+            12,
+            "support.hours.timezone",
+            "time zone",
+        ),
+        ("days: [monday,", "days: [monday, monday,", 9, "support.hours.days[1]", "listed twice"),
+        ('phone: "+886', 'phone: "call-', 15, "support.contact.phone", "pattern"),
+        ("web: https://", "web: http://", 16, "support.contact.web", "pattern"),
+        ("languages: [en, zh-TW]", "languages: [en, fr]", 17, "support.languages[1]", "zh-TW"),
+        ("    en: Included", "    de: Included", 19, "support.cost.de", "zh-TW"),
+    ],
+)
+def test_bad_support_terms_are_refused_on_their_line(
+    old: str, new: str, line: int, field: str, reason: str
+) -> None:
+    text = EXPOSURE_HEAD + SUPPORT
+    assert old in text
+    error = refused(text.replace(old, new, 1))
+
+    assert (error.line, error.field) == (line, field), error
+    assert reason in error.reason, error.reason
+
+
+def test_support_needs_a_contact_and_a_cost_line_in_english() -> None:
+    no_contact = EXPOSURE_HEAD + SUPPORT.replace(
+        '    email: billing@partner.example\n    phone: "+886 2 2345 6789"\n'
+        "    web: https://support.partner.example/billing\n",
+        "    {}\n",
+    ).replace("  contact:\n    {}\n", "  contact: {}\n")
+    assert "at least one of email, phone or web" in refused(no_contact).reason
+    no_english = EXPOSURE_HEAD + SUPPORT.replace("    en: Included at no extra charge.\n", "")
+    assert "in en" in refused(no_english).reason
+    too_long = EXPOSURE_HEAD + SUPPORT + "  payment_claim_hold_days: 11\n"
+    assert refused(too_long).field == "support.payment_claim_hold_days"
