@@ -18,7 +18,7 @@ $(TOOLS)/bin/uv:
 	@python3 -m venv $(TOOLS) && $(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
 .PHONY: install
-install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS)/bin/uv) validators ## install uv (if missing), sync the locked workspace, the manifest validators
+install: $(if $(shell command -v uv 2>/dev/null),,$(TOOLS)/bin/uv) ## install uv (if missing) and sync the locked workspace
 	@$(UV) sync --frozen --all-packages --quiet
 
 # Manifest validators (tests/test_deploy_schemas.py): the CRD schemas of Strimzi and the
@@ -79,7 +79,7 @@ console: install ## `make run`'s demo, then the console on its data: URL and sig
 TEST_WORKERS ?= $(if $(KAFKA_BOOTSTRAP_SERVERS),0,2)
 
 .PHONY: test
-test: setup-system install ## every test, real broker included (starts a local Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)
+test: setup-system install validators ## every test, real broker included (starts a local Kafka unless KAFKA_BOOTSTRAP_SERVERS is set)
 	@$(RUN) pytest -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: lint

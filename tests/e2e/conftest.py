@@ -29,7 +29,13 @@ POLICY = ROOT / "policies" / "standard.yaml"
 class Pipeline:
     """One isolated run: fresh groups (starting at the end of every topic), own data dirs."""
 
-    def __init__(self, bootstrap: str, root: Path, extra: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        root: Path,
+        extra: dict[str, str] | None = None,
+        policy: Path = POLICY,
+    ) -> None:
         self.bootstrap = bootstrap
         suffix = uuid.uuid4().hex[:8]
         self.groups = {service: f"{service}-test-{suffix}" for service in SERVICES}
@@ -50,7 +56,7 @@ class Pipeline:
         for service, group in self.groups.items():
             env[f"BILLSTATE_{service.replace('-', '_').upper()}_CONSUMER_GROUP"] = group
         env.update(extra or {})
-        self.fleet = Fleet(root, bootstrap, POLICY, extra_env=env)
+        self.fleet = Fleet(root, bootstrap, policy, extra_env=env)
         self.since: dict[Any, int] = {}
 
     async def start(self, names: tuple[str, ...] = SERVICES) -> None:
