@@ -59,6 +59,7 @@ def test_the_inputs_are_what_the_workers_read() -> None:
             "billing.costs.v1",
             "billing.due-dates.v1",
             "collections.control.v1",
+            "support.requests.v1",
         ]
     )
 

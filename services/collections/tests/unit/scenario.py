@@ -285,6 +285,18 @@ class Story:
         data = {"hold_id": hold_id, "reason": "test", "by": "ops"}
         return self._event("hold.released", data, f"{hold_id}:released", at=at)
 
+    # ---- the helpdesk ------------------------------------------------------------------
+
+    def support(
+        self, ticket_id: str, topic: str = "payment_claimed", *, at: datetime | None = None
+    ) -> Event:
+        data = {"ticket_id": ticket_id, "topic": topic, "channel": "email"}
+        return self._event("support.requested", data, f"{ticket_id}:requested", at=at)
+
+    def resolve(self, ticket_id: str, *, at: datetime | None = None) -> Event:
+        data = {"ticket_id": ticket_id, "resolution": "answered"}
+        return self._event("support.resolved", data, f"{ticket_id}:resolved", at=at)
+
     # ---- the clock ---------------------------------------------------------------------
 
     def tick(self, when: DateLike | datetime) -> Event:

@@ -125,6 +125,7 @@ class Customer:
     holds: list[str]
     subs: tuple[str, ...]
     pending: list[str] = field(default_factory=list)
+    tickets: list[str] = field(default_factory=list)
 
 
 def _issue(draw: st.DrawFn, c: Customer, day: date) -> Event:
@@ -230,7 +231,22 @@ def _upsert(draw: st.DrawFn, c: Customer, _day: date) -> Event:
     return c.story.upsert(tags=tags, subs=subs, locale=draw(st.sampled_from(("en", "zh-TW"))))
 
 
+def _claim(draw: st.DrawFn, c: Customer, _day: date) -> Event:
+    """A support ticket, most often a payment claim."""
+    ticket_id = f"{c.story.customer}-T{len(c.tickets)}"
+    c.tickets.append(ticket_id)
+    topics = ("payment_claimed", "payment_claimed", "dispute", "billing_question")
+    return c.story.support(ticket_id, draw(st.sampled_from(topics)))
+
+
+def _resolve(draw: st.DrawFn, c: Customer, _day: date) -> Event:
+    """A ticket resolved (perhaps again, perhaps one never opened)."""
+    return c.story.resolve(draw(st.sampled_from([*c.tickets, f"{c.story.customer}-T99"])))
+
+
 INBOUND: dict[str, Callable[[st.DrawFn, Customer, date], Event]] = {
+    "claim": _claim,
+    "resolve": _resolve,
     "issue": _issue,
     "pay": _pay,
     "reverse": _reverse,
@@ -248,6 +264,9 @@ INBOUND: dict[str, Callable[[st.DrawFn, Customer, date], Event]] = {
 
 def _inbound(draw: st.DrawFn, c: Customer, day: date) -> Event:
     kinds = ["issue", "issue", "issue", "pay", "pay", "pay", "upsert", "hold", "fail", "pending"]
+    kinds += ["claim"]
+    if c.tickets:
+        kinds += ["resolve"]
     if c.pending:
         kinds += ["settle"]
     if c.invoices:
@@ -691,3 +710,46 @@ def test_histories_hold_suspensions_back() -> None:
     assert entered.data.as_of == date(2026, 10, 12)
     assert "2026-10-10 is a Saturday" in entered.data.why.text
     assert "2026-10-11 is a Sunday" in entered.data.why.text
+
+
+# ---- (j) a payment claimed in a support ticket holds the suspension back --------------------
+
+
+def _nth_business_date(policy: Policy, day: date, n: int) -> date:
+    """Written apart from the engine: walk the dates after `day`, counting business dates."""
+    while n:
+        day += timedelta(days=1)
+        if policy.calendar.closed(day) is None:
+            n -= 1
+    return day
+
+
+@SETTINGS
+@given(POLICIES, histories())
+def test_j_a_claimed_payment_holds_the_suspension_through_its_last_business_date(
+    policy: Policy, events: list[Event]
+) -> None:
+    """A claim holds through the 3rd business date after it was filed; while one holds, no
+    suspend stage is entered from below; at most one claim holds per delinquency episode."""
+    r = run(policy=policy)
+    suspend = suspend_index(policy)
+    for inbound in events:
+        for e in r.feed(inbound):
+            if (
+                isinstance(e, StageEntered)
+                and stage_index(policy, e.data.stage) == suspend
+                and stage_index(policy, e.data.previous) < suspend
+            ):
+                on = e.data.as_of
+                for t in r.book(e.customer_id).tickets.values():
+                    until = t.holds_until
+                    assert until is None or not t.opened_on <= on <= until, e.data.why.text
+                if "payment claimed in support ticket" in e.data.why.text:
+                    observe("a claim held a suspension back")
+        for book in r.driver.books.values():
+            holding = [t for t in book.tickets.values() if t.holds_until is not None]
+            assert len(holding) <= 1
+            for t in holding:
+                assert t.topic == "payment_claimed"
+                assert t.holds_until == _nth_business_date(policy, t.opened_on, 3)
+                observe("a claim holds")

@@ -118,6 +118,7 @@ __all__ = [
     "NoticeFailedData",
     "NoticeRequested",
     "NoticeRequestedData",
+    "OpenTicket",
     "PaymentFailed",
     "PaymentFailedData",
     "PaymentPending",
@@ -564,6 +565,16 @@ class SupportResolved(EventBase):
     data: SupportResolvedData
 
 
+class OpenTicket(ContractModel):
+    """A support ticket not resolved yet; a claimed payment holds the climb into the suspend
+    stage through `holds_until` (null: it holds nothing, or no longer)."""
+
+    ticket_id: Id
+    topic: SupportTopic
+    opened_on: Date
+    holds_until: Date | None = None
+
+
 class CollectionsStateData(ContractModel):
     """A customer's whole collections state after a change."""
 
@@ -584,6 +595,8 @@ class CollectionsStateData(ContractModel):
     # What Microsoft has billed the partner for the periods the customer has not paid for,
     # per Microsoft billing currency (docs/policy.md, "Exposure"); [] when none.
     exposure: MoneyList = []
+    # Open support tickets by ticket id (docs/policy.md "Support requests"); [] when none.
+    tickets: Annotated[list[OpenTicket], Field(max_length=MAX_HOLDS)] = []
 
 
 class CollectionsState(EventBase):

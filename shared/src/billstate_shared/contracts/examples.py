@@ -62,6 +62,7 @@ from billstate_shared.contracts.events import (
     NoticeFailedData,
     NoticeRequested,
     NoticeRequestedData,
+    OpenTicket,
     PaymentFailed,
     PaymentFailedData,
     PaymentPending,
@@ -285,6 +286,14 @@ _EXAMPLES: list[Event] = [
             suspended_subscription_ids=[],
             next=NextStage(stage="final_notice", earliest_on=date(2027, 1, 11)),
             policy=_POLICY,
+            tickets=[
+                OpenTicket(
+                    ticket_id="ZD-4702",
+                    topic="payment_claimed",
+                    opened_on=date(2026, 12, 18),
+                    holds_until=date(2026, 12, 23),
+                )
+            ],
         ),
     ),
     StageEntered(

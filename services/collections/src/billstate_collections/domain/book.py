@@ -90,6 +90,17 @@ class Pending:
 
 
 @dataclass(slots=True, frozen=True)
+class Ticket:
+    """An open support ticket (`support.requested`); a `payment_claimed` one that holds the
+    climb into the suspend stage does so through `holds_until`, inclusive (else None)."""
+
+    ticket_id: str
+    topic: str  # billing_question | payment_claimed | dispute | access_problem
+    opened_on: date
+    holds_until: date | None
+
+
+@dataclass(slots=True, frozen=True)
 class CostLine:
     """What Microsoft billed the partner for one subscription and charge period
     (`cost.recorded`); a negative amount is a credit."""
@@ -162,6 +173,10 @@ class Book:
     costs: dict[str, CostLine] = field(default_factory=dict)
     alerted: tuple[str, ...] = ()
     episode: int = 0
+    # Open support tickets by ticket id (at most MAX_HOLDS), and whether a payment claim has
+    # held the suspend stage in this delinquency episode (a claim holds once per episode).
+    tickets: dict[str, Ticket] = field(default_factory=dict)
+    claimed: bool = False
     evaluated: tuple[int, int, date | None] = (-1, -1, None)  # what the last climb looked at
     wake_on: date = date.max  # before this date, with nothing else changed, time decides nothing
 

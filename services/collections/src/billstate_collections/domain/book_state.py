@@ -12,6 +12,7 @@ from billstate_collections.domain.book import (
     HoldRecord,
     Pending,
     Profile,
+    Ticket,
     Window,
     digest,
 )
@@ -109,6 +110,21 @@ def dump_book(book: Book, policy: Policy) -> dict[str, Any]:
         data["lines"] = lines
     if book.alerted or book.episode:
         data["alerted"] = [list(book.alerted), book.episode]
+    data.update(_dump_tickets(book))
+    return data
+
+
+def _dump_tickets(book: Book) -> dict[str, Any]:
+    """Open support tickets and the episode's claim, only when there are any."""
+    data: dict[str, Any] = {}
+    if book.tickets:
+        data["tickets"] = [
+            [t.ticket_id, t.topic, t.opened_on.isoformat(),
+             t.holds_until.isoformat() if t.holds_until else None]
+            for t in book.tickets.values()
+        ]  # fmt: skip
+    if book.claimed:
+        data["claimed"] = True
     return data
 
 
@@ -175,6 +191,11 @@ def load_book(data: dict[str, Any], policy: Policy) -> Book:
             )
     if "alerted" in data:
         book.alerted, book.episode = tuple(data["alerted"][0]), data["alerted"][1]
+    for ticket_id, topic, opened_on, holds_until in data.get("tickets", ()):
+        book.tickets[ticket_id] = Ticket(
+            ticket_id, topic, date.fromisoformat(opened_on), _day(holds_until)
+        )
+    book.claimed = data.get("claimed", False)
     for hold_id, kind, invoice_id, amount, until, reason, by, placed_on in data["holds"]:
         book.holds[hold_id] = HoldRecord(
             hold_id, kind, invoice_id, None if amount is None else Decimal(amount),

@@ -15,6 +15,7 @@ from billstate_collections.domain.book import (
     HoldRecord,
     Pending,
     Profile,
+    Ticket,
     prune,
 )
 from billstate_collections.domain.exposure import add_cost, exposure, money
@@ -29,12 +30,14 @@ from billstate_shared.contracts import (
     PaymentFailed,
     PaymentPending,
     PaymentReceived,
+    SupportRequested,
+    SupportResolved,
 )
 from billstate_shared.contracts.outbound import Aged, Outbound
 from billstate_shared.contracts.types import MAX_HOLDS, MAX_SUBSCRIPTIONS, MAX_TEXT
 from billstate_shared.domain.ids import make_id
 from billstate_shared.domain.ledger import LEDGER_EVENTS, ZERO, Posting, apply_event
-from billstate_shared.domain.policy import Policy
+from billstate_shared.domain.policy import Policy, Support
 from billstate_shared.errors import Refused
 
 DEFAULT_LOCALE = "en"
@@ -104,7 +107,7 @@ def _exposure_high(book: Book, trigger: Any, policy: Policy, out: list[Output]) 
     ]
     out.append(
         _notice(
-            book, a, trigger, "exposure_high", "partner", facts=facts,
+            book, a, trigger, "exposure_high", "partner", facts=facts, policy=policy,
             key=(book.episode, *currencies),
         )
     )  # fmt: skip
@@ -138,7 +141,7 @@ def _migrated(book: Book, trigger: Any, policy: Policy) -> list[Output]:
     return out
 
 
-def _step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:  # noqa: C901, PLR0911
+def _step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:  # noqa: C901, PLR0911, PLR0912
     # One exit per kind of event that decides nothing: the dispatch reads best flat.
     if type(event) is Aged or isinstance(event, InvoiceAged):
         return _on_time(book, event, policy)
@@ -156,6 +159,10 @@ def _step(book: Book, event: Event | Aged, policy: Policy) -> list[Output]:  # n
         posting = _release_hold(book, event)
     elif isinstance(event, PaymentFailed):
         return _payment_failed(book, event, policy)
+    elif isinstance(event, SupportRequested):
+        return _ticket_opened(book, event, policy)
+    elif isinstance(event, SupportResolved):
+        return _ticket_resolved(book, event, policy)
     elif isinstance(event, CostRecorded):
         d = event.data
         line = CostLine(
@@ -230,6 +237,7 @@ def _settle(book: Book, trigger: Any, policy: Policy) -> list[Output]:
     out: list[Output] = []
     if book.waited and (a.target < (policy.suspend_stage_index or 0) or not a.delinquent):
         book.waited = ()  # no longer due for the suspend stage: nothing waits
+    _episode_over(book, a)
     if a.target < book.stage:
         _drop(book, a, trigger, policy, out)
     if book.suspended:  # also after a drop that stays at or above the suspend stage
@@ -265,7 +273,7 @@ def _drop(book: Book, a: Assessment, trigger: Any, policy: Policy, out: list[Out
         facts = _facts(book, a, policy, due)
         facts["subscription_ids"] = list(restored)
         facts["still_delinquent"] = a.delinquent
-        out.append(_notice(book, a, trigger, "restored", "customer", facts=facts))
+        out.append(_notice(book, a, trigger, "restored", "customer", facts=facts, policy=policy))
 
 
 def _release_paid(
@@ -316,6 +324,7 @@ def _on_time(book: Book, event: InvoiceAged | Aged, policy: Policy) -> list[Outp
 def _climb(book: Book, as_of: date, trigger: Any, policy: Policy, out: list[Output]) -> None:
     """Evaluate on a business date: down at once, then up one stage at a time (rules 6-8)."""
     a = assess(book, as_of, policy)
+    _episode_over(book, a)
     if a.target < book.stage:
         _drop(book, a, trigger, policy, out)
     if book.suspended:
@@ -355,7 +364,9 @@ def _held_back(book: Book, a: Assessment, policy: Policy) -> list[str]:
     """Why the customer, due for the suspend stage today, is not to enter it: payments in
     flight that would bring every delinquent currency below its minimum, or dates that are
     not business dates (today's and the closed days after it, all named at once: no
-    evaluation runs on them). Empty: nothing holds it back."""
+    evaluation runs on them), or a payment claimed in a support ticket. Empty: nothing
+    holds it back."""
+    held = _claims_in_force(book, a.as_of, policy) if book.tickets else []
     if book.pending:
         waiting = in_force(book, a.as_of)
         pending: dict[str, Decimal] = {}
@@ -365,12 +376,14 @@ def _held_back(book: Book, a: Assessment, policy: Policy) -> list[str]:
         if waiting and all(
             overdue[c] - pending.get(c, ZERO) < policy.threshold(c) for c in a.delinquent_currencies
         ):
-            return [
+            held.extend(
                 f"payment {p.payment_id} of {p.currency} {p.amount}"
                 f" expected by {p.expected_by.isoformat()}"
                 for p in waiting
                 if p.currency in a.delinquent_currencies
-            ]
+            )
+    if held:
+        return held
     calendar = policy.calendar
     reasons: list[str] = []
     day = a.as_of
@@ -403,6 +416,7 @@ def _wake_on(book: Book, a: Assessment, policy: Policy, *, held: bool = False) -
         if hold.kind == "promise_to_pay" and hold.until is not None
     )
     dates.extend(p.expected_by + ONE_DAY for p in book.pending.values())
+    dates.extend(t.holds_until + ONE_DAY for t in book.tickets.values() if t.holds_until)
     if held:  # a suspension waits for a business date
         dates.append(policy.calendar.next_open(as_of + ONE_DAY))
     return min((d for d in dates if d > as_of), default=date.max)
@@ -428,7 +442,11 @@ def _promise_blocks(
                 facts = _facts(book, a, policy, suspension_on(book, policy, a.as_of))
                 facts["hold_id"] = hold.hold_id
                 facts["promised_until"] = hold.until.isoformat()
-                out.append(_notice(book, a, trigger, "promise_broken", "customer", facts=facts))
+                out.append(
+                    _notice(
+                        book, a, trigger, "promise_broken", "customer", facts=facts, policy=policy
+                    )
+                )
     return blocked
 
 
@@ -476,7 +494,7 @@ def _enter(
         facts = _facts(book, a, policy, due)
         if stage.action == "suspend":
             facts["subscription_ids"] = list(book.suspended)
-        out.append(_notice(book, a, trigger, stage.name, audience, facts=facts))
+        out.append(_notice(book, a, trigger, stage.name, audience, facts=facts, policy=policy))
 
 
 def _extend_suspension(
@@ -545,7 +563,16 @@ def _remind(book: Book, event: InvoiceAged | Aged, policy: Policy, out: list[Out
     }
     facts["days_before_due"] = days_before
     out.append(
-        _notice(book, a, event, "reminder", "customer", facts=facts, key=(d.invoice_id, min(due)))
+        _notice(
+            book,
+            a,
+            event,
+            "reminder",
+            "customer",
+            facts=facts,
+            key=(d.invoice_id, min(due)),
+            policy=policy,
+        )
     )
 
 
@@ -576,6 +603,94 @@ def _payment_pending(book: Book, event: PaymentPending, policy: Policy) -> list[
 
 
 _ENDED = "pending-ended:"  # a failed payment in flight, in the `seen` window
+_CLOSED = "ticket-closed:"  # a resolved support ticket, in the `seen` window
+
+
+def _claims_in_force(book: Book, day: date, policy: Policy) -> list[str]:
+    """Why a payment claimed in a support ticket holds the suspend stage on `day`."""
+    reasons = []
+    for t in sorted(book.tickets.values(), key=lambda t: t.ticket_id):
+        until = t.holds_until
+        if until is None or not t.opened_on <= day <= until:
+            continue
+        closed = policy.calendar.closed
+        held = sum(
+            closed(t.opened_on + timedelta(days=n)) is None
+            for n in range(1, (until - t.opened_on).days + 1)
+        )
+        reasons.append(
+            f"payment claimed in support ticket {t.ticket_id} (filed {t.opened_on.isoformat()}),"
+            f" held {held} business {'day' if held == 1 else 'days'} to {until.isoformat()}"
+        )
+    return reasons
+
+
+def claim_ends(policy: Policy, opened_on: date) -> date:
+    """The N-th business date after the date a payment was claimed (N: the policy's
+    `support.payment_claim_hold_days`, 3 without a support section)."""
+    support = policy.support
+    left = 3 if support is None else support.payment_claim_hold_days
+    day = opened_on
+    while left:
+        day = policy.calendar.next_open(day + ONE_DAY)
+        left -= 1
+    return day
+
+
+def _ticket_opened(book: Book, event: SupportRequested, policy: Policy) -> list[Output]:
+    """Record an open ticket; a payment claim, the first of a delinquency episode, holds the
+    climb into the suspend stage (docs/policy.md "Support requests")."""
+    d = event.data
+    if d.ticket_id in book.tickets or book.seen.knows(_CLOSED + d.ticket_id, event.occurred_at):
+        return []  # a redelivery, or a ticket already resolved
+    if len(book.tickets) >= MAX_HOLDS:
+        raise Refused(
+            "data.ticket_id",
+            f"the customer has {MAX_HOLDS} open support tickets, the most collections keeps;"
+            " resolve one first",
+            event.event_type,
+        )
+    opened_on = business_date(book, event.occurred_at, policy)
+    until = None
+    # Only a customer in a delinquency episode has a climb to hold.
+    if (
+        d.topic == "payment_claimed"
+        and not book.claimed
+        and book.as_of is not None
+        and assess(book, book.as_of, policy).delinquent
+    ):
+        until = claim_ends(policy, opened_on)
+        book.claimed = True
+    book.tickets[d.ticket_id] = Ticket(d.ticket_id, d.topic, opened_on, until)
+    book.version += 1
+    return []  # it can only hold back a climb to come; nothing is decided now
+
+
+def _ticket_resolved(book: Book, event: SupportResolved, policy: Policy) -> list[Output]:
+    """Close a ticket; the end of a claim's hold resumes the climb now, as the end of a
+    payment in flight does."""
+    ticket = book.tickets.pop(event.data.ticket_id, None)
+    if ticket is None:
+        return []  # unknown, or resolved already
+    book.seen.add(_CLOSED + ticket.ticket_id, event.occurred_at)
+    book.version += 1
+    out: list[Output] = []
+    until = ticket.holds_until
+    if until is not None and book.as_of is not None and until >= book.as_of:
+        _climb(book, book.as_of, event, policy, out)
+    return out
+
+
+def _episode_over(book: Book, a: Assessment) -> None:
+    """When the customer is no longer delinquent, claims hold no longer and the next
+    episode's first claim holds again."""
+    if not book.claimed or a.delinquent:
+        return
+    book.claimed = False
+    for t in list(book.tickets.values()):
+        if t.holds_until is not None:
+            book.tickets[t.ticket_id] = Ticket(t.ticket_id, t.topic, t.opened_on, None)
+    book.version += 1
 
 
 def _payment_arrived(book: Book, event: PaymentReceived, policy: Policy) -> list[Output]:
@@ -622,7 +737,16 @@ def _payment_failed(book: Book, event: PaymentFailed, policy: Policy) -> list[Ou
     facts["invoice_id"] = event.data.invoice_id
     facts["will_retry"] = event.data.will_retry
     out.append(
-        _notice(book, a, event, "payment_failed", "customer", facts=facts, key=(event.event_id,))
+        _notice(
+            book,
+            a,
+            event,
+            "payment_failed",
+            "customer",
+            facts=facts,
+            policy=policy,
+            key=(event.event_id,),
+        )
     )
     return out
 
@@ -766,6 +890,22 @@ def _facts(book: Book, a: Assessment, policy: Policy, due: date | None) -> dict[
     }
 
 
+def _support_terms(support: Support, locale: str) -> dict[str, Any]:
+    """The policy's support terms as a customer notice tells them, cost in its language."""
+    hours, contact = support.hours, support.contact
+    return {
+        "hours": {
+            "days": list(hours.days),
+            "opens": hours.opens,
+            "closes": hours.closes,
+            "timezone": hours.timezone,
+        },
+        "contact": {"email": contact.email, "phone": contact.phone, "web": contact.web},
+        "languages": list(support.languages),
+        "cost": support.cost_in(locale),
+    }
+
+
 def _notice(
     book: Book,
     a: Assessment,
@@ -773,6 +913,7 @@ def _notice(
     kind: str,
     audience: Literal["customer", "partner"],
     *,
+    policy: Policy,
     facts: dict[str, Any],
     key: tuple[object, ...] | None = None,
 ) -> Outbound:
@@ -785,6 +926,8 @@ def _notice(
         found = exposure(book)
         if found:
             facts["exposure"] = money(found)
+    if audience == "customer" and policy.support is not None:
+        facts["support"] = _support_terms(policy.support, locale)
     return Outbound(
         event_id=f"evt-{notice_id}",
         event_type="notice.requested",

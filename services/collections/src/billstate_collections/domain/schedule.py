@@ -148,6 +148,8 @@ def projected_entries(
     lower = today if climbs_today else today + timedelta(days=1)
     if promise_until is not None:
         lower = max(lower, promise_until + timedelta(days=1))
+    # A payment claimed in a support ticket holds the suspend stage through its last date.
+    claimed = max((t.holds_until for t in book.tickets.values() if t.holds_until), default=None)
     entries: list[tuple[int, date]] = []
     previous = book.entered_on
     for index in range(book.stage + 1, len(policy.stages)):
@@ -156,6 +158,8 @@ def projected_entries(
         if previous is not None and stage.min_days_in_previous:
             earliest = max(earliest, previous + timedelta(days=stage.min_days_in_previous))
         if index == policy.suspend_stage_index:
+            if claimed is not None:
+                earliest = max(earliest, claimed + ONE_DAY)
             entered = _suspension_date(book, policy, timeline, stage.days_past_due, earliest)
         else:
             entered = _reach(timeline, stage.days_past_due, earliest)

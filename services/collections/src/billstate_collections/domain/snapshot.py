@@ -74,6 +74,15 @@ def state_values(book: Book, policy: Policy) -> dict[str, Any]:
         "waiting": book.waited[-1] if book.waited else None,
     }
     values["exposure"] = money(exposure(book))
+    values["tickets"] = [
+        {
+            "ticket_id": t.ticket_id,
+            "topic": t.topic,
+            "opened_on": t.opened_on.isoformat(),
+            "holds_until": None if t.holds_until is None else t.holds_until.isoformat(),
+        }
+        for t in sorted(book.tickets.values(), key=lambda t: t.ticket_id)
+    ]
     return values
 
 

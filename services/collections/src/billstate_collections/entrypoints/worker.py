@@ -18,9 +18,10 @@ from billstate_shared.topics import (
     INVOICES,
     PAYMENTS,
     STATE,
+    SUPPORT,
 )
 
-INPUTS = (INVOICES, PAYMENTS, COSTS, CUSTOMERS, DUE_DATES, CONTROL)
+INPUTS = (INVOICES, PAYMENTS, COSTS, CUSTOMERS, DUE_DATES, CONTROL, SUPPORT)
 
 
 def build(settings: Settings, policy: Policy, progress: Progress, metrics: Metrics) -> Any:
