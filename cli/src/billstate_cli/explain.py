@@ -64,6 +64,18 @@ class _Words:
     in_flight: str
     confirmed: str
     exposure: str
+    # Billing support (policy `support:`); days as Babel names of this width, runs of
+    # consecutive days as `day_range`.
+    support_heading: str
+    support_hours: str
+    day_width: str
+    day_range: str
+    contact_labels: dict[str, str]
+    language_names: dict[str, str]
+    support_cost: str
+    label: str  # "{label}: {text}" in a list item
+    business_days_count: Callable[[str, int], str]
+    payment_claim: str
     footer: str
 
 
@@ -185,6 +197,21 @@ _EN: Final = _Words(
         "overdue, once what Microsoft has billed us for your unpaid periods exceeds {amounts}, "
         "our staff review your account; this does not change the dates above."
     ),
+    support_heading="Support",
+    support_hours="Billing support answers {days}, {opens}-{closes} ({zone} time), in {languages}.",
+    day_width="wide",
+    day_range="{first} to {last}",
+    contact_labels={"email": "E-mail", "phone": "Phone", "web": "Web form"},
+    language_names={"en": "English", "zh-TW": "Traditional Chinese"},
+    support_cost="What billing support costs:",
+    label="{label}: {text}",
+    business_days_count=lambda n, count: f"{n} business day" + ("" if count == 1 else "s"),
+    payment_claim=(
+        "**Tell billing support you have paid.** If you tell billing support that you have "
+        "already paid (a payment_claimed request), your subscriptions are not suspended for "
+        "{days} after the day you filed it, once per delinquency episode; resolving the ticket "
+        "ends the wait. Other stages and notices go on as usual."
+    ),
     footer=(
         "_Generated from policy “{name}” version {version}; our collections system follows the "
         "same file._"
@@ -287,6 +314,20 @@ _ZH_TW: Final = _Words(
         "若 Microsoft 就您未付款的期間向我們計費的金額超過 {amounts}，"
         "我們的人員將審閱您的帳戶；此審閱不會改變上述日期。"
     ),
+    support_heading="帳務支援",
+    support_hours="帳務支援服務時間為{days} {opens}-{closes}（{zone} 時間），提供{languages}服務。",
+    day_width="abbreviated",
+    day_range="{first}至{last}",
+    contact_labels={"email": "電子郵件", "phone": "電話", "web": "網路表單"},
+    language_names={"en": "英文", "zh-TW": "繁體中文"},
+    support_cost="帳務支援費用：",
+    label="{label}：{text}",
+    business_days_count=lambda n, _count: f"{n} 個營業日",
+    payment_claim=(
+        "**告知帳務支援您已付款。** 若您告知帳務支援您已付款（payment_claimed 支援請求），"
+        "在提出當日及其後 {days}內，您的訂閱不會被暫停，每次逾期期間僅適用一次；"
+        "支援請求結案即結束等候。其他階段與通知照常進行。"
+    ),
     footer="_本文件由政策「{name}」第 {version} 版產生；我們的催收系統依據同一份檔案執行。_",
 )
 
@@ -357,6 +398,7 @@ class _Renderer:
             f"- {w.promise.format(max_days=self._days(p.promise_to_pay.max_days))}",
             *self._in_flight(),
             "",
+            *self._support(),
             w.footer.format(name=p.name, version=self._number(p.version)),
         ]
         return "\n".join(lines) + "\n"
@@ -438,6 +480,62 @@ class _Renderer:
             return []
         days = self._days(self.policy.payments_in_flight.max_days)
         return [f"- {self.words.in_flight.format(max_days=days)}"]
+
+    def _support(self) -> list[str]:
+        """The `support:` terms and the payment-claim rule, as a section; none without them."""
+        w, support = self.words, self.policy.support
+        if support is None:
+            return []
+        hours = support.hours
+        names = self.locale.days["format"][w.day_width]  # Babel: 0 is Monday
+        spans: list[list[int]] = []
+        for day in sorted(WEEKDAYS.index(d) for d in hours.days):
+            if spans and spans[-1][-1] == day - 1:
+                spans[-1].append(day)
+            else:
+                spans.append([day])
+        days = w.join(
+            [
+                names[s[0]]
+                if len(s) == 1
+                else w.day_range.format(first=names[s[0]], last=names[s[-1]])
+                for s in spans
+            ]
+        )
+        languages = w.join([w.language_names[tag] for tag in support.languages])
+        lines = [
+            f"## {w.support_heading}",
+            "",
+            w.support_hours.format(
+                days=days,
+                opens=hours.opens,
+                closes=hours.closes,
+                zone=hours.timezone,
+                languages=languages,
+            ),
+            "",
+        ]
+        contact = support.contact
+        given = [("email", contact.email), ("phone", contact.phone), ("web", contact.web)]
+        lines += [
+            "- " + w.label.format(label=w.contact_labels[key], text=value)
+            for key, value in given
+            if value is not None
+        ]
+        lines += ["", w.support_cost, ""]
+        lines += [
+            "- " + w.label.format(label=w.language_names[tag], text=support.cost[tag])
+            for tag in LOCALES
+            if tag in support.cost
+        ]
+        if self.policy.suspend_stage_index is not None:
+            count = support.payment_claim_hold_days
+            if self.policy.calendar.suspend_on == "business_days":
+                held = w.business_days_count(self._number(count), count)
+            else:  # every date is a business date
+                held = self._days(count)
+            lines += ["", w.payment_claim.format(days=held)]
+        return [*lines, ""]
 
     def _table(self) -> list[str]:
         w, p = self.words, self.policy

@@ -127,11 +127,12 @@ def test_validate_counts_the_gates_in_the_suspension_day(
 
 
 @pytest.mark.parametrize("locale", ["en", "zh-TW"])
-@pytest.mark.parametrize("policy", ["standard", "business-days"])
+@pytest.mark.parametrize("policy", ["standard", "business-days", "support"])
 def test_explain_matches_the_golden_file(
     policy: str, locale: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # business-days: suspension only on business days, with Taiwan's and the partner's holidays.
+    # support: standard with the billing support section (hours, contacts, cost, payment claims).
     name = "explain" if policy == "standard" else f"explain.{policy}"
     golden = GOLDEN / f"{name}.{locale}.md"
 
@@ -239,6 +240,60 @@ def test_unknown_stage_names_are_humanised_in_both_locales() -> None:
     assert "到期日前 14 天、3 天及 1 天寄送" in zh
     assert "- USD 1,234.50\n- 其他幣別：0.01\n" in zh
     assert stage_title("cut_off", "en") == stage_title("cut_off", "zh-TW") == "Cut off"
+
+
+SUPPORT = ROOT / "policies" / "support.yaml"
+BUSINESS_DAYS = "calendar:\n  suspend_on: business_days"
+
+
+def _with_support(text: str, **changes: str) -> str:
+    """support.yaml with some of its lines replaced (old line -> new line)."""
+    for old, new in changes.items():
+        assert old in text
+        text = text.replace(old, new)
+    return text
+
+
+def test_without_support_terms_there_is_no_support_section() -> None:
+    policy = parse_policy(STANDARD.read_text(encoding="utf-8"))
+
+    assert "## Support" not in explain(policy, "en")
+    assert "## 帳務支援" not in explain(policy, "zh-TW")
+
+
+def test_support_names_only_the_contacts_given_and_runs_of_days() -> None:
+    text = _with_support(
+        SUPPORT.read_text(encoding="utf-8"),
+        **{
+            "    email: billing@partner.example\n": "",
+            "    web: https://support.partner.example/billing\n": "",
+            "tuesday, wednesday, thursday, friday]": "tuesday, thursday, saturday]",
+            "  languages: [en, zh-TW]": "  languages: [zh-TW]",
+        },
+    )
+    policy = parse_policy(text)
+
+    en, zh = explain(policy, "en"), explain(policy, "zh-TW")
+
+    assert "answers Monday to Tuesday, Thursday and Saturday, 09:00-18:00" in en
+    assert "in Traditional Chinese." in en
+    assert "- Phone: +886 2 2345 6789\n\nWhat billing support costs:" in en
+    assert "E-mail" not in en
+    assert "Web form" not in en
+    assert (
+        "服務時間為週一至週二、週四及週六 09:00-18:00（Asia/Taipei 時間），提供繁體中文服務。" in zh
+    )
+
+
+def test_the_payment_claim_counts_business_days_on_a_business_calendar() -> None:
+    text = _with_support(
+        SUPPORT.read_text(encoding="utf-8"),
+        **{"payment_claim_hold_days: 3": "payment_claim_hold_days: 1\n" + BUSINESS_DAYS},
+    )
+    policy = parse_policy(text)
+
+    assert "not suspended for 1 business day after the day you filed it" in explain(policy, "en")
+    assert "在提出當日及其後 1 個營業日內" in explain(policy, "zh-TW")
 
 
 def test_explain_is_deterministic() -> None:

@@ -11,14 +11,15 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, Literal
 
-from babel.dates import format_date
+from babel.dates import format_date, get_day_names
 from babel.lists import format_list
 from babel.numbers import format_currency, format_decimal
 from pydantic import JsonValue
 
 from billstate_notifications.domain.errors import RenderError
+from billstate_shared.domain.policy import WEEKDAYS
 
 _CURRENCY = re.compile(r"[A-Z]{3}")
 _AMOUNT = re.compile(r"-?[0-9]{1,18}(\.[0-9]{1,4})?")
@@ -45,6 +46,10 @@ class Formatter:
 
     def number(self, value: int) -> str:
         return format_decimal(value, locale=self.locale)
+
+    def weekday(self, index: int, width: Literal["wide", "abbreviated"]) -> str:
+        """Day `index` (0 is Monday) as `wide` ("Monday", "星期一") or `abbreviated` ("週一")."""
+        return str(get_day_names(width, locale=self.locale)[index])
 
 
 def _missing(value: JsonValue | None) -> bool:
@@ -183,6 +188,68 @@ def _moment(obj: Mapping[str, JsonValue], key: str, path: str, fmt: Formatter) -
     return f"{fmt.date(at.date())} {at:%H:%M} UTC"
 
 
+_HOUR = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+def day_spans(indexes: set[int]) -> list[tuple[int, int]]:
+    """Weekday indexes (0 is Monday) as runs of consecutive days, Monday first: {0..4, 6} is
+    [(0, 4), (6, 6)], read "Monday to Friday and Sunday"."""
+    spans: list[tuple[int, int]] = []
+    for day in sorted(indexes):
+        if spans and spans[-1][1] == day - 1:
+            spans[-1] = (spans[-1][0], day)
+        else:
+            spans.append((day, day))
+    return spans
+
+
+def _support(facts: Mapping[str, JsonValue], fmt: Formatter) -> dict[str, Any] | None:
+    """The partner's billing support terms (docs/policy.md "Support requests"), or None."""
+    p = f"{_FACTS}.support"
+    support = _obj(facts.get("support"), p)
+    if support is None:
+        return None
+    hours = _obj(support.get("hours"), f"{p}.hours")
+    if hours is None:
+        raise RenderError(f"{p}.hours", "must be an object")
+    days: set[int] = set()
+    for i, name in enumerate(_str_list(hours, "days", f"{p}.hours")):
+        if name not in WEEKDAYS:
+            raise RenderError(f"{p}.hours.days.{i}", "must be a weekday such as monday")
+        days.add(WEEKDAYS.index(name))
+    if not days:
+        raise RenderError(f"{p}.hours.days", "must name at least one weekday")
+    times = {}
+    for key in ("opens", "closes"):
+        value = _str(hours, key, f"{p}.hours")
+        if value is None or not _HOUR.fullmatch(value):
+            raise RenderError(f"{p}.hours.{key}", 'must be a time "HH:MM"')
+        times[key] = value
+    zone = _str(hours, "timezone", f"{p}.hours")
+    if not zone:
+        raise RenderError(f"{p}.hours.timezone", "must be a time zone such as Asia/Taipei")
+    contact = _obj(support.get("contact"), f"{p}.contact") or {}
+    return {
+        "days": [
+            {
+                "first": fmt.weekday(first, "wide"),
+                "last": None if last == first else fmt.weekday(last, "wide"),
+                "first_abbr": fmt.weekday(first, "abbreviated"),
+                "last_abbr": None if last == first else fmt.weekday(last, "abbreviated"),
+            }
+            for first, last in day_spans(days)
+        ],
+        "opens": times["opens"],
+        "closes": times["closes"],
+        "timezone": zone,
+        "email": _str(contact, "email", f"{p}.contact"),
+        "phone": _str(contact, "phone", f"{p}.contact"),
+        "web": _str(contact, "web", f"{p}.contact"),
+        "languages": _str_list(support, "languages", p),
+        "cost": _str(support, "cost", p),
+    }
+
+
 def build_context(facts: Mapping[str, JsonValue], fmt: Formatter) -> Context:
     """Every name a template may use, present even when the fact is absent (as None or [])."""
     p = _FACTS
@@ -248,4 +315,6 @@ def build_context(facts: Mapping[str, JsonValue], fmt: Formatter) -> Context:
         # The partner's exposure to Microsoft (docs/policy.md "Exposure"), partner notices.
         "exposure_text": fmt.join(_moneys(facts, "exposure", fmt)) or None,
         "above": _above(facts, fmt),
+        # Billing support terms, told in the footer of customer notices.
+        "support": _support(facts, fmt),
     }
