@@ -12,6 +12,7 @@ from pydantic_settings import SettingsConfigDict
 
 from billstate_console.domain.auth import AuthConfig, Role
 from billstate_shared.settings import ServiceSettings
+from billstate_shared.webhooks import validate_secret
 
 PREFIX = "BILLSTATE_CONSOLE_"
 
@@ -49,6 +50,18 @@ class Settings(ServiceSettings):
     session_hours: float = Field(default=8, gt=0, le=24 * 7)
     viewer_groups: tuple[str, ...] = ("billstate-viewers",)
     operator_groups: tuple[str, ...] = ("billstate-operators",)
+
+    # The helpdesk's webhook (POST /hooks/helpdesk): its Standard Webhooks secret, `whsec_...`
+    # (mount as a file: HELPDESK_SECRET_FILE); unset, the route answers 404.
+    helpdesk_secret: SecretStr | None = None
+    helpdesk_secret_file: Path | None = None
+
+    @field_validator("helpdesk_secret")
+    @classmethod
+    def _helpdesk_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            validate_secret(value.get_secret_value())
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -15,7 +15,13 @@ from billstate_console.domain.cases import STATUSES
 from billstate_console.domain.i18n import SUPPORTED
 from billstate_console.domain.projection import KINDS
 from billstate_console.store import ORDERS, RESULTS, SORTS
-from billstate_shared.contracts.events import Hold, PendingPayment, PolicyRef, ProviderExchange
+from billstate_shared.contracts.events import (
+    Hold,
+    OpenTicket,
+    PendingPayment,
+    PolicyRef,
+    ProviderExchange,
+)
 from billstate_shared.operator.holds import KINDS as HOLD_KINDS
 from billstate_shared.operator.letters import DLQ_NAMES
 
@@ -160,7 +166,10 @@ MONEY = _object("An amount in one currency.", {"currency": _text("ISO 4217."), "
 def _contracts() -> dict[str, Doc]:
     """The contracts' own schemas for what the console passes through from the events."""
     _, top = models_json_schema(
-        [(m, "serialization") for m in (Hold, PendingPayment, PolicyRef, ProviderExchange)],
+        [
+            (m, "serialization")
+            for m in (Hold, PendingPayment, PolicyRef, ProviderExchange, OpenTicket)
+        ],
         ref_template=SCHEMAS + "{model}",
     )
     found: dict[str, Doc] = top["$defs"]
@@ -255,10 +264,33 @@ DETAIL_FIELDS: dict[str, Doc] = {
         ]
     },
     "policy": {"anyOf": [ref("PolicyRef"), {"type": "null"}]},
+    "tickets": {
+        **_list(ref("OpenTicket")),
+        "description": "Collections' open support tickets (a payment claim's hold date).",
+    },
+    "disputed": {
+        "type": "boolean",
+        "description": "An open support ticket (ours or collections') says `dispute`.",
+    },
     "contacts": _object(
         "Only for an operator.",
         {"billing_email": _maybe("string"), "partner_contact_email": _maybe("string")},
     ),
+}
+
+SUPPORT_TOPICS = ("billing_question", "payment_claimed", "dispute", "access_problem")
+TICKET_FIELDS: dict[str, Doc] = {
+    "customer_id": _text(),
+    "name": _maybe("string", "The customer's name (the list only)."),
+    "ticket_id": _text(),
+    "topic": {"enum": [*SUPPORT_TOPICS, None]},
+    "channel": _maybe("string"),
+    "summary": _maybe("string", "The customer's words."),
+    "opened_at": _maybe("string"),
+    "age_days": _maybe("integer", "Whole days since the request."),
+    "age": _maybe("string", "The age in words, in the request's language."),
+    "resolved_at": _maybe("string"),
+    "resolution": _maybe("string"),
 }
 
 CASE_FIELDS: dict[str, Doc] = {
@@ -463,6 +495,48 @@ def schemas() -> dict[str, Doc]:
             },
         ),
         "Probe": _object("A probe's verdict.", {"ok": {"type": "boolean"}, "why": _text()}),
+        "SupportRequest": _object(
+            "A support ticket as the console read it.",
+            TICKET_FIELDS,
+            optional=("name",),
+        ),
+        "SupportRequests": _object(
+            "Open support requests, oldest first.", {"items": _list(ref("SupportRequest"))}
+        ),
+        "TicketDetail": _object(
+            "A support ticket, its customer's state, access and what to escalate.",
+            {
+                "ticket": ref("SupportRequest"),
+                "holds_until": _maybe("string", "A payment claim's hold, as collections says."),
+                "customer": ref("Customer"),
+                "disputed": {"type": "boolean"},
+                "subscriptions": DETAIL_FIELDS["subscriptions"],
+                "access_problems": DETAIL_FIELDS["subscriptions"],
+                "cases": _list(
+                    _object(
+                        "A case of the customer; `pack` (open cases) marks it with the ticket.",
+                        {
+                            "case_id": _text(),
+                            "kind": {"enum": ["access.failed", "access.drift"]},
+                            "subscription_id": _text(),
+                            "provider": _text(),
+                            "error": _text(),
+                            "status": {"enum": list(STATUSES)},
+                            "pack": _maybe("string"),
+                        },
+                    )
+                ),
+            },
+        ),
+        "HookAnswer": _object(
+            "What the receiver did with a delivery.",
+            {
+                "result": {"enum": ["sent", "duplicate"]},
+                "event_id": _text(),
+                "topic": _text(),
+            },
+            optional=("event_id", "topic"),
+        ),
     }
     contracts = _contracts()
     assert not set(contracts) & set(own), "a contract schema named like one of ours"
@@ -664,7 +738,10 @@ def paths() -> dict[str, Doc]:
                 "pages",
                 "The escalation pack, as text for a support request.",
                 _answers("401", "403", "404t", **{"200": _plain("The pack.")}),
-                parameters=[CASE],
+                parameters=[
+                    CASE,
+                    _query("ticket", "A support ticket the pack goes with: its first line."),
+                ],
             )
         },
         "/approvals": {"get": _page("approvals_page", "Suspensions waiting for approval.")},
@@ -781,7 +858,80 @@ def paths() -> dict[str, Doc]:
             )
         },
     }
-    return {**_probes(), **_signin(), **pages, **forms, **api, **actions}
+    return {**_probes(), **_signin(), **pages, **forms, **api, **actions, **_support()}
+
+
+TICKET = _path("ticket_id", "The support ticket's id, as the helpdesk names it.")
+
+
+def _support() -> dict[str, Doc]:
+    hook = {
+        "202": _json("Sent to support.requests.v1 and acknowledged.", ref("HookAnswer")),
+        "200": _json("A webhook id accepted before: nothing sent.", ref("HookAnswer")),
+        "400": _json("Headers missing or malformed.", ref("Error")),
+        "401": _json("A bad signature, or a timestamp more than 5 minutes off.", ref("Error")),
+        "404": _json("HELPDESK_SECRET is not set.", ref("Error")),
+        "422": _json("The body makes no valid support event: the field.", ref("Error")),
+        "503": _json("The broker did not acknowledge (or no producer).", ref("Error")),
+    }
+    signed = {
+        "name": "webhook-signature",
+        "in": "header",
+        "required": True,
+        "schema": _text(),
+        "description": "`v1,<base64 HMAC-SHA256 of id.timestamp.body>` (Standard Webhooks).",
+    }
+    headers = [
+        {"name": "webhook-id", "in": "header", "required": True, "schema": _text()},
+        {"name": "webhook-timestamp", "in": "header", "required": True, "schema": _text()},
+        signed,
+    ]
+    body = {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": (
+                        "billstate's shape {event_type, customer_id, data} or Zendesk's"
+                        " {zendesk: {ticket_id, customer_id, tags, via, title, status}}"
+                        " (docs/console.md)."
+                    ),
+                }
+            }
+        },
+    }
+    return {
+        "/hooks/helpdesk": {
+            "post": _op(
+                "helpdesk_hook",
+                "hooks",
+                "The helpdesk's signed webhook: one support event per delivery.",
+                hook,
+                parameters=headers,
+                requestBody=body,
+                security=OPEN,
+            )
+        },
+        "/support": {"get": _page("support_page", "Open support requests, oldest first.")},
+        "/customers/{customer_id}/support/{ticket_id}": {
+            "get": _page(
+                "ticket_page",
+                "A support ticket: diagnose, escalate.",
+                CUSTOMER,
+                TICKET,
+                missing="html",
+            )
+        },
+        "/api/support": {
+            "get": _api("support_requests", "Open support requests.", "SupportRequests")
+        },
+        "/api/customers/{customer_id}/support/{ticket_id}": {
+            "get": _api(
+                "ticket", "A support ticket.", "TicketDetail", CUSTOMER, TICKET, missing="404"
+            )
+        },
+    }
 
 
 def components() -> Doc:
@@ -861,6 +1011,7 @@ def document() -> Doc:
             {"name": "actions", "description": "JSON actions: an operator's events."},
             {"name": "pages", "description": "HTML pages (`?lang=en` or `zh-TW`)."},
             {"name": "forms", "description": "The pages' forms (CSRF token for a browser)."},
+            {"name": "hooks", "description": "Open, but only with a valid signature."},
             {
                 "name": "probes",
                 "description": "Open: the kubelet and Prometheus carry no credentials.",

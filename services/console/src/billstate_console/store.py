@@ -21,7 +21,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +31,7 @@ import psycopg
 from billstate_console.domain import cases as ops
 from billstate_console.domain.account import Balance, fold, ledger_event
 from billstate_console.domain.projection import Access, Customer, Entry, Overdue, project
+from billstate_console.domain.support import Ticket, ticket_of
 from billstate_shared.contracts.events import EventBase
 from billstate_shared.domain.ledger import LEDGER_EVENTS
 from billstate_shared.errors import ConfigRefused, Refused
@@ -199,6 +200,25 @@ _SCHEMA = (
         detail    TEXT NOT NULL DEFAULT ''
     )""",
     "CREATE INDEX IF NOT EXISTS audit_at ON audit (at, action_id)",
+    # support tickets (support.requests.v1): the request's half and the resolution's half
+    """CREATE TABLE IF NOT EXISTS support (
+        customer_id VARCHAR(200) NOT NULL,
+        ticket_id   VARCHAR(200) NOT NULL,
+        topic       VARCHAR(32),
+        channel     TEXT,
+        summary     TEXT,
+        opened_at   VARCHAR(32),
+        resolved_at VARCHAR(32),
+        resolution  TEXT,
+        PRIMARY KEY (customer_id, ticket_id)
+    )""",
+    "CREATE INDEX IF NOT EXISTS support_open ON support (resolved_at, opened_at)",
+    # The helpdesk receiver's accepted webhook ids (the console's own, like the audit): a
+    # delivery whose id is here is a retry, answered "duplicate" and sent nowhere.
+    """CREATE TABLE IF NOT EXISTS hooks (
+        webhook_id VARCHAR(256) PRIMARY KEY,
+        at         VARCHAR(40) NOT NULL
+    )""",
 )
 # What an audit row says of an action: the broker took its event, a rule refused it (nothing
 # was sent), or the send failed (nothing was taken).
@@ -247,9 +267,10 @@ LAYOUT = "3"
 _REBUILT = (
     "applied", "customers", "timeline", "customer_tags", "balances", "overdue", "exposure",
     "access",
-    "cases", "case_notes", "parked", "unparked", "letters",
+    "cases", "case_notes", "parked", "unparked", "letters", "support",
 )  # fmt: skip
 ORDERS = ("asc", "desc")
+HOOK_DAYS = 7  # how long the helpdesk receiver remembers an accepted webhook id
 
 
 @dataclass(frozen=True)
@@ -330,6 +351,8 @@ def to_psycopg(sql: str) -> str:
     return _PARAM.sub(r"%(\1)s", sql)
 
 
+_TICKET_COLUMNS = ", ".join(f.name for f in fields(Ticket))
+_TICKET_PARAMS = ", ".join(":" + f.name for f in fields(Ticket))
 _LETTER_COLUMNS = (
     "topic", "dlq_partition", "dlq_offset", "source_topic", "source_partition", "source_offset",
     "reason", "field", "service", "event_type", "at", "customer_id", "key_b64", "value_b64",
@@ -450,6 +473,7 @@ class Store:
                 self._run(_INSERT_ENTRY, {c: getattr(entry, c) for c in _ENTRY_COLUMNS})
             self._follow(event, before, change.customer, change.access)
             self._operations(event)
+            self._support(event)
         except BaseException:
             self._run("ROLLBACK")
             raise
@@ -728,6 +752,80 @@ class Store:
                     " WHERE excluded.version < unparked.version",
                     row,
                 )
+
+    # support ----------------------------------------------------------------------------------
+
+    def _support(self, event: EventBase) -> None:
+        """A ticket's request and resolution, each half kept from its earliest event: any
+        order of arrival gives the same row (a duplicate request changes nothing)."""
+        ticket = ticket_of(event)
+        if ticket is None:
+            return
+        row = asdict(ticket)
+        if ticket.opened_at is not None:
+            self._run(
+                f"INSERT INTO support ({_TICKET_COLUMNS}) VALUES ({_TICKET_PARAMS})"  # noqa: S608
+                " ON CONFLICT (customer_id, ticket_id) DO UPDATE SET topic = excluded.topic,"
+                " channel = excluded.channel, summary = excluded.summary,"
+                " opened_at = excluded.opened_at WHERE support.opened_at IS NULL"
+                " OR excluded.opened_at < support.opened_at",
+                row,
+            )
+        else:
+            self._run(
+                f"INSERT INTO support ({_TICKET_COLUMNS}) VALUES ({_TICKET_PARAMS})"  # noqa: S608
+                " ON CONFLICT (customer_id, ticket_id) DO UPDATE SET"
+                " resolved_at = excluded.resolved_at, resolution = excluded.resolution"
+                " WHERE support.resolved_at IS NULL OR excluded.resolved_at < support.resolved_at",
+                row,
+            )
+
+    def open_tickets(self, customer_id: str | None = None, *, limit: int = 500) -> list[Ticket]:
+        """Requests not resolved (of one customer), oldest first."""
+        clause = " AND customer_id = :id" if customer_id is not None else ""
+        rows = self._run(
+            f"SELECT {_TICKET_COLUMNS} FROM support WHERE resolved_at IS NULL"  # noqa: S608
+            f" AND opened_at IS NOT NULL{clause} ORDER BY opened_at, customer_id, ticket_id"
+            " LIMIT :limit",
+            {"id": customer_id, "limit": limit},
+        ).fetchall()
+        return [Ticket(*row) for row in rows]
+
+    def ticket(self, customer_id: str, ticket_id: str) -> Ticket | None:
+        row = self._run(
+            f"SELECT {_TICKET_COLUMNS} FROM support"  # noqa: S608  (fixed names)
+            " WHERE customer_id = :id AND ticket_id = :ticket",
+            {"id": customer_id, "ticket": ticket_id},
+        ).fetchone()
+        return None if row is None else Ticket(*row)
+
+    def cases_of(self, customer_id: str) -> list[CaseView]:
+        """One customer's cases, newest first, with their status."""
+        rows = self._run(
+            f"SELECT {_CASE_COLUMNS}, {_STATUS} FROM cases WHERE customer_id = :id "  # noqa: S608
+            "ORDER BY occurred_at DESC, case_id",
+            {"id": customer_id},
+        ).fetchall()
+        return [CaseView(ops.Case(*row[:-1]), row[-1]) for row in rows]
+
+    def claim_hook(self, webhook_id: str) -> bool:
+        """Take a delivery's webhook id; False when it was taken before (a retry). Ids older
+        than HOOK_DAYS go: a helpdesk retries for hours, not weeks."""
+        now = datetime.now(UTC)
+        self._run(
+            "DELETE FROM hooks WHERE at < :cutoff",
+            {"cutoff": (now - timedelta(days=HOOK_DAYS)).isoformat(timespec="microseconds")},
+        )
+        done = self._run(
+            "INSERT INTO hooks (webhook_id, at) VALUES (:id, :at) ON CONFLICT (webhook_id)"
+            " DO NOTHING",
+            {"id": webhook_id, "at": now.isoformat(timespec="microseconds")},
+        )
+        return done.rowcount == 1
+
+    def release_hook(self, webhook_id: str) -> None:
+        """Give a webhook id back: its delivery produced nothing, so its retry must."""
+        self._run("DELETE FROM hooks WHERE webhook_id = :id", {"id": webhook_id})
 
     def apply_letter(self, letter: ops.DeadLetter) -> bool:
         """Keep one dead letter once (by its DLQ position); False when kept before."""

@@ -67,8 +67,9 @@ def environment() -> jinja2.Environment:
 
 @web.middleware
 async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # /signin is the one route open without an identity: a browser signs in there.
-    if request.path in OPEN_PATHS or request.path == "/signin":
+    # /signin is open without an identity: a browser signs in there. The helpdesk's webhook
+    # is too: its signature is its identity (checked by its handler, `web_support`).
+    if request.path in OPEN_PATHS or request.path in {"/signin", "/hooks/helpdesk"}:
         return await handler(request)
     config = request.app[AUTH]
     user = request.headers.get(config.user_header)
@@ -239,9 +240,11 @@ def customer_detail(
     words: Words,
     *,
     parked: Sequence[Parking] = (),
+    disputed: bool = False,
 ) -> dict[str, Any]:
     """`customer_json` and the page's detail: balances, holds, payments in flight,
-    subscriptions, next step, policy; the contacts only for an operator."""
+    subscriptions, next step, policy, open support tickets and the dispute flag (`disputed`:
+    the console's own read has an open dispute ticket); the contacts only for an operator."""
     state = _state(customer)
     body = customer_json(customer)
     body["balances"] = [
@@ -270,12 +273,19 @@ def customer_detail(
     body["subscriptions"] = subscriptions(customer, access, parked)
     body["next_step"] = next_step(customer, balances, words)
     body["policy"] = state.get("policy")
+    # Support (issue 17): collections' open tickets (a claim's hold date) and the flag.
+    body["tickets"] = state.get("tickets", [])
+    body["disputed"] = disputed or any(t.get("topic") == "dispute" for t in body["tickets"])
     if identity.may_act:
         body["contacts"] = {
             "billing_email": customer.billing_email,
             "partner_contact_email": customer.partner_email,
         }
     return body
+
+
+def _disputed(store: Store, customer_id: str) -> bool:
+    return any(t.topic == "dispute" for t in store.open_tickets(customer_id))
 
 
 def entry_json(entry: Entry, identity: Identity, words: Words) -> dict[str, Any]:
@@ -418,6 +428,7 @@ async def customer_page(request: web.Request) -> web.Response:
         _identity(request),
         _words(request),
         parked=store.parked(customer.customer_id),
+        disputed=_disputed(store, customer.customer_id),
     )
     return _render(
         request,
@@ -428,6 +439,7 @@ async def customer_page(request: web.Request) -> web.Response:
         timeline=timeline,
         kinds=KINDS,
         message=request.query.get("msg"),
+        support=store.open_tickets(customer.customer_id),
     )
 
 
@@ -478,6 +490,7 @@ async def customer_api(request: web.Request) -> web.Response:
         _identity(request),
         _words(request),
         parked=store.parked(customer.customer_id),
+        disputed=_disputed(store, customer.customer_id),
     )
     return web.json_response(detail)
 
@@ -506,6 +519,9 @@ def build_app(
     from billstate_console.web_ops import add_routes  # noqa: PLC0415  (it builds on this module)
 
     add_routes(app, progress)
+    from billstate_console.web_support import add_routes as add_support  # noqa: PLC0415
+
+    add_support(app)
     app.add_routes(
         [
             web.get("/", overview_page),

@@ -323,7 +323,11 @@ async def case_api(request: web.Request) -> web.Response:
 
 
 async def pack_text(request: web.Request) -> web.Response:
-    return web.Response(text=ops.pack_text(_pack(request)), content_type="text/plain")
+    from billstate_console.web_support import pack_header  # noqa: PLC0415  (it builds on this)
+
+    # `?ticket=`: the pack goes with a customer's support ticket (the ticket page links so).
+    head = pack_header(request.query.get("ticket"))
+    return web.Response(text=head + ops.pack_text(_pack(request)), content_type="text/plain")
 
 
 async def pack_api(request: web.Request) -> web.Response:

@@ -21,15 +21,18 @@ from billstate_console.handlers import ConsoleHandler
 from billstate_console.openapi import document
 from billstate_console.store import Store
 from billstate_console.web import build_app
+from billstate_console.web_support import HELPDESK
 from billstate_shared.contracts import Event, decode, encode
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
+from billstate_shared.webhooks import new_secret, signed_headers
 
 VIEWER, OPERATOR = "viewer-token-for-tests", "operator-token-for-tests"
 AS_VIEWER = {"Authorization": f"Bearer {VIEWER}"}
 AS_OPERATOR = {"Authorization": f"Bearer {OPERATOR}"}
 AUTH = AuthConfig(tokens=((VIEWER, "viewer"), (OPERATOR, "operator")), secret=b"s" * 32)
 AT = datetime(2026, 12, 20, 9, tzinfo=UTC)
+SECRET = new_secret()
 METHODS = {"get", "put", "post", "delete", "patch", "options", "head", "trace"}
 Client = TestClient[web.Request, web.Application]
 
@@ -89,11 +92,19 @@ def fabrikam() -> list[Event]:
         "policy": {"name": "standard", "version": 3},
         "pending_payments": [{"payment_id": "p-1", "amount": "50.00", "currency": "EUR",
                               "expected_by": "2026-12-22"}],
+        "tickets": [{"ticket_id": "ZD-2", "topic": "dispute", "opened_on": "2026-12-20",
+                     "holds_until": None}],
     }  # fmt: skip
     return [
         _event("cust-fabrikam", "customer.upserted", -60, profile, **who),
         _event("state-fabrikam", "collections.state", 1, state, **who),
-    ]
+        # support (issue 17): a dispute of fabrikam's, an access problem of contoso's
+        _event("sr-f-1", "support.requested", 2, {
+            "ticket_id": "ZD-2", "topic": "dispute", "channel": "email",
+            "summary": "seats are wrong"}, **who),
+        _event("sr-c-1", "support.requested", 3, {
+            "ticket_id": "ZD-1", "topic": "access_problem", "channel": "web"}),
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -138,8 +149,30 @@ async def client(store: Store) -> AsyncIterator[Client]:
     progress = Progress()
     progress.set_lag("access.events.v1", 0, 4)
     app = build_app(store, AUTH, progress=progress, metrics=Metrics("console"))
+    app[HELPDESK] = SECRET
     async with TestClient(TestServer(app, host="127.0.0.1")) as c:
         yield c
+
+
+async def test_the_helpdesk_hook_answers_as_documented(client: Client) -> None:
+    hook = "/hooks/helpdesk"
+    body = json.dumps(
+        {"event_type": "support.resolved", "customer_id": "contoso", "data": {"ticket_id": "x"}}
+    ).encode()
+    now = datetime.now(UTC)
+    signed = signed_headers(SECRET, "msg-1", body, now)
+    refused = await check(client, "POST", hook, hook, 422, data=body, headers=signed)
+    assert refused["field"] == "data.resolution"
+    forged = signed_headers(new_secret(), "msg-1", body, now)
+    await check(client, "POST", hook, hook, 401, data=body, headers=forged)
+    await check(client, "POST", hook, hook, 400, data=body)
+    good = json.dumps({
+        "event_type": "support.resolved", "customer_id": "contoso",
+        "data": {"ticket_id": "ZD-1", "resolution": "fixed"}}).encode()  # fmt: skip
+    # Valid, but no producer: 503, and the id stays free for the helpdesk's retry.
+    signed = signed_headers(SECRET, "msg-2", good, now)
+    await check(client, "POST", hook, hook, 503, data=good, headers=signed)
+    assert document()["paths"][hook]["post"]["security"] == []
 
 
 # ---- the document ---------------------------------------------------------------------------
@@ -264,6 +297,11 @@ READS = [
     ("/api/audit", "/api/audit"),
     ("/api/audit", "/api/audit?page=2"),
     ("/audit", "/audit"),
+    ("/support", "/support?lang=zh-TW"),
+    ("/api/support", "/api/support"),
+    ("/customers/{customer_id}/support/{ticket_id}", "/customers/contoso/support/ZD-1"),
+    ("/api/customers/{customer_id}/support/{ticket_id}", "/api/customers/contoso/support/ZD-1"),
+    ("/cases/{case_id}/pack", "/cases/failed-1/pack?ticket=ZD-1"),
 ]
 
 
@@ -408,6 +446,7 @@ FORMS = [
 def test_every_documented_action_is_called_below() -> None:
     posts = {path for method, path in documented() if method == "POST"}
     called = {t for t, *_ in REFUSED} | {t for t, *_ in FORMS} | {"/signin", "/signout"}
+    called |= {"/hooks/helpdesk"}  # test_the_helpdesk_hook_answers_as_documented
     assert posts == called
 
 

@@ -359,6 +359,64 @@ MESSAGES["zh-TW"].update(
     }
 )
 
+# Support requests (issue 17): the list, the ticket page, the customer's flag.
+MESSAGES["en"].update(
+    {
+        "support": "Support",
+        "support_requests": "Open support requests",
+        "no_support_requests": "No open support requests.",
+        "ticket": "Ticket",
+        "support_topic": "Topic",
+        "channel": "Channel",
+        "summary": "Summary",
+        "opened": "Opened",
+        "age_today": "today",
+        "age_day": "{n} day",
+        "age_days": "{n} days",
+        "dispute_flag": "Disputed: an open support ticket says the customer disputes the bill",
+        "ticket_page": "Support ticket",
+        "ticket_resolved": "Resolved",
+        "claim_hold": "Claim hold until",
+        "customer_state": "The customer's state",
+        "access_problems": "Access changes that failed or drifted",
+        "no_access_problems": "None: every reported access is as billstate wants it.",
+        "escalate": "Escalate to Microsoft commercial support",
+        "escalate_help": "billstate cannot fix this by itself: send the pack with the ticket id.",
+        "topic_billing_question": "billing question",
+        "topic_payment_claimed": "payment claimed",
+        "topic_dispute": "dispute",
+        "topic_access_problem": "access problem",
+    }
+)
+MESSAGES["zh-TW"].update(
+    {
+        "support": "客服",
+        "support_requests": "未結案的客服單",
+        "no_support_requests": "沒有未結案的客服單。",
+        "ticket": "客服單",
+        "support_topic": "類別",
+        "channel": "管道",
+        "summary": "摘要",
+        "opened": "開立時間",
+        "age_today": "今天",
+        "age_day": "{n} 天",
+        "age_days": "{n} 天",
+        "dispute_flag": "帳務爭議：有未結案的客服單表示客戶對帳單有異議",
+        "ticket_page": "客服單",
+        "ticket_resolved": "已結案",
+        "claim_hold": "付款聲明暫緩至",
+        "customer_state": "客戶狀態",
+        "access_problems": "失敗或不一致的存取變更",
+        "no_access_problems": "無：所有回報的存取狀態皆符合 billstate 的設定。",
+        "escalate": "提交 Microsoft 商務支援",
+        "escalate_help": "billstate 無法自行修正：請連同客服單編號提交此資料。",
+        "topic_billing_question": "帳務問題",
+        "topic_payment_claimed": "客戶表示已付款",
+        "topic_dispute": "帳務爭議",
+        "topic_access_problem": "存取問題",
+    }
+)
+
 # The standard policy's stages; a stage a policy adds shows its own label.
 STAGES: dict[str, dict[str, str]] = {
     "zh-TW": {

@@ -178,11 +178,14 @@ def _apply(current: Customer, event: EventBase, at: str) -> Customer:
     return current
 
 
+# What the row keeps of a state record; `tickets` (issue 17): the open support tickets, a
+# payment claim's hold date with each.
+STATE_FIELDS = set({"holds", "pending_payments", "suspended_subscription_ids", "policy", "tickets"})
+
+
 def state_json(d: CollectionsStateData) -> str:
     """What the customer page shows of a state record besides the standing and next step."""
-    body = d.model_dump(
-        mode="json", include={"holds", "pending_payments", "suspended_subscription_ids", "policy"}
-    )
+    body = d.model_dump(mode="json", include=STATE_FIELDS)
     return json.dumps(body, sort_keys=True)
 
 

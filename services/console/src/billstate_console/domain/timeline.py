@@ -67,6 +67,12 @@ SENTENCES: dict[str, dict[str, str]] = {
         "notice.requested": "notice to the {audience}: {kind} ({locale})",
         "notice.delivered": "notice {notice} delivered by {channel} ({attempts})",
         "notice.failed": "notice {notice} failed on {channel} ({attempts})",
+        "support.requested": "support ticket {ticket}: {topic} (by {channel})",
+        "support.resolved": "support ticket {ticket} resolved",
+        "support_billing_question": "billing question",
+        "support_payment_claimed": "payment claimed",
+        "support_dispute": "dispute",
+        "support_access_problem": "access problem",
         "attempts.one": "{n} attempt",
         "attempts.other": "{n} attempts",
         # words inside the sentences
@@ -115,6 +121,12 @@ SENTENCES: dict[str, dict[str, str]] = {
         "notice.requested": "寄給{audience}的通知：{kind}（{locale}）",
         "notice.delivered": "通知 {notice} 已由 {channel} 送出（{attempts}）",
         "notice.failed": "通知 {notice} 經 {channel} 送出失敗（{attempts}）",
+        "support.requested": "客服單 {ticket}：{topic}（經由 {channel}）",
+        "support.resolved": "客服單 {ticket} 已結案",
+        "support_billing_question": "帳務問題",
+        "support_payment_claimed": "客戶表示已付款",
+        "support_dispute": "帳務爭議",
+        "support_access_problem": "存取問題",
         "attempts.one": "嘗試 {n} 次",
         "attempts.other": "嘗試 {n} 次",
         "approved": "核准",
@@ -328,6 +340,17 @@ def notice_failed(d: Data, w: Words) -> Told:
     return Told(text, *_ours(w, d.get("error")))
 
 
+def support_requested(d: Data, w: Words) -> Told:
+    topic = _word(w, f"support_{d['topic']}")
+    text = _say(w, "support.requested", ticket=d["ticket_id"], topic=topic, channel=d["channel"])
+    # The summary is the customer's words, shown as they were typed.
+    return Told(text, d.get("summary"))
+
+
+def support_resolved(d: Data, w: Words) -> Told:
+    return Told(_say(w, "support.resolved", ticket=d["ticket_id"]), d.get("resolution"))
+
+
 # The event types the timeline shows: their kind and their function.
 RENDER: dict[str, tuple[str, Render]] = {
     "customer.upserted": (INBOUND, customer_upserted),
@@ -354,6 +377,8 @@ RENDER: dict[str, tuple[str, Render]] = {
     "access.parked": (PROVIDER, access_parked),
     "access.unparked": (PROVIDER, access_unparked),
     "access.approval_needed": (PROVIDER, approval_needed),
+    "support.requested": (INBOUND, support_requested),
+    "support.resolved": (INBOUND, support_resolved),
     "notice.requested": (NOTICE, notice_requested),
     "notice.delivered": (DELIVERY, notice_delivered),
     "notice.failed": (DELIVERY, notice_failed),
