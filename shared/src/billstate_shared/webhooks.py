@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import re
 import secrets
 from collections.abc import Callable, Mapping
@@ -137,6 +139,40 @@ def verify(secret: str, body: bytes, headers: Mapping[str, str]) -> None:
     except (ValueError, binascii.Error):
         # The library unpacks "v1,<sig>" and decodes base64 without guarding either.
         raise WebhookVerificationError("malformed signature") from None
+
+
+ZENDESK_HEADERS = (
+    "x-zendesk-webhook-signature",
+    "x-zendesk-webhook-signature-timestamp",
+    "x-zendesk-webhook-invocation-id",
+)
+
+
+def verify_zendesk(secret: str, body: bytes, headers: Mapping[str, str], now: datetime) -> str:
+    """Check a Zendesk webhook delivery: its own scheme, not Standard Webhooks. The signature
+    is base64(HMAC-SHA256(secret, timestamp + body)) with the ISO 8601 timestamp header, fresh
+    within TOLERANCE of `now`. Returns the invocation id (what a retry repeats); raises
+    WebhookVerificationError with the same short reasons as `verify`."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    if any(not lowered.get(h) for h in ZENDESK_HEADERS):
+        raise WebhookVerificationError("missing headers")
+    stamp = lowered["x-zendesk-webhook-signature-timestamp"]
+    try:
+        at = datetime.fromisoformat(stamp)  # 3.11 reads the trailing Z
+    except ValueError:
+        raise WebhookVerificationError("malformed timestamp") from None
+    if at.tzinfo is None:
+        raise WebhookVerificationError("malformed timestamp")
+    if at < now - TOLERANCE:
+        raise WebhookVerificationError("stale timestamp")
+    if at > now + TOLERANCE:
+        raise WebhookVerificationError("future timestamp")
+    expected = base64.b64encode(
+        hmac.new(secret.encode(), stamp.encode() + body, hashlib.sha256).digest()
+    ).decode()
+    if not hmac.compare_digest(expected, lowered["x-zendesk-webhook-signature"].strip()):
+        raise WebhookVerificationError("bad signature")
+    return lowered["x-zendesk-webhook-invocation-id"]
 
 
 def retry_after_seconds(value: str | None, now: datetime) -> float | None:

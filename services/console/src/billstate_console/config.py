@@ -55,6 +55,10 @@ class Settings(ServiceSettings):
     # (mount as a file: HELPDESK_SECRET_FILE); unset, the route answers 404.
     helpdesk_secret: SecretStr | None = None
     helpdesk_secret_file: Path | None = None
+    # Zendesk signs its webhooks its own way (POST /hooks/zendesk): the webhook's signing
+    # secret as Zendesk shows it (mount as a file: ZENDESK_SECRET_FILE); unset, 404.
+    zendesk_secret: SecretStr | None = Field(default=None, min_length=8)
+    zendesk_secret_file: Path | None = None
 
     @field_validator("helpdesk_secret")
     @classmethod

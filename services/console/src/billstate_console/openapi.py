@@ -901,6 +901,10 @@ def _support() -> dict[str, Doc]:
             }
         },
     }
+    zendesk_headers = [
+        {"name": f"x-zendesk-webhook-{h}", "in": "header", "required": True, "schema": _text()}
+        for h in ("signature", "signature-timestamp", "invocation-id")
+    ]
     return {
         "/hooks/helpdesk": {
             "post": _op(
@@ -909,6 +913,18 @@ def _support() -> dict[str, Doc]:
                 "The helpdesk's signed webhook: one support event per delivery.",
                 hook,
                 parameters=headers,
+                requestBody=body,
+                security=OPEN,
+            )
+        },
+        "/hooks/zendesk": {
+            "post": _op(
+                "zendesk_hook",
+                "hooks",
+                "Zendesk's webhook, signed its own way (base64 HMAC-SHA256 of timestamp + body):"
+                " the Zendesk body of docs/console.md; one support event per invocation.",
+                {**hook, "404": _json("ZENDESK_SECRET is not set.", ref("Error"))},
+                parameters=zendesk_headers,
                 requestBody=body,
                 security=OPEN,
             )

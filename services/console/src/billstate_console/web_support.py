@@ -23,10 +23,12 @@ from billstate_console.web import STORE, _render, _state, _words, customer_json,
 from billstate_console.web_ops import ACTIONS
 from billstate_shared.contracts import Event
 from billstate_shared.topics import SUPPORT
-from billstate_shared.webhooks import WebhookVerificationError, verify
+from billstate_shared.webhooks import WebhookVerificationError, verify, verify_zendesk
 
 HOOK_PATH = "/hooks/helpdesk"
+ZENDESK_PATH = "/hooks/zendesk"
 HELPDESK = web.AppKey("console_helpdesk_secret", str)
+ZENDESK = web.AppKey("console_zendesk_secret", str)
 ACTOR = "helpdesk"  # the audit's actor of what the receiver sends
 # Refusals of a delivery's form (400); any other verification failure is a 401.
 _MALFORMED = frozenset({"missing headers", "malformed timestamp", "malformed signature"})
@@ -38,6 +40,7 @@ def add_routes(app: web.Application) -> None:
     app.add_routes(
         [
             web.post(HOOK_PATH, helpdesk_hook),
+            web.post(ZENDESK_PATH, zendesk_hook),
             web.get("/support", support_page),
             web.get("/api/support", support_api),
             web.get("/customers/{customer_id}/support/{ticket_id}", ticket_page),
@@ -74,7 +77,29 @@ async def helpdesk_hook(request: web.Request) -> web.Response:
     found = await _delivery(request, secret)
     if isinstance(found, web.Response):
         return found
-    hook_id, event = found
+    return await _accept(request, *found)
+
+
+async def zendesk_hook(request: web.Request) -> web.Response:
+    """Zendesk's own signature scheme; the body is the documented Zendesk template."""
+    secret = request.app.get(ZENDESK)
+    if secret is None:
+        return _answer(404, error="the Zendesk receiver is not configured")
+    body = await request.read()
+    now = datetime.now(UTC)
+    try:
+        invocation = verify_zendesk(secret, body, request.headers, now)
+    except WebhookVerificationError as err:
+        return _answer(400 if err.reason in _MALFORMED else 401, error=err.reason, field="$")
+    try:
+        event = parse(body, now)
+    except PayloadRefused as err:
+        return _answer(422, error=err.reason, field=err.field)
+    return await _accept(request, f"zendesk:{invocation}", event)
+
+
+async def _accept(request: web.Request, hook_id: str, event: Event) -> web.Response:
+    """Send a verified delivery's event once: a retry of the same delivery sends nothing."""
     actions, store = request.app.get(ACTIONS), request.app[STORE]
     if not store.claim_hook(hook_id):
         return _answer(200, result="duplicate")
@@ -205,6 +230,7 @@ def pack_header(ticket: str | None) -> str:
 __all__ = [
     "HELPDESK",
     "HOOK_PATH",
+    "ZENDESK",
     "add_routes",
     "disputed",
     "open_requests",

@@ -3,6 +3,9 @@ nothing else, and the app's real answers (a real history, both back ends) as doc
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import re
 from collections.abc import AsyncIterator
@@ -21,7 +24,7 @@ from billstate_console.handlers import ConsoleHandler
 from billstate_console.openapi import document
 from billstate_console.store import Store
 from billstate_console.web import build_app
-from billstate_console.web_support import HELPDESK
+from billstate_console.web_support import HELPDESK, ZENDESK
 from billstate_shared.contracts import Event, decode, encode
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
@@ -172,6 +175,27 @@ async def test_the_helpdesk_hook_answers_as_documented(client: Client) -> None:
     # Valid, but no producer: 503, and the id stays free for the helpdesk's retry.
     signed = signed_headers(SECRET, "msg-2", good, now)
     await check(client, "POST", hook, hook, 503, data=good, headers=signed)
+    assert document()["paths"][hook]["post"]["security"] == []
+
+
+async def test_the_zendesk_hook_answers_as_documented(client: Client) -> None:
+    hook = "/hooks/zendesk"
+    await check(client, "POST", hook, hook, 404, data=b"{}")  # no ZENDESK_SECRET
+    client.app[ZENDESK] = "zendesk-secret"
+    body = json.dumps({"zendesk": {
+        "ticket_id": "9", "customer_id": "contoso", "tags": "dispute", "via": "Web form",
+        "title": "Wrong amount", "status": "Open"}}).encode()  # fmt: skip
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    mac = hmac.new(b"zendesk-secret", stamp.encode() + body, hashlib.sha256).digest()
+    signed = {
+        "X-Zendesk-Webhook-Signature": base64.b64encode(mac).decode(),
+        "X-Zendesk-Webhook-Signature-Timestamp": stamp,
+        "X-Zendesk-Webhook-Invocation-Id": "inv-1",
+    }
+    await check(client, "POST", hook, hook, 503, data=body, headers=signed)  # no producer
+    forged = {**signed, "X-Zendesk-Webhook-Signature": base64.b64encode(b"x" * 32).decode()}
+    await check(client, "POST", hook, hook, 401, data=body, headers=forged)
+    await check(client, "POST", hook, hook, 400, data=body)
     assert document()["paths"][hook]["post"]["security"] == []
 
 
@@ -447,6 +471,7 @@ def test_every_documented_action_is_called_below() -> None:
     posts = {path for method, path in documented() if method == "POST"}
     called = {t for t, *_ in REFUSED} | {t for t, *_ in FORMS} | {"/signin", "/signout"}
     called |= {"/hooks/helpdesk"}  # test_the_helpdesk_hook_answers_as_documented
+    called |= {"/hooks/zendesk"}  # test_the_zendesk_hook_answers_as_documented
     assert posts == called
 
 

@@ -3,6 +3,9 @@ refusals, the read model (both back ends), the timeline's words, the list and th
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -21,7 +24,7 @@ from billstate_console.domain.support import age_text
 from billstate_console.domain.timeline import tell_raw
 from billstate_console.store import Store
 from billstate_console.web import STORE, build_app
-from billstate_console.web_support import HELPDESK
+from billstate_console.web_support import HELPDESK, ZENDESK
 from billstate_shared.contracts import Event, SupportRequested, SupportResolved, decode
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.metrics import Metrics
@@ -188,6 +191,55 @@ async def test_without_a_secret_the_receiver_is_not_there() -> None:
         answer = await c.post("/hooks/helpdesk", data=body, headers=headers)
         assert answer.status == 404
     store.close()
+
+
+ZENDESK_SECRET = "dGhpcyBpcyBhIHplbmRlc2sgc2VjcmV0"
+
+
+def zendesk_headers(
+    body: bytes, at: datetime, invocation: str, secret: str = ZENDESK_SECRET
+) -> dict[str, str]:
+    """Headers as Zendesk sends them: base64(HMAC-SHA256(secret, timestamp + body))."""
+    stamp = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    digest = hmac.new(secret.encode(), stamp.encode() + body, hashlib.sha256).digest()
+    return {
+        "X-Zendesk-Webhook-Signature": base64.b64encode(digest).decode(),
+        "X-Zendesk-Webhook-Signature-Timestamp": stamp,
+        "X-Zendesk-Webhook-Invocation-Id": invocation,
+    }
+
+
+async def test_zendesk_signs_its_own_way_and_the_receiver_checks_it(client: Client) -> None:
+    client.app[ZENDESK] = ZENDESK_SECRET
+    store = client.app[STORE]
+    body, now = zendesk(tags="payment_claimed"), datetime.now(UTC)
+
+    async def send(data: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+        answer = await client.post("/hooks/zendesk", data=data, headers=headers)
+        return answer.status, await answer.json()
+
+    forged = zendesk_headers(body, now, "z-1", secret="another secret")
+    assert await send(body, forged) == (401, {"error": "bad signature", "field": "$"})
+    stale = zendesk_headers(body, now - timedelta(minutes=6), "z-1")
+    assert await send(body, stale) == (401, {"error": "stale timestamp", "field": "$"})
+    assert (await send(body, {}))[0] == 400
+    tampered = zendesk_headers(body, now, "z-1")
+    assert (await send(zendesk(tags="dispute"), tampered))[0] == 401
+    # A valid invocation already accepted (a Zendesk retry): nothing is sent again.
+    assert store.claim_hook("zendesk:z-2")
+    assert await send(body, zendesk_headers(body, now, "z-2")) == (200, {"result": "duplicate"})
+    assert store.actions() == []
+    # A fresh, valid one passes the checks (no producer in this app: not sent, retry welcome).
+    status, answer = await send(body, zendesk_headers(body, now, "z-4"))
+    assert (status, answer["error"]) == (503, "actions are not configured (no producer)")
+    assert store.claim_hook("zendesk:z-4")  # released again for the retry
+
+
+async def test_without_a_zendesk_secret_its_receiver_is_not_there(client: Client) -> None:
+    body = zendesk(tags="payment_claimed")
+    headers = zendesk_headers(body, datetime.now(UTC), "z-3")
+    answer = await client.post("/hooks/zendesk", data=body, headers=headers)
+    assert answer.status == 404
 
 
 # ---- the read model -------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from billstate_console.handlers import TOPICS, ConsoleHandler
 from billstate_console.store import Store
 from billstate_console.web import build_app
 from billstate_console.web_ops import ACTIONS, CLUSTER
-from billstate_console.web_support import HELPDESK
+from billstate_console.web_support import HELPDESK, ZENDESK
 from billstate_shared.runtime.health import Progress
 from billstate_shared.runtime.http import HttpServer
 from billstate_shared.runtime.metrics import Metrics
@@ -84,6 +84,8 @@ class ConsoleService(Service):
         app[CLUSTER] = Cluster(settings.kafka_bootstrap_servers, settings.kafka_auth)
         if settings.helpdesk_secret is not None:
             app[HELPDESK] = settings.helpdesk_secret.get_secret_value()
+        if settings.zendesk_secret is not None:
+            app[ZENDESK] = settings.zendesk_secret.get_secret_value()
         self.http = HttpServer(app, settings.http_host, settings.http_port)
 
     async def started(self) -> None:
