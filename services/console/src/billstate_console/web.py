@@ -65,14 +65,14 @@ def environment() -> jinja2.Environment:
     )
 
 
-SIGNED_PATHS = frozenset({"/signin", "/hooks/helpdesk", "/hooks/zendesk"})
+# Routes that take no identity: the sign-in form itself, and the helpdesk receivers, whose
+# signature is their identity.
+NO_SIGN_IN = frozenset({"/signin", "/hooks/helpdesk", "/hooks/zendesk"})
 
 
 @web.middleware
 async def _authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # /signin is open without an identity: a browser signs in there. The helpdesk's webhook
-    # receivers are too: a signature is their identity (checked by their handlers).
-    if request.path in OPEN_PATHS or request.path in SIGNED_PATHS:
+    if request.path in OPEN_PATHS or request.path in NO_SIGN_IN:
         return await handler(request)
     config = request.app[AUTH]
     user = request.headers.get(config.user_header)
